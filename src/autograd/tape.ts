@@ -1,0 +1,123 @@
+/**
+ * Reverse-mode autograd over the graph that ops record on their outputs (micrograd's
+ * design, with tensors): `backward(loss)` orders the graph topologically and runs each
+ * node's backward rule in reverse, summing gradients that meet at a tensor.
+ *
+ * Intermediate gradients are freed as soon as every consumer has used them (a gradient
+ * may be shared: `add` hands its output gradient to both inputs unchanged), so backward
+ * peaks near the size of the activations, not twice that.
+ * @module
+ */
+import { keep, ones, type Tensor } from "../tensor/tensor.ts";
+import { add } from "../ops/elementwise.ts";
+import { isGradEnabled, noGrad } from "./grad_mode.ts";
+
+export { isGradEnabled, noGrad };
+
+function topoOrder(root: Tensor): Tensor[] {
+  const order: Tensor[] = [];
+  const seen = new Set<Tensor>();
+  // Iterative DFS: ResNet graphs are deep enough to make recursion a risk.
+  const stack: [Tensor, number][] = [[root, 0]];
+  seen.add(root);
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1];
+    const [t, i] = top;
+    const inputs = t.node?.inputs ?? [];
+    if (i < inputs.length) {
+      top[1]++;
+      const child = inputs[i];
+      if (child.requiresGrad && !seen.has(child)) {
+        seen.add(child);
+        stack.push([child, 0]);
+      }
+    } else {
+      stack.pop();
+      order.push(t);
+    }
+  }
+  return order;
+}
+
+/**
+ * Computes gradients of `loss` (a one-element tensor) with respect to every leaf tensor
+ * that requires grad, adding into each leaf's `.grad` (which outlives scopes).
+ * @throws {RangeError} when `loss` is not a one-element tensor
+ * @throws {Error} when `loss` does not depend on any tensor that requires grad
+ */
+export function backward(loss: Tensor): void {
+  if (loss.size !== 1) {
+    throw new RangeError(
+      `Cannot run backward from tensor ${loss.describe()}: expected a single-value loss`,
+    );
+  }
+  if (!loss.requiresGrad) {
+    throw new Error(
+      `Cannot run backward from tensor ${loss.describe()}: it does not depend on any tensor that requires grad`,
+    );
+  }
+  const order = topoOrder(loss);
+  const grads = new Map<Tensor, Tensor>();
+  const refs = new Map<Tensor, number>();
+  const hold = (g: Tensor) => refs.set(g, (refs.get(g) ?? 0) + 1);
+  const release = (g: Tensor) => {
+    const n = (refs.get(g) ?? 0) - 1;
+    if (n > 0) refs.set(g, n);
+    else {
+      refs.delete(g);
+      g.dispose();
+    }
+  };
+  const accumulate = (t: Tensor, g: Tensor) => {
+    const prev = grads.get(t);
+    if (prev === undefined) {
+      grads.set(t, g);
+      hold(g);
+      return;
+    }
+    const sum = noGrad(() => add(prev, g));
+    release(prev);
+    grads.set(t, sum);
+    hold(sum);
+  };
+
+  accumulate(loss, ones(loss.shape, { backend: loss.backend }));
+  for (let i = order.length - 1; i >= 0; i--) {
+    const t = order[i];
+    const g = grads.get(t);
+    if (!g) continue;
+    if (!t.node) continue; // a leaf: handled below
+    const inputs = t.node.inputs;
+    const needs = inputs.map((x) => x.requiresGrad);
+    const inputGrads = noGrad(() => t.node!.backward(g, needs));
+    for (let j = 0; j < inputs.length; j++) {
+      const gj = inputGrads[j];
+      if (!gj) continue;
+      if (!needs[j]) {
+        if (gj !== g && !refs.has(gj)) gj.dispose();
+        continue;
+      }
+      checkGradShape(t.node.op, inputs[j], gj);
+      accumulate(inputs[j], gj);
+    }
+    grads.delete(t);
+    release(g);
+  }
+  for (const [leaf, g] of grads) {
+    // A gradient still shared with another leaf is copied so each leaf owns its own.
+    const own = (refs.get(g) ?? 0) > 1 || leaf.grad !== null
+      ? noGrad(() => leaf.grad ? add(leaf.grad, g) : add(g, 0))
+      : g;
+    if (own !== g) release(g);
+    if (leaf.grad && leaf.grad !== own) leaf.grad.dispose();
+    leaf.grad = keep(own);
+  }
+}
+
+function checkGradShape(op: string, input: Tensor, g: Tensor): void {
+  if (g.size !== input.size) {
+    throw new Error(
+      `Cannot run backward of op "${op}": gradient has ${g.size} values for an input ${input.describe()}`,
+    );
+  }
+}

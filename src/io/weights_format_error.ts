@@ -1,0 +1,38 @@
+/**
+ * The one error type every weights reader throws for a bad file, so callers (and the fuzz
+ * tests) can tell "this file is malformed or hostile" apart from a bug or an I/O failure.
+ * @module
+ */
+
+/** Options of {@linkcode WeightsFormatError}. */
+export interface WeightsFormatErrorOptions {
+  /** The file (or source label) that was being read. */
+  file: string;
+  /** The tensor or entry key involved, when there is one. */
+  key?: string;
+  /** The underlying error, when one caused this. */
+  cause?: unknown;
+}
+
+/**
+ * A weights file (safetensors, PyTorch `.pth`) is malformed, hostile or uses an unsupported
+ * feature. The message names the file and, where it applies, the tensor key.
+ */
+export class WeightsFormatError extends Error {
+  /** The file (or source label) that was being read. */
+  readonly file: string;
+  /** The tensor or entry key involved, when there is one. */
+  readonly key: string | undefined;
+
+  /**
+   * Creates the error.
+   * @param message the full message, e.g. `Cannot read safetensors file "a": ...`
+   * @param options the file, key and cause
+   */
+  constructor(message: string, options: WeightsFormatErrorOptions) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "WeightsFormatError";
+    this.file = options.file;
+    this.key = options.key;
+  }
+}

@@ -1,0 +1,69 @@
+/**
+ * 2-D convolution (NCHW input, (K, C, R, S) weight) with native forward and both
+ * backward kernels.
+ * @module
+ */
+import { empty, formatShape, type Tensor } from "../tensor/tensor.ts";
+import type { ConvSizes } from "../backend/backend.ts";
+import { checkRank, checkShape, record, sameBackend } from "./op.ts";
+
+/** Options of conv2d. */
+export interface Conv2dOptions {
+  /** Per-output-channel bias (K). */
+  bias?: Tensor | null;
+  /** Stride in both directions (default 1). */
+  stride?: number;
+  /** Zero padding on every side (default 0). */
+  padding?: number;
+}
+
+/**
+ * Convolves `x` (N, C, H, W) with `weight` (K, C, R, S).
+ * @returns (N, K, P, Q) with P = (H + 2·padding − R)/stride + 1
+ * @throws {RangeError} on wrong ranks, channel mismatch, or an empty output
+ */
+export function conv2d(x: Tensor, weight: Tensor, opts: Conv2dOptions = {}): Tensor {
+  const op = "conv2d";
+  const bias = opts.bias ?? null;
+  const stride = opts.stride ?? 1, pad = opts.padding ?? 0;
+  const be = sameBackend(op, x, weight, ...(bias ? [bias] : []));
+  checkRank(op, "input", x, 4);
+  checkRank(op, "weight", weight, 4);
+  const [N, C, H, W] = x.shape;
+  const [K, Cw, R, S] = weight.shape;
+  if (Cw !== C) {
+    throw new RangeError(
+      `Cannot run conv2d: weight ${formatShape(weight.shape)} expects ${Cw} input channels, input ${
+        formatShape(x.shape)
+      } has ${C}`,
+    );
+  }
+  if (!(Number.isInteger(stride) && stride >= 1 && Number.isInteger(pad) && pad >= 0)) {
+    throw new RangeError(`Cannot run conv2d: stride ${stride} and padding ${pad} are invalid`);
+  }
+  if (bias) checkShape(op, "bias", bias, [K]);
+  const P = Math.floor((H + 2 * pad - R) / stride) + 1;
+  const Q = Math.floor((W + 2 * pad - S) / stride) + 1;
+  if (P < 1 || Q < 1) {
+    throw new RangeError(
+      `Cannot run conv2d: input ${formatShape(x.shape)} is smaller than kernel ${R}×${S} with padding ${pad}`,
+    );
+  }
+  const s: ConvSizes = { N, C, H, W, K, R, S, stride, pad };
+  const out = empty([N, K, P, Q], { backend: be });
+  be.conv2dForward(out.storage, x.storage, weight.storage, bias?.storage ?? null, s);
+  const inputs = bias ? [x, weight, bias] : [x, weight];
+  return record(out, op, inputs, (g, needs) => {
+    let dx: Tensor | null = null, dw: Tensor | null = null, db: Tensor | null = null;
+    if (needs[0]) {
+      dx = empty(x.shape, { backend: be });
+      be.conv2dBackwardData(dx.storage, g.storage, weight.storage, s);
+    }
+    if (needs[1] || (bias && needs[2])) {
+      dw = empty(weight.shape, { backend: be });
+      db = bias ? empty([K], { backend: be }) : null;
+      be.conv2dBackwardWeights(dw.storage, db?.storage ?? null, g.storage, x.storage, s);
+    }
+    return bias ? [dx, dw, db] : [dx, dw];
+  });
+}
