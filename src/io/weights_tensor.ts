@@ -29,8 +29,8 @@ export const DTYPE_SIZE: Readonly<Record<WeightsDtype, number>> = {
   I64: 8,
 };
 
-// All hosts Deno runs on are little-endian; the check keeps the fast F32 copy honest anyway.
-const HOST_IS_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+/** Whether typed arrays use little-endian order here (every host Deno runs on today). */
+export const HOST_IS_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 let halfTable: Float32Array | undefined;
 

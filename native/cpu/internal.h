@@ -1,0 +1,107 @@
+/*
+ * internal.h — private helpers shared by the files of the cpu backend (not part of the
+ * ABI). Error reporting, argument validation macros, the oneDNN engine/stream, and the
+ * shape-keyed primitive cache used by conv.c, batchnorm.c and pool.c.
+ */
+#ifndef FBP_CPU_INTERNAL_H
+#define FBP_CPU_INTERNAL_H
+
+#include <stdint.h>
+
+#include "oneapi/dnnl/dnnl.h"
+#include "fbp.h"
+
+#ifdef __FILE_NAME__
+#define FBP_FILE __FILE_NAME__
+#else
+#define FBP_FILE __FILE__
+#endif
+
+/* Element count above which the plain C loops run with an OpenMP team. */
+#define FBP_PAR_MIN 32768
+
+/* Records "file:line: message" as this thread's last error; always returns 1. */
+int fbp_set_error(const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Fails the current function with a formatted message. */
+#define FAIL(...) return fbp_set_error(FBP_FILE, __LINE__, __VA_ARGS__)
+
+/* Records the failing dnnl call and its status name, then returns 1. */
+int fbp_dnnl_error(const char *file, int line, const char *call, dnnl_status_t status);
+#define CHECK(call)                                                                   \
+  do {                                                                                \
+    dnnl_status_t fbp_st_ = (call);                                                   \
+    if (fbp_st_ != dnnl_success) return fbp_dnnl_error(FBP_FILE, __LINE__, #call, fbp_st_); \
+  } while (0)
+
+/* Argument validation: each returns an error naming the argument. */
+#define REQUIRE_PTR(p) \
+  do { if ((p) == NULL) FAIL("%s: argument '%s' is NULL", __func__, #p); } while (0)
+#define REQUIRE_POS(v)                                                              \
+  do {                                                                              \
+    if ((v) <= 0) FAIL("%s: size '%s' must be >= 1, got %lld", __func__, #v, (long long)(v)); \
+  } while (0)
+#define REQUIRE_NONNEG(v)                                                           \
+  do {                                                                              \
+    if ((v) < 0) FAIL("%s: '%s' must be >= 0, got %lld", __func__, #v, (long long)(v)); \
+  } while (0)
+
+/* The process-wide CPU engine and stream (created on first use; NULL + error on failure). */
+int fbp_dnnl_get(dnnl_engine_t *engine, dnnl_stream_t *stream);
+
+/* Serialises use of the primitive cache and of the memory objects it holds. */
+void fbp_lock(void);
+void fbp_unlock(void);
+
+/* ---- primitive cache ------------------------------------------------------------------ */
+
+#define FBP_KEY_LEN 12
+#define FBP_MAX_ARGS 10
+
+/* One tensor argument of a cached primitive. `user` wraps the caller's plain-layout
+ * pointer; when the primitive wants another layout, `inner` owns a buffer in that layout
+ * and `reorder` converts user -> inner (inputs) or inner -> user (outputs). */
+typedef struct {
+  int arg;
+  int output;
+  dnnl_memory_t user;
+  dnnl_memory_t inner;
+  dnnl_primitive_t reorder;
+} fbp_arg;
+
+typedef struct fbp_prim {
+  struct fbp_prim *next;
+  int64_t key[FBP_KEY_LEN];
+  dnnl_primitive_t prim;
+  int nargs;
+  fbp_arg args[FBP_MAX_ARGS];
+  dnnl_exec_arg_t exec[FBP_MAX_ARGS];
+} fbp_prim;
+
+/* Builds the primitive of a new cache entry; returns 0 or 1 (error recorded). */
+typedef int (*fbp_prim_builder)(fbp_prim *p, const int64_t *key, dnnl_engine_t engine);
+
+/* Finds the entry for `key` (unused trailing key slots must be 0), building it on a miss. */
+int fbp_prim_get(const int64_t key[FBP_KEY_LEN], fbp_prim_builder build, fbp_prim **out);
+
+/* Adds an argument to an entry under construction: `user_md` is the caller's layout,
+ * the primitive's layout is queried from `pd`. */
+int fbp_prim_add_arg(fbp_prim *p, const_dnnl_primitive_desc_t pd, dnnl_engine_t engine,
+                     int arg, const dnnl_memory_desc_t *user_md, int output);
+
+/* Runs an entry: ptrs[i] is the caller's pointer for args[i]. Call under fbp_lock. */
+int fbp_prim_run(fbp_prim *p, void *const *ptrs);
+
+/* Plain memory descriptors: nchw (4-D), oihw (4-D weights), x (1-D). */
+int fbp_md_nchw(dnnl_memory_desc_t *md, int64_t n, int64_t c, int64_t h, int64_t w,
+                dnnl_format_tag_t tag);
+int fbp_md_1d(dnnl_memory_desc_t *md, int64_t n);
+
+/* Output size of a window of `k` over `x` with stride and symmetric padding. */
+static inline int64_t fbp_out_size(int64_t x, int64_t k, int64_t stride, int64_t pad) {
+  int64_t span = x + 2 * pad - k;
+  return span < 0 ? 0 : span / stride + 1;
+}
+
+#endif /* FBP_CPU_INTERNAL_H */

@@ -1,0 +1,87 @@
+/**
+ * ResNet BasicBlock (He et al., arXiv:1512.03385) with per-database batch norm (DAB),
+ * optional AFF at the skip connection, and an AdaShare gate:
+ *   F = bn2(conv2(relu(bn1(conv1(x)))));  S = x or downsample(x)
+ *   f = relu(S + F)  or, with AFF,  relu(AFF(S, F))
+ *   out = execute: f | skip: S | soft: p_exec·f + p_skip·S
+ * A skipped block still applies its downsample so shapes stay valid, and computes nothing
+ * else.
+ * @module
+ */
+import type { Backend } from "../backend/backend.ts";
+import type { Rng } from "../data/rng.ts";
+import { add, mul, relu } from "../ops/elementwise.ts";
+import type { Tensor } from "../tensor/tensor.ts";
+import { Aff, type AffOptions } from "../nn/aff.ts";
+import { DatasetBatchNorm } from "../nn/batch_norm.ts";
+import { Conv2d } from "../nn/conv2d.ts";
+import { Module } from "../nn/module.ts";
+
+/** A block's execute/skip decision: hard, or soft weights (shape [1]) from the policy. */
+export type Gate = "execute" | "skip" | { exec: Tensor; skip: Tensor };
+
+class Downsample extends Module {
+  readonly conv: Conv2d;
+  readonly bn: DatasetBatchNorm;
+  constructor(cin: number, cout: number, stride: number, keys: readonly string[], rng: Rng, backend?: Backend) {
+    super();
+    this.conv = this.child("0", new Conv2d(cin, cout, rng, { kernel: 1, stride, backend }));
+    this.bn = this.child("1", new DatasetBatchNorm(cout, keys, backend));
+  }
+  forward(x: Tensor, key: string, training: boolean): Tensor {
+    return this.bn.forward(this.conv.forward(x), key, training);
+  }
+}
+
+/** Options of a BasicBlock. */
+export interface BasicBlockOptions {
+  /** AFF options, or null for plain addition. */
+  aff: AffOptions | null;
+  backend?: Backend;
+}
+
+/** One residual block. */
+export class BasicBlock extends Module {
+  readonly conv1: Conv2d;
+  readonly bn1: DatasetBatchNorm;
+  readonly conv2: Conv2d;
+  readonly bn2: DatasetBatchNorm;
+  readonly downsample: Downsample | null;
+  readonly aff: Aff | null;
+
+  constructor(
+    cin: number,
+    cout: number,
+    stride: number,
+    keys: readonly string[],
+    rng: Rng,
+    opts: BasicBlockOptions,
+  ) {
+    super();
+    const backend = opts.backend;
+    this.conv1 = this.child("conv1", new Conv2d(cin, cout, rng, { kernel: 3, stride, padding: 1, backend }));
+    this.bn1 = this.child("bn1", new DatasetBatchNorm(cout, keys, backend));
+    this.conv2 = this.child("conv2", new Conv2d(cout, cout, rng, { kernel: 3, padding: 1, backend }));
+    this.bn2 = this.child("bn2", new DatasetBatchNorm(cout, keys, backend));
+    this.downsample = stride !== 1 || cin !== cout
+      ? this.child("downsample", new Downsample(cin, cout, stride, keys, rng, backend))
+      : null;
+    this.aff = opts.aff ? this.child("aff", new Aff(cout, keys, rng, { ...opts.aff, backend })) : null;
+  }
+
+  /** The shortcut S: x, or the downsampled x. */
+  shortcut(x: Tensor, key: string, training: boolean): Tensor {
+    return this.downsample ? this.downsample.forward(x, key, training) : x;
+  }
+
+  /** Runs the block with BN copy `key` under `gate`. */
+  forward(x: Tensor, key: string, training: boolean, gate: Gate = "execute"): Tensor {
+    const s = this.shortcut(x, key, training);
+    if (gate === "skip") return s;
+    const h = relu(this.bn1.forward(this.conv1.forward(x), key, training));
+    const f = this.bn2.forward(this.conv2.forward(h), key, training);
+    const fused = relu(this.aff ? this.aff.forward(s, f, key, training) : add(s, f));
+    if (gate === "execute") return fused;
+    return add(mul(fused, gate.exec), mul(s, gate.skip));
+  }
+}

@@ -1,0 +1,120 @@
+/**
+ * The model config: everything needed to rebuild a network, stored as JSON in a
+ * checkpoint's `__metadata__.fbp` (DESIGN.md §3). Readers accept a minimal config and fill
+ * defaults; unknown architectures and inconsistent fields are refused with the field named.
+ * @module
+ */
+import type { BnMode } from "../nn/batch_norm.ts";
+
+/** One task: a head of `classes` outputs trained on images of `database`. */
+export interface TaskConfig {
+  name: string;
+  classes: number;
+  database: string;
+}
+
+/** The network config (DESIGN.md §3). */
+export interface NetworkConfig {
+  arch: "resnet18";
+  tasks: TaskConfig[];
+  databases: string[];
+  /** AFF at every block's skip connection. */
+  aff: boolean;
+  /** AFF fusion scale s (2 = the AFF authors' code, 1 = the paper's printed formula). */
+  affScale: number;
+  /** AFF channel reduction r. */
+  affReduction: number;
+  /** Batch-norm sharing: per database (DAB), per task, or shared. */
+  bn: BnMode;
+  /** Optional fixed hard policy: task → 1 (execute) / 0 (skip) per block. */
+  policy?: Record<string, number[]>;
+  /** Head dropout probability. */
+  dropout: number;
+  /** Channel widths of the stem/layer1..layer4 (ResNet18: 64,128,256,512); tests narrow it. */
+  widths: [number, number, number, number];
+}
+
+/** Residual blocks of ResNet18 (layer1.0 … layer4.1). */
+export const BLOCKS = 8;
+
+/** Block b's dotted name, e.g. 3 → "layer2.1". */
+export function blockName(b: number): string {
+  return `layer${(b >> 1) + 1}.${b & 1}`;
+}
+
+const NAME = /^[A-Za-z0-9_-]+$/;
+
+/**
+ * Validates a config (e.g. parsed from a checkpoint) and fills defaults.
+ * @throws {Error} naming the field and the value received
+ */
+export function parseNetworkConfig(raw: unknown, source = "model config"): NetworkConfig {
+  const fail = (msg: string): never => {
+    throw new Error(`Cannot read ${source}: ${msg}`);
+  };
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) fail("expected a JSON object");
+  const r = raw as Record<string, unknown>;
+  const arch = r.arch ?? "resnet18";
+  if (arch !== "resnet18") fail(`unknown arch ${JSON.stringify(arch)}, expected "resnet18"`);
+  if (!Array.isArray(r.tasks) || r.tasks.length === 0) fail("\"tasks\" must be a non-empty array");
+  const tasks: TaskConfig[] = (r.tasks as unknown[]).map((t, i) => {
+    const o = (typeof t === "object" && t !== null ? t : {}) as Record<string, unknown>;
+    if (typeof o.name !== "string" || !NAME.test(o.name)) {
+      fail(`tasks[${i}].name must be a name of letters, digits, "_" or "-": got ${JSON.stringify(o.name)}`);
+    }
+    if (!Number.isInteger(o.classes) || (o.classes as number) < 2) {
+      fail(`tasks[${i}].classes must be an integer ≥ 2: got ${JSON.stringify(o.classes)}`);
+    }
+    if (typeof o.database !== "string" || !NAME.test(o.database)) {
+      fail(`tasks[${i}].database must be a database name: got ${JSON.stringify(o.database)}`);
+    }
+    return { name: o.name as string, classes: o.classes as number, database: o.database as string };
+  });
+  if (new Set(tasks.map((t) => t.name)).size !== tasks.length) fail("task names must be distinct");
+  const databases = (r.databases ?? [...new Set(tasks.map((t) => t.database))]) as unknown;
+  if (!Array.isArray(databases) || databases.some((d) => typeof d !== "string" || !NAME.test(d))) {
+    fail(`"databases" must be an array of names: got ${JSON.stringify(databases)}`);
+  }
+  for (const t of tasks) {
+    if (!(databases as string[]).includes(t.database)) {
+      fail(`task "${t.name}" uses database "${t.database}", which is not in "databases"`);
+    }
+  }
+  const bn = r.bn ?? "per-database";
+  if (bn !== "per-database" && bn !== "per-task" && bn !== "shared") {
+    fail(`"bn" must be "per-database", "per-task" or "shared": got ${JSON.stringify(bn)}`);
+  }
+  const num = (key: string, dflt: number, ok: (v: number) => boolean): number => {
+    const v = r[key] ?? dflt;
+    if (typeof v !== "number" || !ok(v)) fail(`"${key}" is invalid: got ${JSON.stringify(v)}`);
+    return v as number;
+  };
+  const widths = (r.widths ?? [64, 128, 256, 512]) as unknown;
+  if (
+    !Array.isArray(widths) || widths.length !== 4 ||
+    widths.some((w) => !Number.isInteger(w) || w < 1)
+  ) fail(`"widths" must be 4 positive integers: got ${JSON.stringify(widths)}`);
+  let policy: Record<string, number[]> | undefined;
+  if (r.policy !== undefined && r.policy !== null) {
+    policy = {};
+    for (const t of tasks) {
+      const p = (r.policy as Record<string, unknown>)[t.name];
+      if (!Array.isArray(p) || p.length !== BLOCKS || p.some((v) => v !== 0 && v !== 1)) {
+        fail(`"policy.${t.name}" must be ${BLOCKS} values of 0 or 1: got ${JSON.stringify(p)}`);
+      }
+      policy[t.name] = p as number[];
+    }
+  }
+  return {
+    arch: "resnet18",
+    tasks,
+    databases: databases as string[],
+    aff: Boolean(r.aff ?? true),
+    affScale: num("affScale", 2, (v) => v > 0),
+    affReduction: num("affReduction", 4, (v) => Number.isInteger(v) && v >= 1),
+    bn: bn as BnMode,
+    policy,
+    dropout: num("dropout", 0.5, (v) => v >= 0 && v < 1),
+    widths: widths as [number, number, number, number],
+  };
+}

@@ -1,0 +1,52 @@
+/**
+ * Conv2d layer: a (K, C, R, S) weight (Kaiming fan-out) and an optional bias (zeros),
+ * torchvision names `weight` / `bias`.
+ * @module
+ */
+import type { Backend } from "../backend/backend.ts";
+import type { Rng } from "../data/rng.ts";
+import { conv2d } from "../ops/conv.ts";
+import { type Tensor, zeros } from "../tensor/tensor.ts";
+import { kaimingConv } from "./init.ts";
+import { Module } from "./module.ts";
+
+/** Conv2d construction options. */
+export interface Conv2dLayerOptions {
+  /** Kernel size (square). */
+  kernel: number;
+  /** Stride (default 1). */
+  stride?: number;
+  /** Zero padding (default 0). */
+  padding?: number;
+  /** Whether the layer has a bias (default false: a BatchNorm follows). */
+  bias?: boolean;
+  /** Backend of the parameters (default: the active one). */
+  backend?: Backend;
+}
+
+/** A 2-D convolution layer. */
+export class Conv2d extends Module {
+  /** (K, C, R, S) */
+  readonly weight: Tensor;
+  /** (K) or null */
+  readonly bias: Tensor | null;
+  readonly stride: number;
+  readonly padding: number;
+
+  constructor(inChannels: number, outChannels: number, rng: Rng, opts: Conv2dLayerOptions) {
+    super();
+    const { kernel, backend } = opts;
+    this.stride = opts.stride ?? 1;
+    this.padding = opts.padding ?? 0;
+    this.weight = this.param(
+      "weight",
+      kaimingConv([outChannels, inChannels, kernel, kernel], rng, { backend }),
+    );
+    this.bias = opts.bias ? this.param("bias", zeros([outChannels], { backend })) : null;
+  }
+
+  /** (N, C, H, W) → (N, K, P, Q). */
+  forward(x: Tensor): Tensor {
+    return conv2d(x, this.weight, { bias: this.bias, stride: this.stride, padding: this.padding });
+  }
+}
