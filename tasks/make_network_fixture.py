@@ -181,4 +181,34 @@ def write_safetensors(path, named, metadata):
 write_safetensors(OUT, tensors, {"fbp": json.dumps(config), "fixture": json.dumps(fixture),
                                  "generator": "tasks/make_network_fixture.py",
                                  "torch": torch.__version__})
+
+
+# A narrow network in torchvision's ResNet18 layout (plain BN, fc head), saved with
+# torch.save: the .pth import path end to end (zip, unpickler, int64 num_batches_tracked).
+def torchvision_layout(widths):
+    sd = {"conv1.weight": torch.randn(widths[0], 3, 7, 7) * 0.1}
+
+    def bn(prefix, c):
+        sd.update({f"{prefix}.weight": torch.rand(c) + 0.5, f"{prefix}.bias": torch.randn(c) * 0.1,
+                   f"{prefix}.running_mean": torch.randn(c) * 0.1,
+                   f"{prefix}.running_var": torch.rand(c) + 0.5,
+                   f"{prefix}.num_batches_tracked": torch.tensor(100)})
+    bn("bn1", widths[0])
+    cin = widths[0]
+    for li, w in enumerate(widths):
+        for j in range(2):
+            p = f"layer{li + 1}.{j}"
+            sd[f"{p}.conv1.weight"] = torch.randn(w, cin, 3, 3) * 0.1
+            bn(f"{p}.bn1", w)
+            sd[f"{p}.conv2.weight"] = torch.randn(w, w, 3, 3) * 0.1
+            bn(f"{p}.bn2", w)
+            if li > 0 and j == 0:
+                sd[f"{p}.downsample.0.weight"] = torch.randn(w, cin, 1, 1) * 0.1
+                bn(f"{p}.downsample.1", w)
+            cin = w
+    sd["fc.weight"], sd["fc.bias"] = torch.randn(1000, widths[3]), torch.randn(1000)
+    return sd
+
+
+torch.save(torchvision_layout([4, 4, 8, 8]), os.path.join(HERE, "..", "tests", "testdata", "resnet18_narrow.pth"))
 print(f"wrote {os.path.relpath(OUT)}: {len(tensors)} tensors, {os.path.getsize(OUT)} bytes")

@@ -67,15 +67,122 @@ int fbp_dnnl_get(dnnl_engine_t *engine, dnnl_stream_t *stream) {
 void fbp_lock(void) { pthread_mutex_lock(&g_lock); }
 void fbp_unlock(void) { pthread_mutex_unlock(&g_lock); }
 
-const char *fbp_backend_info(void) {
-  static char info[128];
-  static pthread_once_t once = PTHREAD_ONCE_INIT;
-  void make_info(void);
-  pthread_once(&once, make_info);
-  return info;
+static char g_info[160];
+static pthread_once_t info_once = PTHREAD_ONCE_INIT;
+
+static void make_info(void) {
+  const dnnl_version_t *v = dnnl_version();
+  const char *runtime = v->cpu_runtime == DNNL_RUNTIME_OMP   ? "OpenMP"
+                        : v->cpu_runtime == DNNL_RUNTIME_TBB ? "TBB"
+                        : v->cpu_runtime == DNNL_RUNTIME_SEQ ? "sequential"
+                                                              : "threadpool";
+  snprintf(g_info, sizeof g_info, "cpu: oneDNN %d.%d.%d (%s)", v->major, v->minor, v->patch,
+           runtime);
 }
 
-void make_info(void) {
-  /* Defined at file scope so pthread_once can call it; writes the static buffer above. */
-  extern const char *fbp_backend_info(void);
+const char *fbp_backend_info(void) {
+  pthread_once(&info_once, make_info);
+  return g_info;
+}
+
+int fbp_init(void) { return fbp_dnnl_get(NULL, NULL); }
+
+int fbp_sync(void) { return 0; }
+
+/* ---- memory --------------------------------------------------------------------------- */
+
+float *fbp_alloc(int64_t n) {
+  if (n < 0) {
+    fbp_set_error(FBP_FILE, __LINE__, "fbp_alloc: size 'n' must be >= 0, got %lld",
+                  (long long)n);
+    return NULL;
+  }
+  if ((uint64_t)n > (SIZE_MAX - 64) / sizeof(float)) {
+    fbp_set_error(FBP_FILE, __LINE__, "fbp_alloc: %lld floats do not fit in memory",
+                  (long long)n);
+    return NULL;
+  }
+  /* aligned_alloc wants a multiple of the alignment; n == 0 still gets a unique block. */
+  size_t bytes = ((size_t)n * sizeof(float) + 63) & ~(size_t)63;
+  if (bytes == 0) bytes = 64;
+  float *p = aligned_alloc(64, bytes);
+  if (p == NULL)
+    fbp_set_error(FBP_FILE, __LINE__, "fbp_alloc: out of memory allocating %lld floats",
+                  (long long)n);
+  return p;
+}
+
+int fbp_free(float *p) {
+  free(p); /* free(NULL) is a no-op, as in C */
+  return 0;
+}
+
+/* memcpy split into one contiguous piece per thread when large. */
+static void par_copy(float *dst, const float *src, int64_t n) {
+  if (n < (1 << 20)) {
+    memcpy(dst, src, (size_t)n * sizeof(float));
+    return;
+  }
+#pragma omp parallel
+  {
+    int64_t chunks = 64, per = (n + chunks - 1) / chunks;
+#pragma omp for schedule(static)
+    for (int64_t c = 0; c < chunks; c++) {
+      int64_t lo = c * per, hi = lo + per < n ? lo + per : n;
+      if (lo < hi) memcpy(dst + lo, src + lo, (size_t)(hi - lo) * sizeof(float));
+    }
+  }
+}
+
+int fbp_copy_in(float *dst, const float *host_src, int64_t n) {
+  REQUIRE_NONNEG(n);
+  if (n == 0) return 0;
+  REQUIRE_PTR(dst);
+  REQUIRE_PTR(host_src);
+  par_copy(dst, host_src, n);
+  return 0;
+}
+
+int fbp_copy_out(float *host_dst, const float *src, int64_t n) {
+  REQUIRE_NONNEG(n);
+  if (n == 0) return 0;
+  REQUIRE_PTR(host_dst);
+  REQUIRE_PTR(src);
+  par_copy(host_dst, src, n);
+  return 0;
+}
+
+int fill_forward(float *out, float value, int64_t n) {
+  REQUIRE_NONNEG(n);
+  if (n == 0) return 0;
+  REQUIRE_PTR(out);
+#pragma omp parallel for simd if (n > FBP_PAR_MIN) schedule(static)
+  for (int64_t i = 0; i < n; i++) out[i] = value;
+  return 0;
+}
+
+int copy_forward(float *out, int64_t out_off, const float *inp, int64_t in_off, int64_t n,
+                 int accumulate) {
+  REQUIRE_NONNEG(n);
+  REQUIRE_NONNEG(out_off);
+  REQUIRE_NONNEG(in_off);
+  if (n == 0) return 0;
+  REQUIRE_PTR(out);
+  REQUIRE_PTR(inp);
+  float *o = out + out_off;
+  const float *x = inp + in_off;
+  if (!accumulate) {
+    /* The ranges may overlap when out and inp are the same storage. */
+    if (o + n <= x || x + n <= o) par_copy(o, x, n);
+    else memmove(o, x, (size_t)n * sizeof(float));
+    return 0;
+  }
+  if (o != x && (o + n <= x || x + n <= o)) {
+#pragma omp parallel for simd if (n > FBP_PAR_MIN) schedule(static)
+    for (int64_t i = 0; i < n; i++) o[i] += x[i];
+  } else {
+    /* Overlapping accumulate: sequential, so reads see the values a loop in order sees. */
+    for (int64_t i = 0; i < n; i++) o[i] += x[i];
+  }
+  return 0;
 }

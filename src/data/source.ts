@@ -23,7 +23,13 @@ import { readManifest } from "./manifest.ts";
 import { mix32 } from "./rng.ts";
 import type { Dataset } from "./records.ts";
 import { readScut } from "./scut.ts";
-import { generateSynthetic, SYNTH_DEFAULTS, SYNTH_META, type SynthOptions } from "./synth/generate.ts";
+import {
+  checkSynthOptions,
+  generateSynthetic,
+  SYNTH_DEFAULTS,
+  SYNTH_META,
+  type SynthOptions,
+} from "./synth/generate.ts";
 
 /** Options of a `synthetic` source. */
 export interface SyntheticSourceOptions extends Omit<SynthOptions, "out"> {
@@ -95,6 +101,8 @@ function parseSynthetic(spec: string, text: string): SyntheticSourceOptions {
       opts.dir = value;
     }
   }
+  const wrong = checkSynthOptions(opts);
+  if (wrong) fail(wrong);
   return opts as SyntheticSourceOptions;
 }
 

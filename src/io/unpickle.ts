@@ -239,10 +239,13 @@ export function unpickle(bytes: Uint8Array, options: UnpickleOptions): PyValue {
   const resolve = (module: string, name: string): PyGlobal => {
     const allowed = options.globals.find((g) => g.module === module && g.name === name);
     if (!allowed) {
-      const list = options.globals.map((g) => `${g.module}.${g.name}`).join(", ");
+      const names = options.globals.map((g) => `${g.module}.${g.name}`);
+      const list = names.length > 4
+        ? `${names.slice(0, 4).join(", ")} and ${names.length - 4} more`
+        : names.join(", ");
       fail(
-        `pickle references global "${short(module)}.${short(name)}", which is not allowed: ` +
-          `allowed globals are ${list}`,
+        `pickle references global "${short(module)}.${short(name)}" (${where()}), which is ` +
+          `not allowed: allowed globals are ${list}`,
       );
     }
     return new PyGlobal(module, name, allowed?.call);

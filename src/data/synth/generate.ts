@@ -87,25 +87,32 @@ function groupSizes(o: Required<Omit<SynthOptions, "out">>): [string, number][] 
   return groups.map(([g], i) => [g, sizes[i]]);
 }
 
-function validate(o: Required<Omit<SynthOptions, "out">>): void {
-  const bad = (what: string, v: unknown, want: string) => {
-    throw new RangeError(`Cannot generate synthetic database: ${what} must be ${want}: current value is ${v}`);
-  };
-  if (!Number.isInteger(o.count) || o.count < 1) bad("count", o.count, "a positive integer");
-  if (!Number.isInteger(o.size) || o.size < 16) bad("size", o.size, "an integer ≥ 16");
-  if (!Number.isInteger(o.seed)) bad("seed", o.seed, "an integer");
-  if (!Number.isInteger(o.raters) || o.raters < 1) bad("raters", o.raters, "a positive integer");
-  if (!(o.raterNoise >= 0)) bad("raterNoise", o.raterNoise, "≥ 0");
-  if (!(o.labelNoise >= 0 && o.labelNoise <= 1)) bad("labelNoise", o.labelNoise, "in [0, 1]");
-  if (!["jpg", "png"].includes(o.format)) bad("format", `"${o.format}"`, `"jpg" or "png"`);
-  if (!["FM", "F", "M"].includes(o.genders)) bad("genders", `"${o.genders}"`, `"FM", "F" or "M"`);
-  if (!["AC", "A", "C"].includes(o.races)) bad("races", `"${o.races}"`, `"AC", "A" or "C"`);
+/**
+ * Checks synthetic options; returns what is wrong ("count must be a positive integer:
+ * current value is 0") or undefined when all are valid.
+ */
+export function checkSynthOptions(options: Omit<SynthOptions, "out">): string | undefined {
+  const o = { ...SYNTH_DEFAULTS, ...options };
+  const bad = (what: string, v: unknown, want: string) =>
+    `${what} must be ${want}: current value is ${typeof v === "string" ? `"${v}"` : v}`;
+  if (!Number.isInteger(o.count) || o.count < 1) return bad("count", o.count, "a positive integer");
+  if (!Number.isInteger(o.size) || o.size < 16) return bad("size", o.size, "an integer ≥ 16");
+  if (!Number.isInteger(o.seed)) return bad("seed", o.seed, "an integer");
+  if (!Number.isInteger(o.raters) || o.raters < 1) {
+    return bad("raters", o.raters, "a positive integer");
+  }
+  if (!(o.raterNoise >= 0)) return bad("raterNoise", o.raterNoise, "≥ 0");
+  if (!(o.labelNoise >= 0 && o.labelNoise <= 1)) return bad("labelNoise", o.labelNoise, "in [0, 1]");
+  if (!["jpg", "png"].includes(o.format)) return bad("format", o.format, `"jpg" or "png"`);
+  if (!["FM", "F", "M"].includes(o.genders)) return bad("genders", o.genders, `"FM", "F" or "M"`);
+  if (!["AC", "A", "C"].includes(o.races)) return bad("races", o.races, `"AC", "A" or "C"`);
   if (!["xlsx", "csv", "none"].includes(o.ratings)) {
-    bad("ratings", `"${o.ratings}"`, `"xlsx", "csv" or "none"`);
+    return bad("ratings", o.ratings, `"xlsx", "csv" or "none"`);
   }
   if (!Number.isInteger(o.style) || o.style < 0 || o.style >= STYLE_COUNT) {
-    bad("style", o.style, `an integer in 0–${STYLE_COUNT - 1}`);
+    return bad("style", o.style, `an integer in 0–${STYLE_COUNT - 1}`);
   }
+  return undefined;
 }
 
 /** Empties `out` if it is a previous synthetic database; refuses any other non-empty folder. */
@@ -159,7 +166,8 @@ async function writeList(path: string, lines: string[], idx: number[]): Promise<
 export async function generateSynthetic(options: SynthOptions): Promise<SynthResult> {
   const t0 = performance.now();
   const o = { ...SYNTH_DEFAULTS, ...options };
-  validate(o);
+  const wrong = checkSynthOptions(o);
+  if (wrong) throw new RangeError(`Cannot generate synthetic database: ${wrong}`);
   const out = options.out;
   await prepareOut(out);
   const raterBias = Array.from({ length: o.raters }, (_, r) => 0.3 * new Rng(o.seed, -1, r).normal());

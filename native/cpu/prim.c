@@ -1,0 +1,123 @@
+/*
+ * prim.c — the shape-keyed cache of oneDNN primitives used by conv.c, batchnorm.c and
+ * pool.c.
+ *
+ * Why: creating a oneDNN primitive JIT-compiles code (milliseconds), while a training
+ * step calls the same few shapes thousands of times. Each entry is built once and keeps
+ * everything a call needs: the primitive, one memory object per argument whose data
+ * handle is swapped per call, and — where the primitive prefers a blocked layout over the
+ * ABI's plain NCHW — a layout-converting reorder plus its own buffer in that layout, so
+ * the steady state allocates nothing. Entries live until the process exits (a run uses a
+ * bounded set of shapes). A hash table with chaining keeps lookups O(1) for the few
+ * hundred shapes of a ResNet with per-database batch norms.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define BUCKETS 256
+static fbp_prim *g_table[BUCKETS];
+
+static unsigned hash_key(const int64_t *key) {
+  uint64_t h = 1469598103934665603ull;
+  for (int i = 0; i < FBP_KEY_LEN; i++) {
+    h ^= (uint64_t)key[i];
+    h *= 1099511628211ull;
+  }
+  return (unsigned)(h ^ (h >> 32)) % BUCKETS;
+}
+
+static void prim_destroy(fbp_prim *p) {
+  for (int i = 0; i < p->nargs; i++) {
+    fbp_arg *a = &p->args[i];
+    if (a->reorder) dnnl_primitive_destroy(a->reorder);
+    if (a->inner) dnnl_memory_destroy(a->inner);
+    if (a->user) dnnl_memory_destroy(a->user);
+  }
+  if (p->prim) dnnl_primitive_destroy(p->prim);
+  free(p);
+}
+
+int fbp_prim_get(const int64_t key[FBP_KEY_LEN], fbp_prim_builder build, fbp_prim **out) {
+  unsigned b = hash_key(key);
+  for (fbp_prim *p = g_table[b]; p; p = p->next) {
+    if (memcmp(p->key, key, sizeof p->key) == 0) {
+      *out = p;
+      return 0;
+    }
+  }
+  dnnl_engine_t engine;
+  if (fbp_dnnl_get(&engine, NULL)) return 1;
+  fbp_prim *p = calloc(1, sizeof *p);
+  if (p == NULL) FAIL("out of memory creating a primitive cache entry");
+  memcpy(p->key, key, sizeof p->key);
+  if (build(p, key, engine)) {
+    prim_destroy(p);
+    return 1;
+  }
+  for (int i = 0; i < p->nargs; i++) {
+    p->exec[i].arg = p->args[i].arg;
+    p->exec[i].memory = p->args[i].inner ? p->args[i].inner : p->args[i].user;
+  }
+  p->next = g_table[b];
+  g_table[b] = p;
+  *out = p;
+  return 0;
+}
+
+int fbp_prim_add_arg(fbp_prim *p, const_dnnl_primitive_desc_t pd, dnnl_engine_t engine,
+                     int arg, const dnnl_memory_desc_t *user_md, int output) {
+  if (p->nargs >= FBP_MAX_ARGS) FAIL("too many primitive arguments (max %d)", FBP_MAX_ARGS);
+  fbp_arg *a = &p->args[p->nargs++];
+  a->arg = arg;
+  a->output = output;
+  const dnnl_memory_desc_t *want = dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, arg);
+  if (want == NULL || want->ndims == 0) FAIL("primitive has no argument %d", arg);
+  CHECK(dnnl_memory_create(&a->user, user_md, engine, DNNL_MEMORY_NONE));
+  if (dnnl_memory_desc_equal(user_md, want)) return 0;
+  /* The primitive wants another layout: own a buffer in it and a converting reorder. */
+  CHECK(dnnl_memory_create(&a->inner, want, engine, DNNL_MEMORY_ALLOCATE));
+  dnnl_primitive_desc_t rpd;
+  if (output) CHECK(dnnl_reorder_primitive_desc_create(&rpd, want, engine, user_md, engine, NULL));
+  else CHECK(dnnl_reorder_primitive_desc_create(&rpd, user_md, engine, want, engine, NULL));
+  dnnl_status_t st = dnnl_primitive_create(&a->reorder, rpd);
+  dnnl_primitive_desc_destroy(rpd);
+  CHECK(st);
+  return 0;
+}
+
+static int run_reorder(fbp_arg *a, dnnl_stream_t stream) {
+  dnnl_exec_arg_t args[2] = {
+      {DNNL_ARG_FROM, a->output ? a->inner : a->user},
+      {DNNL_ARG_TO, a->output ? a->user : a->inner},
+  };
+  CHECK(dnnl_primitive_execute(a->reorder, stream, 2, args));
+  return 0;
+}
+
+int fbp_prim_run(fbp_prim *p, void *const *ptrs) {
+  dnnl_stream_t stream;
+  if (fbp_dnnl_get(NULL, &stream)) return 1;
+  for (int i = 0; i < p->nargs; i++) CHECK(dnnl_memory_set_data_handle(p->args[i].user, ptrs[i]));
+  for (int i = 0; i < p->nargs; i++)
+    if (p->args[i].reorder && !p->args[i].output && run_reorder(&p->args[i], stream)) return 1;
+  CHECK(dnnl_primitive_execute(p->prim, stream, p->nargs, p->exec));
+  for (int i = 0; i < p->nargs; i++)
+    if (p->args[i].reorder && p->args[i].output && run_reorder(&p->args[i], stream)) return 1;
+  CHECK(dnnl_stream_wait(stream));
+  return 0;
+}
+
+int fbp_md_nchw(dnnl_memory_desc_t *md, int64_t n, int64_t c, int64_t h, int64_t w,
+                dnnl_format_tag_t tag) {
+  dnnl_dims_t dims = {n, c, h, w};
+  CHECK(dnnl_memory_desc_init_by_tag(md, 4, dims, dnnl_f32, tag));
+  return 0;
+}
+
+int fbp_md_1d(dnnl_memory_desc_t *md, int64_t n) {
+  dnnl_dims_t dims = {n};
+  CHECK(dnnl_memory_desc_init_by_tag(md, 1, dims, dnnl_f32, dnnl_a));
+  return 0;
+}
