@@ -140,14 +140,6 @@ static int conv_key(int64_t key[FBP_KEY_LEN], int kind, const char *fn, int N, i
   return 0;
 }
 
-static int run_cached(const int64_t *key, fbp_prim_builder build, void *const *ptrs) {
-  fbp_lock();
-  fbp_prim *p;
-  int rc = fbp_prim_get(key, build, &p) || fbp_prim_run(p, ptrs);
-  fbp_unlock();
-  return rc;
-}
-
 int conv2d_forward(float *out, const float *inp, const float *weight, const float *bias,
                    int N, int C, int H, int W, int K, int R, int S, int stride, int pad) {
   REQUIRE_PTR(out);
@@ -158,7 +150,7 @@ int conv2d_forward(float *out, const float *inp, const float *weight, const floa
                pad))
     return 1;
   void *ptrs[] = {out, (void *)inp, (void *)weight, (void *)bias};
-  return run_cached(key, build_fwd, ptrs);
+  return fbp_prim_call(key, build_fwd, ptrs);
 }
 
 int conv2d_backward_data(float *dinp, const float *dout, const float *weight, int N, int C,
@@ -169,7 +161,7 @@ int conv2d_backward_data(float *dinp, const float *dout, const float *weight, in
   int64_t key[FBP_KEY_LEN];
   if (conv_key(key, CONV_BWD_DATA, __func__, N, C, H, W, K, R, S, stride, pad)) return 1;
   void *ptrs[] = {dinp, (void *)dout, (void *)weight};
-  return run_cached(key, build_bwd_data, ptrs);
+  return fbp_prim_call(key, build_bwd_data, ptrs);
 }
 
 int conv2d_backward_weights(float *dweight, float *dbias, const float *dout,
@@ -184,5 +176,5 @@ int conv2d_backward_weights(float *dweight, float *dbias, const float *dout,
     return 1;
   void *with_bias[] = {dweight, dbias, (void *)dout, (void *)inp};
   void *no_bias[] = {dweight, (void *)dout, (void *)inp};
-  return run_cached(key, build_bwd_weights, dbias ? with_bias : no_bias);
+  return fbp_prim_call(key, build_bwd_weights, dbias ? with_bias : no_bias);
 }

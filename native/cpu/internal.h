@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "oneapi/dnnl/dnnl.h"
+#include "oneapi/dnnl/dnnl_debug.h"
 #include "fbp.h"
 
 #ifdef __FILE_NAME__
@@ -17,8 +18,31 @@
 #define FBP_FILE __FILE__
 #endif
 
+/* Private functions stay out of the library's dynamic symbol table: it exports the ABI. */
+#pragma GCC visibility push(hidden)
+
 /* Element count above which the plain C loops run with an OpenMP team. */
 #define FBP_PAR_MIN 32768
+
+/* Runs the for-loop `...` with an OpenMP team when `cond` holds, else serially. Not the
+ * `if` clause of `omp parallel`: that still enters libgomp and costs ~0.4 µs per call,
+ * 50× the FFI call itself, on the many tiny tensors of a training step. */
+#define FBP_PAR_FOR(cond, ...)                                \
+  do {                                                        \
+    if (cond) {                                               \
+      _Pragma("omp parallel for schedule(static)") __VA_ARGS__ \
+    } else {                                                  \
+      __VA_ARGS__                                             \
+    }                                                         \
+  } while (0)
+#define FBP_PAR_FOR_SIMD(cond, ...)                                \
+  do {                                                             \
+    if (cond) {                                                    \
+      _Pragma("omp parallel for simd schedule(static)") __VA_ARGS__ \
+    } else {                                                       \
+      _Pragma("omp simd") __VA_ARGS__                              \
+    }                                                              \
+  } while (0)
 
 /* Records "file:line: message" as this thread's last error; always returns 1. */
 int fbp_set_error(const char *file, int line, const char *fmt, ...)
@@ -77,6 +101,7 @@ typedef struct fbp_prim {
   int nargs;
   fbp_arg args[FBP_MAX_ARGS];
   dnnl_exec_arg_t exec[FBP_MAX_ARGS];
+  void *owned; /* an extra buffer the builder allocated (freed with the entry), or NULL */
 } fbp_prim;
 
 /* Builds the primitive of a new cache entry; returns 0 or 1 (error recorded). */
@@ -93,6 +118,9 @@ int fbp_prim_add_arg(fbp_prim *p, const_dnnl_primitive_desc_t pd, dnnl_engine_t 
 /* Runs an entry: ptrs[i] is the caller's pointer for args[i]. Call under fbp_lock. */
 int fbp_prim_run(fbp_prim *p, void *const *ptrs);
 
+/* Looks up (building on a miss) and runs the entry for `key` under the global lock. */
+int fbp_prim_call(const int64_t key[FBP_KEY_LEN], fbp_prim_builder build, void *const *ptrs);
+
 /* Plain memory descriptors: nchw (4-D), oihw (4-D weights), x (1-D). */
 int fbp_md_nchw(dnnl_memory_desc_t *md, int64_t n, int64_t c, int64_t h, int64_t w,
                 dnnl_format_tag_t tag);
@@ -103,5 +131,7 @@ static inline int64_t fbp_out_size(int64_t x, int64_t k, int64_t stride, int64_t
   int64_t span = x + 2 * pad - k;
   return span < 0 ? 0 : span / stride + 1;
 }
+
+#pragma GCC visibility pop
 
 #endif /* FBP_CPU_INTERNAL_H */

@@ -36,6 +36,7 @@ static void prim_destroy(fbp_prim *p) {
     if (a->user) dnnl_memory_destroy(a->user);
   }
   if (p->prim) dnnl_primitive_destroy(p->prim);
+  free(p->owned);
   free(p);
 }
 
@@ -107,6 +108,14 @@ int fbp_prim_run(fbp_prim *p, void *const *ptrs) {
     if (p->args[i].reorder && p->args[i].output && run_reorder(&p->args[i], stream)) return 1;
   CHECK(dnnl_stream_wait(stream));
   return 0;
+}
+
+int fbp_prim_call(const int64_t key[FBP_KEY_LEN], fbp_prim_builder build, void *const *ptrs) {
+  fbp_lock();
+  fbp_prim *p;
+  int rc = fbp_prim_get(key, build, &p) || fbp_prim_run(p, ptrs);
+  fbp_unlock();
+  return rc;
 }
 
 int fbp_md_nchw(dnnl_memory_desc_t *md, int64_t n, int64_t c, int64_t h, int64_t w,

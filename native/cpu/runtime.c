@@ -156,8 +156,8 @@ int fill_forward(float *out, float value, int64_t n) {
   REQUIRE_NONNEG(n);
   if (n == 0) return 0;
   REQUIRE_PTR(out);
-#pragma omp parallel for simd if (n > FBP_PAR_MIN) schedule(static)
-  for (int64_t i = 0; i < n; i++) out[i] = value;
+  FBP_PAR_FOR_SIMD(n > FBP_PAR_MIN,
+    for (int64_t i = 0; i < n; i++) out[i] = value;);
   return 0;
 }
 
@@ -178,8 +178,8 @@ int copy_forward(float *out, int64_t out_off, const float *inp, int64_t in_off, 
     return 0;
   }
   if (o != x && (o + n <= x || x + n <= o)) {
-#pragma omp parallel for simd if (n > FBP_PAR_MIN) schedule(static)
-    for (int64_t i = 0; i < n; i++) o[i] += x[i];
+    FBP_PAR_FOR_SIMD(n > FBP_PAR_MIN,
+      for (int64_t i = 0; i < n; i++) o[i] += x[i];);
   } else {
     /* Overlapping accumulate: sequential, so reads see the values a loop in order sees. */
     for (int64_t i = 0; i < n; i++) o[i] += x[i];

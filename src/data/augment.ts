@@ -14,8 +14,11 @@ export const IMAGENET_STD: readonly [number, number, number] = [0.229, 0.224, 0.
 
 /** Where to crop and whether to flip: `u`, `v` in [0, 1) pick the offset, centre when absent. */
 export interface CropParams {
+  /** Horizontal offset in [0, 1): 0 = left edge, →1 = right edge. */
   u?: number;
+  /** Vertical offset in [0, 1). */
   v?: number;
+  /** Mirror left–right. */
   flip?: boolean;
 }
 

@@ -14,7 +14,9 @@ const MAGIC = 0x43504246; // "FBPC" little-endian
 
 /** A cached RGB image. */
 export interface CachedRgb {
+  /** Width in pixels. */
   width: number;
+  /** Height in pixels. */
   height: number;
   /** (H, W, 3) */
   rgb: Uint8Array;

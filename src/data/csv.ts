@@ -91,9 +91,10 @@ export function parseCsv(text: string, file: string, log: ProblemLog): CsvRow[] 
     throw new Error(`Cannot parse CSV file "${file}": line ${rowLine}: unterminated quoted field`);
   }
   if (cell !== "" || cells.length > 0) endRow();
-  if (crlf) log.warn(file, crlfFirst, `CRLF line endings on ${crlf} lines; read as LF`);
+  const n = (k: number, what: string) => `${k} ${what}${k === 1 ? "" : "s"}`;
+  if (crlf) log.warn(file, crlfFirst, `CRLF line endings on ${n(crlf, "line")}; read as LF`);
   if (space) {
-    log.warn(file, spaceFirst, `leading or trailing whitespace in ${space} rows; ignored`);
+    log.warn(file, spaceFirst, `leading or trailing whitespace in ${n(space, "row")}; ignored`);
   }
   return rows;
 }

@@ -8,7 +8,9 @@ import { Image } from "imagescript";
 
 /** A decoded image: RGBA bytes, row-major. */
 export interface Rgba {
+  /** Width in pixels. */
   width: number;
+  /** Height in pixels. */
   height: number;
   /** (H, W, 4) */
   data: Uint8Array;
@@ -18,11 +20,14 @@ export interface Rgba {
 export class BadImageError extends Error {
   /** The image file. */
   readonly path: string;
-  /** Creates the error; the message starts `Cannot decode image "path"`. */
+  /** What is wrong with it ("file is empty (0 bytes)"). */
+  readonly reason: string;
+  /** Creates the error; the message is `Cannot decode image "path": reason`. */
   constructor(path: string, reason: string) {
     super(`Cannot decode image "${path}": ${reason}`);
     this.name = "BadImageError";
     this.path = path;
+    this.reason = reason;
   }
 }
 

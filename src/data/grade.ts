@@ -9,7 +9,9 @@ export type GradeRule = "mode" | "tie" | "mean";
 
 /** A beauty grade and the rule that decided it. */
 export interface Grade {
+  /** 0–4. */
   grade: number;
+  /** How it was decided. */
   rule: GradeRule;
 }
 
@@ -23,8 +25,9 @@ export interface Grade {
  * @throws {RangeError} When there are neither ratings nor a finite mean, or a rating is outside 1–5.
  * @example Most raters gave 4
  * ```ts
- * import { assertEquals } from "node:assert/strict";
- * assertEquals(beautyGrade([4, 4, 3, 5]).grade, 3);
+ * import assert from "node:assert/strict";
+ * import { beautyGrade } from "./grade.ts";
+ * assert.equal(beautyGrade([4, 4, 3, 5]).grade, 3);
  * ```
  */
 export function beautyGrade(ratings: readonly number[], mean?: number): Grade {

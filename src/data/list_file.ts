@@ -49,7 +49,12 @@ export async function readListFile(
     }
     const path = isAbsolute(p) ? p : join(root, p);
     if (seen.has(path)) {
-      log.skip("duplicate entry", file, line, `"${p}" listed again (first at line ${seen.get(path)})`);
+      log.skip(
+        "duplicate entry",
+        file,
+        line,
+        `"${p}" listed again (first at line ${seen.get(path)})`,
+      );
       continue;
     }
     seen.set(path, line);

@@ -46,7 +46,8 @@ export async function readManifest(file: string, source = `csv:${file}`): Promis
   const seen = new Map<string, number>();
   for (const { line, cells } of rows.slice(1)) {
     if (cells.length !== header.length) {
-      const msg = `expected ${header.length} cells as in the header: current row has ${cells.length}`;
+      const msg =
+        `expected ${header.length} cells as in the header: current row has ${cells.length}`;
       log.skip("malformed line", file, line, msg);
       continue;
     }
@@ -55,7 +56,12 @@ export async function readManifest(file: string, source = `csv:${file}`): Promis
     if (p === "") {
       log.skip("malformed line", file, line, "path is empty");
     } else if (seen.has(path)) {
-      log.skip("duplicate entry", file, line, `"${p}" listed again (first at line ${seen.get(path)})`);
+      log.skip(
+        "duplicate entry",
+        file,
+        line,
+        `"${p}" listed again (first at line ${seen.get(path)})`,
+      );
     } else if (labelCols.every((c) => cells[c] === "")) {
       seen.set(path, line);
       log.skip("image without label", file, line, `"${p}" has no label`);
@@ -123,7 +129,7 @@ export async function writeManifest(
   const names = Object.keys(dataset.classes);
   const hasScore = dataset.records.some((r) => r.score !== undefined);
   const where = new Map<number, string>();
-  if (split) for (const k of SPLITS) for (const i of split[k]) where.set(i, k);
+  if (split) { for (const k of SPLITS) for (const i of split[k]) where.set(i, k); }
   const header = ["path", ...(hasScore ? ["score"] : []), ...names, ...(split ? ["split"] : [])];
   const rows = dataset.records.map((r, i) => [
     relative(dirname(file), r.path),

@@ -4,13 +4,14 @@
  * @module
  */
 
-import { type CropParams, cropNormalize, IMAGENET_MEAN, IMAGENET_STD } from "./augment.ts";
-import { cacheFile, type CachedRgb, readCached, writeCached } from "./cache.ts";
+import { cropNormalize, type CropParams, IMAGENET_MEAN, IMAGENET_STD } from "./augment.ts";
+import { type CachedRgb, cacheFile, readCached, writeCached } from "./cache.ts";
 import { readImage } from "./decode.ts";
 import { resizeRgb, shorterSideSize } from "./resize.ts";
 
 /** One image to prepare. */
 export interface PrepareRequest {
+  /** The image file. */
   path: string;
   /** Shorter side after resizing (e.g. 256 for training, = size for evaluation). */
   resize: number;
@@ -20,7 +21,9 @@ export interface PrepareRequest {
   crop: CropParams;
   /** Folder of the decoded-image cache; no caching when absent. */
   cacheDir?: string;
+  /** Channel means (0–1 scale; default ImageNet). */
   mean?: readonly number[];
+  /** Channel standard deviations (0–1 scale; default ImageNet). */
   std?: readonly number[];
 }
 
@@ -43,7 +46,13 @@ export async function loadResized(
   const [w, h] = shorterSideSize(img.width, img.height, resize);
   const rgb = resizeRgb(img.data, img.width, img.height, 4, w, h);
   const out = { width: w, height: h, rgb };
-  if (entry) await writeCached(entry.file, entry.key, out);
+  if (entry) {
+    try {
+      await writeCached(entry.file, entry.key, out);
+    } catch (e) {
+      throw new Error(`Cannot write image cache "${cacheDir}": ${(e as Error).message}`);
+    }
+  }
   return out;
 }
 

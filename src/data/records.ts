@@ -23,8 +23,11 @@ export interface ImageRecord {
 
 /** Indices into `Dataset.records` of a train/validation/test partition. */
 export interface Split {
+  /** Training images. */
   train: number[];
+  /** Validation images (empty for splits that have none, such as SCUT's 60/40). */
   val: number[];
+  /** Test images. */
   test: number[];
 }
 

@@ -30,12 +30,21 @@ interface Labelled {
   line: number;
 }
 
-/** Parses `<file> <mean score>` lines; bad lines are skipped and reported. */
-async function readLabelFile(path: string, log: ProblemLog): Promise<Labelled[]> {
+/**
+ * Parses `<file> <mean score>` lines; bad lines are skipped and reported. `mentioned`
+ * collects the stem of every line, good or bad, so an image whose line was bad is not
+ * reported a second time as unlabelled.
+ */
+async function readLabelFile(
+  path: string,
+  log: ProblemLog,
+  mentioned: Set<string>,
+): Promise<Labelled[]> {
   const out: Labelled[] = [];
   const seen = new Map<string, number>();
   for (const { line, text } of await readTextLines(path, "labels file", log)) {
     const parts = text.split(/\s+/);
+    mentioned.add(imageStem(parts[0]));
     if (parts.length !== 2) {
       const msg = `expected "<file> <mean score>": current line is "${text}"`;
       log.skip("malformed line", path, line, msg);
@@ -167,8 +176,12 @@ function addGrades(
     );
   }
   if (mismatch > 0) {
-    log.warn(ratingsFile, undefined, `${mismatch} images' ratings disagree with their mean score ` +
-      `(first: ${firstMismatch}); grades use the ratings`);
+    log.warn(
+      ratingsFile,
+      undefined,
+      `ratings of ${mismatch} image${mismatch === 1 ? "" : "s"} disagree with the mean ` +
+        `score (first: ${firstMismatch}); grades use the ratings, ties the mean score`,
+    );
   }
   if (ratings) {
     const known = new Set(stems);
@@ -210,9 +223,8 @@ export async function readScut(root: string, source = `scut:${root}`): Promise<D
   const stems: string[] = [];
   const index = new Map<string, number>();
   const listed = new Set<string>();
-  for (const { name, score, line } of await readLabelFile(labelsFile, log)) {
+  for (const { name, score, line } of await readLabelFile(labelsFile, log, listed)) {
     const stem = imageStem(name);
-    listed.add(stem);
     const file = files.get(stem);
     if (file === undefined || (file !== name && name.includes("."))) {
       const other = file === undefined ? "" : ` (there is "${file}")`;

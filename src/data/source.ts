@@ -28,6 +28,7 @@ import {
   generateSynthetic,
   SYNTH_DEFAULTS,
   SYNTH_META,
+  SYNTH_VERSION,
   type SynthOptions,
 } from "./synth/generate.ts";
 
@@ -74,7 +75,9 @@ function parseSynthetic(spec: string, text: string): SyntheticSourceOptions {
     if (!key) fail(`unknown option "${raw}": expected one of ${ALL_OPTIONS.join(", ")}`);
     if (key! in opts) fail(`option "${key}" given twice`);
     if ((INT_OPTIONS as readonly string[]).includes(key!)) {
-      if (!/^-?\d+$/.test(value)) fail(`option "${key}" must be an integer: current value is "${value}"`);
+      if (!/^-?\d+$/.test(value)) {
+        fail(`option "${key}" must be an integer: current value is "${value}"`);
+      }
       opts[key!] = Number(value);
     } else if ((NUM_OPTIONS as readonly string[]).includes(key!)) {
       const n = Number(value);
@@ -93,7 +96,9 @@ function parseSynthetic(spec: string, text: string): SyntheticSourceOptions {
       const labels = value.split("+").map((s) => s.trim());
       const bad = labels.find((l) => !["beauty", "gender", "race"].includes(l));
       if (bad !== undefined) {
-        fail(`option "labels" must join beauty, gender, race with "+": current value is "${value}"`);
+        fail(
+          `option "labels" must join beauty, gender, race with "+": current value is "${value}"`,
+        );
       }
       opts.labels = labels;
     } else {
@@ -112,8 +117,9 @@ function parseSynthetic(spec: string, text: string): SyntheticSourceOptions {
  * missing path, or a bad synthetic option (naming the option and the value given).
  * @example A list file with an image root
  * ```ts
- * import { assertEquals } from "node:assert/strict";
- * assertEquals(parseSource("list:train.txt@images"), {
+ * import assert from "node:assert/strict";
+ * import { parseSource } from "./source.ts";
+ * assert.deepEqual(parseSource("list:train.txt@images"), {
  *   kind: "list", file: "train.txt", imageRoot: "images",
  * });
  * ```
@@ -159,7 +165,10 @@ export function syntheticDir(options: SyntheticSourceOptions, cacheRoot = ".cach
   if (options.dir) return options.dir;
   const { dir: _d, labels: _l, ...gen } = options;
   const full = { ...SYNTH_DEFAULTS, ...gen };
-  const json = JSON.stringify(Object.keys(full).sort().map((k) => [k, full[k as keyof typeof full]]));
+  const json = JSON.stringify([
+    SYNTH_VERSION,
+    ...Object.keys(full).sort().map((k) => [k, full[k as keyof typeof full]]),
+  ]);
   let h = 0;
   for (let i = 0; i < json.length; i++) h = mix32(h ^ json.charCodeAt(i));
   return join(cacheRoot, "synthetic", h.toString(16).padStart(8, "0"));
@@ -170,7 +179,8 @@ async function isGenerated(dir: string, options: SynthOptions): Promise<boolean>
   try {
     const meta = JSON.parse(await Deno.readTextFile(join(dir, SYNTH_META)));
     const want = { ...SYNTH_DEFAULTS, ...options, out: undefined };
-    return Object.entries(want).every(([k, v]) => v === undefined || meta.options?.[k] === v);
+    return meta.version === SYNTH_VERSION &&
+      Object.entries(want).every(([k, v]) => v === undefined || meta.options?.[k] === v);
   } catch {
     return false;
   }
@@ -187,12 +197,20 @@ export async function ensureSynthetic(options: SyntheticSourceOptions): Promise<
   }
   // Generate beside the cache folder and rename, so concurrent runs never see half a database.
   const tmp = `${dir}.tmp-${Deno.pid}`;
-  await generateSynthetic({ ...gen, out: tmp });
+  try {
+    await generateSynthetic({ ...gen, out: tmp });
+  } catch (e) {
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    throw e;
+  }
   try {
     await Deno.rename(tmp, dir);
-  } catch (e) {
-    await Deno.remove(tmp, { recursive: true });
-    if (!(await isGenerated(dir, { ...gen, out: dir }))) throw e;
+  } catch {
+    // Another run may have finished first; anything else in our cache folder is debris.
+    if (!(await isGenerated(dir, { ...gen, out: dir }))) {
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+      await Deno.rename(tmp, dir);
+    } else await Deno.remove(tmp, { recursive: true });
   }
   return dir;
 }

@@ -8,8 +8,9 @@
  * A `.pth` is a program (see unpickle.ts); this reader runs it under an allow-list of the
  * globals a state dict needs and never executes Python. Storage sizes, offsets and strides
  * are checked against the storage entry before any copy; a tensor may not have more
- * elements than its storage (no stride-0 expansion), and all outputs together stay within
- * 4× the file size (shared storages are copied per tensor).
+ * elements than its storage (no stride-0 expansion). Memory stays proportional to the file:
+ * outputs (shared storages are copied per tensor) and inflated entries each stay within 4×
+ * the file size, and the pickle may create at most 10^6 + size/64 values.
  *
  * Every tensor is returned as float32 with its stored dtype: float32 is copied, float16 and
  * bfloat16 widen exactly, int64 (BatchNorm's `num_batches_tracked` in torchvision weights)
@@ -25,15 +26,15 @@ import {
 } from "./weights_tensor.ts";
 import {
   type AllowedGlobal,
+  describePython,
   PyDict,
   PyGlobal,
   type PyOpaque,
-  pythonTypeOf,
   PyTuple,
   type PyValue,
   unpickle,
 } from "./unpickle.ts";
-import { WeightsFormatError } from "./weights_format_error.ts";
+import { quote, WeightsFormatError } from "./weights_format_error.ts";
 import { ZipArchive } from "./zip.ts";
 
 /** Options of {@linkcode parsePth}. */
@@ -112,72 +113,50 @@ export async function parsePth(
     throw new WeightsFormatError(`Cannot read .pth file "${file}": ${detail}`, { file, key });
   };
   checkSignature(bytes, fail);
+  const budget = 4 * bytes.length + 65536;
   const zip = ZipArchive.open(bytes, { source: file, what: ".pth file" });
+  // Deflated entries (torch writes none, other zip tools may) count against the same bound.
+  let inflated = 0;
+  for (const entry of zip.entries.values()) {
+    if (entry.method !== 0) inflated += entry.uncompressedSize;
+  }
+  if (inflated > budget) {
+    fail(`its compressed entries inflate to ${inflated} bytes, more than 4× the file size`);
+  }
   const prefix = archivePrefix(zip, fail);
   await checkVersionEntries(zip, prefix, fail);
 
-  const storages = new Map<string, StorageRef>();
-  const persistentLoad = (pid: PyValue): PyValue => {
-    const parts = pid instanceof PyTuple ? pid.items : [];
-    const [tag, type, key, location, numel] = parts;
-    if (
-      parts.length !== 5 || tag !== "storage" || !(type instanceof PyGlobal) ||
-      typeof key !== "string" || typeof location !== "string"
-    ) {
-      return fail("pickle has a persistent id that is not a storage reference");
-    }
-    if (type.module !== "torch" || !Object.hasOwn(STORAGE_TYPES, type.name)) {
-      return fail(`storage type ${type.module}.${type.name} is not a torch storage class`);
-    }
-    const info = STORAGE_TYPES[type.name];
-    const count = index(numel, `storage "${key}" element count`, fail);
-    const known = storages.get(key);
-    if (known) {
-      if (known.type !== type.name || known.numel !== count) {
-        fail(`storage "${key}" is referenced with two different types or sizes`);
-      }
-      return known;
-    }
-    const entry = zip.entries.get(`${prefix}/data/${key}`);
-    if (!entry) return fail(`storage "${key}" has no entry "${prefix}/data/${key}"`);
-    if (entry.uncompressedSize !== count * info.size) {
-      fail(
-        `storage "${key}" holds ${entry.uncompressedSize} bytes, expected ${count * info.size} ` +
-          `(${count} ${info.torch} elements)`,
-      );
-    }
-    const ref = new StorageRef(key, type.name, count);
-    storages.set(key, ref);
-    return ref;
-  };
+  const persistentLoad = storageLoader(zip, prefix, fail);
   const root = unpickle(await zip.read(`${prefix}/data.pkl`), {
     globals: allowedGlobals(fail),
     persistentLoad,
     fail,
+    // State dicts need ~25 values per tensor; the bound grows with the file (see module doc).
+    maxValues: 1_000_000 + Math.floor(bytes.length / 64),
   });
   if (!(root instanceof PyDict)) {
     fail(
-      `the pickle holds a ${pythonTypeOf(root)}, not a state dict: Hint: save ` +
+      `the pickle holds ${describePython(root)}, not a state dict: Hint: save ` +
         `model.state_dict()`,
     );
   }
 
-  const budget = 4 * bytes.length + 65536;
   let produced = 0;
   const storageBytes = new Map<string, Uint8Array>();
   const out = new Map<string, WeightsTensor>();
   for (const [key, value] of (root as PyDict).map) {
-    if (typeof key !== "string") fail(`the state dict has a ${pythonTypeOf(key)} key`);
+    if (typeof key !== "string") fail(`the state dict has ${describePython(key)} key`);
     const name = key as string;
     if (!(value instanceof TensorRef)) {
       return fail(
-        `value of "${name}" is a ${pythonTypeOf(value)}, not a tensor: only state dicts (a ` +
+        `value of ${quote(name)} is ${describePython(value)}, not a tensor: only state dicts (a ` +
           `dict of tensors) can be read: Hint: save model.state_dict()`,
         name,
       );
     }
     const count = checkView(name, value, fail);
-    produced += 4 * count;
+    // 64 bytes per tensor stands for the record itself, so 10^6 empty tensors count too.
+    produced += 4 * count + 64;
     if (produced > budget) {
       fail(`tensors total more than ${budget} bytes, 4× the file size`, name);
     }
@@ -191,6 +170,50 @@ export async function parsePth(
     out.set(name, { dtype, shape: [...value.size], data: gather(raw, dtype, value, count) });
   }
   return out;
+}
+
+/**
+ * Returns the BINPERSID handler: each `("storage", torch.<Type>Storage, key, location,
+ * numel)` must name a storage class and an entry `<archive>/data/<key>` of exactly
+ * numel × element-size bytes; a key seen again must agree with its first use.
+ */
+function storageLoader(zip: ZipArchive, prefix: string, fail: Fail): (pid: PyValue) => PyValue {
+  const storages = new Map<string, StorageRef>();
+  return (pid) => {
+    const parts = pid instanceof PyTuple ? pid.items : [];
+    const [tag, type, key, location, numel] = parts;
+    if (
+      parts.length !== 5 || tag !== "storage" || !(type instanceof PyGlobal) ||
+      typeof key !== "string" || typeof location !== "string"
+    ) {
+      return fail("pickle has a persistent id that is not a storage reference");
+    }
+    if (type.module !== "torch" || !Object.hasOwn(STORAGE_TYPES, type.name)) {
+      return fail(`storage type ${type.module}.${type.name} is not a torch storage class`);
+    }
+    const info = STORAGE_TYPES[type.name];
+    const count = index(numel, `storage ${quote(key)} element count`, fail);
+    const known = storages.get(key);
+    if (known) {
+      if (known.type !== type.name || known.numel !== count) {
+        fail(`storage ${quote(key)} is referenced with two different types or sizes`);
+      }
+      return known;
+    }
+    const name = `${prefix}/data/${key}`;
+    const entry = zip.entries.get(name);
+    if (!entry) return fail(`storage ${quote(key)} has no entry ${quote(name)}`);
+    const expected = count * info.size;
+    if (entry.uncompressedSize !== expected) {
+      fail(
+        `storage ${quote(key)} holds ${entry.uncompressedSize} bytes, expected ${expected} ` +
+          `(${count} ${info.torch} elements)`,
+      );
+    }
+    const ref = new StorageRef(key, type.name, count);
+    storages.set(key, ref);
+    return ref;
+  };
 }
 
 /**
@@ -246,13 +269,13 @@ async function checkVersionEntries(zip: ZipArchive, prefix: string, fail: Fail):
   for (const name of [`${prefix}/version`, `${prefix}/.data/version`]) {
     if (!zip.has(name)) continue;
     const text = new TextDecoder().decode(await zip.read(name)).trim();
-    if (!/^[0-9]{1,9}$/.test(text)) fail(`entry "${name}" is not a version number`);
+    if (!/^[0-9]{1,9}$/.test(text)) fail(`entry ${quote(name)} is not a version number`);
   }
   const byteorder = `${prefix}/byteorder`;
   if (zip.has(byteorder)) {
     const order = new TextDecoder().decode(await zip.read(byteorder)).trim();
     if (order !== "little") {
-      fail(`it was written with byte order "${order.slice(0, 20)}": only "little" is supported`);
+      fail(`it was written with byte order ${quote(order)}: only "little" is supported`);
     }
   }
 }
@@ -266,7 +289,7 @@ function allowedGlobals(fail: Fail): AllowedGlobal[] {
     }
     const [storage, offset, size, stride] = args;
     if (!(storage instanceof StorageRef)) {
-      return fail(`_rebuild_tensor_v2 got a ${pythonTypeOf(storage)} instead of a storage`);
+      return fail(`_rebuild_tensor_v2 got ${describePython(storage)} instead of a storage`);
     }
     const dims = indexTuple(size, "size", fail);
     const steps = indexTuple(stride, "stride", fail);
@@ -305,7 +328,9 @@ function index(value: PyValue, what: string, fail: Fail): number {
 
 /** Reads a tuple of non-negative safe integers from the pickle. */
 function indexTuple(value: PyValue, what: string, fail: Fail): number[] {
-  if (!(value instanceof PyTuple)) return fail(`tensor ${what} is a ${pythonTypeOf(value)}`);
+  if (!(value instanceof PyTuple)) {
+    return fail(`_rebuild_tensor_v2 got a ${what} that is ${describePython(value)}, not a tuple`);
+  }
   return value.items.map((v) => index(v, `tensor ${what} entry`, fail));
 }
 
@@ -314,7 +339,7 @@ function indexTuple(value: PyValue, what: string, fail: Fail): number[] {
  * @returns the element count
  */
 function checkView(key: string, t: TensorRef, fail: Fail): number {
-  const bad = (detail: string): never => fail(`tensor "${key}" ${detail}`, key);
+  const bad = (detail: string): never => fail(`tensor ${quote(key)} ${detail}`, key);
   const info = STORAGE_TYPES[t.storage.type];
   if (!info.dtype) {
     bad(
@@ -335,7 +360,7 @@ function checkView(key: string, t: TensorRef, fail: Fail): number {
   const { key: storageKey, numel } = t.storage;
   if (last >= numel) {
     bad(
-      `reads storage "${storageKey}" up to element ${last}, but the storage holds ${numel} ` +
+      `reads storage ${quote(storageKey)} up to element ${last}, but the storage holds ${numel} ` +
         `elements (offset ${t.offset}, size [${t.size}], stride [${t.stride}])`,
     );
   }

@@ -20,7 +20,7 @@ import {
   type WeightsDtype,
   type WeightsTensor,
 } from "./weights_tensor.ts";
-import { WeightsFormatError } from "./weights_format_error.ts";
+import { quote, WeightsFormatError } from "./weights_format_error.ts";
 
 /** What {@linkcode parseSafetensors} returns. */
 export interface SafetensorsFile {
@@ -203,12 +203,12 @@ function validateMetadata(
   fail: (detail: string, key?: string) => never,
 ): Record<string, string> {
   if (typeof info !== "object" || info === null || Array.isArray(info)) {
-    fail(`"${METADATA_KEY}" is ${describeJson(info)}, expected an object of strings`);
+    fail(`${quote(METADATA_KEY)} is ${describeJson(info)}, expected an object of strings`);
   }
   const pairs = Object.entries(info as Record<string, unknown>);
   for (const [k, v] of pairs) {
     if (typeof v !== "string") {
-      fail(`metadata value of "${k}" is ${describeJson(v)}, expected a string`, k);
+      fail(`metadata value of ${quote(k)} is ${describeJson(v)}, expected a string`, k);
     }
   }
   // fromEntries defines own properties, so a "__proto__" key cannot reach the prototype.
@@ -222,18 +222,26 @@ function validateEntry(
   dataSize: number,
   fail: (detail: string, key?: string) => never,
 ): Entry {
-  const bad = (detail: string): never => fail(`tensor "${key}" ${detail}`, key);
+  const bad = (detail: string): never => fail(`tensor ${quote(key)} ${detail}`, key);
   if (typeof info !== "object" || info === null || Array.isArray(info)) {
     bad(`is ${describeJson(info)}, expected an object with dtype, shape, data_offsets`);
   }
-  const { dtype, shape, data_offsets: offsets } = info as Record<string, unknown>;
+  const fields = info as Record<string, unknown>;
+  for (const field of ["dtype", "shape", "data_offsets"]) {
+    if (fields[field] === undefined) bad(`has no "${field}" field`);
+  }
+  const { dtype, shape, data_offsets: offsets } = fields;
   if (typeof dtype !== "string") bad(`has dtype ${describeJson(dtype)}, expected a string`);
   const name = dtype as string;
   if (!SUPPORTED.has(name)) {
     if (KNOWN_UNSUPPORTED.has(name)) {
-      bad(`has dtype "${name}", which is not supported: supported dtypes are F32, F16, BF16, I64`);
+      bad(
+        `has dtype ${
+          quote(name)
+        }, which is not supported: supported dtypes are F32, F16, BF16, I64`,
+      );
     }
-    bad(`has unknown dtype "${name.slice(0, 40)}"`);
+    bad(`has unknown dtype ${quote(name)}`);
   }
   if (!Array.isArray(shape)) bad(`has shape ${describeJson(shape)}, expected an array`);
   const dims = shape as unknown[];
@@ -280,14 +288,16 @@ function checkTiling(
   for (const e of entries) {
     if (e.begin < position) {
       fail(
-        `tensor "${e.key}" overlaps tensor "${previous?.key}": it begins at ${e.begin}, ` +
+        `tensor ${quote(e.key)} overlaps tensor ${
+          quote(previous!.key)
+        }: it begins at ${e.begin}, ` +
           `before ${position}`,
         e.key,
       );
     }
     if (e.begin > position) {
       fail(
-        `tensor "${e.key}" is not contiguous with the data before it: it begins at ` +
+        `tensor ${quote(e.key)} is not contiguous with the data before it: it begins at ` +
           `${e.begin}, expected ${position}`,
         e.key,
       );
@@ -334,7 +344,7 @@ export function serializeSafetensors(
   for (const k of metaKeys) {
     if (typeof metadata[k] !== "string") {
       throw new TypeError(
-        `Cannot write safetensors: metadata value of "${k}" is ${typeof metadata[k]}, ` +
+        `Cannot write safetensors: metadata value of ${quote(k)} is ${typeof metadata[k]}, ` +
           `expected a string`,
       );
     }
@@ -353,7 +363,7 @@ export function serializeSafetensors(
     for (const d of shape) {
       if (!Number.isSafeInteger(d) || d < 0) {
         throw new RangeError(
-          `Cannot write safetensors: tensor "${key}" has shape [${shape}]: dimensions must ` +
+          `Cannot write safetensors: tensor ${quote(key)} has shape [${shape}]: dimensions must ` +
             `be non-negative integers`,
         );
       }
@@ -361,7 +371,7 @@ export function serializeSafetensors(
     }
     if (count !== data.length) {
       throw new RangeError(
-        `Cannot write safetensors: tensor "${key}" has shape [${shape}] (${count} elements) ` +
+        `Cannot write safetensors: tensor ${quote(key)} has shape [${shape}] (${count} elements) ` +
           `but ${data.length} values`,
       );
     }

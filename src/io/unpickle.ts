@@ -12,6 +12,8 @@
  * @module
  */
 
+import { quote } from "./weights_format_error.ts";
+
 /** A Python tuple. */
 export class PyTuple {
   /**
@@ -77,6 +79,11 @@ export interface UnpickleOptions {
   persistentLoad?: (pid: PyValue) => PyValue;
   /** Throws the caller's error with a message detail; the interpreter never returns then. */
   fail: (detail: string) => never;
+  /**
+   * Most values and memo entries the pickle may create (default 1,000,000). Each costs
+   * about 90 bytes of heap, so this bounds memory whatever the pickle's length.
+   */
+  maxValues?: number;
 }
 
 // Opcode names, for messages about refused opcodes.
@@ -169,6 +176,16 @@ export function pythonTypeOf(value: PyValue): string {
   return value.pythonType;
 }
 
+/**
+ * Names a value's Python type with an article, for messages.
+ * @param value any interpreter value
+ * @returns e.g. `"an int"`, `"a tuple"`, `"a global os.system"`
+ */
+export function describePython(value: PyValue): string {
+  const type = pythonTypeOf(value);
+  return `${/^[aeiouAEIOU]/.test(type) ? "an" : "a"} ${type}`;
+}
+
 /** True for values Python can hash and this interpreter can key a Map by. */
 function isKey(value: PyValue): value is PyKey {
   return value === null || typeof value !== "object";
@@ -193,6 +210,21 @@ export function unpickle(bytes: Uint8Array, options: UnpickleOptions): PyValue {
   let pos = 0;
   let opAt = 0;
   let opName = "";
+  const maxValues = options.maxValues ?? 1_000_000;
+  let created = 0;
+  const count = () => {
+    if (++created > maxValues) fail(`pickle creates more than ${maxValues} values`);
+  };
+  // Every value goes through here; it also reads `stack` only after the argument is built
+  // (`push(popMark())` would bind the array that popMark replaces).
+  const push = (value: PyValue) => {
+    count();
+    stack.push(value);
+  };
+  const memoSet = (index: number, value: PyValue) => {
+    count();
+    memo.set(index, value);
+  };
 
   const where = () => `${opName} at byte ${opAt}`;
   const need = (n: number): number => {
@@ -244,7 +276,7 @@ export function unpickle(bytes: Uint8Array, options: UnpickleOptions): PyValue {
         ? `${names.slice(0, 4).join(", ")} and ${names.length - 4} more`
         : names.join(", ");
       fail(
-        `pickle references global "${short(module)}.${short(name)}" (${where()}), which is ` +
+        `pickle references global ${quote(`${module}.${name}`)} (${where()}), which is ` +
           `not allowed: allowed globals are ${list}`,
       );
     }
@@ -252,16 +284,16 @@ export function unpickle(bytes: Uint8Array, options: UnpickleOptions): PyValue {
   };
   const dictOnTop = (): PyDict => {
     const dict = top();
-    if (!(dict instanceof PyDict)) fail(`${where()} targets a ${pythonTypeOf(dict)}, not a dict`);
+    if (!(dict instanceof PyDict)) fail(`${where()} targets ${describePython(dict)}, not a dict`);
     return dict as PyDict;
   };
   const setItem = (dict: PyDict, key: PyValue, value: PyValue) => {
-    if (!isKey(key)) fail(`${where()} uses a ${pythonTypeOf(key)} as a dict key`);
+    if (!isKey(key)) fail(`${where()} uses ${describePython(key)} as a dict key`);
     dict.map.set(key as PyKey, value);
   };
   const listOnTop = (): PyList => {
     const list = top();
-    if (!(list instanceof PyList)) fail(`${where()} targets a ${pythonTypeOf(list)}, not a list`);
+    if (!(list instanceof PyList)) fail(`${where()} targets ${describePython(list)}, not a list`);
     return list as PyList;
   };
   const memoGet = (index: number): PyValue => {
@@ -289,61 +321,58 @@ export function unpickle(bytes: Uint8Array, options: UnpickleOptions): PyValue {
         stack = [];
         break;
       case "}":
-        stack.push(new PyDict());
+        push(new PyDict());
         break;
       case "]":
-        stack.push(new PyList());
+        push(new PyList());
         break;
       case ")":
-        stack.push(new PyTuple([]));
+        push(new PyTuple([]));
         break;
-      case "t": {
-        // Pop first: `stack.push(f())` would bind the array before popMark replaces it.
-        const items = popMark();
-        stack.push(new PyTuple(items));
+      case "t":
+        push(new PyTuple(popMark()));
         break;
-      }
       case "\x85":
-        stack.push(new PyTuple([pop()]));
+        push(new PyTuple([pop()]));
         break;
       case "\x86": {
         const b = pop();
-        stack.push(new PyTuple([pop(), b]));
+        push(new PyTuple([pop(), b]));
         break;
       }
       case "\x87": {
         const c = pop();
         const b = pop();
-        stack.push(new PyTuple([pop(), b, c]));
+        push(new PyTuple([pop(), b, c]));
         break;
       }
       case "X":
-        stack.push(text(view.getUint32(need(4), true)));
+        push(text(view.getUint32(need(4), true)));
         break;
       case "\x8c":
-        stack.push(text(bytes[need(1)]));
+        push(text(bytes[need(1)]));
         break;
       case "\x8d":
-        stack.push(text(u64()));
+        push(text(u64()));
         break;
       case "q":
-        memo.set(bytes[need(1)], top());
+        memoSet(bytes[need(1)], top());
         break;
       case "r":
-        memo.set(view.getUint32(need(4), true), top());
+        memoSet(view.getUint32(need(4), true), top());
         break;
       case "\x94":
-        memo.set(memo.size, top());
+        memoSet(memo.size, top());
         break;
       case "h":
-        stack.push(memoGet(bytes[need(1)]));
+        push(memoGet(bytes[need(1)]));
         break;
       case "j":
-        stack.push(memoGet(view.getUint32(need(4), true)));
+        push(memoGet(view.getUint32(need(4), true)));
         break;
       case "c": {
         const module = line();
-        stack.push(resolve(module, line()));
+        push(resolve(module, line()));
         break;
       }
       case "\x93": {
@@ -354,17 +383,17 @@ export function unpickle(bytes: Uint8Array, options: UnpickleOptions): PyValue {
             `${where()} needs two strings, got ${pythonTypeOf(module)} and ${pythonTypeOf(name)}`,
           );
         }
-        stack.push(resolve(module as string, name as string));
+        push(resolve(module as string, name as string));
         break;
       }
       case "J":
-        stack.push(view.getInt32(need(4), true));
+        push(view.getInt32(need(4), true));
         break;
       case "K":
-        stack.push(bytes[need(1)]);
+        push(bytes[need(1)]);
         break;
       case "M":
-        stack.push(view.getUint16(need(2), true));
+        push(view.getUint16(need(2), true));
         break;
       case "\x8a": {
         const n = bytes[need(1)];
@@ -375,35 +404,35 @@ export function unpickle(bytes: Uint8Array, options: UnpickleOptions): PyValue {
         for (let i = n - 1; i >= 0; i--) value = (value << 8n) | BigInt(bytes[start + i]);
         if (n > 0 && bytes[start + n - 1] & 0x80) value -= 1n << BigInt(8 * n);
         const small = Number(value);
-        stack.push(Number.isSafeInteger(small) ? small : value);
+        push(Number.isSafeInteger(small) ? small : value);
         break;
       }
       case "G":
-        stack.push(view.getFloat64(need(8), false));
+        push(view.getFloat64(need(8), false));
         break;
       case "\x88":
-        stack.push(true);
+        push(true);
         break;
       case "\x89":
-        stack.push(false);
+        push(false);
         break;
       case "N":
-        stack.push(null);
+        push(null);
         break;
       case "Q": {
         const pid = pop();
         if (!options.persistentLoad) fail(`pickle has a persistent id at ${where()}`);
-        stack.push(options.persistentLoad!(pid));
+        push(options.persistentLoad!(pid));
         break;
       }
       case "R": {
         const args = pop();
         const callable = pop();
         if (!(callable instanceof PyGlobal) || !callable.call) {
-          fail(`${where()} cannot call a ${pythonTypeOf(callable)}`);
+          fail(`${where()} cannot call ${describePython(callable)}`);
         }
         if (!(args instanceof PyTuple)) fail(`${where()} needs a tuple of arguments`);
-        stack.push((callable as PyGlobal).call!((args as PyTuple).items));
+        push((callable as PyGlobal).call!((args as PyTuple).items));
         break;
       }
       case "s": {
@@ -437,7 +466,7 @@ export function unpickle(bytes: Uint8Array, options: UnpickleOptions): PyValue {
         const state = pop();
         const target = top();
         if (!(target instanceof PyDict) || !(state instanceof PyDict)) {
-          fail(`${where()} on a ${pythonTypeOf(target)} is not allowed`);
+          fail(`${where()} on ${describePython(target)} is not allowed`);
         }
         break;
       }
@@ -448,16 +477,11 @@ export function unpickle(bytes: Uint8Array, options: UnpickleOptions): PyValue {
         popMark();
         break;
       case "2":
-        stack.push(top());
+        push(top());
         break;
       default:
         fail(`pickle uses ${opName} at byte ${opAt}, which is not allowed`);
     }
   }
   return fail("pickle ends without a STOP opcode");
-}
-
-/** Cuts a name from the pickle for a message. */
-function short(name: string): string {
-  return name.length > 80 ? `${name.slice(0, 77)}...` : name;
 }

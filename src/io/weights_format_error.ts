@@ -36,3 +36,13 @@ export class WeightsFormatError extends Error {
     this.key = options.key;
   }
 }
+
+/**
+ * Quotes a name taken from a file for an error message: JSON-escaped (so control characters
+ * cannot forge lines) and cut to 100 characters (so a hostile key cannot bloat the message).
+ * @param name a tensor key, entry name or global name
+ * @returns the quoted text, e.g. `"conv1.weight"`
+ */
+export function quote(name: string): string {
+  return JSON.stringify(name.length > 100 ? `${name.slice(0, 97)}...` : name);
+}

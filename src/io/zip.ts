@@ -12,7 +12,7 @@
  */
 
 import { crc32 } from "./crc32.ts";
-import { WeightsFormatError } from "./weights_format_error.ts";
+import { quote, WeightsFormatError } from "./weights_format_error.ts";
 
 /** One file of the archive, as the central directory describes it. */
 export interface ZipEntry {
@@ -102,14 +102,14 @@ export class ZipArchive {
    */
   async read(name: string): Promise<Uint8Array> {
     const entry = this.entries.get(name);
-    if (!entry) this.#fail(`entry "${name}" is missing`, name);
+    if (!entry) this.#fail(`entry ${quote(name)} is missing`, name);
     const e = entry as ZipEntry;
     const raw = this.#bytes.subarray(e.dataOffset, e.dataOffset + e.compressedSize);
     const data = e.method === 0 ? raw : await inflate(raw, e, this.#fail);
     const actual = crc32(data);
     if (actual !== e.crc32) {
       this.#fail(
-        `entry "${name}" is corrupt: CRC-32 is ${hex(actual)}, expected ${hex(e.crc32)}`,
+        `entry ${quote(name)} is corrupt: CRC-32 is ${hex(actual)}, expected ${hex(e.crc32)}`,
         name,
       );
     }
@@ -203,13 +203,15 @@ function readDirectory(bytes: Uint8Array, fail: Fail): Map<string, ZipEntry> {
     for (let q = p + 46 + nameLength; q + 4 <= extraEnd;) {
       const id = u16(q);
       const size = u16(q + 2);
-      if (q + 4 + size > extraEnd) fail(`entry "${name}" has an extra field that overruns`, name);
+      if (q + 4 + size > extraEnd) {
+        fail(`entry ${quote(name)} has an extra field that overruns`, name);
+      }
       if (id === 0x0001) {
         let r = q + 4;
         const take = (what: string): number => {
-          if (r + 8 > q + 4 + size) fail(`entry "${name}" has a short zip64 field`, name);
+          if (r + 8 > q + 4 + size) fail(`entry ${quote(name)} has a short zip64 field`, name);
           r += 8;
-          return u64(r - 8, `entry "${name}" ${what}`);
+          return u64(r - 8, `entry ${quote(name)} ${what}`);
         };
         if (uncompressedSize === MAX32) uncompressedSize = take("uncompressed size");
         if (compressedSize === MAX32) compressedSize = take("compressed size");
@@ -217,41 +219,41 @@ function readDirectory(bytes: Uint8Array, fail: Fail): Map<string, ZipEntry> {
       }
       q += 4 + size;
     }
-    if (flags & 0x41) fail(`entry "${name}" is encrypted`, name);
+    if (flags & 0x41) fail(`entry ${quote(name)} is encrypted`, name);
     if (method !== 0 && method !== 8) {
       fail(
-        `entry "${name}" uses compression method ${method}: only stored (0) and deflate (8) ` +
+        `entry ${quote(name)} uses compression method ${method}: only stored (0) and deflate (8) ` +
           `are supported`,
         name,
       );
     }
-    if (entries.has(name)) fail(`entry "${name}" appears twice`, name);
+    if (entries.has(name)) fail(`entry ${quote(name)} appears twice`, name);
     if (localOffset + 30 > bytes.length || u32(localOffset) !== LOCAL) {
-      fail(`entry "${name}" has no local header at byte ${localOffset}`, name);
+      fail(`entry ${quote(name)} has no local header at byte ${localOffset}`, name);
     }
     const localNameLength = u16(localOffset + 26);
     const dataOffset = localOffset + 30 + localNameLength + u16(localOffset + 28);
     const localName = bytes.subarray(localOffset + 30, localOffset + 30 + localNameLength);
     if (localName.length !== nameBytes.length || !localName.every((b, j) => b === nameBytes[j])) {
-      fail(`entry "${name}" has a different name in its local header`, name);
+      fail(`entry ${quote(name)} has a different name in its local header`, name);
     }
     if (dataOffset + compressedSize > cdOffset) {
       fail(
-        `entry "${name}" has data past the end of the entries: it ends at byte ` +
+        `entry ${quote(name)} has data past the end of the entries: it ends at byte ` +
           `${dataOffset + compressedSize}, the central directory starts at ${cdOffset}`,
         name,
       );
     }
     if (method === 0 && compressedSize !== uncompressedSize) {
       fail(
-        `entry "${name}" is stored but its sizes differ: ${compressedSize} stored, ` +
+        `entry ${quote(name)} is stored but its sizes differ: ${compressedSize} stored, ` +
           `${uncompressedSize} declared`,
         name,
       );
     }
     if (method === 8 && uncompressedSize > compressedSize * MAX_DEFLATE_RATIO + 64) {
       fail(
-        `entry "${name}" declares ${uncompressedSize} bytes from ${compressedSize} ` +
+        `entry ${quote(name)} declares ${uncompressedSize} bytes from ${compressedSize} ` +
           `compressed bytes, more than deflate can produce`,
         name,
       );
@@ -272,7 +274,7 @@ function readDirectory(bytes: Uint8Array, fail: Fail): Map<string, ZipEntry> {
   for (let i = 1; i < ordered.length; i++) {
     const before = ordered[i - 1];
     if (before.dataOffset + before.compressedSize > ordered[i].localOffset) {
-      fail(`entries "${before.name}" and "${ordered[i].name}" overlap`, ordered[i].name);
+      fail(`entries ${quote(before.name)} and ${quote(ordered[i].name)} overlap`, ordered[i].name);
     }
   }
   return entries;
@@ -302,11 +304,11 @@ async function inflate(raw: Uint8Array, entry: ZipEntry, fail: Fail): Promise<Ui
   }
   if (problem !== undefined) {
     await reader.cancel().catch(() => {});
-    fail(`entry "${entry.name}" ${problem}`, entry.name);
+    fail(`entry ${quote(entry.name)} ${problem}`, entry.name);
   }
   if (length !== expected) {
     fail(
-      `entry "${entry.name}" inflates to ${length} bytes, expected ${expected}`,
+      `entry ${quote(entry.name)} inflates to ${length} bytes, expected ${expected}`,
       entry.name,
     );
   }

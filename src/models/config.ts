@@ -32,6 +32,8 @@ export interface NetworkConfig {
   dropout: number;
   /** Channel widths of the stem/layer1..layer4 (ResNet18: 64,128,256,512); tests narrow it. */
   widths: [number, number, number, number];
+  /** Input side the network was trained at (a writer's extra key; predict resizes to it). */
+  imageSize?: number;
 }
 
 /** Residual blocks of ResNet18 (layer1.0 … layer4.1). */
@@ -116,5 +118,6 @@ export function parseNetworkConfig(raw: unknown, source = "model config"): Netwo
     policy,
     dropout: num("dropout", 0.5, (v) => v >= 0 && v < 1),
     widths: widths as [number, number, number, number],
+    imageSize: r.imageSize === undefined ? undefined : num("imageSize", 224, (v) => Number.isInteger(v) && v >= 16),
   };
 }

@@ -54,6 +54,11 @@ export class AdamW {
     this.#v = params.map((p) => keep(zeros(p.shape, { backend: p.backend })));
   }
 
+  /** The parameters, in the order of the moments. */
+  get params(): readonly Tensor[] {
+    return this.#params;
+  }
+
   /** The optimiser state, in parameter order: first and second moments. */
   get moments(): { m: readonly Tensor[]; v: readonly Tensor[] } {
     return { m: this.#m, v: this.#v };

@@ -6,6 +6,7 @@
  */
 import * as ops from "../../src/ops/mod.ts";
 import { ones, type Tensor, zeros } from "../../src/tensor/tensor.ts";
+import { sharingLoss, sparsityLoss } from "../../src/train/policy_loss.ts";
 
 /** How to fill an input. */
 export type Fill = "normal" | "positive" | { classes: number } | "unit";
@@ -140,4 +141,6 @@ export const opCases: OpCase[] = [
     inputs: [{ shape: [1, 3] }, { shape: [2, 3] }],
     fn: ([a, b]) => ops.concat([a, b]),
   },
+  { name: "sparsityLoss window 3", inputs: [{ shape: [2, 8, 2] }], fn: ([x]) => sparsityLoss(x, 3) },
+  { name: "sharingLoss 3 tasks", inputs: [{ shape: [3, 8, 2] }], fn: ([x]) => sharingLoss(x)! },
 ];

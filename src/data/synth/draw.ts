@@ -89,7 +89,9 @@ function faceShapes(f: FaceFeatures, rng: Rng): Shape[] {
     const right = side === 1;
     const k = right ? 1 - 0.35 * f.asym : 1;
     const y = ey + (right ? 0.1 * f.asym : 0);
-    shapes.push(ellipseShape(side * ex, y - 0.17 - rx * 0.3, 0.15, f.brow, f.hairColor, side * 0.12));
+    shapes.push(
+      ellipseShape(side * ex, y - 0.17 - rx * 0.3, 0.15, f.brow, f.hairColor, side * 0.12),
+    );
     shapes.push(ellipseShape(side * ex, y, rx * k, rx * 0.6 * k, [245, 245, 240]));
     shapes.push(ellipseShape(side * ex, y, rx * 0.5 * k, rx * 0.55 * k, f.eyeColor));
     shapes.push(ellipseShape(side * ex, y, rx * 0.22 * k, rx * 0.22 * k, [10, 10, 10]));

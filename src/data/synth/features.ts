@@ -77,7 +77,12 @@ const STYLES: readonly { bg: readonly Rgb[]; light: number; noise: number; scale
 export const STYLE_COUNT: number = STYLES.length;
 
 /** Draws the features of one face of the given sex and race in a background style. */
-export function sampleFeatures(rng: Rng, gender: number, race: number, style: number): FaceFeatures {
+export function sampleFeatures(
+  rng: Rng,
+  gender: number,
+  race: number,
+  style: number,
+): FaceFeatures {
   const st = STYLES[style % STYLES.length];
   const male = gender === 1;
   const bg = pick(rng, st.bg);

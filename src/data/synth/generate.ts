@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { formatCsv } from "../csv.ts";
 import { Rng } from "../rng.ts";
 import { drawFace } from "./draw.ts";
-import { sampleFeatures, STYLE_COUNT, trueScore } from "./features.ts";
+import { type FaceFeatures, sampleFeatures, STYLE_COUNT, trueScore } from "./features.ts";
 
 /** Options of {@link generateSynthetic}; every field but `out` has a default. */
 export interface SynthOptions {
@@ -26,7 +26,7 @@ export interface SynthOptions {
   count?: number;
   /** Image side in pixels (default 96). */
   size?: number;
-  /** Seed (default 0): the same options give byte-identical files. */
+  /** Seed (default 0): the same options give byte-identical images and text files. */
   seed?: number;
   /** Image format (default "jpg", as the real release). */
   format?: "jpg" | "png";
@@ -63,6 +63,7 @@ export const SYNTH_DEFAULTS: Readonly<Required<Omit<SynthOptions, "out">>> = {
 
 /** What {@link generateSynthetic} wrote. */
 export interface SynthResult {
+  /** The folder written. */
   out: string;
   /** Images per group: `{AF: 182, AM: 182, CF: 68, CM: 68}`. */
   groups: Record<string, number>;
@@ -72,6 +73,9 @@ export interface SynthResult {
 
 /** Name of the metadata file that marks a folder as a synthetic database. */
 export const SYNTH_META = "synthetic.json";
+
+/** Generator version: bump it when the same options would draw different files. */
+export const SYNTH_VERSION = 1;
 
 /** Group sizes in the real release's proportions (AF 2000, AM 2000, CF 750, CM 750). */
 function groupSizes(o: Required<Omit<SynthOptions, "out">>): [string, number][] {
@@ -102,7 +106,9 @@ export function checkSynthOptions(options: Omit<SynthOptions, "out">): string | 
     return bad("raters", o.raters, "a positive integer");
   }
   if (!(o.raterNoise >= 0)) return bad("raterNoise", o.raterNoise, "≥ 0");
-  if (!(o.labelNoise >= 0 && o.labelNoise <= 1)) return bad("labelNoise", o.labelNoise, "in [0, 1]");
+  if (!(o.labelNoise >= 0 && o.labelNoise <= 1)) {
+    return bad("labelNoise", o.labelNoise, "in [0, 1]");
+  }
   if (!["jpg", "png"].includes(o.format)) return bad("format", o.format, `"jpg" or "png"`);
   if (!["FM", "F", "M"].includes(o.genders)) return bad("genders", o.genders, `"FM", "F" or "M"`);
   if (!["AC", "A", "C"].includes(o.races)) return bad("races", o.races, `"AC", "A" or "C"`);
@@ -144,13 +150,58 @@ async function writeRatings(
     return;
   }
   const wb = new ExcelJS.Workbook();
-  // A fixed date keeps the workbook bytes identical for identical options.
+  // Fixed document dates; the zip entries still carry the write time, so the workbook's
+  // cells, not its bytes, are what identical options reproduce.
   wb.created = wb.modified = new Date(0);
   const ws = wb.addWorksheet("Sheet1");
   ws.addRow(header);
   for (const [r, f, v] of rows) ws.addRow([r, f, v, v]);
   const buf = await wb.xlsx.writeBuffer();
   await Deno.writeFile(join(out, "All_Ratings.xlsx"), new Uint8Array(buf as ArrayBuffer));
+}
+
+/** One simulated face before drawing: what it looks like and what raters said. */
+export interface SimulatedFace {
+  /** File name, e.g. "AF12.jpg". */
+  name: string;
+  /** Drawn features (with the other sex's look when `noisy`). */
+  features: FaceFeatures;
+  /** Whether this face's labels were made to disagree with its features. */
+  noisy: boolean;
+  /** The score raters perceive: the true score, ±1 when `noisy`. */
+  perceived: number;
+  /** One integer rating (1–5) per simulated rater. */
+  ratings: number[];
+}
+
+/**
+ * Simulates every face of a synthetic database in file order, without drawing: the
+ * ground truth the generator writes, for tests and analysis.
+ */
+export function simulateFaces(options: Omit<SynthOptions, "out">): SimulatedFace[] {
+  const o = { ...SYNTH_DEFAULTS, ...options };
+  const raterBias = Array.from(
+    { length: o.raters },
+    (_, r) => 0.3 * new Rng(o.seed, -1, r).normal(),
+  );
+  const faces: SimulatedFace[] = [];
+  let i = 0;
+  for (const [group, n] of groupSizes(o)) {
+    for (let k = 1; k <= n; k++, i++) {
+      const rng = new Rng(o.seed, i, 0);
+      const noisy = rng.chance(o.labelNoise);
+      const gender = group[1] === "M" ? 1 : 0;
+      const race = group[0] === "C" ? 1 : 0;
+      const features = sampleFeatures(rng, noisy ? 1 - gender : gender, race, o.style);
+      const perceived = trueScore(features) + (noisy ? (rng.chance(0.5) ? 1 : -1) : 0);
+      const rr = new Rng(o.seed, i, 2);
+      const ratings = raterBias.map((bias) =>
+        Math.min(5, Math.max(1, Math.round(perceived + bias + o.raterNoise * rr.normal())))
+      );
+      faces.push({ name: `${group}${k}.${o.format}`, features, noisy, perceived, ratings });
+    }
+  }
+  return faces;
 }
 
 /** Writes `train.txt`/`test.txt` style files: `<file> <mean score>` per line. */
@@ -170,34 +221,20 @@ export async function generateSynthetic(options: SynthOptions): Promise<SynthRes
   if (wrong) throw new RangeError(`Cannot generate synthetic database: ${wrong}`);
   const out = options.out;
   await prepareOut(out);
-  const raterBias = Array.from({ length: o.raters }, (_, r) => 0.3 * new Rng(o.seed, -1, r).normal());
   const labelLines: string[] = [];
   const ratingRows: [number, string, number][] = [];
   const groups: Record<string, number> = {};
-  let i = 0;
-  for (const [group, n] of groupSizes(o)) {
-    groups[group] = n;
-    for (let k = 1; k <= n; k++, i++) {
-      const name = `${group}${k}.${o.format}`;
-      const rng = new Rng(o.seed, i, 0);
-      const noisy = rng.chance(o.labelNoise);
-      const gender = group[1] === "M" ? 1 : 0;
-      const f = sampleFeatures(rng, noisy ? 1 - gender : gender, group[0] === "C" ? 1 : 0, o.style);
-      const perceived = trueScore(f) + (noisy ? (rng.chance(0.5) ? 1 : -1) : 0);
-      const img = new Image(o.size, o.size);
-      img.bitmap.set(drawFace(f, o.size, new Rng(o.seed, i, 1)));
-      const bytes = o.format === "jpg" ? await img.encodeJPEG(90) : await img.encode(1);
-      await Deno.writeFile(join(out, "Images", name), bytes);
-      const rr = new Rng(o.seed, i, 2);
-      let sum = 0;
-      for (let r = 0; r < o.raters; r++) {
-        const v = Math.round(perceived + raterBias[r] + o.raterNoise * rr.normal());
-        const rating = Math.min(5, Math.max(1, v));
-        sum += rating;
-        ratingRows.push([r + 1, name, rating]);
-      }
-      labelLines.push(`${name} ${(sum / o.raters).toFixed(6)}`);
-    }
+  const faces = simulateFaces(o);
+  for (let i = 0; i < faces.length; i++) {
+    const face = faces[i];
+    groups[face.name.slice(0, 2)] = (groups[face.name.slice(0, 2)] ?? 0) + 1;
+    const img = new Image(o.size, o.size);
+    img.bitmap.set(drawFace(face.features, o.size, new Rng(o.seed, i, 1)));
+    const bytes = o.format === "jpg" ? await img.encodeJPEG(90) : await img.encode(1);
+    await Deno.writeFile(join(out, "Images", face.name), bytes);
+    face.ratings.forEach((rating, r) => ratingRows.push([r + 1, face.name, rating]));
+    const mean = face.ratings.reduce((x, y) => x + y, 0) / face.ratings.length;
+    labelLines.push(`${face.name} ${mean.toFixed(6)}`);
   }
   const tt = join(out, "train_test_files");
   await Deno.mkdir(tt, { recursive: true });
@@ -206,7 +243,11 @@ export async function generateSynthetic(options: SynthOptions): Promise<SynthRes
   const official = join(tt, "split_of_60%training and 40%testing");
   await Deno.mkdir(official, { recursive: true });
   const cut = Math.round(perm.length * 0.6);
-  await writeList(join(official, "train.txt"), labelLines, perm.slice(0, cut).sort((a, b) => a - b));
+  await writeList(
+    join(official, "train.txt"),
+    labelLines,
+    perm.slice(0, cut).sort((a, b) => a - b),
+  );
   await writeList(join(official, "test.txt"), labelLines, perm.slice(cut).sort((a, b) => a - b));
   const folds = new Rng(o.seed, -3).shuffle(labelLines.map((_, j) => j));
   for (let k = 1; k <= 5; k++) {
@@ -222,7 +263,11 @@ export async function generateSynthetic(options: SynthOptions): Promise<SynthRes
   const { out: _, ...meta } = { ...o, out };
   await Deno.writeTextFile(
     join(out, SYNTH_META),
-    JSON.stringify({ generator: "fbp synthetic faces", version: 1, options: meta, groups }, null, 2) +
+    JSON.stringify(
+      { generator: "fbp synthetic faces", version: SYNTH_VERSION, options: meta, groups },
+      null,
+      2,
+    ) +
       "\n",
   );
   return { out, groups, seconds: (performance.now() - t0) / 1000 };

@@ -1,0 +1,156 @@
+/*
+ * pool.c — max pooling (forward over oneDNN, backward in C) and global average pooling.
+ *
+ * Why: the max-pool forward is a cached oneDNN primitive like the convolutions. Its
+ * backward recomputes each window's argmax from the input instead of keeping a oneDNN
+ * workspace, because the ABI carries no workspace and the rule "first maximum wins,
+ * padding is -inf" must match every backend bit for bit; it is one pass over the input.
+ * oneDNN initialises a window with the lowest finite float, not -inf, so a window made
+ * only of padding (possible only when pad >= kernel) goes through the C loop, which
+ * gives -inf. Global average pooling is a plain reduction with double accumulators.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "internal.h"
+
+enum { POOL_MAX_FWD = 300 };
+
+/* key: kind, N, C, H, W, kernel, stride, pad */
+static int build_max_fwd(fbp_prim *p, const int64_t *key, dnnl_engine_t eng) {
+  int64_t N = key[1], C = key[2], H = key[3], W = key[4], k = key[5], s = key[6], pad = key[7];
+  int64_t P = fbp_out_size(H, k, s, pad), Q = fbp_out_size(W, k, s, pad);
+  dnnl_memory_desc_t src, dst;
+  if (fbp_md_nchw(&src, N, C, H, W, dnnl_nchw) || fbp_md_nchw(&dst, N, C, P, Q, dnnl_nchw))
+    return 1;
+  dnnl_dims_t strides = {s, s}, kernel = {k, k}, padding = {pad, pad};
+  dnnl_pooling_desc_t d;
+  dnnl_primitive_desc_t pd;
+  CHECK(dnnl_pooling_forward_desc_init(&d, dnnl_forward_inference, dnnl_pooling_max, &src,
+                                       &dst, strides, kernel, padding, padding));
+  CHECK(dnnl_primitive_desc_create(&pd, &d, NULL, eng, NULL));
+  int rc = fbp_prim_add_arg(p, pd, eng, DNNL_ARG_DST, &dst, 1) ||
+           fbp_prim_add_arg(p, pd, eng, DNNL_ARG_SRC, &src, 0);
+  dnnl_status_t st = rc ? dnnl_success : dnnl_primitive_create(&p->prim, pd);
+  dnnl_primitive_desc_destroy(pd);
+  if (rc) return 1;
+  CHECK(st);
+  return 0;
+}
+
+static int pool_check(const char *fn, int N, int C, int H, int W, int kernel, int stride,
+                      int pad) {
+  const char *names[] = {"N", "C", "H", "W", "kernel", "stride"};
+  int vals[] = {N, C, H, W, kernel, stride};
+  for (int i = 0; i < 6; i++)
+    if (vals[i] < 1) FAIL("%s: size '%s' must be >= 1, got %d", fn, names[i], vals[i]);
+  if (pad < 0) FAIL("%s: 'pad' must be >= 0, got %d", fn, pad);
+  int64_t P = fbp_out_size(H, kernel, stride, pad), Q = fbp_out_size(W, kernel, stride, pad);
+  if (P < 1 || Q < 1)
+    FAIL("%s: output size %lldx%lld < 1 (input %dx%d, kernel %d, stride %d, pad %d)", fn,
+         (long long)P, (long long)Q, H, W, kernel, stride, pad);
+  return 0;
+}
+
+/* Index (within the plane) of the first maximum of window (p, q); -1 if all padding. */
+static inline int64_t window_argmax(const float *x, int64_t H, int64_t W, int64_t p, int64_t q,
+                                    int kernel, int stride, int pad) {
+  int64_t arg = -1;
+  float best = -INFINITY;
+  for (int r = 0; r < kernel; r++) {
+    int64_t h = p * stride - pad + r;
+    if (h < 0 || h >= H) continue;
+    for (int t = 0; t < kernel; t++) {
+      int64_t w = q * stride - pad + t;
+      if (w < 0 || w >= W) continue;
+      int64_t j = h * W + w;
+      if (arg < 0 || x[j] > best) {
+        best = x[j];
+        arg = j;
+      }
+    }
+  }
+  return arg;
+}
+
+int maxpool2d_forward(float *out, const float *inp, int N, int C, int H, int W, int kernel,
+                      int stride, int pad) {
+  REQUIRE_PTR(out);
+  REQUIRE_PTR(inp);
+  if (pool_check(__func__, N, C, H, W, kernel, stride, pad)) return 1;
+  if (pad >= kernel) {
+    int64_t P = fbp_out_size(H, kernel, stride, pad), Q = fbp_out_size(W, kernel, stride, pad);
+    int64_t planes = (int64_t)N * C;
+    FBP_PAR_FOR(planes * P * Q > FBP_PAR_MIN,
+      for (int64_t nc = 0; nc < planes; nc++) {
+        const float *x = inp + nc * H * W;
+        for (int64_t p = 0; p < P; p++)
+          for (int64_t q = 0; q < Q; q++) {
+            int64_t j = window_argmax(x, H, W, p, q, kernel, stride, pad);
+            out[(nc * P + p) * Q + q] = j < 0 ? -INFINITY : x[j];
+          }
+      });
+    return 0;
+  }
+  int64_t key[FBP_KEY_LEN] = {POOL_MAX_FWD, N, C, H, W, kernel, stride, pad};
+  void *ptrs[] = {out, (void *)inp};
+  return fbp_prim_call(key, build_max_fwd, ptrs);
+}
+
+int maxpool2d_backward(float *dinp, const float *dout, const float *inp, int N, int C,
+                       int H, int W, int kernel, int stride, int pad) {
+  REQUIRE_PTR(dinp);
+  REQUIRE_PTR(dout);
+  REQUIRE_PTR(inp);
+  if (pool_check(__func__, N, C, H, W, kernel, stride, pad)) return 1;
+  int64_t P = fbp_out_size(H, kernel, stride, pad), Q = fbp_out_size(W, kernel, stride, pad);
+  int64_t planes = (int64_t)N * C, HW = (int64_t)H * W;
+  /* Windows overlap within a plane, never across planes: one plane per iteration. */
+  FBP_PAR_FOR(planes * HW > FBP_PAR_MIN,
+    for (int64_t nc = 0; nc < planes; nc++) {
+      const float *x = inp + nc * HW;
+      const float *dy = dout + nc * P * Q;
+      float *dx = dinp + nc * HW;
+      memset(dx, 0, (size_t)HW * sizeof(float));
+      for (int64_t p = 0; p < P; p++)
+        for (int64_t q = 0; q < Q; q++) {
+          int64_t j = window_argmax(x, H, W, p, q, kernel, stride, pad);
+          if (j >= 0) dx[j] += dy[p * Q + q];
+        }
+    });
+  return 0;
+}
+
+int avgpool_global_forward(float *out, const float *inp, int N, int C, int H, int W) {
+  REQUIRE_PTR(out);
+  REQUIRE_PTR(inp);
+  REQUIRE_POS(N);
+  REQUIRE_POS(C);
+  REQUIRE_POS(H);
+  REQUIRE_POS(W);
+  int64_t planes = (int64_t)N * C, HW = (int64_t)H * W;
+  FBP_PAR_FOR(planes * HW > FBP_PAR_MIN,
+    for (int64_t nc = 0; nc < planes; nc++) {
+      const float *x = inp + nc * HW;
+      double sum = 0;
+      for (int64_t i = 0; i < HW; i++) sum += x[i];
+      out[nc] = (float)(sum / (double)HW);
+    });
+  return 0;
+}
+
+int avgpool_global_backward(float *dinp, const float *dout, int N, int C, int H, int W) {
+  REQUIRE_PTR(dinp);
+  REQUIRE_PTR(dout);
+  REQUIRE_POS(N);
+  REQUIRE_POS(C);
+  REQUIRE_POS(H);
+  REQUIRE_POS(W);
+  int64_t planes = (int64_t)N * C, HW = (int64_t)H * W;
+  FBP_PAR_FOR(planes * HW > FBP_PAR_MIN,
+    for (int64_t nc = 0; nc < planes; nc++) {
+      float g = dout[nc] / (float)HW;
+      for (int64_t i = 0; i < HW; i++) dinp[nc * HW + i] = g;
+    });
+  return 0;
+}

@@ -1,0 +1,143 @@
+/**
+ * What `deno task data info` reports: counts per split and class, and every problem, so
+ * a database can be checked before training. The JSON form is {@link DataInfo}.
+ * @module
+ */
+
+import { BadImageError } from "./decode.ts";
+import type { BadImagePolicy } from "./loader.ts";
+import { formatProblem, type Problem } from "./problems.ts";
+import { countLabels, type Dataset, type ImageRecord } from "./records.ts";
+import { stratifiedSplit } from "./split.ts";
+import { DecodePool } from "./worker_pool.ts";
+
+/** Counts of one part of a split. */
+export interface PartInfo {
+  /** Images in this part. */
+  images: number;
+  /** Images per class for each label. */
+  labels: Record<string, Record<string, number>>;
+}
+
+/** The report of `data info --json`. */
+export interface DataInfo {
+  /** The source spec read. */
+  source: string;
+  /** Labelled images that decode (or that exist, when decoding was not checked). */
+  images: number;
+  /** Entries skipped (images, label-file lines, rating rows), all listed in `problems`. */
+  skipped: number;
+  /** Skipped entries per reason. */
+  skips: Record<string, number>;
+  /** Every problem found, with file and (where it has one) line. */
+  problems: Problem[];
+  /** Images per class for each label, over the `images` counted. */
+  labels: Record<string, Record<string, number>>;
+  /** Class names per label (index = integer label). */
+  classes: Record<string, string[]>;
+  /** Per split ("stratified" 6:2:2 and the source's own): counts per part. */
+  splits: Record<string, Record<"train" | "val" | "test", PartInfo>>;
+  /** Whether every image was decoded to check it. */
+  decoded: boolean;
+}
+
+/** Options of {@link collectInfo}. */
+export interface InfoOptions {
+  /** Decode every image to check it (default true). */
+  decode?: boolean;
+  /** Bad image policy (default "skip": count and report; "fail": throw). */
+  onBadImage?: BadImagePolicy;
+  /** Decode workers (default 2). */
+  workers?: number;
+  /** Seed of the stratified split (default 0). */
+  seed?: number;
+}
+
+/**
+ * Checks a dataset (decoding every image unless `decode` is false) and counts it.
+ * @throws {BadImageError} With policy "fail", for the first image that does not decode.
+ */
+export async function collectInfo(dataset: Dataset, options: InfoOptions = {}): Promise<DataInfo> {
+  const problems = [...dataset.problems];
+  const skips = { ...dataset.skips };
+  const good = new Set<number>(dataset.records.map((_, i) => i));
+  const decode = options.decode ?? true;
+  if (decode) {
+    const pool = new DecodePool({ workers: options.workers ?? 2 });
+    try {
+      const results = await Promise.allSettled(dataset.records.map((r) => pool.check(r.path)));
+      results.forEach((r, i) => {
+        if (r.status === "fulfilled") return;
+        if (!(r.reason instanceof BadImageError) || options.onBadImage === "fail") throw r.reason;
+        good.delete(i);
+        problems.push({
+          file: r.reason.path,
+          message: `${r.reason.reason}; skipped`,
+          skipped: true,
+        });
+        skips["bad image"] = (skips["bad image"] ?? 0) + 1;
+      });
+    } finally {
+      pool.close();
+    }
+  }
+  const records = dataset.records.filter((_, i) => good.has(i));
+  const part = (idx: number[]): PartInfo => {
+    const rs: ImageRecord[] = idx.filter((i) => good.has(i)).map((i) => dataset.records[i]);
+    return { images: rs.length, labels: countLabels(rs, dataset.classes) };
+  };
+  const splits: DataInfo["splits"] = {};
+  const all = {
+    stratified: stratifiedSplit(dataset.records, { seed: options.seed }),
+    ...dataset.splits,
+  };
+  for (const [name, s] of Object.entries(all)) {
+    splits[name] = { train: part(s.train), val: part(s.val), test: part(s.test) };
+  }
+  return {
+    source: dataset.source,
+    images: records.length,
+    skipped: Object.values(skips).reduce((a, b) => a + b, 0),
+    skips,
+    problems,
+    labels: countLabels(records, dataset.classes),
+    classes: dataset.classes,
+    splits,
+    decoded: decode,
+  };
+}
+
+/** Formats counts as `F 250  M 250`. */
+function counts(c: Record<string, number>): string {
+  return Object.entries(c).map(([k, v]) => `${k} ${v}`).join("  ");
+}
+
+/** Renders {@link DataInfo} as text for a terminal; at most `maxProblems` problems listed. */
+export function formatInfo(info: DataInfo, maxProblems = 50): string {
+  const lines = [
+    `source   ${info.source}`,
+    `images   ${info.images}${info.decoded ? " (all decoded)" : " (not decoded)"}`,
+    `skipped  ${info.skipped}`,
+  ];
+  for (const [reason, n] of Object.entries(info.skips)) lines.push(`  ${reason}: ${n}`);
+  lines.push("", "labels");
+  for (const [name, c] of Object.entries(info.labels)) {
+    lines.push(`  ${name.padEnd(8)} ${counts(c)}`);
+  }
+  lines.push("", "splits");
+  for (const [name, s] of Object.entries(info.splits)) {
+    lines.push(`  ${name}: train ${s.train.images}, val ${s.val.images}, test ${s.test.images}`);
+    for (const p of ["train", "val", "test"] as const) {
+      if (s[p].images === 0) continue;
+      for (const [label, c] of Object.entries(s[p].labels)) {
+        lines.push(`    ${p.padEnd(5)} ${label.padEnd(8)} ${counts(c)}`);
+      }
+    }
+  }
+  lines.push("", `problems (${info.problems.length})`);
+  for (const p of info.problems.slice(0, maxProblems)) lines.push(`  ${formatProblem(p)}`);
+  if (info.problems.length > maxProblems) {
+    lines.push(`  … ${info.problems.length - maxProblems} more (use --json for all)`);
+  }
+  return lines.join("\n");
+}

@@ -1,0 +1,52 @@
+/**
+ * A run as a flat list of epochs, each tagged with its stage. Resume positions are an
+ * index into this list plus a step, so "where was I" is two integers.
+ *   adashare: warmup × W, then (policy-weights, policy-logits) × P, then retrain × R
+ *   baseline: baseline × E
+ * @module
+ */
+import type { RunConfig } from "./run_config.ts";
+
+/** Stage of one epoch. */
+export type EpochKind = "warmup" | "policy-weights" | "policy-logits" | "retrain" | "baseline";
+
+/** One planned epoch. */
+export interface PlannedEpoch {
+  kind: EpochKind;
+  /** Stage group for wall times: "warmup" | "policy" | "retrain" | "baseline". */
+  stage: string;
+  /** 1-based epoch within its kind. */
+  epoch: number;
+  /** Epochs of its kind in the plan. */
+  of: number;
+  /** Policy (logit) epochs completed before this one: drives τ and the curriculum. */
+  policyEpochsBefore: number;
+}
+
+/** The epochs of a run, in order. */
+export function planEpochs(c: RunConfig): PlannedEpoch[] {
+  const out: PlannedEpoch[] = [];
+  if (c.method === "baseline") {
+    for (let e = 1; e <= c.epochs.baseline; e++) {
+      out.push({ kind: "baseline", stage: "baseline", epoch: e, of: c.epochs.baseline, policyEpochsBefore: 0 });
+    }
+    return out;
+  }
+  for (let e = 1; e <= c.epochs.warmup; e++) {
+    out.push({ kind: "warmup", stage: "warmup", epoch: e, of: c.epochs.warmup, policyEpochsBefore: 0 });
+  }
+  for (let e = 1; e <= c.epochs.policy; e++) {
+    const before = e - 1;
+    out.push({ kind: "policy-weights", stage: "policy", epoch: e, of: c.epochs.policy, policyEpochsBefore: before });
+    out.push({ kind: "policy-logits", stage: "policy", epoch: e, of: c.epochs.policy, policyEpochsBefore: before });
+  }
+  for (let e = 1; e <= c.epochs.retrain; e++) {
+    out.push({ kind: "retrain", stage: "retrain", epoch: e, of: c.epochs.retrain, policyEpochsBefore: c.epochs.policy });
+  }
+  return out;
+}
+
+/** Whether an epoch trains the final model (validation picks the best checkpoint there). */
+export function isFinalStage(kind: EpochKind): boolean {
+  return kind === "retrain" || kind === "baseline";
+}

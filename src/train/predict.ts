@@ -1,0 +1,50 @@
+/**
+ * Inference on image files: decode (imagescript), resize to the network's input size
+ * (the checkpoint's training size, 224 when it does not say; an image already that size
+ * is used as is), ImageNet normalisation, every task in eval mode with the fixed policy.
+ * @module
+ */
+import { prepareImage } from "../data/prepare.ts";
+import type { MultiTaskNet } from "../models/network.ts";
+import { predictBatch } from "./step.ts";
+
+/** Per-image prediction: for each task, the class and the class probabilities. */
+export interface ImagePrediction {
+  image: string;
+  tasks: Record<string, { label: number; probabilities: number[] }>;
+}
+
+/**
+ * Predicts every task of `net` for each image (batched by `batch`).
+ * @throws {BadImageError} naming the file when an image cannot be decoded
+ */
+export async function predictImages(
+  net: MultiTaskNet,
+  paths: readonly string[],
+  opts: { batch?: number } = {},
+): Promise<ImagePrediction[]> {
+  const size = net.config.imageSize ?? 224;
+  const batch = opts.batch ?? 16;
+  const gates = net.evalGates();
+  const out: ImagePrediction[] = paths.map((image) => ({ image, tasks: {} }));
+  // Images of any database share the trunk; the BN copy is the task's own database.
+  for (let start = 0; start < paths.length; start += batch) {
+    const chunk = paths.slice(start, start + batch);
+    const images = new Float32Array(chunk.length * 3 * size * size);
+    for (const [i, path] of chunk.entries()) {
+      images.set(await prepareImage({ path, resize: size, size, crop: {} }), i * 3 * size * size);
+    }
+    for (const db of net.config.databases) {
+      const tasks = net.config.tasks.filter((t) => t.database === db).map((t) => t.name);
+      if (tasks.length === 0) continue;
+      const res = predictBatch(net, images, size, db, { gates, tasks });
+      for (const [task, r] of res) {
+        for (let i = 0; i < chunk.length; i++) {
+          const probabilities = Array.from(r.probabilities.subarray(i * r.classes, (i + 1) * r.classes));
+          out[start + i].tasks[task] = { label: r.predictions[i], probabilities };
+        }
+      }
+    }
+  }
+  return out;
+}

@@ -1,0 +1,76 @@
+/**
+ * Ready-made run configs: the newcomer's default (a small synthetic two-database set that
+ * trains the full method in minutes on a 2-core CPU) and the paper's two settings.
+ * @module
+ */
+import { RUN_DEFAULTS, type RunConfig } from "./run_config.ts";
+
+/** Names of the presets. */
+export const PRESETS = ["default", "paper-scut", "paper-lsafbd"] as const;
+/** A preset name. */
+export type PresetName = typeof PRESETS[number];
+
+/** Where the paper presets find their data. */
+export interface PresetData {
+  /** SCUT-FBP5500 source (e.g. `scut:data/SCUT-FBP5500_v2`). */
+  scut?: string;
+  /** LSAFBD source (e.g. `list:lsafbd/train.txt@lsafbd/images`). */
+  lsafbd?: string;
+}
+
+/** The synthetic databases of the default run: a female-only beauty set and a mixed set. */
+export const DEFAULT_SOURCES = {
+  beautyDb: "synthetic:count=400,size=72,seed=11,genders=F,style=1,labels=beauty",
+  genderDb: "synthetic:count=400,size=72,seed=12,labels=gender",
+} as const;
+
+/**
+ * A preset's config (the caller may override fields afterwards).
+ * @throws {Error} when a paper preset lacks the path of its data
+ */
+export function presetConfig(name: PresetName, data: PresetData = {}): Omit<RunConfig, "name" | "out"> {
+  if (name === "default") {
+    return {
+      ...RUN_DEFAULTS,
+      databases: [
+        { name: "faces", source: DEFAULT_SOURCES.beautyDb },
+        { name: "people", source: DEFAULT_SOURCES.genderDb },
+      ],
+      tasks: [
+        { name: "beauty", database: "faces", label: "beauty", lambda: 1 },
+        { name: "gender", database: "people", label: "gender", lambda: 0.6 },
+      ],
+      imageSize: 64,
+      resize: 72,
+      batch: 32,
+      epochs: { warmup: 3, policy: 3, retrain: 6, baseline: 10 },
+      tau: 5,
+      curriculumSpeed: 1,
+    };
+  }
+  if (name === "paper-scut") {
+    if (!data.scut) throw new Error(`Cannot use preset "paper-scut": give the SCUT-FBP5500 folder with --scut DIR`);
+    return {
+      ...RUN_DEFAULTS,
+      databases: [{ name: "scut", source: data.scut.includes(":") ? data.scut : `scut:${data.scut}` }],
+      tasks: [
+        { name: "beauty", database: "scut", label: "beauty", lambda: 1 },
+        { name: "gender", database: "scut", label: "gender", lambda: 0.6 },
+      ],
+    };
+  }
+  if (!data.scut || !data.lsafbd) {
+    throw new Error(`Cannot use preset "paper-lsafbd": give --lsafbd SOURCE and --scut DIR`);
+  }
+  return {
+    ...RUN_DEFAULTS,
+    databases: [
+      { name: "lsafbd", source: data.lsafbd },
+      { name: "scut", source: data.scut.includes(":") ? data.scut : `scut:${data.scut}` },
+    ],
+    tasks: [
+      { name: "beauty", database: "lsafbd", label: "beauty", lambda: 1 },
+      { name: "gender", database: "scut", label: "gender", lambda: 0.6 },
+    ],
+  };
+}

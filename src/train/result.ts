@@ -1,0 +1,70 @@
+/**
+ * What a training run produces (written as `metrics.json` in the run folder) and what the
+ * reports, sweeps and comparisons read. Accuracies and F1 scores are fractions 0–1.
+ * @module
+ */
+
+/** Classification metrics of one task on one split. */
+export interface TaskMetrics {
+  /** Fraction of correct predictions. */
+  accuracy: number;
+  /** Unweighted mean of per-class F1. */
+  f1_macro: number;
+  /** Per-class F1 weighted by class support (the paper's "F1"). */
+  f1_weighted: number;
+  /** confusion[true][predicted] counts. */
+  confusion: number[][];
+  /** Class names, index = label. */
+  classes: string[];
+  /** Number of images evaluated. */
+  count: number;
+}
+
+/** One line of the training history (`log.jsonl` holds the same objects). */
+export interface HistoryEntry {
+  /** "warmup" | "policy-weights" | "policy-logits" | "retrain" | "baseline" */
+  stage: string;
+  /** Epoch within the stage, from 1. */
+  epoch: number;
+  /** Mean training loss of the epoch (task loss, without regularisers). */
+  loss: number;
+  /** Per task: training accuracy over the epoch's batches and validation accuracy. */
+  tasks: Record<string, { trainAccuracy?: number; valAccuracy?: number }>;
+  /** Seconds since the run started. */
+  seconds: number;
+  /** Gumbel temperature (policy stages). */
+  tau?: number;
+}
+
+/** Wall time of one stage. */
+export interface StageTime {
+  stage: string;
+  epochs: number;
+  seconds: number;
+}
+
+/** The result of one run. */
+export interface RunResult {
+  /** Run name (folder name). */
+  name: string;
+  /** Run folder. */
+  out: string;
+  /** "adashare" (the method) or "baseline" (single task, no policy). */
+  method: "adashare" | "baseline";
+  /** Whether AFF was on. */
+  aff: boolean;
+  /** Task weights λ by task name. */
+  lambdas: Record<string, number>;
+  /** Batch size. */
+  batch: number;
+  /** Per task: test metrics, training-split accuracy, and the train − test accuracy gap. */
+  tasks: Record<string, { test: TaskMetrics; val?: TaskMetrics; train: { accuracy: number }; gap: number }>;
+  /** Final hard policy: task → 1 (execute) / 0 (skip) per block. */
+  policy: Record<string, number[]>;
+  /** Wall time per stage. */
+  stages: StageTime[];
+  /** Total training wall time in seconds (all stages). */
+  trainSeconds: number;
+  /** Per-epoch history. */
+  history: HistoryEntry[];
+}

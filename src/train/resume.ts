@@ -1,0 +1,103 @@
+/**
+ * `last.safetensors`: everything needed to continue a run — the network's tensors, both
+ * optimisers' moments (`optim.<name>.{m,v}.<param key>`), and the position and history as
+ * JSON in the metadata key `resume`. Written atomically after every epoch and on Ctrl-C.
+ * @module
+ */
+import { parseSafetensors, writeSafetensors } from "../io/safetensors.ts";
+import type { HostTensor } from "../models/checkpoint.ts";
+import { stateToHost } from "../models/checkpoint.ts";
+import type { MultiTaskNet } from "../models/network.ts";
+import type { AdamW } from "../optim/adamw.ts";
+import type { HistoryEntry, StageTime } from "./result.ts";
+import type { RunConfig } from "./run_config.ts";
+
+/** Partial figures of an interrupted epoch. */
+export interface EpochAccumulator {
+  loss: number;
+  steps: number;
+  images: number;
+  correct: Record<string, number>;
+  count: Record<string, number>;
+}
+
+/** Where a run is and what it has done so far. */
+export interface ResumeState {
+  /** Index into the epoch plan of the next epoch to run (or the interrupted one). */
+  position: number;
+  /** Steps of that epoch already done. */
+  step: number;
+  partial: EpochAccumulator | null;
+  finalPolicy: Record<string, number[]> | null;
+  bestVal: number;
+  bestEpoch: number;
+  history: HistoryEntry[];
+  stages: StageTime[];
+  weightSteps: number;
+  policySteps: number;
+}
+
+/** Writes the resume file. */
+export async function writeResume(
+  path: string,
+  net: MultiTaskNet,
+  optimizers: Record<string, AdamW>,
+  state: ResumeState,
+): Promise<void> {
+  const tensors = stateToHost(net);
+  const keyOf = new Map(net.namedParameters().map(([k, t]) => [t, k]));
+  for (const [name, opt] of Object.entries(optimizers)) {
+    const { m, v } = opt.moments;
+    opt.params.forEach((p, i) => {
+      const key = keyOf.get(p)!;
+      tensors.set(`optim.${name}.m.${key}`, { shape: [...p.shape], data: m[i].toArray() });
+      tensors.set(`optim.${name}.v.${key}`, { shape: [...p.shape], data: v[i].toArray() });
+    });
+  }
+  await writeSafetensors(path, tensors, {
+    metadata: { fbp: JSON.stringify(net.config), resume: JSON.stringify(state) },
+  });
+}
+
+/** A parsed resume file. */
+export interface Resume {
+  state: ResumeState;
+  /** Network tensors by key (optimiser entries removed). */
+  weights: Map<string, HostTensor>;
+  /** Copies the saved moments of optimiser `name` into `opt`. */
+  restoreOptimizer(name: string, opt: AdamW, net: MultiTaskNet): void;
+}
+
+/**
+ * Reads `last.safetensors` of a run folder.
+ * @throws {Error} when it is missing or not a resume file of this config
+ */
+export async function readResume(path: string, config: RunConfig): Promise<Resume> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(path);
+  } catch {
+    throw new Error(`Cannot resume run "${config.out}": "${path}" does not exist. Hint: start it without --resume`);
+  }
+  const file = parseSafetensors(bytes, { source: path });
+  if (!file.metadata.resume) throw new Error(`Cannot resume from "${path}": it has no "resume" metadata entry`);
+  const state = JSON.parse(file.metadata.resume) as ResumeState;
+  const weights = new Map<string, HostTensor>();
+  const moments = new Map<string, HostTensor>();
+  for (const [k, t] of file.tensors) (k.startsWith("optim.") ? moments : weights).set(k, t);
+  return {
+    state,
+    weights,
+    restoreOptimizer(name, opt, net) {
+      const keyOf = new Map(net.namedParameters().map(([k, t]) => [t, k]));
+      const { m, v } = opt.moments;
+      opt.params.forEach((p, i) => {
+        for (const [which, dst] of [["m", m[i]], ["v", v[i]]] as const) {
+          const src = moments.get(`optim.${name}.${which}.${keyOf.get(p)}`);
+          if (!src) throw new Error(`Cannot resume from "${path}": optimiser entry for "${keyOf.get(p)}" is missing`);
+          dst.backend.copyIn(dst.storage, src.data);
+        }
+      });
+    },
+  };
+}

@@ -1,0 +1,188 @@
+/**
+ * Command-line flags → RunConfig, shared by `train`, `sweep-ratios` and `compare` so the
+ * three accept the same vocabulary.
+ * @module
+ */
+import { join } from "node:path";
+import type { BnMode } from "../nn/batch_norm.ts";
+import { type PresetName, PRESETS, presetConfig } from "./presets.ts";
+import type { DatabaseSpec, RunConfig, TaskSpec } from "./run_config.ts";
+
+/** node:util parseArgs option table of the run flags. */
+export const RUN_OPTIONS = {
+  preset: { type: "string" },
+  scut: { type: "string" },
+  lsafbd: { type: "string" },
+  db: { type: "string", multiple: true },
+  task: { type: "string", multiple: true },
+  aff: { type: "boolean" },
+  "no-aff": { type: "boolean" },
+  policy: { type: "string" },
+  pretrained: { type: "string" },
+  "warmup-epochs": { type: "string" },
+  "policy-epochs": { type: "string" },
+  "retrain-epochs": { type: "string" },
+  epochs: { type: "string" },
+  batch: { type: "string" },
+  lr: { type: "string" },
+  "lr-schedule": { type: "string" },
+  "weight-decay": { type: "string" },
+  seed: { type: "string" },
+  "image-size": { type: "string" },
+  resize: { type: "string" },
+  tau: { type: "string" },
+  "tau-decay": { type: "string" },
+  "curriculum-speed": { type: "string" },
+  "sparsity-weight": { type: "string" },
+  "share-weight": { type: "string" },
+  "policy-lr": { type: "string" },
+  "hard-gumbel": { type: "boolean" },
+  "final-policy": { type: "string" },
+  bn: { type: "string" },
+  "aff-scale": { type: "string" },
+  dropout: { type: "string" },
+  widths: { type: "string" },
+  workers: { type: "string" },
+  cache: { type: "string" },
+  "on-bad-image": { type: "string" },
+  out: { type: "string" },
+  name: { type: "string" },
+} as const;
+
+/** Help text of the run flags. */
+export const RUN_HELP = `Data and tasks (default: the built-in synthetic two-database set):
+  --preset NAME            default | paper-scut | paper-lsafbd (the paper's two settings)
+  --scut DIR               SCUT-FBP5500 folder (the one holding Images/) for the paper presets
+  --lsafbd SOURCE          LSAFBD source for paper-lsafbd, e.g. list:train.txt@images
+  --db NAME=SOURCE[@SPLIT] a database (repeatable); SOURCE: scut:DIR, csv:FILE, folders:DIR,
+                           list:FILE[@ROOT], synthetic[:OPTIONS]; SPLIT: stratified (default),
+                           official, cv1..cv5
+  --task NAME=DB:LABEL[:λ] a task (repeatable), e.g. beauty=scut:beauty:1
+Method:
+  --policy adashare|none   AdaShare (default) or the single-task baseline
+  --aff / --no-aff         attentional feature fusion at every skip connection (default on)
+  --aff-scale S            AFF fusion scale: 2 (AFF authors' code, default) or 1 (paper formula)
+  --bn MODE                per-database (DAB, default) | per-task | shared
+  --pretrained FILE        torchvision ResNet18 weights (.pth or .safetensors)
+Schedule (epochs; DESIGN.md §4):
+  --warmup-epochs N  --policy-epochs N  --retrain-epochs N  --epochs N (baseline)
+  --batch N (32)  --lr X (1e-3)  --lr-schedule cosine|constant  --weight-decay X (0.01)
+  --tau X (5)  --tau-decay X (0.965)  --curriculum-speed N (1)  --policy-lr X (0.01)
+  --sparsity-weight X (0.05)  --share-weight X (0.05)  --hard-gumbel
+  --final-policy sample|argmax (sample)  --dropout P (0.5)  --seed N (0)
+Input:
+  --image-size N (224)  --resize N (256)  --widths a,b,c,d (64,128,256,512)
+  --workers N (2)  --cache DIR  --on-bad-image skip|fail
+Output:
+  --out DIR                run folder (default runs/<name>)
+  --name NAME              run name (default: derived from the method)`;
+
+type Values = Record<string, string | boolean | string[] | undefined>;
+
+function num(v: unknown, flag: string, integer = false): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (typeof v !== "string" || v.trim() === "" || !Number.isFinite(n) || (integer && !Number.isInteger(n))) {
+    throw new Error(`Cannot parse --${flag}: expected ${integer ? "an integer" : "a number"}: current value is "${v}"`);
+  }
+  return n;
+}
+
+function oneOf<T extends string>(v: unknown, flag: string, allowed: readonly T[]): T | undefined {
+  if (v === undefined) return undefined;
+  if (!allowed.includes(v as T)) {
+    throw new Error(`Cannot parse --${flag}: expected one of ${allowed.join(", ")}: current value is "${v}"`);
+  }
+  return v as T;
+}
+
+/** Parses `NAME=SOURCE[@SPLIT]` (the split follows the last "@" only if it names a split). */
+export function parseDbFlag(v: string): DatabaseSpec {
+  const eq = v.indexOf("=");
+  if (eq <= 0) throw new Error(`Cannot parse --db "${v}": expected NAME=SOURCE[@SPLIT]`);
+  const name = v.slice(0, eq);
+  let source = v.slice(eq + 1), split: string | undefined;
+  const at = source.lastIndexOf("@");
+  if (at > 0 && /^(stratified|official|cv[1-5]|manifest)$/.test(source.slice(at + 1))) {
+    split = source.slice(at + 1);
+    source = source.slice(0, at);
+  }
+  return { name, source, split };
+}
+
+/** Parses `NAME=DB:LABEL[:λ]`. */
+export function parseTaskFlag(v: string): TaskSpec {
+  const m = /^([^=]+)=([^:]+)(?::([^:]+))?(?::([^:]+))?$/.exec(v);
+  if (!m) throw new Error(`Cannot parse --task "${v}": expected NAME=DB:LABEL[:λ]`);
+  const lambda = m[4] === undefined ? 1 : Number(m[4]);
+  if (!Number.isFinite(lambda)) throw new Error(`Cannot parse --task "${v}": λ "${m[4]}" is not a number`);
+  return { name: m[1], database: m[2], label: m[3] ?? m[1], lambda };
+}
+
+/**
+ * Builds a run config from parsed flags: the preset, then every flag given.
+ * @throws {Error} naming the flag for a malformed value
+ */
+export function runConfigFromArgs(values: Values, runsDir = "runs"): RunConfig {
+  const preset = oneOf(values.preset, "preset", PRESETS) ?? (values.scut && !values.db ? "paper-scut" : "default");
+  const base = presetConfig(preset as PresetName, { scut: values.scut as string, lsafbd: values.lsafbd as string });
+  const c: Omit<RunConfig, "name" | "out"> = { ...base, epochs: { ...base.epochs } };
+  if (values.db) c.databases = (values.db as string[]).map(parseDbFlag);
+  if (values.task) c.tasks = (values.task as string[]).map(parseTaskFlag);
+  if (values.db && !values.task) {
+    throw new Error("Cannot start the run: --db given without --task: say which label each task learns");
+  }
+  const policy = oneOf(values.policy, "policy", ["adashare", "none"] as const);
+  if (policy) c.method = policy === "none" ? "baseline" : "adashare";
+  if (c.method === "baseline" && !values.task && c.tasks.length > 1) {
+    // The baseline trains one task: keep the first of the preset's tasks and its database.
+    c.tasks = [c.tasks[0]];
+    c.databases = c.databases.filter((d) => d.name === c.tasks[0].database);
+  }
+  if (values.aff && values["no-aff"]) throw new Error("Cannot parse flags: --aff and --no-aff both given");
+  if (values.aff) c.aff = true;
+  if (values["no-aff"]) c.aff = false;
+  const set = <K extends keyof typeof c>(key: K, v: (typeof c)[K] | undefined) => {
+    if (v !== undefined) c[key] = v;
+  };
+  set("pretrained", values.pretrained as string | undefined);
+  c.epochs.warmup = num(values["warmup-epochs"], "warmup-epochs", true) ?? c.epochs.warmup;
+  c.epochs.policy = num(values["policy-epochs"], "policy-epochs", true) ?? c.epochs.policy;
+  c.epochs.retrain = num(values["retrain-epochs"], "retrain-epochs", true) ?? c.epochs.retrain;
+  c.epochs.baseline = num(values.epochs, "epochs", true) ?? c.epochs.baseline;
+  set("batch", num(values.batch, "batch", true));
+  set("lr", num(values.lr, "lr"));
+  set("lrSchedule", oneOf(values["lr-schedule"], "lr-schedule", ["cosine", "constant"] as const));
+  set("weightDecay", num(values["weight-decay"], "weight-decay"));
+  set("seed", num(values.seed, "seed", true));
+  const size = num(values["image-size"], "image-size", true);
+  if (size !== undefined) {
+    c.imageSize = size;
+    c.resize = Math.round((size * 256) / 224);
+  }
+  set("resize", num(values.resize, "resize", true));
+  set("tau", num(values.tau, "tau"));
+  set("tauDecay", num(values["tau-decay"], "tau-decay"));
+  set("curriculumSpeed", num(values["curriculum-speed"], "curriculum-speed", true));
+  set("sparsityWeight", num(values["sparsity-weight"], "sparsity-weight"));
+  set("shareWeight", num(values["share-weight"], "share-weight"));
+  set("policyLr", num(values["policy-lr"], "policy-lr"));
+  if (values["hard-gumbel"]) c.hardGumbel = true;
+  set("finalPolicy", oneOf(values["final-policy"], "final-policy", ["sample", "argmax"] as const));
+  set("bn", oneOf(values.bn, "bn", ["per-database", "per-task", "shared"] as const) as BnMode | undefined);
+  set("affScale", num(values["aff-scale"], "aff-scale"));
+  set("dropout", num(values.dropout, "dropout"));
+  if (values.widths !== undefined) {
+    const w = String(values.widths).split(",").map((x) => num(x, "widths", true)!);
+    if (w.length !== 4 || w.some((x) => x < 1)) {
+      throw new Error(`Cannot parse --widths: expected 4 positive integers: current value is "${values.widths}"`);
+    }
+    c.widths = w as [number, number, number, number];
+  }
+  set("workers", num(values.workers, "workers", true));
+  set("cacheDir", values.cache as string | undefined);
+  set("onBadImage", oneOf(values["on-bad-image"], "on-bad-image", ["skip", "fail"] as const));
+  const name = (values.name as string | undefined) ??
+    `${c.method === "baseline" ? "baseline" : "adashare"}${c.aff ? "-aff" : ""}-${preset}`;
+  return { ...c, name, out: (values.out as string | undefined) ?? join(runsDir, name) };
+}

@@ -1,0 +1,248 @@
+/**
+ * `deno task data <command>`: check a database (`info`), write a synthetic one (`synth`),
+ * or export any source as a manifest CSV (`manifest`). Thin: the work is in src/data.
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { collectInfo, formatInfo } from "../src/data/info.ts";
+import { writeManifest } from "../src/data/manifest.ts";
+import { readSource } from "../src/data/source.ts";
+import { chooseSplit } from "../src/data/split.ts";
+import {
+  generateSynthetic,
+  SYNTH_DEFAULTS,
+  type SynthOptions,
+} from "../src/data/synth/generate.ts";
+
+const SOURCES = `Sources:
+  scut:<dir>                    SCUT-FBP5500 archive layout (<dir> holds Images/)
+  csv:<file>                    manifest CSV (header; path column; one column per label)
+  folders:<dir>                 class folders <dir>/<class>/<image>
+  list:<file>[@<image root>]    "<path> <int label>" lines (LSAFBD style)
+  synthetic[:k=v,...]           generated faces, e.g. synthetic:count=200,size=64,seed=1`;
+
+const HELP: Record<string, string> = {
+  main: `Usage: deno task data <command> [options]
+
+Commands:
+  info SOURCE              check a database: counts per split and class, every problem
+  synth --out DIR          write a synthetic face database in the SCUT-FBP5500 layout
+  manifest SOURCE --out F  write a source as a manifest CSV with a split column
+
+Run "deno task data <command> --help" for a command's options.
+
+${SOURCES}`,
+  info: `Usage: deno task data info SOURCE [options]
+
+Reads SOURCE, decodes every image, and prints counts per split, class, gender and race
+and every problem found (file:line: message).
+
+Options:
+  --json                    print one JSON object: images, skipped, skips, problems
+                            [{file, line?, message}], labels {name: {value: count}}, splits
+  --on-bad-image skip|fail  a corrupt or empty image is counted and reported (skip,
+                            default) or stops with an error (fail)
+  --no-decode               do not decode images (only check that they exist)
+  --workers N               decode workers (default 2)
+  --seed K                  seed of the stratified 6:2:2 split shown (default 0)
+  --max-problems N          problems listed in text output (default 50)
+  -h, --help                show this help
+
+${SOURCES}`,
+  synth: `Usage: deno task data synth --out DIR [options]
+
+Writes synthetic faces whose beauty grade and gender are learnable functions of drawn
+features plus label noise, in the SCUT-FBP5500 layout (read it with scut:DIR).
+
+Options:
+  --out DIR             folder to write (must be empty or a previous synthetic database)
+  --count N             images (default ${SYNTH_DEFAULTS.count})
+  --size S              image side in pixels (default ${SYNTH_DEFAULTS.size})
+  --seed K              seed; the same options give identical files (default ${SYNTH_DEFAULTS.seed})
+  --format jpg|png      image format (default ${SYNTH_DEFAULTS.format})
+  --raters N            simulated raters per image (default ${SYNTH_DEFAULTS.raters})
+  --rater-noise X       spread of one rating (default ${SYNTH_DEFAULTS.raterNoise})
+  --label-noise P       fraction of images whose labels disagree with their features
+                        (default ${SYNTH_DEFAULTS.labelNoise})
+  --genders FM|F|M      sexes drawn (default ${SYNTH_DEFAULTS.genders}; F makes a female-only database)
+  --races AC|A|C        races drawn (default ${SYNTH_DEFAULTS.races})
+  --style N             background and lighting style 0–2, a per-database look (default ${SYNTH_DEFAULTS.style})
+  --ratings xlsx|csv|none  ratings file written (default ${SYNTH_DEFAULTS.ratings})
+  -h, --help            show this help`,
+  manifest: `Usage: deno task data manifest SOURCE --out FILE [options]
+
+Writes SOURCE as a manifest CSV (path relative to FILE's folder, score, labels as class
+names, split) that csv:FILE reads back.
+
+Options:
+  --out FILE      CSV file to write
+  --split NAME    split written to the split column: stratified (default), official,
+                  cv1..cv5, manifest
+  --seed K        seed of the stratified split (default 0)
+  -h, --help      show this help
+
+${SOURCES}`,
+};
+
+class UsageError extends Error {}
+
+function intFlag(flags: Record<string, unknown>, name: string): number | undefined {
+  const v = flags[name];
+  if (v === undefined) return undefined;
+  if (typeof v !== "string" || !/^-?\d+$/.test(v)) {
+    throw new UsageError(`Cannot parse --${name}: expected an integer: current value is "${v}"`);
+  }
+  return Number(v);
+}
+
+function numFlag(flags: Record<string, unknown>, name: string): number | undefined {
+  const v = flags[name];
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (typeof v !== "string" || v === "" || !Number.isFinite(n)) {
+    throw new UsageError(`Cannot parse --${name}: expected a number: current value is "${v}"`);
+  }
+  return n;
+}
+
+function oneSource(positionals: string[], command: string): string {
+  if (positionals.length !== 1) {
+    const got = positionals.length === 0 ? "none" : positionals.map((p) => `"${p}"`).join(", ");
+    throw new UsageError(`Cannot run "data ${command}": expected one SOURCE: got ${got}`);
+  }
+  return positionals[0];
+}
+
+async function info(args: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      json: { type: "boolean" },
+      "on-bad-image": { type: "string", default: "skip" },
+      "no-decode": { type: "boolean" },
+      workers: { type: "string" },
+      seed: { type: "string" },
+      "max-problems": { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) return console.log(HELP.info);
+  const policy = values["on-bad-image"];
+  if (policy !== "skip" && policy !== "fail") {
+    throw new UsageError(
+      `Cannot parse --on-bad-image: expected skip or fail: current value is "${policy}"`,
+    );
+  }
+  const dataset = await readSource(oneSource(positionals, "info"));
+  const result = await collectInfo(dataset, {
+    decode: !values["no-decode"],
+    onBadImage: policy,
+    workers: intFlag(values, "workers"),
+    seed: intFlag(values, "seed"),
+  });
+  console.log(
+    values.json
+      ? JSON.stringify(result, null, 2)
+      : formatInfo(result, intFlag(values, "max-problems")),
+  );
+}
+
+async function synth(args: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      out: { type: "string" },
+      count: { type: "string" },
+      size: { type: "string" },
+      seed: { type: "string" },
+      format: { type: "string" },
+      raters: { type: "string" },
+      "rater-noise": { type: "string" },
+      "label-noise": { type: "string" },
+      genders: { type: "string" },
+      races: { type: "string" },
+      style: { type: "string" },
+      ratings: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) return console.log(HELP.synth);
+  if (positionals.length > 0) {
+    throw new UsageError(`Cannot run "data synth": unexpected "${positionals[0]}"`);
+  }
+  if (!values.out) throw new UsageError(`Cannot run "data synth": --out DIR is required`);
+  const options: SynthOptions = {
+    out: values.out,
+    count: intFlag(values, "count"),
+    size: intFlag(values, "size"),
+    seed: intFlag(values, "seed"),
+    format: values.format as SynthOptions["format"],
+    raters: intFlag(values, "raters"),
+    raterNoise: numFlag(values, "rater-noise"),
+    labelNoise: numFlag(values, "label-noise"),
+    genders: values.genders as SynthOptions["genders"],
+    races: values.races as SynthOptions["races"],
+    style: intFlag(values, "style"),
+    ratings: values.ratings as SynthOptions["ratings"],
+  };
+  for (const k of Object.keys(options) as (keyof SynthOptions)[]) {
+    if (options[k] === undefined) delete options[k];
+  }
+  const r = await generateSynthetic(options);
+  const groups = Object.entries(r.groups).map(([g, n]) => `${g} ${n}`).join(", ");
+  console.log(
+    `wrote ${r.out} (${groups}) in ${r.seconds.toFixed(1)} s; read it with scut:${r.out}`,
+  );
+}
+
+async function manifest(args: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      out: { type: "string" },
+      split: { type: "string", default: "stratified" },
+      seed: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) return console.log(HELP.manifest);
+  const source = oneSource(positionals, "manifest");
+  if (!values.out) throw new UsageError(`Cannot run "data manifest": --out FILE is required`);
+  const dataset = await readSource(source);
+  const split = chooseSplit(dataset, values.split, { seed: intFlag(values, "seed") });
+  await writeManifest(dataset, values.out, split);
+  console.log(`wrote ${values.out} (${dataset.records.length} images, split "${values.split}")`);
+}
+
+const COMMANDS: Record<string, (args: string[]) => Promise<void>> = { info, synth, manifest };
+
+async function main(args: string[]): Promise<number> {
+  const [command, ...rest] = args;
+  if (command === undefined || command === "--help" || command === "-h" || command === "help") {
+    console.log(HELP.main);
+    return command === undefined ? 2 : 0;
+  }
+  const run = COMMANDS[command];
+  if (!run) {
+    console.error(
+      `Cannot run "data ${command}": unknown command: expected info, synth or manifest`,
+    );
+    return 2;
+  }
+  try {
+    await run(rest);
+    return 0;
+  } catch (e) {
+    const usage = e instanceof UsageError ||
+      (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS");
+    console.error(e instanceof Error ? e.message : String(e));
+    if (usage) console.error(`Run "deno task data ${command} --help" for usage.`);
+    return usage ? 2 : 1;
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

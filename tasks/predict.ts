@@ -1,0 +1,56 @@
+/**
+ * `deno task predict --checkpoint FILE [--json] IMAGE...`: class and probability of every
+ * task for each image, with the checkpoint's fixed policy.
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { loadCheckpoint } from "../src/models/checkpoint.ts";
+import { predictImages } from "../src/train/predict.ts";
+import { DEVICE_HELP, useDevice } from "./_cli/device.ts";
+import { runCli } from "./_cli/main.ts";
+
+const HELP = `Usage: deno task predict --checkpoint FILE [--json] IMAGE...
+
+Predicts every task of a trained network for each image (JPEG or PNG).
+
+  --checkpoint FILE        a checkpoint.safetensors written by deno task train
+  --json                   print [{"image", "tasks": {task: {"label", "probabilities"}}}]
+${DEVICE_HELP}
+  -h, --help               this help
+
+Example:
+  deno task predict --checkpoint runs/adashare-aff-default/checkpoint.safetensors face.jpg`;
+
+await runCli(async () => {
+  const { values, positionals } = parseArgs({
+    args: Deno.args,
+    allowPositionals: true,
+    options: {
+      checkpoint: { type: "string" },
+      json: { type: "boolean" },
+      device: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  if (!values.checkpoint) throw new Error("Cannot predict: --checkpoint FILE is required (see --help)");
+  if (positionals.length === 0) throw new Error("Cannot predict: no image given (see --help)");
+  const backend = await useDevice(values.device);
+  // The checkpoint is validated before any image is read.
+  const net = await loadCheckpoint(values.checkpoint, { backend });
+  const results = await predictImages(net, positionals);
+  if (values.json) {
+    console.log(JSON.stringify(results));
+  } else {
+    for (const r of results) {
+      const parts = Object.entries(r.tasks).map(([task, p]) =>
+        `${task}: ${p.label} (${(100 * p.probabilities[p.label]).toFixed(1)}%)`
+      );
+      console.log(`${r.image}  ${parts.join("  ")}`);
+    }
+  }
+  net.dispose();
+});

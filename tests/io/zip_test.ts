@@ -1,0 +1,180 @@
+import assert from "node:assert/strict";
+import { ZipArchive } from "../../src/io/zip.ts";
+import { assertFormatError, assertFormatRejects, buildZip, bytesOf } from "./_helpers.ts";
+
+const text = (s: string) => new TextEncoder().encode(s);
+const repeated = text("tensor bytes ".repeat(400));
+
+/** Offset of the first central-directory header. */
+function centralAt(zip: Uint8Array): number {
+  const view = new DataView(zip.buffer, zip.byteOffset);
+  for (let p = 0; p + 4 <= zip.length; p++) if (view.getUint32(p, true) === 0x02014b50) return p;
+  throw new Error("no central header");
+}
+
+/** A copy of `zip` with a little-endian field overwritten. */
+function patched(zip: Uint8Array, offset: number, value: number, bytes: 2 | 4): Uint8Array {
+  const copy = zip.slice();
+  const view = new DataView(copy.buffer);
+  if (bytes === 2) view.setUint16(offset, value, true);
+  else view.setUint32(offset, value, true);
+  return copy;
+}
+
+Deno.test("ZipArchive reads stored and deflated entries and checks their CRC", async () => {
+  const zip = await buildZip([
+    { name: "a/data.pkl", data: text("pickle") },
+    { name: "a/data/0", data: repeated, deflate: true },
+    { name: "a/empty", data: new Uint8Array(0) },
+  ]);
+  const archive = ZipArchive.open(zip);
+  assert.deepEqual([...archive.entries.keys()], ["a/data.pkl", "a/data/0", "a/empty"]);
+  assert.equal(archive.entries.get("a/data/0")!.method, 8);
+  assert.ok(archive.entries.get("a/data/0")!.compressedSize < repeated.length / 10);
+  assert.deepEqual(await archive.read("a/data.pkl"), text("pickle"));
+  assert.deepEqual(await archive.read("a/data/0"), repeated);
+  assert.equal((await archive.read("a/empty")).length, 0);
+  await assertFormatRejects(() => archive.read("a/nope"), 'entry "a/nope" is missing');
+});
+
+Deno.test("ZipArchive reads zip64 records and extra fields", async () => {
+  const zip = await buildZip([
+    { name: "x/data.pkl", data: text("hello") },
+    { name: "x/data/0", data: repeated, deflate: true },
+  ], { zip64: true });
+  const archive = ZipArchive.open(zip);
+  assert.deepEqual(await archive.read("x/data.pkl"), text("hello"));
+  assert.deepEqual(await archive.read("x/data/0"), repeated);
+  assertFormatError(
+    () => ZipArchive.open(bytesOf(zip.subarray(0, zip.length - 42), zip.subarray(zip.length - 22))),
+    "zip64 end of central directory locator not found",
+  );
+});
+
+Deno.test("ZipArchive rejects truncated archives and bad end records", async () => {
+  const zip = await buildZip([{ name: "a", data: text("abc") }]);
+  assertFormatError(
+    () => ZipArchive.open(zip.subarray(0, 10), { source: "t.pth", what: ".pth file" }),
+    'Cannot read .pth file "t.pth": file is 10 bytes, too short',
+  );
+  assertFormatError(
+    () => ZipArchive.open(zip.subarray(0, zip.length - 1)),
+    "end of central directory record not found",
+  );
+  assertFormatError(
+    () => ZipArchive.open(bytesOf(zip, "junk")),
+    "end of central directory record not found",
+  );
+  const end = zip.length - 22;
+  assertFormatError(
+    () => ZipArchive.open(patched(zip, end + 4, 1, 2)),
+    "multi-disk archives are not supported",
+  );
+  assertFormatError(
+    () => ZipArchive.open(patched(zip, end + 16, 0xfffff0, 4)),
+    "central directory runs past its end",
+  );
+  assertFormatError(() => ZipArchive.open(patched(zip, end + 10, 9, 2)), "multi-disk");
+  const many = patched(patched(zip, end + 8, 9, 2), end + 10, 9, 2);
+  assertFormatError(() => ZipArchive.open(many), "cannot hold 9 entries");
+});
+
+Deno.test("ZipArchive rejects entries with bad sizes, offsets, names or methods", async () => {
+  const zip = await buildZip([
+    { name: "a/one", data: text("first entry") },
+    { name: "a/two", data: text("second entry") },
+  ]);
+  const c = centralAt(zip);
+  assertFormatError(
+    () => ZipArchive.open(patched(zip, c + 20, 9999, 4)),
+    'entry "a/one" has data past the end of the entries',
+  );
+  assertFormatError(
+    () => ZipArchive.open(patched(zip, c + 24, 3, 4)),
+    'entry "a/one" is stored but its sizes differ: 11 stored, 3 declared',
+  );
+  assertFormatError(
+    () => ZipArchive.open(patched(zip, c + 10, 12, 2)),
+    'entry "a/one" uses compression method 12: only stored (0) and deflate (8)',
+  );
+  assertFormatError(() => ZipArchive.open(patched(zip, c + 8, 1, 2)), 'entry "a/one" is encrypted');
+  assertFormatError(
+    () => ZipArchive.open(patched(zip, c + 42, 3, 4)),
+    'entry "a/one" has no local header at byte 3',
+  );
+  assertFormatError(
+    () => ZipArchive.open(patched(zip, c, 0, 4)),
+    "central directory entry 0 is malformed",
+  );
+  // Rename the second local header so it differs from its central record.
+  const second = 30 + 5 + 11;
+  const renamed = zip.slice();
+  renamed[second + 30 + 4] = "X".charCodeAt(0);
+  assertFormatError(
+    () => ZipArchive.open(renamed),
+    'entry "a/two" has a different name in its local header',
+  );
+  // Point the second entry at the first local header: the names disagree.
+  assertFormatError(
+    () => ZipArchive.open(patched(zip, c + 46 + 5 + 42, 0, 4)),
+    'a/two" has a different name',
+  );
+  const nonUtf8 = zip.slice();
+  nonUtf8[c + 46] = 0xff;
+  assertFormatError(
+    () => ZipArchive.open(nonUtf8),
+    "central directory entry 0 has a name that is not valid UTF-8",
+  );
+  const twice = await buildZip([{ name: "same", data: text("1") }, {
+    name: "same",
+    data: text("2"),
+  }]);
+  assertFormatError(() => ZipArchive.open(twice), 'entry "same" appears twice');
+});
+
+Deno.test("ZipArchive rejects overlapping entries", async () => {
+  const zip = await buildZip([{ name: "n", data: text("0123456789") }, {
+    name: "n2",
+    data: text("x"),
+  }]);
+  // Make entry "n" claim 20 bytes: its data then runs over the local header of "n2".
+  const c = centralAt(zip);
+  const grown = patched(patched(zip, c + 20, 20, 4), c + 24, 20, 4);
+  assertFormatError(() => ZipArchive.open(grown), 'entries "n" and "n2" overlap');
+});
+
+Deno.test("ZipArchive rejects corrupt data on read", async () => {
+  const zip = await buildZip([
+    { name: "plain", data: text("plain data") },
+    { name: "packed", data: repeated, deflate: true },
+  ]);
+  const flipped = zip.slice();
+  flipped[30 + 5 + 2] ^= 0x01;
+  await assertFormatRejects(
+    () => ZipArchive.open(flipped).read("plain"),
+    'entry "plain" is corrupt: CRC-32 is 0x',
+    "expected 0x",
+  );
+  const c = centralAt(zip);
+  const second = c + 46 + 5;
+  // Declared smaller than the real output: inflation stops at the declared size.
+  await assertFormatRejects(
+    () => ZipArchive.open(patched(zip, second + 24, 100, 4)).read("packed"),
+    "inflates to more than its declared 100 bytes",
+  );
+  await assertFormatRejects(
+    () => ZipArchive.open(patched(zip, second + 24, 6000, 4)).read("packed"),
+    "inflates to 5200 bytes, expected 6000",
+  );
+  assertFormatError(
+    () => ZipArchive.open(patched(zip, second + 24, 0x7fffffff, 4)),
+    "more than deflate can produce",
+  );
+  const garbage = zip.slice();
+  const data = 30 + 5 + 10 + 30 + 6;
+  garbage.fill(0xff, data, data + 8);
+  await assertFormatRejects(
+    () => ZipArchive.open(garbage).read("packed"),
+    'entry "packed" is not valid deflate data',
+  );
+});
