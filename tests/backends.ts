@@ -21,7 +21,6 @@ export async function testBackends(): Promise<TestBackend[]> {
   if (cached) return cached;
   const reference = new ReferenceBackend();
   setDefaultBackend(reference);
-  cached = [{ name: "reference", backend: reference }];
-  if (!Deno.env.get("FBP_SKIP_CPU")) cached.push({ name: "cpu", backend: await loadBackend("cpu") });
+  cached = [{ name: "reference", backend: reference }, { name: "cpu", backend: await loadBackend("cpu") }];
   return cached;
 }

@@ -27,8 +27,10 @@ int dropout_forward(float *out, float *mask, const float *inp, int64_t n, float 
   REQUIRE_PTR(out);
   REQUIRE_PTR(mask);
   REQUIRE_PTR(inp);
-  /* p == 1 gives an infinite scale, but then no element is kept (u < 1 always). */
-  float keep_scale = 1.0f / (1.0f - p);
+  /* Rounded once from double: the exact 1/(1-p) of the float p, so every backend that
+   * follows this rule gets the same float. p == 1 gives an infinite scale, but then no
+   * element is kept (u < 1 always). */
+  float keep_scale = (float)(1.0 / (1.0 - (double)p));
   FBP_PAR_FOR_SIMD(n > FBP_PAR_MIN,
     for (int64_t i = 0; i < n; i++) {
       float m = hash_uniform(seed, i) >= p ? keep_scale : 0.0f;

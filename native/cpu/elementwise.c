@@ -25,7 +25,7 @@ int unary_forward(float *out, const float *inp, int64_t n, int op) {
   switch (op) {
   case FBP_RELU:
     FBP_PAR_FOR_SIMD(n > FBP_PAR_MIN,
-      for (int64_t i = 0; i < n; i++) out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;);
+      for (int64_t i = 0; i < n; i++) out[i] = inp[i] < 0.0f ? 0.0f : inp[i];);
     break;
   case FBP_SIGMOID:
     FBP_PAR_FOR(n > FBP_PAR_MIN,

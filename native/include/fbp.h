@@ -1,6 +1,6 @@
 /*
  * fbp.h — the one C ABI that every fbp backend library exports (cpu: C over oneDNN,
- * cuda: CUDA + cuDNN/cuBLAS). The TypeScript side (src/backend/*.ts) binds exactly these
+ * cuda: CUDA + cuDNN/cuBLAS). The TypeScript side (the backends in src/backend) binds exactly these
  * symbols with Deno.dlopen, so a new backend is a new library with the same names.
  *
  * Conventions (llm.c style):
@@ -48,7 +48,8 @@ int fbp_sync(void);
 
 /* out[i] = value, i < n */
 int fill_forward(float *out, float value, int64_t n);
-/* out[out_off + i] (=|+=) inp[in_off + i], i < n; accumulate selects +=. */
+/* out[out_off + i] (=|+=) inp[in_off + i], i < n; accumulate selects +=. The two ranges
+ * must not overlap when out and inp are the same buffer. */
 int copy_forward(float *out, int64_t out_off, const float *inp, int64_t in_off, int64_t n,
                  int accumulate);
 
@@ -106,7 +107,7 @@ int linear_backward(float *dinp, float *dweight, float *dbias, const float *dout
 /* ---- elementwise ------------------------------------------------------------------- */
 
 enum fbp_unary_op {
-  FBP_RELU = 0,    /* max(x, 0); gradient 0 at x <= 0 */
+  FBP_RELU = 0,    /* max(x, 0), NaN propagates; gradient 0 at x <= 0 */
   FBP_SIGMOID = 1, /* 1/(1+e^-x); backward uses out */
   FBP_LOG = 2,     /* ln x */
   FBP_ABS = 3,     /* |x|; gradient sign(x), 0 at 0 */

@@ -24,8 +24,6 @@ export const CPU_CFLAGS: readonly string[] = [
   "-fopenmp",
   "-Wall",
   "-Wextra",
-  // fbp.h's header comment contains "src/backend/*.ts", which -Wcomment reports.
-  "-Wno-comment",
 ];
 
 /** Options of {@link ensureCpuLibrary}. */
@@ -57,7 +55,9 @@ export async function buildCpuLibrary(options: BuildOptions = {}): Promise<Build
   const compiler = Deno.env.get("CC") || "cc";
   const sources = await listSources();
   const cFiles = sources.filter((f) => f.startsWith("native/cpu/") && f.endsWith(".c"));
-  if (cFiles.length === 0) throw new Error(`No C sources found under ${join(REPO_ROOT, "native/cpu")}`);
+  if (cFiles.length === 0) {
+    throw new Error(`No C sources found under ${join(REPO_ROOT, "native/cpu")}`);
+  }
   const compileArgs = (output: string) => [
     ...CPU_CFLAGS,
     "-I",

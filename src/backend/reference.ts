@@ -411,7 +411,7 @@ export class ReferenceBackend implements Backend {
       const v = x[i];
       switch (op) {
         case "relu":
-          o[i] = v > 0 ? v : 0;
+          o[i] = v < 0 ? 0 : v; // NaN propagates (as in PyTorch), so guards see it
           break;
         case "sigmoid":
           o[i] = 1 / (1 + Math.exp(-v));
@@ -601,10 +601,11 @@ export class ReferenceBackend implements Backend {
     seed: number,
   ): void {
     const o = d(out), m = d(mask), x = d(inp);
-    // Math.fround: the native kernels compute 1/(1-p) in float32.
-    const keepScale = Math.fround(1 / (1 - p));
+    // The ABI passes p as float32; native kernels round 1/(1−p) to float32 once.
+    const pf = Math.fround(p);
+    const keepScale = Math.fround(1 / (1 - pf));
     for (let i = 0; i < n; i++) {
-      m[i] = hashUniform(seed, i) >= Math.fround(p) ? keepScale : 0;
+      m[i] = hashUniform(seed, i) >= pf ? keepScale : 0;
       o[i] = x[i] * m[i];
     }
   }

@@ -38,7 +38,10 @@ export async function prepareData(
   const classes: TaskClasses = {};
   for (const db of config.databases) {
     const dataset = await readSource(db.source);
-    const tasks = config.tasks.filter((t) => t.database === db.name).map((t) => ({ name: t.name, label: t.label }));
+    const tasks = config.tasks.filter((t) => t.database === db.name).map((t) => ({
+      name: t.name,
+      label: t.label,
+    }));
     for (const t of tasks) {
       const names = dataset.classes[t.label];
       const labelled = dataset.records.filter((r) => r.labels[t.label] !== undefined).length;
@@ -49,11 +52,16 @@ export async function prepareData(
         );
       }
       if (names.length < 2) {
-        throw new Error(`Cannot start the run: label "${t.label}" of database "${db.name}" has ${names.length} class`);
+        throw new Error(
+          `Cannot start the run: label "${t.label}" of database "${db.name}" has ${names.length} class`,
+        );
       }
       classes[t.name] = [...names];
     }
-    const split = chooseSplit(dataset, db.split ?? "stratified", { seed: config.seed, by: tasks[0].label });
+    const split = chooseSplit(dataset, db.split ?? "stratified", {
+      seed: config.seed,
+      by: tasks[0].label,
+    });
     const pick = (idx: number[]) => idx.map((i) => dataset.records[i]);
     const train = pick(split.train);
     if (train.length < config.batch) {
@@ -62,10 +70,16 @@ export async function prepareData(
       );
     }
     if (split.val.length === 0 || split.test.length === 0) {
-      throw new Error(`Cannot start the run: database "${db.name}" has an empty validation or test split`);
+      throw new Error(
+        `Cannot start the run: database "${db.name}" has an empty validation or test split`,
+      );
     }
     // Policy learning alternates two disjoint halves of train (AdaShare's train1 / train2).
-    const halves = stratifiedSplit(train, { ratios: [1, 1, 0], seed: config.seed + 1, by: tasks[0].label });
+    const halves = stratifiedSplit(train, {
+      ratios: [1, 1, 0],
+      seed: config.seed + 1,
+      by: tasks[0].label,
+    });
     databases.push({
       name: db.name,
       dataset,

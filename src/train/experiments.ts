@@ -33,7 +33,9 @@ async function exists(path: string): Promise<boolean> {
  */
 export async function runAll(
   runs: readonly PlannedRun[],
-  opts: TrainOptions & { onRun?: (i: number, run: PlannedRun, how: "reused" | "resumed" | "new") => void },
+  opts: TrainOptions & {
+    onRun?: (i: number, run: PlannedRun, how: "reused" | "resumed" | "new") => void;
+  },
 ): Promise<ExperimentRun[]> {
   const out: ExperimentRun[] = [];
   for (const [i, run] of runs.entries()) {
@@ -66,7 +68,9 @@ export function planSweep(
   dir: string,
 ): PlannedRun[] {
   if (base.tasks.length !== 2) {
-    throw new Error(`Cannot plan the ratio sweep: it needs exactly two tasks, the config has ${base.tasks.length}`);
+    throw new Error(
+      `Cannot plan the ratio sweep: it needs exactly two tasks, the config has ${base.tasks.length}`,
+    );
   }
   const runs: PlannedRun[] = [];
   for (const batch of batches) {

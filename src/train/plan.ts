@@ -28,20 +28,50 @@ export function planEpochs(c: RunConfig): PlannedEpoch[] {
   const out: PlannedEpoch[] = [];
   if (c.method === "baseline") {
     for (let e = 1; e <= c.epochs.baseline; e++) {
-      out.push({ kind: "baseline", stage: "baseline", epoch: e, of: c.epochs.baseline, policyEpochsBefore: 0 });
+      out.push({
+        kind: "baseline",
+        stage: "baseline",
+        epoch: e,
+        of: c.epochs.baseline,
+        policyEpochsBefore: 0,
+      });
     }
     return out;
   }
   for (let e = 1; e <= c.epochs.warmup; e++) {
-    out.push({ kind: "warmup", stage: "warmup", epoch: e, of: c.epochs.warmup, policyEpochsBefore: 0 });
+    out.push({
+      kind: "warmup",
+      stage: "warmup",
+      epoch: e,
+      of: c.epochs.warmup,
+      policyEpochsBefore: 0,
+    });
   }
   for (let e = 1; e <= c.epochs.policy; e++) {
     const before = e - 1;
-    out.push({ kind: "policy-weights", stage: "policy", epoch: e, of: c.epochs.policy, policyEpochsBefore: before });
-    out.push({ kind: "policy-logits", stage: "policy", epoch: e, of: c.epochs.policy, policyEpochsBefore: before });
+    out.push({
+      kind: "policy-weights",
+      stage: "policy",
+      epoch: e,
+      of: c.epochs.policy,
+      policyEpochsBefore: before,
+    });
+    out.push({
+      kind: "policy-logits",
+      stage: "policy",
+      epoch: e,
+      of: c.epochs.policy,
+      policyEpochsBefore: before,
+    });
   }
   for (let e = 1; e <= c.epochs.retrain; e++) {
-    out.push({ kind: "retrain", stage: "retrain", epoch: e, of: c.epochs.retrain, policyEpochsBefore: c.epochs.policy });
+    out.push({
+      kind: "retrain",
+      stage: "retrain",
+      epoch: e,
+      of: c.epochs.retrain,
+      policyEpochsBefore: c.epochs.policy,
+    });
   }
   return out;
 }

@@ -40,7 +40,9 @@ export async function predictImages(
       const res = predictBatch(net, images, size, db, { gates, tasks });
       for (const [task, r] of res) {
         for (let i = 0; i < chunk.length; i++) {
-          const probabilities = Array.from(r.probabilities.subarray(i * r.classes, (i + 1) * r.classes));
+          const probabilities = Array.from(
+            r.probabilities.subarray(i * r.classes, (i + 1) * r.classes),
+          );
           out[start + i].tasks[task] = { label: r.predictions[i], probabilities };
         }
       }

@@ -28,7 +28,10 @@ export const DEFAULT_SOURCES = {
  * A preset's config (the caller may override fields afterwards).
  * @throws {Error} when a paper preset lacks the path of its data
  */
-export function presetConfig(name: PresetName, data: PresetData = {}): Omit<RunConfig, "name" | "out"> {
+export function presetConfig(
+  name: PresetName,
+  data: PresetData = {},
+): Omit<RunConfig, "name" | "out"> {
   if (name === "default") {
     return {
       ...RUN_DEFAULTS,
@@ -49,10 +52,17 @@ export function presetConfig(name: PresetName, data: PresetData = {}): Omit<RunC
     };
   }
   if (name === "paper-scut") {
-    if (!data.scut) throw new Error(`Cannot use preset "paper-scut": give the SCUT-FBP5500 folder with --scut DIR`);
+    if (!data.scut) {
+      throw new Error(
+        `Cannot use preset "paper-scut": give the SCUT-FBP5500 folder with --scut DIR`,
+      );
+    }
     return {
       ...RUN_DEFAULTS,
-      databases: [{ name: "scut", source: data.scut.includes(":") ? data.scut : `scut:${data.scut}` }],
+      databases: [{
+        name: "scut",
+        source: data.scut.includes(":") ? data.scut : `scut:${data.scut}`,
+      }],
       tasks: [
         { name: "beauty", database: "scut", label: "beauty", lambda: 1 },
         { name: "gender", database: "scut", label: "gender", lambda: 0.6 },

@@ -28,8 +28,11 @@ export interface HistoryEntry {
   epoch: number;
   /** Mean training loss of the epoch (task loss, without regularisers). */
   loss: number;
-  /** Per task: training accuracy over the epoch's batches and validation accuracy. */
-  tasks: Record<string, { trainAccuracy?: number; valAccuracy?: number }>;
+  /**
+   * Per task: training accuracy over the epoch's batches, validation accuracy, and
+   * (optional) the task's mean training cross-entropy, which the loss plot draws when present.
+   */
+  tasks: Record<string, { trainAccuracy?: number; valAccuracy?: number; loss?: number }>;
   /** Seconds since the run started. */
   seconds: number;
   /** Gumbel temperature (policy stages). */
@@ -58,7 +61,10 @@ export interface RunResult {
   /** Batch size. */
   batch: number;
   /** Per task: test metrics, training-split accuracy, and the train − test accuracy gap. */
-  tasks: Record<string, { test: TaskMetrics; val?: TaskMetrics; train: { accuracy: number }; gap: number }>;
+  tasks: Record<
+    string,
+    { test: TaskMetrics; val?: TaskMetrics; train: { accuracy: number }; gap: number }
+  >;
   /** Final hard policy: task → 1 (execute) / 0 (skip) per block. */
   policy: Record<string, number[]>;
   /** Wall time per stage. */

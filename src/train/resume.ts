@@ -77,10 +77,14 @@ export async function readResume(path: string, config: RunConfig): Promise<Resum
   try {
     bytes = await Deno.readFile(path);
   } catch {
-    throw new Error(`Cannot resume run "${config.out}": "${path}" does not exist. Hint: start it without --resume`);
+    throw new Error(
+      `Cannot resume run "${config.out}": "${path}" does not exist. Hint: start it without --resume`,
+    );
   }
   const file = parseSafetensors(bytes, { source: path });
-  if (!file.metadata.resume) throw new Error(`Cannot resume from "${path}": it has no "resume" metadata entry`);
+  if (!file.metadata.resume) {
+    throw new Error(`Cannot resume from "${path}": it has no "resume" metadata entry`);
+  }
   const state = JSON.parse(file.metadata.resume) as ResumeState;
   const weights = new Map<string, HostTensor>();
   const moments = new Map<string, HostTensor>();
@@ -94,7 +98,11 @@ export async function readResume(path: string, config: RunConfig): Promise<Resum
       opt.params.forEach((p, i) => {
         for (const [which, dst] of [["m", m[i]], ["v", v[i]]] as const) {
           const src = moments.get(`optim.${name}.${which}.${keyOf.get(p)}`);
-          if (!src) throw new Error(`Cannot resume from "${path}": optimiser entry for "${keyOf.get(p)}" is missing`);
+          if (!src) {
+            throw new Error(
+              `Cannot resume from "${path}": optimiser entry for "${keyOf.get(p)}" is missing`,
+            );
+          }
           dst.backend.copyIn(dst.storage, src.data);
         }
       });

@@ -5,7 +5,7 @@
  */
 import { join } from "node:path";
 import type { BnMode } from "../nn/batch_norm.ts";
-import { type PresetName, PRESETS, presetConfig } from "./presets.ts";
+import { presetConfig, type PresetName, PRESETS } from "./presets.ts";
 import type { DatabaseSpec, RunConfig, TaskSpec } from "./run_config.ts";
 
 /** node:util parseArgs option table of the run flags. */
@@ -82,8 +82,15 @@ type Values = Record<string, string | boolean | string[] | undefined>;
 function num(v: unknown, flag: string, integer = false): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (typeof v !== "string" || v.trim() === "" || !Number.isFinite(n) || (integer && !Number.isInteger(n))) {
-    throw new Error(`Cannot parse --${flag}: expected ${integer ? "an integer" : "a number"}: current value is "${v}"`);
+  if (
+    typeof v !== "string" || v.trim() === "" || !Number.isFinite(n) ||
+    (integer && !Number.isInteger(n))
+  ) {
+    throw new Error(
+      `Cannot parse --${flag}: expected ${
+        integer ? "an integer" : "a number"
+      }: current value is "${v}"`,
+    );
   }
   return n;
 }
@@ -91,7 +98,9 @@ function num(v: unknown, flag: string, integer = false): number | undefined {
 function oneOf<T extends string>(v: unknown, flag: string, allowed: readonly T[]): T | undefined {
   if (v === undefined) return undefined;
   if (!allowed.includes(v as T)) {
-    throw new Error(`Cannot parse --${flag}: expected one of ${allowed.join(", ")}: current value is "${v}"`);
+    throw new Error(
+      `Cannot parse --${flag}: expected one of ${allowed.join(", ")}: current value is "${v}"`,
+    );
   }
   return v as T;
 }
@@ -115,7 +124,9 @@ export function parseTaskFlag(v: string): TaskSpec {
   const m = /^([^=]+)=([^:]+)(?::([^:]+))?(?::([^:]+))?$/.exec(v);
   if (!m) throw new Error(`Cannot parse --task "${v}": expected NAME=DB:LABEL[:λ]`);
   const lambda = m[4] === undefined ? 1 : Number(m[4]);
-  if (!Number.isFinite(lambda)) throw new Error(`Cannot parse --task "${v}": λ "${m[4]}" is not a number`);
+  if (!Number.isFinite(lambda)) {
+    throw new Error(`Cannot parse --task "${v}": λ "${m[4]}" is not a number`);
+  }
   return { name: m[1], database: m[2], label: m[3] ?? m[1], lambda };
 }
 
@@ -124,13 +135,19 @@ export function parseTaskFlag(v: string): TaskSpec {
  * @throws {Error} naming the flag for a malformed value
  */
 export function runConfigFromArgs(values: Values, runsDir = "runs"): RunConfig {
-  const preset = oneOf(values.preset, "preset", PRESETS) ?? (values.scut && !values.db ? "paper-scut" : "default");
-  const base = presetConfig(preset as PresetName, { scut: values.scut as string, lsafbd: values.lsafbd as string });
+  const preset = oneOf(values.preset, "preset", PRESETS) ??
+    (values.scut && !values.db ? "paper-scut" : "default");
+  const base = presetConfig(preset as PresetName, {
+    scut: values.scut as string,
+    lsafbd: values.lsafbd as string,
+  });
   const c: Omit<RunConfig, "name" | "out"> = { ...base, epochs: { ...base.epochs } };
   if (values.db) c.databases = (values.db as string[]).map(parseDbFlag);
   if (values.task) c.tasks = (values.task as string[]).map(parseTaskFlag);
   if (values.db && !values.task) {
-    throw new Error("Cannot start the run: --db given without --task: say which label each task learns");
+    throw new Error(
+      "Cannot start the run: --db given without --task: say which label each task learns",
+    );
   }
   const policy = oneOf(values.policy, "policy", ["adashare", "none"] as const);
   if (policy) c.method = policy === "none" ? "baseline" : "adashare";
@@ -139,7 +156,9 @@ export function runConfigFromArgs(values: Values, runsDir = "runs"): RunConfig {
     c.tasks = [c.tasks[0]];
     c.databases = c.databases.filter((d) => d.name === c.tasks[0].database);
   }
-  if (values.aff && values["no-aff"]) throw new Error("Cannot parse flags: --aff and --no-aff both given");
+  if (values.aff && values["no-aff"]) {
+    throw new Error("Cannot parse flags: --aff and --no-aff both given");
+  }
   if (values.aff) c.aff = true;
   if (values["no-aff"]) c.aff = false;
   const set = <K extends keyof typeof c>(key: K, v: (typeof c)[K] | undefined) => {
@@ -169,13 +188,18 @@ export function runConfigFromArgs(values: Values, runsDir = "runs"): RunConfig {
   set("policyLr", num(values["policy-lr"], "policy-lr"));
   if (values["hard-gumbel"]) c.hardGumbel = true;
   set("finalPolicy", oneOf(values["final-policy"], "final-policy", ["sample", "argmax"] as const));
-  set("bn", oneOf(values.bn, "bn", ["per-database", "per-task", "shared"] as const) as BnMode | undefined);
+  set(
+    "bn",
+    oneOf(values.bn, "bn", ["per-database", "per-task", "shared"] as const) as BnMode | undefined,
+  );
   set("affScale", num(values["aff-scale"], "aff-scale"));
   set("dropout", num(values.dropout, "dropout"));
   if (values.widths !== undefined) {
     const w = String(values.widths).split(",").map((x) => num(x, "widths", true)!);
     if (w.length !== 4 || w.some((x) => x < 1)) {
-      throw new Error(`Cannot parse --widths: expected 4 positive integers: current value is "${values.widths}"`);
+      throw new Error(
+        `Cannot parse --widths: expected 4 positive integers: current value is "${values.widths}"`,
+      );
     }
     c.widths = w as [number, number, number, number];
   }

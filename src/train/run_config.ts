@@ -138,19 +138,29 @@ export function validateRunConfig(c: RunConfig): void {
   if (c.tasks.length === 0) fail("no task given");
   const dbNames = new Set<string>();
   for (const d of c.databases) {
-    if (!NAME.test(d.name)) fail(`database name ${JSON.stringify(d.name)} must use letters, digits, "_" or "-"`);
+    if (!NAME.test(d.name)) {
+      fail(`database name ${JSON.stringify(d.name)} must use letters, digits, "_" or "-"`);
+    }
     if (dbNames.has(d.name)) fail(`database "${d.name}" is given twice`);
     dbNames.add(d.name);
   }
   const taskNames = new Set<string>();
   for (const t of c.tasks) {
-    if (!NAME.test(t.name)) fail(`task name ${JSON.stringify(t.name)} must use letters, digits, "_" or "-"`);
+    if (!NAME.test(t.name)) {
+      fail(`task name ${JSON.stringify(t.name)} must use letters, digits, "_" or "-"`);
+    }
     if (taskNames.has(t.name)) fail(`task "${t.name}" is given twice`);
     taskNames.add(t.name);
     if (!dbNames.has(t.database)) {
-      fail(`task "${t.name}" uses unknown database "${t.database}": known are ${[...dbNames].map((d) => `"${d}"`).join(", ")}`);
+      fail(
+        `task "${t.name}" uses unknown database "${t.database}": known are ${
+          [...dbNames].map((d) => `"${d}"`).join(", ")
+        }`,
+      );
     }
-    if (!(Number.isFinite(t.lambda) && t.lambda >= 0)) fail(`λ of task "${t.name}" must be ≥ 0: current value is ${t.lambda}`);
+    if (!(Number.isFinite(t.lambda) && t.lambda >= 0)) {
+      fail(`λ of task "${t.name}" must be ≥ 0: current value is ${t.lambda}`);
+    }
   }
   for (const d of dbNames) {
     if (!c.tasks.some((t) => t.database === d)) fail(`database "${d}" is used by no task`);
@@ -159,25 +169,44 @@ export function validateRunConfig(c: RunConfig): void {
     fail(`the baseline trains a single task: ${c.tasks.length} tasks given`);
   }
   const positiveInt = (v: number, what: string) => {
-    if (!(Number.isInteger(v) && v >= 1)) fail(`${what} must be a positive integer: current value is ${v}`);
+    if (!(Number.isInteger(v) && v >= 1)) {
+      fail(`${what} must be a positive integer: current value is ${v}`);
+    }
   };
   positiveInt(c.batch, "batch");
-  if (c.batch < 2) fail("batch must be at least 2 (batch norm needs two images): current value is 1");
+  if (c.batch < 2) {
+    fail("batch must be at least 2 (batch norm needs two images): current value is 1");
+  }
   positiveInt(c.imageSize, "image size");
   if (c.imageSize < 32) fail(`image size must be at least 32: current value is ${c.imageSize}`);
-  if (c.resize < c.imageSize) fail(`resize (${c.resize}) must be at least the image size (${c.imageSize})`);
-  for (const [k, v] of Object.entries(c.epochs)) {
-    if (!(Number.isInteger(v) && v >= 0)) fail(`epochs.${k} must be an integer ≥ 0: current value is ${v}`);
+  if (c.resize < c.imageSize) {
+    fail(`resize (${c.resize}) must be at least the image size (${c.imageSize})`);
   }
-  if (c.method === "adashare" && c.epochs.retrain < 1) fail("epochs.retrain must be ≥ 1 for the adashare method");
+  for (const [k, v] of Object.entries(c.epochs)) {
+    if (!(Number.isInteger(v) && v >= 0)) {
+      fail(`epochs.${k} must be an integer ≥ 0: current value is ${v}`);
+    }
+  }
+  if (c.method === "adashare" && c.epochs.retrain < 1) {
+    fail("epochs.retrain must be ≥ 1 for the adashare method");
+  }
   if (c.method === "baseline" && c.epochs.baseline < 1) fail("epochs.baseline must be ≥ 1");
   for (const [k, v] of [["lr", c.lr], ["policy lr", c.policyLr], ["tau", c.tau]] as const) {
     if (!(v > 0 && Number.isFinite(v))) fail(`${k} must be > 0: current value is ${v}`);
   }
-  if (!(c.tauDecay > 0 && c.tauDecay <= 1)) fail(`tau decay must be in (0, 1]: current value is ${c.tauDecay}`);
-  if (!(c.dropout >= 0 && c.dropout < 1)) fail(`dropout must be in [0, 1): current value is ${c.dropout}`);
+  if (!(c.tauDecay > 0 && c.tauDecay <= 1)) {
+    fail(`tau decay must be in (0, 1]: current value is ${c.tauDecay}`);
+  }
+  if (!(c.dropout >= 0 && c.dropout < 1)) {
+    fail(`dropout must be in [0, 1): current value is ${c.dropout}`);
+  }
   positiveInt(c.curriculumSpeed, "curriculum speed");
-  for (const [k, v] of [["weight decay", c.weightDecay], ["sparsity weight", c.sparsityWeight], ["share weight", c.shareWeight]] as const) {
+  for (
+    const [k, v] of [["weight decay", c.weightDecay], ["sparsity weight", c.sparsityWeight], [
+      "share weight",
+      c.shareWeight,
+    ]] as const
+  ) {
     if (!(v >= 0)) fail(`${k} must be ≥ 0: current value is ${v}`);
   }
 }

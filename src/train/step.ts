@@ -97,7 +97,11 @@ export interface TrainStepOptions {
  * the caller steps the optimiser).
  * @throws {NonFiniteLossError} when a task's loss is NaN or infinite (before backward)
  */
-export function trainStep(net: MultiTaskNet, batches: readonly StepBatch[], opts: TrainStepOptions): StepStats {
+export function trainStep(
+  net: MultiTaskNet,
+  batches: readonly StepBatch[],
+  opts: TrainStepOptions,
+): StepStats {
   return scope(() => {
     const backend = net.conv1.weight.backend;
     let total: Tensor | null = null;
@@ -157,8 +161,13 @@ export function predictBatch(
     scope(() => {
       const n = images.length / (3 * size * size);
       const x = tensor(images, [n, 3, size, size], { backend: net.conv1.weight.backend });
-      const out = new Map<string, { predictions: Int32Array; probabilities: Float32Array; classes: number }>();
-      for (const [task, logits] of net.forward(x, database, { gates: opts.gates, tasks: opts.tasks })) {
+      const out = new Map<
+        string,
+        { predictions: Int32Array; probabilities: Float32Array; classes: number }
+      >();
+      for (
+        const [task, logits] of net.forward(x, database, { gates: opts.gates, tasks: opts.tasks })
+      ) {
         const k = logits.shape[1];
         const values = logits.toArray();
         const probabilities = softmax(logits).toArray();

@@ -22,16 +22,22 @@ import type { Gate } from "../models/basic_block.ts";
 import { BLOCKS, type NetworkConfig } from "../models/config.ts";
 import { importTorchvisionResnet18, loadState, saveCheckpoint } from "../models/checkpoint.ts";
 import { MultiTaskNet } from "../models/network.ts";
-import { argmaxPolicy, fixedGates, gumbelGates, gumbelNoise, samplePolicy } from "../models/policy.ts";
+import {
+  argmaxPolicy,
+  fixedGates,
+  gumbelGates,
+  gumbelNoise,
+  samplePolicy,
+} from "../models/policy.ts";
 import { parseSafetensors } from "../io/safetensors.ts";
 import { AdamW } from "../optim/adamw.ts";
 import { curriculumWindow, learningRate, temperature } from "../optim/schedule.ts";
 import { evaluateParts } from "./evaluate.ts";
-import { type PreparedDatabase, prepareData, type TaskClasses } from "./data_setup.ts";
-import { isFinalStage, type PlannedEpoch, planEpochs } from "./plan.ts";
+import { prepareData, type PreparedDatabase, type TaskClasses } from "./data_setup.ts";
+import { isFinalStage, planEpochs, type PlannedEpoch } from "./plan.ts";
 import { sharingLoss, sparsityLoss } from "./policy_loss.ts";
 import type { HistoryEntry, RunResult, StageTime } from "./result.ts";
-import { type ResumeState, readResume, writeResume } from "./resume.ts";
+import { readResume, type ResumeState, writeResume } from "./resume.ts";
 import { RunLock, RunLog, writeJsonAtomic } from "./run_dir.ts";
 import { type RunConfig, validateRunConfig } from "./run_config.ts";
 import { NonFiniteLossError, type StepBatch, trainStep } from "./step.ts";
@@ -77,10 +83,18 @@ export class RunInterrupted extends Error {
 }
 
 /** Task config of the network, from the run's tasks and the data's classes. */
-function networkConfig(c: RunConfig, classes: TaskClasses, policy?: Record<string, number[]>): NetworkConfig {
+function networkConfig(
+  c: RunConfig,
+  classes: TaskClasses,
+  policy?: Record<string, number[]>,
+): NetworkConfig {
   return {
     arch: "resnet18",
-    tasks: c.tasks.map((t) => ({ name: t.name, classes: classes[t.name].length, database: t.database })),
+    tasks: c.tasks.map((t) => ({
+      name: t.name,
+      classes: classes[t.name].length,
+      database: t.database,
+    })),
     databases: c.databases.map((d) => d.name),
     aff: c.aff,
     affScale: c.affScale,
@@ -123,7 +137,11 @@ export async function train(config: RunConfig, opts: TrainOptions): Promise<RunR
   }
 }
 
-async function runLocked(config: RunConfig, opts: TrainOptions, note: (m: string) => void): Promise<RunResult> {
+async function runLocked(
+  config: RunConfig,
+  opts: TrainOptions,
+  note: (m: string) => void,
+): Promise<RunResult> {
   const { backend } = opts;
   const lastPath = join(config.out, "last.safetensors");
   const bestPath = join(config.out, "checkpoint.safetensors");
@@ -131,8 +149,12 @@ async function runLocked(config: RunConfig, opts: TrainOptions, note: (m: string
   if (!opts.resume) await writeJsonAtomic(join(config.out, "config.json"), config);
   const { databases, classes } = await prepareData(config);
   for (const d of databases) {
-    for (const p of d.dataset.problems.slice(0, 5)) note(`${d.name}: ${p.file}${p.line ? `:${p.line}` : ""}: ${p.message}`);
-    if (d.dataset.problems.length > 5) note(`${d.name}: … ${d.dataset.problems.length - 5} more problems (see deno task data info)`);
+    for (const p of d.dataset.problems.slice(0, 5)) {
+      note(`${d.name}: ${p.file}${p.line ? `:${p.line}` : ""}: ${p.message}`);
+    }
+    if (d.dataset.problems.length > 5) {
+      note(`${d.name}: … ${d.dataset.problems.length - 5} more problems (see deno task data info)`);
+    }
   }
   const plan = planEpochs(config);
   const lambdas = Object.fromEntries(config.tasks.map((t) => [t.name, t.lambda]));
@@ -150,9 +172,19 @@ async function runLocked(config: RunConfig, opts: TrainOptions, note: (m: string
     weightSteps: 0,
     policySteps: 0,
   };
-  let net = await buildNet(config, networkConfig(config, classes, state.finalPolicy ?? undefined), backend);
-  let weightsOpt = new AdamW(net.weightParameters(), { lr: config.lr, weightDecay: config.weightDecay });
-  const policyOpt = new AdamW([net.policy.logits], { lr: config.policyLr, weightDecay: config.policyWeightDecay });
+  let net = await buildNet(
+    config,
+    networkConfig(config, classes, state.finalPolicy ?? undefined),
+    backend,
+  );
+  let weightsOpt = new AdamW(net.weightParameters(), {
+    lr: config.lr,
+    weightDecay: config.weightDecay,
+  });
+  const policyOpt = new AdamW([net.policy.logits], {
+    lr: config.policyLr,
+    weightDecay: config.policyWeightDecay,
+  });
   if (resume) {
     loadState(net, resume.weights, lastPath);
     resume.restoreOptimizer("weights", weightsOpt, net);
@@ -175,12 +207,18 @@ async function runLocked(config: RunConfig, opts: TrainOptions, note: (m: string
     labels: [...new Set(config.tasks.map((t) => t.label))],
   });
   const loaders = new Map<string, BatchLoader>();
-  const loader = (db: PreparedDatabase, part: "train" | "trainW" | "trainP" | "val" | "test" | "trainEval") => {
+  const loader = (
+    db: PreparedDatabase,
+    part: "train" | "trainW" | "trainP" | "val" | "test" | "trainEval",
+  ) => {
     const key = `${db.name}/${part}`;
     let l = loaders.get(key);
     if (!l) {
       const records: ImageRecord[] = part === "trainEval" ? db.train : db[part];
-      l = new BatchLoader(records, loaderOpts(part === "train" || part === "trainW" || part === "trainP"));
+      l = new BatchLoader(
+        records,
+        loaderOpts(part === "train" || part === "trainW" || part === "trainP"),
+      );
       loaders.set(key, l);
     }
     return l;
@@ -188,7 +226,10 @@ async function runLocked(config: RunConfig, opts: TrainOptions, note: (m: string
   const log = await RunLog.open(config.out, !opts.resume);
   const runStart = performance.now() - (state.history.at(-1)?.seconds ?? 0) * 1000;
 
-  const evaluate = (part: "val" | "test" | "trainEval", gates: ReadonlyMap<string, readonly Gate[]>) =>
+  const evaluate = (
+    part: "val" | "test" | "trainEval",
+    gates: ReadonlyMap<string, readonly Gate[]>,
+  ) =>
     evaluateParts(
       net,
       databases.map((db) => ({ database: db.name, loader: loader(db, part), tasks: db.tasks })),
@@ -216,13 +257,31 @@ async function runLocked(config: RunConfig, opts: TrainOptions, note: (m: string
           ? argmaxPolicy(logits, T, BLOCKS)
           : samplePolicy(logits, T, BLOCKS, new Rng(config.seed, 0xf1a1));
         state.finalPolicy = Object.fromEntries(config.tasks.map((t, i) => [t.name, p[i]]));
-        const fresh = await buildNet(config, networkConfig(config, classes, state.finalPolicy), backend);
-        backend.copy(fresh.policy.logits.storage, 0, net.policy.logits.storage, 0, logits.length, false);
+        const fresh = await buildNet(
+          config,
+          networkConfig(config, classes, state.finalPolicy),
+          backend,
+        );
+        backend.copy(
+          fresh.policy.logits.storage,
+          0,
+          net.policy.logits.storage,
+          0,
+          logits.length,
+          false,
+        );
         weightsOpt.dispose();
         net.dispose();
         net = fresh;
-        weightsOpt = new AdamW(net.weightParameters(), { lr: config.lr, weightDecay: config.weightDecay });
-        note(`policy fixed: ${Object.entries(state.finalPolicy).map(([t, v]) => `${t} ${v.join("")}`).join(", ")}`);
+        weightsOpt = new AdamW(net.weightParameters(), {
+          lr: config.lr,
+          weightDecay: config.weightDecay,
+        });
+        note(
+          `policy fixed: ${
+            Object.entries(state.finalPolicy).map(([t, v]) => `${t} ${v.join("")}`).join(", ")
+          }`,
+        );
       }
       await runEpoch(ep);
       state.step = 0;
@@ -232,7 +291,11 @@ async function runLocked(config: RunConfig, opts: TrainOptions, note: (m: string
     const best = parseSafetensors(await Deno.readFile(bestPath), { source: bestPath });
     loadState(net, best.tensors, bestPath);
     const gates = net.evalGates();
-    const [test, val, trainEval] = [await evaluate("test", gates), await evaluate("val", gates), await evaluate("trainEval", gates)];
+    const [test, val, trainEval] = [
+      await evaluate("test", gates),
+      await evaluate("val", gates),
+      await evaluate("trainEval", gates),
+    ];
     const result: RunResult = {
       name: config.name,
       out: config.out,
@@ -264,10 +327,21 @@ async function runLocked(config: RunConfig, opts: TrainOptions, note: (m: string
 
   async function runEpoch(ep: PlannedEpoch): Promise<void> {
     const t0 = performance.now();
-    const part = ep.kind === "policy-weights" ? "trainW" : ep.kind === "policy-logits" ? "trainP" : "train";
+    const part = ep.kind === "policy-weights"
+      ? "trainW"
+      : ep.kind === "policy-logits"
+      ? "trainP"
+      : "train";
     const streams = databases.map((db) => ({ db, it: cycle(loader(db, part), state.position) }));
     const steps = Math.max(...databases.map((db) => loader(db, part).batchesPerEpoch));
-    const acc = state.partial ?? { loss: 0, steps: 0, images: 0, correct: {} as Record<string, number>, count: {} as Record<string, number> };
+    const acc = state.partial ??
+      {
+        loss: 0,
+        steps: 0,
+        images: 0,
+        correct: {} as Record<string, number>,
+        count: {} as Record<string, number>,
+      };
     const tau = temperature(config.tau, config.tauDecay, ep.policyEpochsBefore);
     const window = curriculumWindow(BLOCKS, config.curriculumSpeed, ep.policyEpochsBefore);
     const policyPhase = ep.kind === "policy-weights" || ep.kind === "policy-logits";
@@ -294,7 +368,11 @@ async function runLocked(config: RunConfig, opts: TrainOptions, note: (m: string
       if (policyPhase) {
         const noise = gumbelNoise(net.policy.logits.size, new Rng(stepSeed, 0x6b));
         gates = () => {
-          const perTask = gumbelGates(net.policy.logits, noise, { tau, hard: config.hardGumbel, window });
+          const perTask = gumbelGates(net.policy.logits, noise, {
+            tau,
+            hard: config.hardGumbel,
+            window,
+          });
           return new Map(config.tasks.map((t, i) => [t.name, perTask[i]]));
         };
       } else if (ep.kind === "retrain") {
@@ -304,7 +382,12 @@ async function runLocked(config: RunConfig, opts: TrainOptions, note: (m: string
       }
       if (!policyPhase) {
         const total = ep.of * steps;
-        weightsOpt.hyper.lr = learningRate(config.lrSchedule, config.lr, (ep.epoch - 1) * steps + step, total);
+        weightsOpt.hyper.lr = learningRate(
+          config.lrSchedule,
+          config.lr,
+          (ep.epoch - 1) * steps + step,
+          total,
+        );
       }
       for (const b of batches) opts.transformBatch?.(state.position, step, b);
       let stats;
@@ -324,7 +407,9 @@ async function runLocked(config: RunConfig, opts: TrainOptions, note: (m: string
         if (e instanceof NonFiniteLossError) {
           const good = await Deno.stat(bestPath).then(() => `"${bestPath}"`, () => "none yet");
           throw new Error(
-            `Training stopped: ${e.message} at ${ep.kind} epoch ${ep.epoch}, step ${step + 1}. Last good checkpoint: ${good}. Hint: lower --lr or check the inputs`,
+            `Training stopped: ${e.message} at ${ep.kind} epoch ${ep.epoch}, step ${
+              step + 1
+            }. Last good checkpoint: ${good}. Hint: lower --lr or check the inputs`,
           );
         }
         throw e;
@@ -337,12 +422,21 @@ async function runLocked(config: RunConfig, opts: TrainOptions, note: (m: string
       state.policySteps = policyOpt.stepCount;
       acc.loss += stats.loss;
       acc.steps++;
-      acc.images += batches.reduce((a, b) => a + b.images.length / (3 * config.imageSize * config.imageSize), 0);
+      acc.images += batches.reduce(
+        (a, b) => a + b.images.length / (3 * config.imageSize * config.imageSize),
+        0,
+      );
       for (const [t, s] of Object.entries(stats.tasks)) {
         acc.correct[t] = (acc.correct[t] ?? 0) + s.correct;
         acc.count[t] = (acc.count[t] ?? 0) + s.count;
       }
-      await log.write({ kind: "step", stage: ep.kind, epoch: ep.epoch, step: step + 1, loss: stats.loss });
+      await log.write({
+        kind: "step",
+        stage: ep.kind,
+        epoch: ep.epoch,
+        step: step + 1,
+        loss: stats.loss,
+      });
       opts.onProgress?.({
         kind: ep.kind,
         epoch: ep.epoch,
@@ -363,7 +457,9 @@ async function runLocked(config: RunConfig, opts: TrainOptions, note: (m: string
     }
     for (const s of streams) await s.it.return(undefined);
     // Validation with the epoch's own evaluation policy.
-    const evalGates = ep.kind === "warmup" || ep.kind === "baseline" ? net.allExecuteGates() : net.evalGates();
+    const evalGates = ep.kind === "warmup" || ep.kind === "baseline"
+      ? net.allExecuteGates()
+      : net.evalGates();
     const val = await evaluate("val", evalGates);
     const st = stageTime(ep.stage);
     st.seconds += (performance.now() - t0) / 1000;
@@ -385,7 +481,9 @@ async function runLocked(config: RunConfig, opts: TrainOptions, note: (m: string
     if (isFinalStage(ep.kind) && val[firstTask].accuracy > state.bestVal) {
       state.bestVal = val[firstTask].accuracy;
       state.bestEpoch = ep.epoch;
-      await saveCheckpoint(bestPath, net, { provenance: JSON.stringify({ stage: ep.kind, epoch: ep.epoch, valAccuracy: state.bestVal }) });
+      await saveCheckpoint(bestPath, net, {
+        provenance: JSON.stringify({ stage: ep.kind, epoch: ep.epoch, valAccuracy: state.bestVal }),
+      });
     }
     const next = { ...state, position: state.position + 1, step: 0, partial: null };
     await writeResume(lastPath, net, { weights: weightsOpt, policy: policyOpt }, next);

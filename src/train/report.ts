@@ -1,0 +1,221 @@
+/**
+ * A run's report: `report.md` (the run table, validation scores, time per stage, the policy
+ * and which blocks the tasks share, confusion matrices) next to the SVG plots it links by
+ * relative name: `loss.svg`, `accuracy.svg`, `policy.svg`, `confusion-<task>.svg`.
+ * @module
+ */
+import { join } from "node:path";
+import { writeFileAtomic } from "../io/atomic_write.ts";
+import { blockName } from "../models/config.ts";
+import { accuracyPlot, confusionPlot, lossPlot, policyPlot } from "./plots.ts";
+import { markdownTable } from "./report_markdown.ts";
+import type { RunResult, TaskMetrics } from "./result.ts";
+import { formatDuration, formatPercent, runTable } from "./tables.ts";
+
+/** A rendered report: Markdown text and SVG documents by file name. */
+export interface RenderedReport {
+  /** The text of report.md. */
+  markdown: string;
+  /** File name (e.g. "policy.svg") → SVG text. */
+  svgs: Record<string, string>;
+}
+
+/** A file-name-safe form of a task name (config names are already [A-Za-z0-9_-]). */
+function safeName(name: string): string {
+  return name.replace(/[^A-Za-z0-9_-]/g, "_");
+}
+
+/**
+ * The SVG file name of a task's confusion matrix.
+ * @param task task name
+ * @returns e.g. "confusion-beauty.svg"
+ */
+export function confusionFileName(task: string): string {
+  return `confusion-${safeName(task)}.svg`;
+}
+
+/** "AdaShare multi-task ResNet18 with AFF", "ResNet18 baseline without AFF". */
+function methodName(result: RunResult): string {
+  const base = result.method === "adashare" ? "AdaShare multi-task ResNet18" : "ResNet18 baseline";
+  return `${base} ${result.aff ? "with" : "without"} AFF`;
+}
+
+/**
+ * Which tasks execute each block, as lines: blocks grouped by the set of tasks that run them.
+ * @param policy task → 1/0 per block
+ * @returns Markdown list lines
+ */
+function sharingLines(policy: Readonly<Record<string, readonly number[]>>): string[] {
+  const tasks = Object.keys(policy);
+  const blocks = Math.max(0, ...tasks.map((t) => policy[t].length));
+  const groups = new Map<string, { users: string[]; blocks: string[] }>();
+  for (let b = 0; b < blocks; b++) {
+    const users = tasks.filter((t) => policy[t][b] === 1);
+    const key = users.join("\u0000");
+    if (!groups.has(key)) groups.set(key, { users, blocks: [] });
+    groups.get(key)!.blocks.push(blockName(b));
+  }
+  const describe = (users: string[]): string => {
+    if (users.length === 0) return "Skipped by every task";
+    if (tasks.length === 1) return `Executed by ${users[0]}`;
+    if (users.length === tasks.length) return `Shared by all tasks (${users.join(", ")})`;
+    if (users.length === 1) return `${users[0]} only`;
+    return `Shared by ${users.join(", ")}`;
+  };
+  // All tasks first, then smaller groups by size, skipped blocks last.
+  const ordered = [...groups.values()].sort((a, b) =>
+    (b.users.length || -1) - (a.users.length || -1)
+  );
+  return ordered.map((g) => `- ${describe(g.users)}: ${g.blocks.join(", ")}`);
+}
+
+/** The policy section: a tasks × blocks table, the sharing summary and the heat-map link. */
+function policySection(policy: Readonly<Record<string, readonly number[]>>): string {
+  const tasks = Object.keys(policy);
+  const blocks = Math.max(0, ...tasks.map((t) => policy[t].length));
+  const names = Array.from({ length: blocks }, (_, b) => blockName(b));
+  const table = markdownTable(
+    ["Task", ...names, "Executed"],
+    ["left", ...names.map(() => "center" as const), "right"],
+    tasks.map((t) => [
+      t,
+      ...policy[t].map((v) => (v === 1 ? "●" : "·")),
+      `${policy[t].filter((v) => v === 1).length}/${policy[t].length}`,
+    ]),
+  );
+  return [
+    "## Policy",
+    "",
+    table,
+    "",
+    "● executes the block, · skips it (the block passes its shortcut).",
+    "",
+    ...sharingLines(policy),
+    "",
+    "![policy heat-map](policy.svg)",
+  ].join("\n");
+}
+
+/** A confusion matrix as a Markdown table: rows = true class, columns = predicted class. */
+function confusionTable(m: TaskMetrics): string {
+  return markdownTable(
+    ["true ↓ / predicted →", ...m.classes],
+    ["left", ...m.classes.map(() => "right" as const)],
+    m.confusion.map((row, t) => [m.classes[t], ...row.map(String)]),
+  );
+}
+
+/** The report's Markdown text. */
+function reportMarkdown(result: RunResult, hasCurves: boolean, hasPolicy: boolean): string {
+  const tasks = Object.entries(result.tasks);
+  const lambdas = Object.entries(result.lambdas).map(([t, l]) => `${t} ${l}`).join(", ");
+  const parts: string[] = [
+    `# Run "${result.name}"`,
+    "",
+    `${methodName(result)} · batch ${result.batch} · λ: ${lambdas} · ` +
+    `training time ${formatDuration(result.trainSeconds)}`,
+    "",
+    "## Test results",
+    "",
+    runTable(result),
+    "",
+    "Percentages on the test split. F1 (weighted) weights each class's F1 by its support (the " +
+    "paper's F1); macro-F1 is the plain mean over classes. Gap = train ACC − test ACC in " +
+    "percentage points.",
+  ];
+  const withVal = tasks.filter(([, t]) => t.val);
+  if (withVal.length > 0) {
+    parts.push(
+      "",
+      "## Validation",
+      "",
+      markdownTable(
+        ["Task", "ACC", "F1 (weighted)", "macro-F1"],
+        ["left", "right", "right", "right"],
+        withVal.map(([task, t]) => [
+          task,
+          formatPercent(t.val!.accuracy),
+          formatPercent(t.val!.f1_weighted),
+          formatPercent(t.val!.f1_macro),
+        ]),
+      ),
+    );
+  }
+  if (result.stages.length > 0) {
+    parts.push(
+      "",
+      "## Stages",
+      "",
+      markdownTable(
+        ["Stage", "Epochs", "Time"],
+        ["left", "right", "right"],
+        [
+          ...result.stages.map((s) => [s.stage, String(s.epochs), formatDuration(s.seconds)]),
+          [
+            "total",
+            String(result.stages.reduce((a, s) => a + s.epochs, 0)),
+            formatDuration(result.trainSeconds),
+          ],
+        ],
+      ),
+    );
+  }
+  if (hasPolicy) parts.push("", policySection(result.policy));
+  if (hasCurves) {
+    parts.push("", "## Curves", "", "![training loss](loss.svg)", "", "![accuracy](accuracy.svg)");
+  }
+  parts.push("", "## Confusion matrices (test)");
+  for (const [task, t] of tasks) {
+    parts.push(
+      "",
+      `### ${task}`,
+      "",
+      `![${task} confusion matrix](${confusionFileName(task)})`,
+      "",
+      confusionTable(t.test),
+    );
+  }
+  return parts.join("\n") + "\n";
+}
+
+/**
+ * Renders a run's report: the Markdown and its plots. Curves are left out when the run has
+ * no history, the policy when it has none.
+ * @param result the run
+ * @returns report.md text and SVG text by file name
+ */
+export async function renderReport(result: RunResult): Promise<RenderedReport> {
+  const hasCurves = result.history.length > 0;
+  const hasPolicy = Object.keys(result.policy).length > 0;
+  const svgs: Record<string, string> = {};
+  if (hasCurves) {
+    svgs["loss.svg"] = await lossPlot(result.history);
+    svgs["accuracy.svg"] = await accuracyPlot(result.history);
+  }
+  if (hasPolicy) svgs["policy.svg"] = await policyPlot(result.policy);
+  for (const [task, t] of Object.entries(result.tasks)) {
+    svgs[confusionFileName(task)] = await confusionPlot(task, t.test);
+  }
+  return { markdown: reportMarkdown(result, hasCurves, hasPolicy), svgs };
+}
+
+/**
+ * Renders the report and writes report.md and the SVG files into `dir` (created if needed),
+ * each atomically; report.md goes last, so it never links a plot that is not there yet.
+ * @param dir the run folder
+ * @param result the run
+ * @returns the file names written, report.md last
+ */
+export async function writeReport(dir: string, result: RunResult): Promise<string[]> {
+  const { markdown, svgs } = await renderReport(result);
+  await Deno.mkdir(dir, { recursive: true });
+  const encoder = new TextEncoder();
+  const written: string[] = [];
+  for (const [name, svg] of Object.entries(svgs)) {
+    await writeFileAtomic(join(dir, name), encoder.encode(svg));
+    written.push(name);
+  }
+  await writeFileAtomic(join(dir, "report.md"), encoder.encode(markdown));
+  written.push("report.md");
+  return written;
+}
