@@ -43,8 +43,8 @@ export { Linear } from "./src/nn/linear.ts";
 export { Aff, type AffOptions } from "./src/nn/aff.ts";
 export { BasicBlock, type Gate } from "./src/models/basic_block.ts";
 export {
-  BLOCKS,
   blockName,
+  BLOCKS,
   type NetworkConfig,
   parseNetworkConfig,
   type TaskConfig,
@@ -68,7 +68,12 @@ export {
   stateToHost,
 } from "./src/models/checkpoint.ts";
 export { AdamW, type AdamWOptions } from "./src/optim/adamw.ts";
-export { parseSafetensors, readSafetensors, serializeSafetensors, writeSafetensors } from "./src/io/safetensors.ts";
+export {
+  parseSafetensors,
+  readSafetensors,
+  serializeSafetensors,
+  writeSafetensors,
+} from "./src/io/safetensors.ts";
 export { parsePth, readPth } from "./src/io/pth.ts";
 export { WeightsFormatError } from "./src/io/weights_format_error.ts";
 export { writeFileAtomic } from "./src/io/atomic_write.ts";

@@ -53,7 +53,11 @@ async function benchNetwork(ctx: Context, batch: number): Promise<Record<string,
   setDefaultBackend(cpu);
   const net = new MultiTaskNet(
     parseNetworkConfig({
-      tasks: [{ name: "beauty", classes: 5, database: "a" }, { name: "gender", classes: 2, database: "b" }],
+      tasks: [{ name: "beauty", classes: 5, database: "a" }, {
+        name: "gender",
+        classes: 2,
+        database: "b",
+      }],
       aff: true,
       dropout: 0,
     }),
@@ -66,11 +70,18 @@ async function benchNetwork(ctx: Context, batch: number): Promise<Record<string,
     database,
     images,
     size: side,
-    targets: { [i === 0 ? "beauty" : "gender"]: Int32Array.from({ length: batch }, (_, j) => j % 2) },
+    targets: {
+      [i === 0 ? "beauty" : "gender"]: Int32Array.from({ length: batch }, (_, j) => j % 2),
+    },
   }));
   const noise = gumbelNoise(net.policy.logits.size, rng);
   const forward = () => {
-    for (const b of batches) predictBatch(net, b.images, side, b.database, { gates: net.allExecuteGates(), tasks: Object.keys(b.targets) });
+    for (const b of batches) {
+      predictBatch(net, b.images, side, b.database, {
+        gates: net.allExecuteGates(),
+        tasks: Object.keys(b.targets),
+      });
+    }
   };
   const step = () => {
     trainStep(net, batches, {
@@ -96,7 +107,9 @@ async function benchNetwork(ctx: Context, batch: number): Promise<Record<string,
   };
   ctx.log(
     `network batch ${batch}×2 @224: forward ${res.forwardImagesPerSecond.toFixed(1)} img/s, ` +
-      `forward+backward ${res.trainImagesPerSecond.toFixed(1)} img/s, peak RSS ${res.peakRssMiB.toFixed(0)} MiB`,
+      `forward+backward ${res.trainImagesPerSecond.toFixed(1)} img/s, peak RSS ${
+        res.peakRssMiB.toFixed(0)
+      } MiB`,
   );
   net.dispose();
   return res;
@@ -223,7 +236,9 @@ const SECTIONS: Section[] = [
     async run(ctx) {
       const out: Record<string, number> = {};
       for (const batch of [8, 32]) {
-        for (const [k, v] of Object.entries(await benchNetwork(ctx, batch))) out[`batch${batch}_${k}`] = v;
+        for (const [k, v] of Object.entries(await benchNetwork(ctx, batch))) {
+          out[`batch${batch}_${k}`] = v;
+        }
       }
       return out;
     },

@@ -56,7 +56,8 @@ await runCli(async () => {
   const done = await runAll(runs, {
     ...trainingOptions(bar),
     backend,
-    onRun: (i, run, how) => bar.note(`[${i + 1}/${runs.length}] ${run.label} (${run.config.name}): ${how}`),
+    onRun: (i, run, how) =>
+      bar.note(`[${i + 1}/${runs.length}] ${run.label} (${run.config.name}): ${how}`),
   });
   const table = comparisonTable(done);
   await writeFileAtomic(join(dir, "compare.md"), new TextEncoder().encode(table + "\n"));

@@ -10,7 +10,7 @@ import { readSource } from "../src/data/source.ts";
 import { chooseSplit } from "../src/data/split.ts";
 import { DecodePool } from "../src/data/worker_pool.ts";
 import { loadCheckpoint } from "../src/models/checkpoint.ts";
-import { evaluateParts, type EvalPart } from "../src/train/evaluate.ts";
+import { type EvalPart, evaluateParts } from "../src/train/evaluate.ts";
 import { DEVICE_HELP, useDevice } from "./_cli/device.ts";
 import { runCli } from "./_cli/main.ts";
 
@@ -51,13 +51,17 @@ await runCli(async () => {
     console.log(HELP);
     return 0;
   }
-  if (!values.checkpoint) throw new Error("Cannot evaluate: --checkpoint FILE is required (see --help)");
+  if (!values.checkpoint) {
+    throw new Error("Cannot evaluate: --checkpoint FILE is required (see --help)");
+  }
   const backend = await useDevice(values.device);
   const net = await loadCheckpoint(values.checkpoint, { backend });
   const dbs = net.config.databases;
   if (positionals.length !== dbs.length) {
     throw new Error(
-      `Cannot evaluate: the checkpoint has ${dbs.length} database(s) (${dbs.join(", ")}); ${positionals.length} source(s) given`,
+      `Cannot evaluate: the checkpoint has ${dbs.length} database(s) (${
+        dbs.join(", ")
+      }); ${positionals.length} source(s) given`,
     );
   }
   const labels = new Map((values.label ?? []).map((l) => l.split("=") as [string, string]));
@@ -78,16 +82,30 @@ await runCli(async () => {
     }));
     for (const t of tasks) {
       const names = dataset.classes[t.label];
-      if (!names) throw new Error(`Cannot evaluate task "${t.name}": source "${source}" has no "${t.label}" labels (use --label ${t.name}=LABEL)`);
+      if (!names) {
+        throw new Error(
+          `Cannot evaluate task "${t.name}": source "${source}" has no "${t.label}" labels (use --label ${t.name}=LABEL)`,
+        );
+      }
       classes[t.name] = names;
     }
     let records = dataset.records;
     if (split !== "all") {
-      const parts3 = chooseSplit(dataset, ["test", "val", "train"].includes(split) ? "stratified" : split, { seed, by: tasks[0].label });
+      const parts3 = chooseSplit(
+        dataset,
+        ["test", "val", "train"].includes(split) ? "stratified" : split,
+        { seed, by: tasks[0].label },
+      );
       const which = ["val", "train"].includes(split) ? split as "val" | "train" : "test";
       records = parts3[which].map((j) => dataset.records[j]);
     }
-    const loader = new BatchLoader(records, { batchSize: 32, size, resize: size, pool, labels: tasks.map((t) => t.label) });
+    const loader = new BatchLoader(records, {
+      batchSize: 32,
+      size,
+      resize: size,
+      pool,
+      labels: tasks.map((t) => t.label),
+    });
     parts.push({ database, loader, tasks });
   }
   const metrics = await evaluateParts(net, parts, classes);
@@ -96,11 +114,16 @@ await runCli(async () => {
   net.dispose();
   if (values.out) {
     await Deno.mkdir(values.out, { recursive: true });
-    await Deno.writeTextFile(join(values.out, "metrics.json"), JSON.stringify({ split, tasks: metrics }, null, 2));
+    await Deno.writeTextFile(
+      join(values.out, "metrics.json"),
+      JSON.stringify({ split, tasks: metrics }, null, 2),
+    );
   }
   for (const [task, m] of Object.entries(metrics)) {
     console.log(
-      `${task}: accuracy ${(100 * m.accuracy).toFixed(2)}%  F1 (weighted) ${(100 * m.f1_weighted).toFixed(2)}%  F1 (macro) ${(100 * m.f1_macro).toFixed(2)}%  n=${m.count}`,
+      `${task}: accuracy ${(100 * m.accuracy).toFixed(2)}%  F1 (weighted) ${
+        (100 * m.f1_weighted).toFixed(2)
+      }%  F1 (macro) ${(100 * m.f1_macro).toFixed(2)}%  n=${m.count}`,
     );
   }
   if (values.json) console.log(JSON.stringify({ split, tasks: metrics }));

@@ -36,7 +36,9 @@ await runCli(async () => {
     console.log(HELP);
     return 0;
   }
-  if (!values.checkpoint) throw new Error("Cannot predict: --checkpoint FILE is required (see --help)");
+  if (!values.checkpoint) {
+    throw new Error("Cannot predict: --checkpoint FILE is required (see --help)");
+  }
   if (positionals.length === 0) throw new Error("Cannot predict: no image given (see --help)");
   const backend = await useDevice(values.device);
   // The checkpoint is validated before any image is read.

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { planSweep, runAll } from "../src/train/experiments.ts";
 import { RUN_HELP, RUN_OPTIONS, runConfigFromArgs } from "../src/train/run_args.ts";
 import { sweepCsv, sweepJson, sweepTable } from "../src/train/tables.ts";
+import { sweepPlot } from "../src/train/plots.ts";
 import { writeFileAtomic } from "../src/io/atomic_write.ts";
 import { DEVICE_HELP, useDevice } from "./_cli/device.ts";
 import { runCli } from "./_cli/main.ts";
@@ -20,7 +21,7 @@ const HELP = `Usage: deno task sweep-ratios [--ratios 1:0.7,1:0.6,1:0.5] [--batc
 
 Trains the method once per loss-weight ratio λ1:λ2 and batch size (the paper's Tables
 9–10) under one folder (default runs/sweep-<preset>), then prints the table and writes
-sweep.md, sweep.csv and sweep.json there. Runs already complete are reused; a stopped
+sweep.md, sweep.csv, sweep.json and a bar chart sweep.svg there. Runs already complete are reused; a stopped
 sweep continues where it stopped.
 
   --ratios LIST            λ1:λ2 pairs, comma-separated (default 1:0.7,1:0.6,1:0.5)
@@ -65,7 +66,9 @@ await runCli(async () => {
   const ratios = parseRatios(values.ratios ?? "1:0.7,1:0.6,1:0.5");
   const batches = (values.batches ?? "32,16").split(",").map((b) => {
     const n = Number(b);
-    if (!Number.isInteger(n) || n < 2) throw new Error(`Cannot parse --batches: "${b}" is not a batch size ≥ 2`);
+    if (!Number.isInteger(n) || n < 2) {
+      throw new Error(`Cannot parse --batches: "${b}" is not a batch size ≥ 2`);
+    }
     return n;
   });
   const dir = values.dir ?? join("runs", `sweep-${values.preset ?? "default"}`);
@@ -75,12 +78,14 @@ await runCli(async () => {
   const done = await runAll(runs, {
     ...trainingOptions(bar),
     backend,
-    onRun: (i, run, how) => bar.note(`[${i + 1}/${runs.length}] ${run.label}: ${how} (${run.config.out})`),
+    onRun: (i, run, how) =>
+      bar.note(`[${i + 1}/${runs.length}] ${run.label}: ${how} (${run.config.out})`),
   });
   const table = sweepTable(done);
   await writeFileAtomic(join(dir, "sweep.md"), new TextEncoder().encode(table + "\n"));
   await writeFileAtomic(join(dir, "sweep.csv"), new TextEncoder().encode(sweepCsv(done)));
   await writeFileAtomic(join(dir, "sweep.json"), new TextEncoder().encode(sweepJson(done)));
+  await writeFileAtomic(join(dir, "sweep.svg"), new TextEncoder().encode(await sweepPlot(done)));
   console.log(table);
   if (values.json) console.log(JSON.stringify(JSON.parse(sweepJson(done))));
 });

@@ -40,11 +40,17 @@ Examples:
 /** The JSON object printed with --json. */
 export function resultSummary(r: RunResult): Record<string, unknown> {
   return {
-    tasks: Object.fromEntries(Object.entries(r.tasks).map(([t, m]) => [t, {
-      test: { accuracy: m.test.accuracy, f1_macro: m.test.f1_macro, f1_weighted: m.test.f1_weighted },
-      train: { accuracy: m.train.accuracy },
-      gap: m.gap,
-    }])),
+    tasks: Object.fromEntries(
+      Object.entries(r.tasks).map(([t, m]) => [t, {
+        test: {
+          accuracy: m.test.accuracy,
+          f1_macro: m.test.f1_macro,
+          f1_weighted: m.test.f1_weighted,
+        },
+        train: { accuracy: m.train.accuracy },
+        gap: m.gap,
+      }]),
+    ),
     policy: r.policy,
     out: r.out,
     trainSeconds: r.trainSeconds,

@@ -21,6 +21,9 @@ export async function testBackends(): Promise<TestBackend[]> {
   if (cached) return cached;
   const reference = new ReferenceBackend();
   setDefaultBackend(reference);
-  cached = [{ name: "reference", backend: reference }, { name: "cpu", backend: await loadBackend("cpu") }];
+  cached = [{ name: "reference", backend: reference }, {
+    name: "cpu",
+    backend: await loadBackend("cpu"),
+  }];
   return cached;
 }

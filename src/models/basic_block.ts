@@ -23,7 +23,14 @@ export type Gate = "execute" | "skip" | { exec: Tensor; skip: Tensor };
 class Downsample extends Module {
   readonly conv: Conv2d;
   readonly bn: DatasetBatchNorm;
-  constructor(cin: number, cout: number, stride: number, keys: readonly string[], rng: Rng, backend?: Backend) {
+  constructor(
+    cin: number,
+    cout: number,
+    stride: number,
+    keys: readonly string[],
+    rng: Rng,
+    backend?: Backend,
+  ) {
     super();
     this.conv = this.child("0", new Conv2d(cin, cout, rng, { kernel: 1, stride, backend }));
     this.bn = this.child("1", new DatasetBatchNorm(cout, keys, backend));
@@ -59,14 +66,22 @@ export class BasicBlock extends Module {
   ) {
     super();
     const backend = opts.backend;
-    this.conv1 = this.child("conv1", new Conv2d(cin, cout, rng, { kernel: 3, stride, padding: 1, backend }));
+    this.conv1 = this.child(
+      "conv1",
+      new Conv2d(cin, cout, rng, { kernel: 3, stride, padding: 1, backend }),
+    );
     this.bn1 = this.child("bn1", new DatasetBatchNorm(cout, keys, backend));
-    this.conv2 = this.child("conv2", new Conv2d(cout, cout, rng, { kernel: 3, padding: 1, backend }));
+    this.conv2 = this.child(
+      "conv2",
+      new Conv2d(cout, cout, rng, { kernel: 3, padding: 1, backend }),
+    );
     this.bn2 = this.child("bn2", new DatasetBatchNorm(cout, keys, backend));
     this.downsample = stride !== 1 || cin !== cout
       ? this.child("downsample", new Downsample(cin, cout, stride, keys, rng, backend))
       : null;
-    this.aff = opts.aff ? this.child("aff", new Aff(cout, keys, rng, { ...opts.aff, backend })) : null;
+    this.aff = opts.aff
+      ? this.child("aff", new Aff(cout, keys, rng, { ...opts.aff, backend }))
+      : null;
   }
 
   /** The shortcut S: x, or the downsampled x. */

@@ -40,22 +40,26 @@ export function loadState(
     if (!src) throw new Error(`Cannot load "${source}": tensor "${key}" is missing`);
     if (!sameShape(src.shape, t.shape)) {
       throw new Error(
-        `Cannot load "${source}": tensor "${key}" has shape ${formatShape(src.shape)}, the config expects ${
-          formatShape(t.shape)
-        }`,
+        `Cannot load "${source}": tensor "${key}" has shape ${
+          formatShape(src.shape)
+        }, the config expects ${formatShape(t.shape)}`,
       );
     }
   }
   for (const key of tensors.keys()) {
     if (!state.has(key)) {
-      throw new Error(`Cannot load "${source}": tensor "${key}" is not part of the configured network`);
+      throw new Error(
+        `Cannot load "${source}": tensor "${key}" is not part of the configured network`,
+      );
     }
   }
   for (const [key, t] of state) t.backend.copyIn(t.storage, tensors.get(key)!.data);
 }
 
 /** The network's tensors copied to host memory, by name. */
-export function stateToHost(net: MultiTaskNet): Map<string, { shape: number[]; data: Float32Array }> {
+export function stateToHost(
+  net: MultiTaskNet,
+): Map<string, { shape: number[]; data: Float32Array }> {
   const out = new Map<string, { shape: number[]; data: Float32Array }>();
   for (const [k, t] of net.stateDict()) out.set(k, { shape: [...t.shape], data: t.toArray() });
   return out;
@@ -71,7 +75,9 @@ export async function saveCheckpoint(
   extra: Record<string, string> = {},
 ): Promise<void> {
   const config = { ...net.config, version: CHECKPOINT_VERSION };
-  await writeSafetensors(path, stateToHost(net), { metadata: { ...extra, fbp: JSON.stringify(config) } });
+  await writeSafetensors(path, stateToHost(net), {
+    metadata: { ...extra, fbp: JSON.stringify(config) },
+  });
 }
 
 /**
@@ -88,7 +94,9 @@ export function checkpointConfig(metadata: Record<string, string>, source: strin
   try {
     raw = JSON.parse(metadata.fbp);
   } catch (e) {
-    throw new Error(`Cannot load checkpoint "${source}": metadata "fbp" is not JSON: ${(e as Error).message}`);
+    throw new Error(
+      `Cannot load checkpoint "${source}": metadata "fbp" is not JSON: ${(e as Error).message}`,
+    );
   }
   return parseNetworkConfig(raw, `checkpoint "${source}" config`);
 }
@@ -128,10 +136,16 @@ export async function importTorchvisionResnet18(net: MultiTaskNet, path: string)
   const set = (dst: string, src: string) => {
     const from = tensors.get(src), to = state.get(dst);
     if (!to) throw new Error(`Cannot import "${path}": the network has no tensor "${dst}"`);
-    if (!from) throw new Error(`Cannot import "${path}": tensor "${src}" is missing (is it a ResNet18 state dict?)`);
+    if (!from) {
+      throw new Error(
+        `Cannot import "${path}": tensor "${src}" is missing (is it a ResNet18 state dict?)`,
+      );
+    }
     if (!sameShape(from.shape, to.shape)) {
       throw new Error(
-        `Cannot import "${path}": tensor "${src}" has shape ${formatShape(from.shape)}, expected ${formatShape(to.shape)}`,
+        `Cannot import "${path}": tensor "${src}" has shape ${formatShape(from.shape)}, expected ${
+          formatShape(to.shape)
+        }`,
       );
     }
     to.backend.copyIn(to.storage, from.data);
@@ -142,13 +156,15 @@ export async function importTorchvisionResnet18(net: MultiTaskNet, path: string)
   for (const src of tensors.keys()) {
     if (src.startsWith("fc.") || src.endsWith("num_batches_tracked")) continue;
     const m = bnSuffix.exec(src);
-    if (m) for (const k of keys) set(`${m[1]}.${k}.${m[2]}`, src);
+    if (m) { for (const k of keys) set(`${m[1]}.${k}.${m[2]}`, src); }
     else set(src, src);
   }
   // Every backbone conv must have come from the file.
   for (const [key] of state) {
     if (/^(conv1|layer\d\.\d\.(conv\d|downsample\.0))\.weight$/.test(key) && !tensors.has(key)) {
-      throw new Error(`Cannot import "${path}": tensor "${key}" is missing (is it a ResNet18 state dict?)`);
+      throw new Error(
+        `Cannot import "${path}": tensor "${key}" is missing (is it a ResNet18 state dict?)`,
+      );
     }
   }
   return copied;

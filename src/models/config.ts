@@ -58,11 +58,15 @@ export function parseNetworkConfig(raw: unknown, source = "model config"): Netwo
   const r = raw as Record<string, unknown>;
   const arch = r.arch ?? "resnet18";
   if (arch !== "resnet18") fail(`unknown arch ${JSON.stringify(arch)}, expected "resnet18"`);
-  if (!Array.isArray(r.tasks) || r.tasks.length === 0) fail("\"tasks\" must be a non-empty array");
+  if (!Array.isArray(r.tasks) || r.tasks.length === 0) fail('"tasks" must be a non-empty array');
   const tasks: TaskConfig[] = (r.tasks as unknown[]).map((t, i) => {
     const o = (typeof t === "object" && t !== null ? t : {}) as Record<string, unknown>;
     if (typeof o.name !== "string" || !NAME.test(o.name)) {
-      fail(`tasks[${i}].name must be a name of letters, digits, "_" or "-": got ${JSON.stringify(o.name)}`);
+      fail(
+        `tasks[${i}].name must be a name of letters, digits, "_" or "-": got ${
+          JSON.stringify(o.name)
+        }`,
+      );
     }
     if (!Number.isInteger(o.classes) || (o.classes as number) < 2) {
       fail(`tasks[${i}].classes must be an integer ≥ 2: got ${JSON.stringify(o.classes)}`);
@@ -118,6 +122,8 @@ export function parseNetworkConfig(raw: unknown, source = "model config"): Netwo
     policy,
     dropout: num("dropout", 0.5, (v) => v >= 0 && v < 1),
     widths: widths as [number, number, number, number],
-    imageSize: r.imageSize === undefined ? undefined : num("imageSize", 224, (v) => Number.isInteger(v) && v >= 16),
+    imageSize: r.imageSize === undefined
+      ? undefined
+      : num("imageSize", 224, (v) => Number.isInteger(v) && v >= 16),
   };
 }

@@ -36,10 +36,12 @@ export interface ForwardOptions {
 }
 
 class Heads extends Module {
-  readonly byTask = new Map<string, Linear>();
+  readonly byTask: Map<string, Linear> = new Map();
   constructor(tasks: readonly TaskConfig[], features: number, rng: Rng, backend?: Backend) {
     super();
-    for (const t of tasks) this.byTask.set(t.name, this.child(t.name, new Linear(features, t.classes, rng, backend)));
+    for (const t of tasks) {
+      this.byTask.set(t.name, this.child(t.name, new Linear(features, t.classes, rng, backend)));
+    }
   }
 }
 
@@ -49,7 +51,10 @@ class Policy extends Module {
   constructor(tasks: number, backend?: Backend) {
     super();
     // AdaShare initialises both logits equally (0.5): no block is favoured at first.
-    this.logits = this.param("logits", tensor(new Float32Array(tasks * BLOCKS * 2).fill(0.5), [tasks, BLOCKS, 2], { backend }));
+    this.logits = this.param(
+      "logits",
+      tensor(new Float32Array(tasks * BLOCKS * 2).fill(0.5), [tasks, BLOCKS, 2], { backend }),
+    );
   }
 }
 
@@ -73,7 +78,10 @@ export class MultiTaskNet extends Module {
     const backend = opts.backend;
     const keys = this.bnKeys();
     const [w1, w2, w3, w4] = config.widths;
-    this.conv1 = this.child("conv1", new Conv2d(3, w1, rng, { kernel: 7, stride: 2, padding: 3, backend }));
+    this.conv1 = this.child(
+      "conv1",
+      new Conv2d(3, w1, rng, { kernel: 7, stride: 2, padding: 3, backend }),
+    );
     this.bn1 = this.child("bn1", new DatasetBatchNorm(w1, keys, backend));
     const aff = config.aff ? { reduction: config.affReduction, scale: config.affScale } : null;
     const widths = [w1, w2, w3, w4];
@@ -110,7 +118,9 @@ export class MultiTaskNet extends Module {
     const t = this.config.tasks.find((t) => t.name === name);
     if (!t) {
       throw new Error(
-        `Cannot find task "${name}": the network has ${this.config.tasks.map((t) => `"${t.name}"`).join(", ")}`,
+        `Cannot find task "${name}": the network has ${
+          this.config.tasks.map((t) => `"${t.name}"`).join(", ")
+        }`,
       );
     }
     return t;
@@ -146,11 +156,17 @@ export class MultiTaskNet extends Module {
   forward(images: Tensor, database: string, opts: ForwardOptions = {}): Map<string, Tensor> {
     if (!this.config.databases.includes(database)) {
       throw new Error(
-        `Cannot run the network on database "${database}": it knows ${this.config.databases.map((d) => `"${d}"`).join(", ")}`,
+        `Cannot run the network on database "${database}": it knows ${
+          this.config.databases.map((d) => `"${d}"`).join(", ")
+        }`,
       );
     }
     if (images.rank !== 4 || images.shape[1] !== 3) {
-      throw new RangeError(`Cannot run the network: images must be (N, 3, H, W): current shape is ${formatShape(images.shape)}`);
+      throw new RangeError(
+        `Cannot run the network: images must be (N, 3, H, W): current shape is ${
+          formatShape(images.shape)
+        }`,
+      );
     }
     const training = opts.training ?? false;
     const tasks = opts.tasks
@@ -158,10 +174,14 @@ export class MultiTaskNet extends Module {
       : this.config.tasks.filter((t) => t.database === database);
     for (const t of tasks) {
       if (t.database !== database) {
-        throw new Error(`Cannot run task "${t.name}" on database "${database}": it is trained on "${t.database}"`);
+        throw new Error(
+          `Cannot run task "${t.name}" on database "${database}": it is trained on "${t.database}"`,
+        );
       }
     }
-    const fallback = opts.gates && tasks.every((t) => opts.gates!.has(t.name)) ? null : this.evalGates();
+    const fallback = opts.gates && tasks.every((t) => opts.gates!.has(t.name))
+      ? null
+      : this.evalGates();
     // Memo of computed prefixes keyed by path signature: BN copy + decisions so far.
     const memo = new Map<string, Tensor>();
     const out = new Map<string, Tensor>();
@@ -187,7 +207,9 @@ export class MultiTaskNet extends Module {
       }
       let features = globalAvgPool(x);
       const p = this.config.dropout;
-      if (training && p > 0) features = dropout(features, p, ((opts.dropoutSeed ?? 0) * 31 + ti) >>> 0);
+      if (training && p > 0) {
+        features = dropout(features, p, ((opts.dropoutSeed ?? 0) * 31 + ti) >>> 0);
+      }
       out.set(task.name, this.heads.byTask.get(task.name)!.forward(features));
     }
     return out;

@@ -80,10 +80,14 @@ export function gumbelGates(logits: Tensor, noise: Float32Array, opts: GumbelOpt
     );
   }
   if (!(opts.tau > 0)) {
-    throw new RangeError(`Cannot sample Gumbel gates: temperature must be > 0: current value is ${opts.tau}`);
+    throw new RangeError(
+      `Cannot sample Gumbel gates: temperature must be > 0: current value is ${opts.tau}`,
+    );
   }
   const window = opts.window ?? B;
-  let p = softmax(mul(add(logits, tensor(noise, logits.shape, { backend: logits.backend })), 1 / opts.tau));
+  let p = softmax(
+    mul(add(logits, tensor(noise, logits.shape, { backend: logits.backend })), 1 / opts.tau),
+  );
   if (opts.hard) {
     // Straight-through: forward the one-hot of p, backward through p.
     const soft = p.toArray(), hardValues = new Float32Array(soft.length);

@@ -57,7 +57,9 @@ export class DatasetBatchNorm extends Module {
   constructor(channels: number, keys: readonly string[], backend?: Backend) {
     super();
     if (keys.length === 0 || new Set(keys).size !== keys.length) {
-      throw new Error(`Cannot create DatasetBatchNorm: keys must be distinct and non-empty: [${keys}]`);
+      throw new Error(
+        `Cannot create DatasetBatchNorm: keys must be distinct and non-empty: [${keys}]`,
+      );
     }
     for (const k of keys) this.#byKey.set(k, this.child(k, new BatchNorm2d(channels, backend)));
   }

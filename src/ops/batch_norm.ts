@@ -40,10 +40,12 @@ export function batchNorm(
   const be = sameBackend(op, x, weight, bias, runningMean, runningVar);
   checkRank(op, "input", x, 4);
   const [N, C, H, W] = x.shape;
-  for (const [what, t] of [["weight", weight], ["bias", bias], ["running mean", runningMean], [
-    "running variance",
-    runningVar,
-  ]] as const) checkShape(op, what, t, [C]);
+  for (
+    const [what, t] of [["weight", weight], ["bias", bias], ["running mean", runningMean], [
+      "running variance",
+      runningVar,
+    ]] as const
+  ) checkShape(op, what, t, [C]);
   const s: NchwSizes = { N, C, H, W };
   const out = empty(x.shape, { backend: be });
   if (!training) {

@@ -46,7 +46,9 @@ export function conv2d(x: Tensor, weight: Tensor, opts: Conv2dOptions = {}): Ten
   const Q = Math.floor((W + 2 * pad - S) / stride) + 1;
   if (P < 1 || Q < 1) {
     throw new RangeError(
-      `Cannot run conv2d: input ${formatShape(x.shape)} is smaller than kernel ${R}×${S} with padding ${pad}`,
+      `Cannot run conv2d: input ${
+        formatShape(x.shape)
+      } is smaller than kernel ${R}×${S} with padding ${pad}`,
     );
   }
   const s: ConvSizes = { N, C, H, W, K, R, S, stride, pad };

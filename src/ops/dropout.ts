@@ -15,7 +15,9 @@ export function dropout(x: Tensor, p: number, seed: number): Tensor {
   const op = "dropout";
   const be = sameBackend(op, x);
   if (!(p >= 0 && p < 1)) {
-    throw new RangeError(`Cannot run dropout: probability must be in [0, 1): current value is ${p}`);
+    throw new RangeError(
+      `Cannot run dropout: probability must be in [0, 1): current value is ${p}`,
+    );
   }
   if (p === 0) return x;
   const out = empty(x.shape, { backend: be });

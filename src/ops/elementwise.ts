@@ -53,7 +53,14 @@ function binary(op: BinaryOpName, a: Tensor, b: Tensor): Tensor {
   const be = sameBackend(op, a, b);
   const shape = broadcastShape(op, a.shape, b.shape);
   const out = empty(shape, { backend: be });
-  be.binaryForward(out.storage, a.storage, b.storage, toShape4(op, a.shape), toShape4(op, b.shape), op);
+  be.binaryForward(
+    out.storage,
+    a.storage,
+    b.storage,
+    toShape4(op, a.shape),
+    toShape4(op, b.shape),
+    op,
+  );
   return out;
 }
 

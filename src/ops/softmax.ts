@@ -48,7 +48,9 @@ export function crossEntropy(
   checkShape(op, "targets", targets, [N]);
   if (weights) checkShape(op, "weights", weights, [N]);
   if (N === 0) {
-    throw new RangeError(`Cannot run crossEntropy: the batch is empty (logits ${formatShape(logits.shape)})`);
+    throw new RangeError(
+      `Cannot run crossEntropy: the batch is empty (logits ${formatShape(logits.shape)})`,
+    );
   }
   const loss = empty([1], { backend: be });
   const probs = empty([N, K], { backend: be });

@@ -9,7 +9,12 @@
  * Learning rate at `step` of `total` steps in a stage.
  * @param kind "cosine" anneals to 1% of `base`; "constant" keeps it
  */
-export function learningRate(kind: "cosine" | "constant", base: number, step: number, total: number): number {
+export function learningRate(
+  kind: "cosine" | "constant",
+  base: number,
+  step: number,
+  total: number,
+): number {
   if (kind === "constant" || total <= 1) return base;
   const t = Math.min(Math.max(step / (total - 1), 0), 1);
   const floor = 0.01 * base;

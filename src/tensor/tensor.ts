@@ -36,7 +36,7 @@ export function setDefaultBackend(backend: Backend): void {
 export function getDefaultBackend(): Backend {
   if (!defaultBackend) {
     throw new Error(
-      "Cannot create a tensor: no backend is active. Hint: call setDefaultBackend(await loadBackend(\"cpu\"))",
+      'Cannot create a tensor: no backend is active. Hint: call setDefaultBackend(await loadBackend("cpu"))',
     );
   }
   return defaultBackend;
@@ -131,7 +131,9 @@ export class Tensor {
    * @throws {Error} when the tensor was disposed.
    */
   get storage(): Storage {
-    if (this.#storage === null) throw new Error(`Cannot use tensor ${this.describe()}: it was disposed`);
+    if (this.#storage === null) {
+      throw new Error(`Cannot use tensor ${this.describe()}: it was disposed`);
+    }
     return this.#storage;
   }
 
@@ -160,7 +162,9 @@ export class Tensor {
    */
   item(): number {
     if (this.size !== 1) {
-      throw new RangeError(`Cannot read item of tensor ${this.describe()}: it holds ${this.size} values`);
+      throw new RangeError(
+        `Cannot read item of tensor ${this.describe()}: it holds ${this.size} values`,
+      );
     }
     return this.toArray()[0];
   }
@@ -188,7 +192,9 @@ export function tensor(
   const n = shapeSize(shape);
   if (data.length !== n) {
     throw new RangeError(
-      `Cannot create tensor of shape ${formatShape(shape)}: got ${data.length} values, expected ${n}`,
+      `Cannot create tensor of shape ${
+        formatShape(shape)
+      }: got ${data.length} values, expected ${n}`,
     );
   }
   const backend = opts.backend ?? getDefaultBackend();

@@ -136,9 +136,11 @@ export function metricsFromConfusion(
  * @throws {RangeError} when the lengths differ or a class is out of range
  * @example Two classes
  * ```ts
+ * import assert from "node:assert/strict";
  * import { classificationMetrics } from "./metrics.ts";
  * const m = classificationMetrics([0, 1, 1], [0, 1, 0], ["a", "b"]);
- * console.log(m.accuracy); // 0.666…
+ * assert.equal(m.accuracy, 2 / 3);
+ * assert.deepEqual(m.confusion, [[1, 1], [0, 1]]);
  * ```
  */
 export function classificationMetrics(

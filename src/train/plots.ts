@@ -72,7 +72,12 @@ function curveSpec(o: CurveOptions): TopLevelSpec {
     title: o.y.title,
     ...(o.y.domain ? { scale: { domain: o.y.domain } } : {}),
   };
-  const color = { field: o.color.field, type: "nominal" as const, title: o.color.title, sort: null };
+  const color = {
+    field: o.color.field,
+    type: "nominal" as const,
+    title: o.color.title,
+    sort: null,
+  };
   const strokeDash = o.dash && {
     field: o.dash.field,
     type: "nominal" as const,
@@ -285,15 +290,15 @@ export function sweepPlot(runs: readonly LabelledRun[]): Promise<string> {
   );
   const x = {
     field: "label",
-    type: "nominal",
+    type: "nominal" as const,
     sort: labels,
     title: "λ ratio",
     axis: { labelAngle: -30 },
   };
-  const offset = { field: "task", type: "nominal", sort: tasks };
+  const offset = { field: "task", type: "nominal" as const, sort: tasks };
   const y = {
     field: "value",
-    type: "quantitative",
+    type: "quantitative" as const,
     title: "test (%)",
     scale: { domain: [0, 100] },
   };

@@ -19,6 +19,9 @@ export interface EpochAccumulator {
   images: number;
   correct: Record<string, number>;
   count: Record<string, number>;
+  /** Sum of per-step cross-entropy and number of steps, per task. */
+  taskLoss: Record<string, number>;
+  taskSteps: Record<string, number>;
 }
 
 /** Where a run is and what it has done so far. */

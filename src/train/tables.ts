@@ -56,6 +56,12 @@ const MISSING = "—";
  * A fraction as a percentage with 2 decimals ("0.63241" → "63.24"); `—` when absent.
  * @param fraction a value 0–1 (a gap may be negative)
  * @returns the formatted percentage, without a % sign
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { formatPercent } from "./tables.ts";
+ * assert.equal(formatPercent(0.632412), "63.24");
+ * ```
  */
 export function formatPercent(fraction: number | undefined): string {
   if (fraction === undefined || !Number.isFinite(fraction)) return MISSING;
@@ -67,6 +73,12 @@ export function formatPercent(fraction: number | undefined): string {
  * A duration: "42.5 s" below a minute, "12m 05s" below an hour, "1h 02m" above.
  * @param seconds wall time in seconds
  * @returns the formatted duration; `—` when absent
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { formatDuration } from "./tables.ts";
+ * assert.equal(formatDuration(3725), "1h 02m");
+ * ```
  */
 export function formatDuration(seconds: number | undefined): string {
   if (seconds === undefined || !Number.isFinite(seconds) || seconds < 0) return MISSING;

@@ -22,13 +22,7 @@ import type { Gate } from "../models/basic_block.ts";
 import { BLOCKS, type NetworkConfig } from "../models/config.ts";
 import { importTorchvisionResnet18, loadState, saveCheckpoint } from "../models/checkpoint.ts";
 import { MultiTaskNet } from "../models/network.ts";
-import {
-  argmaxPolicy,
-  fixedGates,
-  gumbelGates,
-  gumbelNoise,
-  samplePolicy,
-} from "../models/policy.ts";
+import { argmaxPolicy, gumbelGates, gumbelNoise, samplePolicy } from "../models/policy.ts";
 import { parseSafetensors } from "../io/safetensors.ts";
 import { AdamW } from "../optim/adamw.ts";
 import { curriculumWindow, learningRate, temperature } from "../optim/schedule.ts";
@@ -37,7 +31,7 @@ import { prepareData, type PreparedDatabase, type TaskClasses } from "./data_set
 import { isFinalStage, planEpochs, type PlannedEpoch } from "./plan.ts";
 import { sharingLoss, sparsityLoss } from "./policy_loss.ts";
 import type { HistoryEntry, RunResult, StageTime } from "./result.ts";
-import { readResume, type ResumeState, writeResume } from "./resume.ts";
+import { type EpochAccumulator, readResume, type ResumeState, writeResume } from "./resume.ts";
 import { RunLock, RunLog, writeJsonAtomic } from "./run_dir.ts";
 import { type RunConfig, validateRunConfig } from "./run_config.ts";
 import { NonFiniteLossError, type StepBatch, trainStep } from "./step.ts";
@@ -334,14 +328,8 @@ async function runLocked(
       : "train";
     const streams = databases.map((db) => ({ db, it: cycle(loader(db, part), state.position) }));
     const steps = Math.max(...databases.map((db) => loader(db, part).batchesPerEpoch));
-    const acc = state.partial ??
-      {
-        loss: 0,
-        steps: 0,
-        images: 0,
-        correct: {} as Record<string, number>,
-        count: {} as Record<string, number>,
-      };
+    const acc: EpochAccumulator = state.partial ??
+      { loss: 0, steps: 0, images: 0, correct: {}, count: {}, taskLoss: {}, taskSteps: {} };
     const tau = temperature(config.tau, config.tauDecay, ep.policyEpochsBefore);
     const window = curriculumWindow(BLOCKS, config.curriculumSpeed, ep.policyEpochsBefore);
     const policyPhase = ep.kind === "policy-weights" || ep.kind === "policy-logits";
@@ -429,6 +417,8 @@ async function runLocked(
       for (const [t, s] of Object.entries(stats.tasks)) {
         acc.correct[t] = (acc.correct[t] ?? 0) + s.correct;
         acc.count[t] = (acc.count[t] ?? 0) + s.count;
+        acc.taskLoss[t] = (acc.taskLoss[t] ?? 0) + s.loss;
+        acc.taskSteps[t] = (acc.taskSteps[t] ?? 0) + 1;
       }
       await log.write({
         kind: "step",
@@ -471,6 +461,7 @@ async function runLocked(
       tasks: Object.fromEntries(config.tasks.map((t) => [t.name, {
         trainAccuracy: acc.count[t.name] ? acc.correct[t.name] / acc.count[t.name] : undefined,
         valAccuracy: val[t.name].accuracy,
+        loss: acc.taskSteps[t.name] ? acc.taskLoss[t.name] / acc.taskSteps[t.name] : undefined,
       }])),
       seconds: (performance.now() - runStart) / 1000,
       ...(policyPhase ? { tau } : {}),

@@ -7,7 +7,8 @@ import { loadBackend } from "../../src/backend/load.ts";
 import { setDefaultBackend } from "../../src/tensor/tensor.ts";
 
 /** Help text line of the flag. */
-export const DEVICE_HELP = "  --device cpu|cuda|auto   where to run (default auto: the fastest available)";
+export const DEVICE_HELP =
+  "  --device cpu|cuda|auto   where to run (default auto: the fastest available)";
 
 /**
  * Loads the backend for a `--device` value and makes it the default.

@@ -20,7 +20,14 @@ export class ProgressBar {
   #lastPrint = 0;
 
   /** Shows `label` at `done` of `total`, with images/s over `seconds` and the ETA. */
-  update(label: string, done: number, total: number, images: number, seconds: number, extra = ""): void {
+  update(
+    label: string,
+    done: number,
+    total: number,
+    images: number,
+    seconds: number,
+    extra = "",
+  ): void {
     const now = performance.now();
     const finished = done >= total;
     if (!this.#tty && !finished && now - this.#lastPrint < 10_000) return;

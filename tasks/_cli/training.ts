@@ -6,7 +6,9 @@ import type { TrainOptions } from "../../src/train/trainer.ts";
 import type { ProgressBar } from "./progress.ts";
 
 /** Trainer callbacks that draw the bar and print one line per epoch. */
-export function trainingOptions(bar: ProgressBar): Pick<TrainOptions, "onProgress" | "onEpoch" | "onNote"> {
+export function trainingOptions(
+  bar: ProgressBar,
+): Pick<TrainOptions, "onProgress" | "onEpoch" | "onNote"> {
   return {
     onProgress: (e) =>
       bar.update(
@@ -21,7 +23,11 @@ export function trainingOptions(bar: ProgressBar): Pick<TrainOptions, "onProgres
       const tasks = Object.entries(h.tasks).map(([t, m]) =>
         `${t} val ${m.valAccuracy === undefined ? "—" : (100 * m.valAccuracy).toFixed(1)}%`
       );
-      bar.note(`${h.stage} ${h.epoch}: loss ${h.loss.toFixed(3)}  ${tasks.join("  ")}${h.tau ? `  τ ${h.tau.toFixed(2)}` : ""}`);
+      bar.note(
+        `${h.stage} ${h.epoch}: loss ${h.loss.toFixed(3)}  ${tasks.join("  ")}${
+          h.tau ? `  τ ${h.tau.toFixed(2)}` : ""
+        }`,
+      );
     },
     onNote: (m) => bar.note(m),
   };

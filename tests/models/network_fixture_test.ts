@@ -18,7 +18,9 @@ import type { Gate } from "../../src/models/basic_block.ts";
 import { testBackends } from "../backends.ts";
 import { assertClose } from "../ops/harness.ts";
 
-const file = await readSafetensors(new URL("../testdata/network.safetensors", import.meta.url).pathname);
+const file = await readSafetensors(
+  new URL("../testdata/network.safetensors", import.meta.url).pathname,
+);
 const config = parseNetworkConfig(JSON.parse(file.metadata.fbp));
 const fixture = JSON.parse(file.metadata.fixture) as {
   policy: Record<string, number[]>;
@@ -47,7 +49,13 @@ for (const { name, backend } of await testBackends()) {
       for (const db of config.databases) {
         const logits = net.forward(input(`eval.${db}.images`), db, { gates });
         for (const [task, out] of logits) {
-          assertClose(`eval logits of ${task}`, out.toArray(), get(`eval.${task}.logits`).data, 1e-4, 1e-3);
+          assertClose(
+            `eval logits of ${task}`,
+            out.toArray(),
+            get(`eval.${task}.logits`).data,
+            1e-4,
+            1e-3,
+          );
         }
       }
     });
@@ -63,7 +71,13 @@ for (const { name, backend } of await testBackends()) {
       for (const db of config.databases) {
         const logits = net.forward(input(`train.${db}.images`), db, { training: true, gates });
         for (const [task, out] of logits) {
-          assertClose(`train logits of ${task}`, out.toArray(), get(`train.${task}.logits`).data, 1e-4, 1e-3);
+          assertClose(
+            `train logits of ${task}`,
+            out.toArray(),
+            get(`train.${task}.logits`).data,
+            1e-4,
+            1e-3,
+          );
           const ce = mul(crossEntropy(out, input(`train.${task}.targets`)), fixture.lambdas[task]);
           loss = loss ? add(loss, ce) : ce;
         }

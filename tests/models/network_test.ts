@@ -27,29 +27,49 @@ setDefaultBackend(new ReferenceBackend());
 
 const tiny = (over: Partial<NetworkConfig> = {}): NetworkConfig =>
   parseNetworkConfig({
-    tasks: [{ name: "beauty", classes: 5, database: "a" }, { name: "gender", classes: 2, database: "a" }],
+    tasks: [{ name: "beauty", classes: 5, database: "a" }, {
+      name: "gender",
+      classes: 2,
+      database: "a",
+    }],
     databases: ["a"],
     widths: [4, 4, 8, 8],
     dropout: 0,
     ...over,
   });
 
-function images(n: number, size: number, seed: number, backend = undefined as ReferenceBackend | undefined): Tensor {
+function images(
+  n: number,
+  size: number,
+  seed: number,
+  backend = undefined as ReferenceBackend | undefined,
+): Tensor {
   const rng = new Rng(seed);
-  return tensor(Float32Array.from({ length: n * 3 * size * size }, () => rng.normal()), [n, 3, size, size], { backend });
+  return tensor(Float32Array.from({ length: n * 3 * size * size }, () => rng.normal()), [
+    n,
+    3,
+    size,
+    size,
+  ], { backend });
 }
 
 Deno.test("policy logits gradient through Gumbel-Softmax matches finite differences", () => {
   const f64 = new ReferenceBackend({ precision: "f64" });
   const net = new MultiTaskNet(tiny(), { backend: f64, seed: 3 });
   const x = images(2, 16, 1, f64);
-  const targets = { beauty: tensor([1, 4], [2], { backend: f64 }), gender: tensor([0, 1], [2], { backend: f64 }) };
+  const targets = {
+    beauty: tensor([1, 4], [2], { backend: f64 }),
+    gender: tensor([0, 1], [2], { backend: f64 }),
+  };
   const noise = gumbelNoise(net.policy.logits.size, new Rng(5));
   const lossOf = (): Tensor => {
     const perTask = gumbelGates(net.policy.logits, noise, { tau: 1.5 });
     const gates = new Map<string, Gate[]>([["beauty", perTask[0]], ["gender", perTask[1]]]);
     const out = net.forward(x, "a", { training: true, gates });
-    return add(crossEntropy(out.get("beauty")!, targets.beauty), mul(crossEntropy(out.get("gender")!, targets.gender), 0.6));
+    return add(
+      crossEntropy(out.get("beauty")!, targets.beauty),
+      mul(crossEntropy(out.get("gender")!, targets.gender), 0.6),
+    );
   };
   scope(() => backward(lossOf()));
   const analytic = net.policy.logits.grad!.toArray();
@@ -75,7 +95,9 @@ Deno.test("a skipped block calls no convolution kernel", () => {
   const x = images(1, 16, 2, backend as ReferenceBackend);
   const convCalls = (policy: number[]) => {
     counts.clear();
-    scope(() => net.forward(x, "a", { tasks: ["beauty"], gates: new Map([["beauty", fixedGates(policy)]]) }));
+    scope(() =>
+      net.forward(x, "a", { tasks: ["beauty"], gates: new Map([["beauty", fixedGates(policy)]]) })
+    );
     return counts.get("conv2dForward") ?? 0;
   };
   const all = convCalls([1, 1, 1, 1, 1, 1, 1, 1]);
@@ -108,7 +130,10 @@ Deno.test("two tasks on one database with the same hard policy share one trunk",
 });
 
 Deno.test("a checkpoint round trip gives identical outputs", async () => {
-  const net = new MultiTaskNet(tiny({ policy: { beauty: [1, 0, 1, 1, 0, 1, 1, 1], gender: [1, 1, 1, 1, 1, 1, 0, 1] } }), { seed: 9 });
+  const net = new MultiTaskNet(
+    tiny({ policy: { beauty: [1, 0, 1, 1, 0, 1, 1, 1], gender: [1, 1, 1, 1, 1, 1, 0, 1] } }),
+    { seed: 9 },
+  );
   const path = await Deno.makeTempFile({ suffix: ".safetensors" });
   await saveCheckpoint(path, net);
   const loaded = await loadCheckpoint(path);
@@ -138,9 +163,18 @@ Deno.test("loadCheckpoint() rejects broken and mismatched files with the reason"
   // A config whose widths disagree with the stored tensors: the key is named.
   const state = stateToHost(net);
   const cfg = { ...net.config, widths: [4, 4, 8, 16] };
-  await Deno.writeFile(`${dir}/mismatch.safetensors`, serializeSafetensors(state, { metadata: { fbp: JSON.stringify(cfg) } }));
-  await assert.rejects(loadCheckpoint(`${dir}/mismatch.safetensors`), /tensor "layer4\.0\.conv1\.weight" has shape \[8, 8, 3, 3\], the config expects \[16, 8, 3, 3\]/);
-  await Deno.writeFile(`${dir}/arch.safetensors`, serializeSafetensors(state, { metadata: { fbp: JSON.stringify({ ...cfg, arch: "vgg16" }) } }));
+  await Deno.writeFile(
+    `${dir}/mismatch.safetensors`,
+    serializeSafetensors(state, { metadata: { fbp: JSON.stringify(cfg) } }),
+  );
+  await assert.rejects(
+    loadCheckpoint(`${dir}/mismatch.safetensors`),
+    /tensor "layer4\.0\.conv1\.weight" has shape \[8, 8, 3, 3\], the config expects \[16, 8, 3, 3\]/,
+  );
+  await Deno.writeFile(
+    `${dir}/arch.safetensors`,
+    serializeSafetensors(state, { metadata: { fbp: JSON.stringify({ ...cfg, arch: "vgg16" }) } }),
+  );
   await assert.rejects(loadCheckpoint(`${dir}/arch.safetensors`), /unknown arch "vgg16"/);
   await Deno.writeFile(`${dir}/plain.safetensors`, serializeSafetensors(state));
   await assert.rejects(loadCheckpoint(`${dir}/plain.safetensors`), /no "fbp" metadata entry/);
@@ -149,18 +183,34 @@ Deno.test("loadCheckpoint() rejects broken and mismatched files with the reason"
 });
 
 Deno.test("a minimal config from another tool loads with defaults", () => {
-  const c = parseNetworkConfig({ arch: "resnet18", tasks: [{ name: "beauty", classes: 5, database: "scut" }] });
+  const c = parseNetworkConfig({
+    arch: "resnet18",
+    tasks: [{ name: "beauty", classes: 5, database: "scut" }],
+  });
   assert.deepEqual(c.databases, ["scut"]);
   assert.equal(c.aff, true);
   assert.equal(c.affScale, 2);
   assert.equal(c.bn, "per-database");
-  assert.throws(() => parseNetworkConfig({ tasks: [{ name: "b", classes: 5, database: "x" }], databases: ["y"] }), /task "b" uses database "x", which is not in "databases"/);
-  assert.throws(() => parseNetworkConfig({ tasks: [{ name: "b", classes: 5, database: "x" }], policy: { b: [1, 0] } }), /"policy\.b" must be 8 values of 0 or 1/);
+  assert.throws(
+    () =>
+      parseNetworkConfig({ tasks: [{ name: "b", classes: 5, database: "x" }], databases: ["y"] }),
+    /task "b" uses database "x", which is not in "databases"/,
+  );
+  assert.throws(
+    () =>
+      parseNetworkConfig({
+        tasks: [{ name: "b", classes: 5, database: "x" }],
+        policy: { b: [1, 0] },
+      }),
+    /"policy\.b" must be 8 values of 0 or 1/,
+  );
 });
 
 Deno.test("importTorchvisionResnet18() copies each BN into every database copy and drops fc", async () => {
   // A torchvision-layout state dict made from a plain single-database network.
-  const source = new MultiTaskNet(tiny({ aff: false, databases: ["a"], bn: "shared" }), { seed: 1 });
+  const source = new MultiTaskNet(tiny({ aff: false, databases: ["a"], bn: "shared" }), {
+    seed: 1,
+  });
   const tv = new Map<string, { shape: number[]; data: Float32Array }>();
   for (const [k, v] of stateToHost(source)) {
     if (k.startsWith("heads.") || k.startsWith("policy.")) continue;
@@ -171,16 +221,30 @@ Deno.test("importTorchvisionResnet18() copies each BN into every database copy a
   const path = await Deno.makeTempFile({ suffix: ".safetensors" });
   await Deno.writeFile(path, serializeSafetensors(tv));
   const target = new MultiTaskNet(
-    tiny({ tasks: [{ name: "beauty", classes: 5, database: "a" }, { name: "gender", classes: 2, database: "b" }], databases: ["a", "b"] }),
+    tiny({
+      tasks: [{ name: "beauty", classes: 5, database: "a" }, {
+        name: "gender",
+        classes: 2,
+        database: "b",
+      }],
+      databases: ["a", "b"],
+    }),
     { seed: 2 },
   );
   const copied = await importTorchvisionResnet18(target, path);
   const t = target.stateDict();
-  assert.deepEqual(t.get("layer2.0.bn1.b.running_var")!.toArray(), tv.get("layer2.0.bn1.running_var")!.data);
+  assert.deepEqual(
+    t.get("layer2.0.bn1.b.running_var")!.toArray(),
+    tv.get("layer2.0.bn1.running_var")!.data,
+  );
   assert.deepEqual(t.get("layer2.0.bn1.a.weight")!.toArray(), tv.get("layer2.0.bn1.weight")!.data);
-  assert.deepEqual(t.get("layer3.0.downsample.1.b.bias")!.toArray(), tv.get("layer3.0.downsample.1.bias")!.data);
+  assert.deepEqual(
+    t.get("layer3.0.downsample.1.b.bias")!.toArray(),
+    tv.get("layer3.0.downsample.1.bias")!.data,
+  );
   assert.deepEqual(t.get("conv1.weight")!.toArray(), tv.get("conv1.weight")!.data);
-  const bnTensors = [...tv.keys()].filter((k) => /bn\d|downsample\.1/.test(k) && !k.includes("num_batches")).length;
+  const bnTensors =
+    [...tv.keys()].filter((k) => /bn\d|downsample\.1/.test(k) && !k.includes("num_batches")).length;
   assert.equal(copied, (tv.size - 2 - bnTensors) + 2 * bnTensors);
   source.dispose();
   target.dispose();
@@ -190,17 +254,33 @@ Deno.test("importTorchvisionResnet18() copies each BN into every database copy a
 Deno.test("importTorchvisionResnet18() reads a torch.save .pth (int64 counters, fc head)", async () => {
   const path = new URL("../testdata/resnet18_narrow.pth", import.meta.url).pathname;
   const net = new MultiTaskNet(
-    tiny({ tasks: [{ name: "beauty", classes: 5, database: "a" }, { name: "gender", classes: 2, database: "b" }], databases: ["a", "b"] }),
+    tiny({
+      tasks: [{ name: "beauty", classes: 5, database: "a" }, {
+        name: "gender",
+        classes: 2,
+        database: "b",
+      }],
+      databases: ["a", "b"],
+    }),
   );
   // 20 convs, 20 BNs × 4 tensors × 2 databases.
   assert.equal(await importTorchvisionResnet18(net, path), 20 + 20 * 4 * 2);
   const { readPth } = await import("../../src/io/pth.ts");
   const tv = await readPth(path);
   const state = net.stateDict();
-  assert.deepEqual(state.get("layer4.1.bn2.b.running_mean")!.toArray(), tv.get("layer4.1.bn2.running_mean")!.data);
-  assert.deepEqual(state.get("layer4.0.downsample.0.weight")!.toArray(), tv.get("layer4.0.downsample.0.weight")!.data);
+  assert.deepEqual(
+    state.get("layer4.1.bn2.b.running_mean")!.toArray(),
+    tv.get("layer4.1.bn2.running_mean")!.data,
+  );
+  assert.deepEqual(
+    state.get("layer4.0.downsample.0.weight")!.toArray(),
+    tv.get("layer4.0.downsample.0.weight")!.data,
+  );
   const wrong = new MultiTaskNet(tiny({ widths: [8, 8, 8, 8] }));
-  await assert.rejects(importTorchvisionResnet18(wrong, path), /tensor "conv1\.weight" has shape \[4, 3, 7, 7\], expected \[8, 3, 7, 7\]/);
+  await assert.rejects(
+    importTorchvisionResnet18(wrong, path),
+    /tensor "conv1\.weight" has shape \[4, 3, 7, 7\], expected \[8, 3, 7, 7\]/,
+  );
   net.dispose();
   wrong.dispose();
 });

@@ -67,7 +67,8 @@ export const opCases: OpCase[] = [
       { shape: [3], grad: false },
       { shape: [3], fill: "positive", grad: false },
     ],
-    fn: ([x, g, b, m, v]) => ops.batchNorm(x, g, b, { runningMean: m, runningVar: v, training: false }),
+    fn: ([x, g, b, m, v]) =>
+      ops.batchNorm(x, g, b, { runningMean: m, runningVar: v, training: false }),
   },
   {
     name: "maxPool2d 3x3/2 pad 1 odd sizes",
@@ -85,7 +86,11 @@ export const opCases: OpCase[] = [
     inputs: [{ shape: [3, 7] }, { shape: [4, 7] }, { shape: [4] }],
     fn: ([x, w, b]) => ops.linear(x, w, b),
   },
-  { name: "linear batch 1", inputs: [{ shape: [1, 5] }, { shape: [2, 5] }], fn: ([x, w]) => ops.linear(x, w) },
+  {
+    name: "linear batch 1",
+    inputs: [{ shape: [1, 5] }, { shape: [2, 5] }],
+    fn: ([x, w]) => ops.linear(x, w),
+  },
   { name: "relu", inputs: [{ shape: [2, 3, 4, 5] }], fn: ([x]) => ops.relu(x) },
   { name: "sigmoid", inputs: [{ shape: [3, 7] }], fn: ([x]) => ops.sigmoid(x) },
   { name: "log", inputs: [{ shape: [9], fill: "positive" }], fn: ([x]) => ops.log(x) },
@@ -116,7 +121,11 @@ export const opCases: OpCase[] = [
   { name: "mul scalar", inputs: [{ shape: [5] }], fn: ([x]) => ops.mul(x, -2) },
   { name: "sum", inputs: [{ shape: [2, 3, 4] }], fn: ([x]) => ops.sum(x) },
   { name: "mean", inputs: [{ shape: [4, 3] }], fn: ([x]) => ops.mean(x) },
-  { name: "sumTo (C,1,1)", inputs: [{ shape: [2, 3, 4, 5] }], fn: ([x]) => ops.sumTo(x, [3, 1, 1]) },
+  {
+    name: "sumTo (C,1,1)",
+    inputs: [{ shape: [2, 3, 4, 5] }],
+    fn: ([x]) => ops.sumTo(x, [3, 1, 1]),
+  },
   { name: "broadcastTo", inputs: [{ shape: [3, 1] }], fn: ([x]) => ops.broadcastTo(x, [2, 3, 4]) },
   { name: "softmax rows", inputs: [{ shape: [4, 2, 3] }], fn: ([x]) => ops.softmax(x) },
   {
@@ -141,6 +150,10 @@ export const opCases: OpCase[] = [
     inputs: [{ shape: [1, 3] }, { shape: [2, 3] }],
     fn: ([a, b]) => ops.concat([a, b]),
   },
-  { name: "sparsityLoss window 3", inputs: [{ shape: [2, 8, 2] }], fn: ([x]) => sparsityLoss(x, 3) },
+  {
+    name: "sparsityLoss window 3",
+    inputs: [{ shape: [2, 8, 2] }],
+    fn: ([x]) => sparsityLoss(x, 3),
+  },
   { name: "sharingLoss 3 tasks", inputs: [{ shape: [3, 8, 2] }], fn: ([x]) => sharingLoss(x)! },
 ];

@@ -23,7 +23,10 @@ Deno.test("conv2d() names both channel counts on a mismatch", () => {
 });
 
 Deno.test("conv2d() refuses an input smaller than the kernel", () => {
-  assert.throws(() => ops.conv2d(zeros([1, 1, 2, 2]), zeros([1, 1, 3, 3])), /smaller than kernel 3×3/);
+  assert.throws(
+    () => ops.conv2d(zeros([1, 1, 2, 2]), zeros([1, 1, 3, 3])),
+    /smaller than kernel 3×3/,
+  );
 });
 
 Deno.test("add() refuses shapes that do not broadcast", () => {

@@ -3,7 +3,7 @@
  * Σ out ⊙ R (R a fixed random tensor, so every output element matters) for each input.
  */
 import type { Backend } from "../../src/backend/backend.ts";
-import { ReferenceBackend, ReferenceStorage } from "../../src/backend/reference.ts";
+import { ReferenceBackend, type ReferenceStorage } from "../../src/backend/reference.ts";
 import { backward } from "../../src/autograd/tape.ts";
 import { mul, sum } from "../../src/ops/mod.ts";
 import { scope, shapeSize, type Tensor, tensor } from "../../src/tensor/tensor.ts";

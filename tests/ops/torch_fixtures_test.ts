@@ -11,7 +11,9 @@ import { AdamW } from "../../src/optim/adamw.ts";
 import { testBackends } from "../backends.ts";
 import { assertClose } from "./harness.ts";
 
-const file = await readSafetensors(new URL("../testdata/ops.safetensors", import.meta.url).pathname);
+const file = await readSafetensors(
+  new URL("../testdata/ops.safetensors", import.meta.url).pathname,
+);
 const get = (k: string) => {
   const t = file.tensors.get(k);
   if (!t) throw new Error(`fixture is missing "${k}"`);
@@ -27,17 +29,33 @@ interface FixtureCase {
 }
 const cases: FixtureCase[] = JSON.parse(file.metadata.cases);
 
-function apply(c: FixtureCase, x: Tensor[], extra: { runningMean?: Tensor; runningVar?: Tensor }): Tensor {
+function apply(
+  c: FixtureCase,
+  x: Tensor[],
+  extra: { runningMean?: Tensor; runningVar?: Tensor },
+): Tensor {
   const a = c.args;
   switch (c.op) {
     case "conv2d":
-      return ops.conv2d(x[0], x[1], { bias: x[2] ?? null, stride: a.stride as number, padding: a.padding as number });
+      return ops.conv2d(x[0], x[1], {
+        bias: x[2] ?? null,
+        stride: a.stride as number,
+        padding: a.padding as number,
+      });
     case "batchNorm":
       return a.training
-        ? ops.batchNorm(x[0], x[1], x[2], { runningMean: extra.runningMean!, runningVar: extra.runningVar!, training: true })
+        ? ops.batchNorm(x[0], x[1], x[2], {
+          runningMean: extra.runningMean!,
+          runningVar: extra.runningVar!,
+          training: true,
+        })
         : ops.batchNorm(x[0], x[1], x[2], { runningMean: x[3], runningVar: x[4], training: false });
     case "maxPool2d":
-      return ops.maxPool2d(x[0], { kernel: a.kernel as number, stride: a.stride as number, padding: a.padding as number });
+      return ops.maxPool2d(x[0], {
+        kernel: a.kernel as number,
+        stride: a.stride as number,
+        padding: a.padding as number,
+      });
     case "globalAvgPool":
       return ops.globalAvgPool(x[0]);
     case "linear":
@@ -62,8 +80,14 @@ for (const { name: backendName, backend } of await testBackends()) {
         });
         const extra = c.op === "batchNorm" && c.args.training
           ? {
-            runningMean: ops.mul(tensor(new Float32Array(inputs[0].shape[1]), [inputs[0].shape[1]], { backend }), 1),
-            runningVar: ops.add(tensor(new Float32Array(inputs[0].shape[1]), [inputs[0].shape[1]], { backend }), 1),
+            runningMean: ops.mul(
+              tensor(new Float32Array(inputs[0].shape[1]), [inputs[0].shape[1]], { backend }),
+              1,
+            ),
+            runningVar: ops.add(
+              tensor(new Float32Array(inputs[0].shape[1]), [inputs[0].shape[1]], { backend }),
+              1,
+            ),
           }
           : {};
         const out = apply(c, inputs, extra);
@@ -71,14 +95,32 @@ for (const { name: backendName, backend } of await testBackends()) {
         assert.deepEqual([...out.shape], want.shape);
         assertClose(`${c.name} output`, out.toArray(), want.data, 1e-4, 1e-4);
         if (extra.runningMean) {
-          assertClose(`${c.name} running mean`, extra.runningMean.toArray(), get(`${c.name}.running_mean`).data, 1e-5, 1e-5);
-          assertClose(`${c.name} running var`, extra.runningVar!.toArray(), get(`${c.name}.running_var`).data, 1e-5, 1e-5);
+          assertClose(
+            `${c.name} running mean`,
+            extra.runningMean.toArray(),
+            get(`${c.name}.running_mean`).data,
+            1e-5,
+            1e-5,
+          );
+          assertClose(
+            `${c.name} running var`,
+            extra.runningVar!.toArray(),
+            get(`${c.name}.running_var`).data,
+            1e-5,
+            1e-5,
+          );
         }
         const r = get(`${c.name}.r`);
         backward(ops.sum(ops.mul(out, tensor(r.data, r.shape, { backend }))));
         inputs.forEach((t, i) => {
           if (!c.grads[i]) return;
-          assertClose(`${c.name} grad of input ${i}`, t.grad!.toArray(), get(`${c.name}.grad${i}`).data, 1e-4, 1e-3);
+          assertClose(
+            `${c.name} grad of input ${i}`,
+            t.grad!.toArray(),
+            get(`${c.name}.grad${i}`).data,
+            1e-4,
+            1e-3,
+          );
           t.grad!.dispose();
         });
       });
@@ -91,7 +133,11 @@ for (const { name: backendName, backend } of await testBackends()) {
     const param = tensor(p0.data, p0.shape, { backend, requiresGrad: true });
     const opt = new AdamW([param], h);
     for (let s = 0; s < h.steps; s++) {
-      param.grad = tensor(grads.data.subarray(s * p0.data.length, (s + 1) * p0.data.length), p0.shape, { backend });
+      param.grad = tensor(
+        grads.data.subarray(s * p0.data.length, (s + 1) * p0.data.length),
+        p0.shape,
+        { backend },
+      );
       opt.step();
       opt.zeroGrad();
     }

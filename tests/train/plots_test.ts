@@ -137,6 +137,12 @@ Deno.test("sweepPlot() draws one bar per run, task and metric", async () => {
   }
 });
 
+Deno.test("policyPlot() escapes markup in names", async () => {
+  const svg = await policyPlot({ 'a<b&"c"': [1, 0] });
+  assertWellFormedSvg(svg);
+  assert.equal(countMarks(svg, "rect mark"), 2);
+});
+
 Deno.test("lossPlot() renders an empty history without failing", async () => {
   assertWellFormedSvg(await lossPlot([]));
 });

@@ -14,7 +14,8 @@ import type { RunResult } from "../../src/train/result.ts";
 const backend = await loadBackend("cpu");
 setDefaultBackend(backend);
 const root = await Deno.makeTempDir({ prefix: "fbp-train-" });
-const beautyDb = `synthetic:dir=${root}/faces,count=120,size=40,seed=3,genders=F,style=1,labels=beauty,labelNoise=0`;
+const beautyDb =
+  `synthetic:dir=${root}/faces,count=120,size=40,seed=3,genders=F,style=1,labels=beauty,labelNoise=0`;
 const genderDb = `synthetic:dir=${root}/people,count=120,size=40,seed=4,labels=gender,labelNoise=0`;
 
 function tinyConfig(name: string, over: Partial<RunConfig> = {}): RunConfig {
@@ -45,14 +46,26 @@ Deno.test("the full method trains both tasks above chance on held-out data", asy
   full = await train(tinyConfig("full"), { backend });
   const { beauty, gender } = full.tasks;
   // Chance: gender 50%; beauty at best the majority grade's share of the test split.
-  const majority = Math.max(...beauty.test.confusion.map((row) => row.reduce((a, b) => a + b, 0))) / beauty.test.count;
+  const majority = Math.max(...beauty.test.confusion.map((row) => row.reduce((a, b) => a + b, 0))) /
+    beauty.test.count;
   assert.ok(gender.test.accuracy > 0.7, `gender test accuracy ${gender.test.accuracy}`);
-  assert.ok(beauty.test.accuracy > majority, `beauty test accuracy ${beauty.test.accuracy} vs majority ${majority}`);
+  assert.ok(
+    beauty.test.accuracy > majority,
+    `beauty test accuracy ${beauty.test.accuracy} vs majority ${majority}`,
+  );
   const losses = full.history.filter((h) => h.stage === "retrain").map((h) => h.loss);
   assert.ok(losses.at(-1)! < losses[0], `re-training loss went ${losses[0]} → ${losses.at(-1)}`);
   assert.equal(full.policy.beauty.length, 8);
   assert.deepEqual(full.stages.map((s) => s.stage), ["warmup", "policy", "retrain"]);
-  for (const f of ["checkpoint.safetensors", "last.safetensors", "metrics.json", "log.jsonl", "config.json"]) {
+  for (
+    const f of [
+      "checkpoint.safetensors",
+      "last.safetensors",
+      "metrics.json",
+      "log.jsonl",
+      "config.json",
+    ]
+  ) {
     await Deno.stat(join(full.out, f));
   }
 });
@@ -117,7 +130,10 @@ Deno.test("configs that cannot work are refused before any training", async () =
     },
     /database "faces" .* has no "gender" labels for task "gender": its labels are "beauty"/,
   );
-  await refuse({ batch: 500 }, /training split of database "faces" has 72 images, fewer than the batch of 500/);
+  await refuse(
+    { batch: 500 },
+    /training split of database "faces" has 72 images, fewer than the batch of 500/,
+  );
   await refuse({ method: "baseline" }, /the baseline trains a single task: 2 tasks given/);
 });
 
