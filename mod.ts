@@ -68,13 +68,21 @@ export {
   stateToHost,
 } from "./src/models/checkpoint.ts";
 export { AdamW, type AdamWOptions } from "./src/optim/adamw.ts";
+export * from "./src/io/mod.ts";
+export * from "./src/data/mod.ts";
 export {
-  parseSafetensors,
-  readSafetensors,
-  serializeSafetensors,
-  writeSafetensors,
-} from "./src/io/safetensors.ts";
-export { parsePth, readPth } from "./src/io/pth.ts";
-export { WeightsFormatError } from "./src/io/weights_format_error.ts";
-export { writeFileAtomic } from "./src/io/atomic_write.ts";
-export { Rng } from "./src/data/rng.ts";
+  type ProgressEvent,
+  RunInterrupted,
+  train,
+  type TrainOptions,
+} from "./src/train/trainer.ts";
+export { RUN_DEFAULTS, type RunConfig, validateRunConfig } from "./src/train/run_config.ts";
+export { presetConfig, PRESETS } from "./src/train/presets.ts";
+export { runConfigFromArgs } from "./src/train/run_args.ts";
+export type { HistoryEntry, RunResult, TaskMetrics } from "./src/train/result.ts";
+export { classificationMetrics, ConfusionAccumulator } from "./src/train/metrics.ts";
+export { renderReport, writeReport } from "./src/train/report.ts";
+export { comparisonTable, runTable, sweepTable } from "./src/train/tables.ts";
+export { planComparison, planSweep, runAll } from "./src/train/experiments.ts";
+export { evaluateParts } from "./src/train/evaluate.ts";
+export { predictImages } from "./src/train/predict.ts";

@@ -1,0 +1,151 @@
+/**
+ * The command-line tools as a user runs them: `--help` everywhere, a tiny `train --json`
+ * whose last stdout line is the documented object, `predict --json` in its exact shape,
+ * `eval`, and clear errors (exit code 1, one line) for bad input.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+
+const root = await Deno.makeTempDir({ prefix: "fbp-cli-" });
+const tool = (name: string) => new URL(`../../tasks/${name}.ts`, import.meta.url).pathname;
+
+async function run(
+  name: string,
+  args: string[],
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", tool(name), ...args],
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+const lastLine = (s: string) => s.trimEnd().split("\n").at(-1)!;
+const faces = `synthetic:dir=${root}/faces,count=60,size=36,seed=5,genders=F,labels=beauty`;
+const people = `synthetic:dir=${root}/people,count=60,size=36,seed=6,labels=gender`;
+const tiny = [
+  "--db",
+  `faces=${faces}`,
+  "--db",
+  `people=${people}`,
+  "--task",
+  "beauty=faces:beauty:1",
+  "--task",
+  "gender=people:gender:0.6",
+  "--widths",
+  "4,4,8,8",
+  "--image-size",
+  "32",
+  "--batch",
+  "8",
+  "--workers",
+  "0",
+  "--warmup-epochs",
+  "1",
+  "--policy-epochs",
+  "1",
+  "--retrain-epochs",
+  "1",
+];
+
+for (
+  const name of ["train", "eval", "predict", "sweep_ratios", "compare", "data", "bench", "build"]
+) {
+  Deno.test(`${name} --help prints usage and exits 0`, async () => {
+    const r = await run(name, ["--help"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /Usage|usage/);
+  });
+}
+
+Deno.test("train --json ends with the documented object; predict and eval read its checkpoint", async () => {
+  const out = join(root, "run");
+  const r = await run("train", [...tiny, "--out", out, "--json"]);
+  assert.equal(r.code, 0, r.stderr);
+  const result = JSON.parse(lastLine(r.stdout));
+  for (const task of ["beauty", "gender"]) {
+    const t = result.tasks[task];
+    for (const k of ["accuracy", "f1_macro", "f1_weighted"]) {
+      assert.ok(t.test[k] >= 0 && t.test[k] <= 1, `${task}.test.${k} = ${t.test[k]}`);
+    }
+    assert.ok(t.train.accuracy >= 0 && t.train.accuracy <= 1);
+    assert.equal(result.policy[task].length, 8);
+    assert.ok(result.policy[task].every((v: number) => v === 0 || v === 1));
+  }
+  assert.equal(result.out, out);
+  for (const f of ["report.md", "policy.svg", "loss.svg", "accuracy.svg", "confusion-beauty.svg"]) {
+    await Deno.stat(join(out, f));
+  }
+  assert.match(await Deno.readTextFile(join(out, "report.md")), /beauty/);
+
+  // predict --json on two images of the synthetic database.
+  const images = [...Deno.readDirSync(join(root, "faces", "Images"))].map((e) =>
+    join(root, "faces", "Images", e.name)
+  ).sort().slice(0, 2);
+  const p = await run("predict", [
+    "--checkpoint",
+    join(out, "checkpoint.safetensors"),
+    "--json",
+    ...images,
+  ]);
+  assert.equal(p.code, 0, p.stderr);
+  const preds = JSON.parse(lastLine(p.stdout));
+  assert.equal(preds.length, 2);
+  assert.deepEqual(preds.map((x: { image: string }) => x.image), images);
+  assert.deepEqual(Object.keys(preds[0]).sort(), ["image", "tasks"]);
+  assert.deepEqual(Object.keys(preds[0].tasks).sort(), ["beauty", "gender"]);
+  const b = preds[0].tasks.beauty;
+  assert.deepEqual(Object.keys(b).sort(), ["label", "probabilities"]);
+  assert.equal(b.probabilities.length, 5);
+  assert.ok(Math.abs(b.probabilities.reduce((a: number, x: number) => a + x, 0) - 1) < 1e-5);
+  assert.equal(b.label, b.probabilities.indexOf(Math.max(...b.probabilities)));
+
+  const e = await run("eval", [
+    "--checkpoint",
+    join(out, "checkpoint.safetensors"),
+    "--json",
+    faces,
+    people,
+  ]);
+  assert.equal(e.code, 0, e.stderr);
+  const m = JSON.parse(lastLine(e.stdout));
+  assert.equal(m.split, "test");
+  assert.ok(m.tasks.beauty.count > 0 && m.tasks.gender.count > 0);
+  // The same test split as training: eval's metrics equal the run's test metrics.
+  assert.deepEqual(
+    m.tasks.gender.confusion,
+    JSON.parse(await Deno.readTextFile(join(out, "metrics.json"))).tasks.gender.test.confusion,
+  );
+});
+
+Deno.test("bad input ends with one clear error line and exit code 1", async () => {
+  const cases: [string, string[], RegExp][] = [
+    ["train", ["--batch", "x"], /Cannot parse --batch: expected an integer: current value is "x"/],
+    [
+      "train",
+      ["--task", "beauty=nowhere:beauty", "--db", `faces=${faces}`],
+      /task "beauty" uses unknown database "nowhere"/,
+    ],
+    ["train", ["--preset", "paper-scut"], /give the SCUT-FBP5500 folder with --scut DIR/],
+    [
+      "predict",
+      ["--checkpoint", join(root, "missing.safetensors"), "x.jpg"],
+      /missing\.safetensors/,
+    ],
+    ["predict", ["x.jpg"], /--checkpoint FILE is required/],
+    ["sweep_ratios", ["--ratios", "1-0.5"], /"1-0\.5" is not of the form λ1:λ2/],
+  ];
+  for (const [name, args, message] of cases) {
+    const r = await run(name, args);
+    assert.equal(r.code, 1, `${name} ${args.join(" ")}: exit ${r.code}`);
+    assert.match(r.stderr, message);
+    assert.doesNotMatch(r.stderr, /^\s+at /m, "no stack trace");
+  }
+});
+
+Deno.test("cleanup", async () => {
+  await Deno.remove(root, { recursive: true });
+});
