@@ -5,17 +5,19 @@
  * gathers into one object printed as the last stdout line. Add a benchmark by appending
  * to SECTIONS.
  *
- * Usage: deno run -A tasks/bench.ts [--json] [--only name,...] [--reps n] [--help]
+ * Usage: deno run -A tasks/bench.ts [--json] [--only name,...] [--reps n] [--device d] [--help]
  * @module
  */
 import { parseArgs } from "node:util";
 import type { Backend, ConvSizes, Storage } from "../src/backend/backend.ts";
 import { type CpuBackend, loadCpuBackend } from "../src/backend/cpu.ts";
+import { loadBackend } from "../src/backend/load.ts";
 import { ReferenceBackend } from "../src/backend/reference.ts";
 import { benchPipeline } from "../src/data/pipeline_bench.ts";
 import { parseNetworkConfig } from "../src/models/config.ts";
 import { MultiTaskNet } from "../src/models/network.ts";
 import { gumbelGates, gumbelNoise } from "../src/models/policy.ts";
+import { AdamW } from "../src/optim/adamw.ts";
 import { Rng } from "../src/data/rng.ts";
 import { setDefaultBackend } from "../src/tensor/tensor.ts";
 import { predictBatch, type StepBatch, trainStep } from "../src/train/step.ts";
@@ -28,6 +30,8 @@ interface Context {
   log(line: string): void;
   /** The CPU backend, loaded once. */
   cpu(): Promise<CpuBackend>;
+  /** The `--device` backend (default cpu) that the network sections run on, loaded once. */
+  device(): Promise<Backend>;
 }
 
 /** A named benchmark section. */
@@ -43,38 +47,62 @@ function peakRssMiB(): number {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
-/**
- * Images/s of the multi-task network (2 tasks on 2 databases, AFF, DAB) at 224×224:
- * eval forward (all blocks) and a training step's forward + backward with the soft
- * Gumbel policy (every block computed), `batch` images per database.
- */
-async function benchNetwork(ctx: Context, batch: number): Promise<Record<string, number>> {
-  const cpu = await ctx.cpu();
-  setDefaultBackend(cpu);
+/** Resets this process's peak resident memory (VmHWM) so the next phase measures its own. */
+function resetPeakRss(): void {
+  try {
+    Deno.writeTextFileSync("/proc/self/clear_refs", "5");
+  } catch {
+    // Not Linux, or not permitted: peaks then accumulate over the run.
+  }
+}
+
+/** What benchNet builds and times. */
+interface NetBenchOptions {
+  /** Images per database per step. */
+  batch: number;
+  /** "multi": 2 tasks on 2 databases, AFF, DAB; "resnet18": one task, no AFF, shared BN. */
+  net: "multi" | "resnet18";
+  /** Time the eval forward (all blocks). */
+  infer: boolean;
+  /** Time the training step (soft Gumbel policy for "multi"). */
+  train: boolean;
+  /** Include an AdamW update in the timed training step. */
+  optimizer: boolean;
+  /** Backend to run on (default: the CPU backend); a wrapper such as a timing proxy. */
+  backend?: Backend;
+}
+
+/** The network, batches and step closures of one benchmark configuration. */
+function buildNetBench(backend: Backend, o: NetBenchOptions) {
+  setDefaultBackend(backend);
+  const multi = o.net === "multi";
   const net = new MultiTaskNet(
     parseNetworkConfig({
-      tasks: [{ name: "beauty", classes: 5, database: "a" }, {
-        name: "gender",
-        classes: 2,
-        database: "b",
-      }],
-      aff: true,
+      tasks: multi
+        ? [{ name: "beauty", classes: 5, database: "a" }, {
+          name: "gender",
+          classes: 2,
+          database: "b",
+        }]
+        : [{ name: "beauty", classes: 5, database: "a" }],
+      aff: multi,
+      bn: multi ? "per-database" : "shared",
       dropout: 0,
     }),
-    { backend: cpu },
+    { backend },
   );
   const rng = new Rng(1);
-  const side = 224, n = batch * 3 * side * side;
+  const side = 224, n = o.batch * 3 * side * side;
   const images = Float32Array.from({ length: n }, () => rng.normal());
-  const batches: StepBatch[] = ["a", "b"].map((database, i) => ({
-    database,
+  const names = multi ? ["beauty", "gender"] : ["beauty"];
+  const batches: StepBatch[] = names.map((task, i) => ({
+    database: i === 0 ? "a" : "b",
     images,
     size: side,
-    targets: {
-      [i === 0 ? "beauty" : "gender"]: Int32Array.from({ length: batch }, (_, j) => j % 2),
-    },
+    targets: { [task]: Int32Array.from({ length: o.batch }, (_, j) => j % 2) },
   }));
   const noise = gumbelNoise(net.policy.logits.size, rng);
+  const opt = o.optimizer ? new AdamW(net.weightParameters()) : null;
   const forward = () => {
     for (const b of batches) {
       predictBatch(net, b.images, side, b.database, {
@@ -88,22 +116,62 @@ async function benchNetwork(ctx: Context, batch: number): Promise<Record<string,
       lambdas: { beauty: 1, gender: 0.6 },
       dropoutSeed: 1,
       gates: () => {
+        if (!multi) return net.allExecuteGates();
         const g = gumbelGates(net.policy.logits, noise, { tau: 5 });
         return new Map([["beauty", g[0]], ["gender", g[1]]]);
       },
     });
+    opt?.step();
     for (const p of net.parameters()) {
       p.grad?.dispose();
       p.grad = null;
     }
   };
-  const reps = Math.min(ctx.reps, 3);
-  const fwdMs = timeMs(forward, reps, 1), stepMs = timeMs(step, reps, 1);
-  const images2 = 2 * batch;
+  return { net, forward, step, images: batches.length * o.batch };
+}
+
+/**
+ * Images/s of a network at 224×224: eval forward (all blocks) and/or a training step
+ * (forward + backward, optionally AdamW), with the peak RSS of each phase.
+ */
+async function benchNet(ctx: Context, o: NetBenchOptions): Promise<Record<string, number>> {
+  const backend = o.backend ?? await ctx.device();
+  const { net, forward, step, images } = buildNetBench(backend, o);
+  const reps = ctx.reps;
+  const res: Record<string, number> = {};
+  // sync: a GPU backend queues work; time it until it has run (a no-op on the CPU).
+  if (o.infer) {
+    resetPeakRss();
+    res.forwardImagesPerSecond = images /
+      (timeMs(() => (forward(), backend.sync()), reps, 1) / 1000);
+    res.forwardPeakRssMiB = peakRssMiB();
+  }
+  if (o.train) {
+    resetPeakRss();
+    res.trainImagesPerSecond = images / (timeMs(() => (step(), backend.sync()), reps, 1) / 1000);
+    res.trainPeakRssMiB = peakRssMiB();
+  }
+  net.dispose();
+  return res;
+}
+
+/**
+ * Images/s of the multi-task network (2 tasks on 2 databases, AFF, DAB) at 224×224:
+ * eval forward (all blocks) and a training step's forward + backward with the soft
+ * Gumbel policy (every block computed), `batch` images per database.
+ */
+async function benchNetwork(ctx: Context, batch: number): Promise<Record<string, number>> {
+  const r = await benchNet(ctx, {
+    batch,
+    net: "multi",
+    infer: true,
+    train: true,
+    optimizer: false,
+  });
   const res = {
-    forwardImagesPerSecond: images2 / (fwdMs / 1000),
-    trainImagesPerSecond: images2 / (stepMs / 1000),
-    peakRssMiB: peakRssMiB(),
+    forwardImagesPerSecond: r.forwardImagesPerSecond,
+    trainImagesPerSecond: r.trainImagesPerSecond,
+    peakRssMiB: Math.max(r.forwardPeakRssMiB, r.trainPeakRssMiB),
   };
   ctx.log(
     `network batch ${batch}×2 @224: forward ${res.forwardImagesPerSecond.toFixed(1)} img/s, ` +
@@ -111,8 +179,70 @@ async function benchNetwork(ctx: Context, batch: number): Promise<Record<string,
         res.peakRssMiB.toFixed(0)
       } MiB`,
   );
-  net.dispose();
   return res;
+}
+
+/** Milliseconds and calls per backend method, plus the FLOPs of the conv calls. */
+interface KernelTimes {
+  ms: Map<string, number>;
+  calls: Map<string, number>;
+  convFlops: number;
+}
+
+/**
+ * Wraps `inner` so that every method call is timed (like tests/counting_backend.ts counts
+ * them). Conv calls are split by kind: `conv2d*:1x1+bias` are AFF's point-wise convs.
+ */
+function timingBackend(inner: Backend): { backend: Backend; times: KernelTimes } {
+  const times: KernelTimes = { ms: new Map(), calls: new Map(), convFlops: 0 };
+  const backend = new Proxy(inner, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver);
+      if (typeof value !== "function" || typeof prop !== "string") return value;
+      return (...args: unknown[]) => {
+        let name = prop;
+        if (prop.startsWith("conv2d")) {
+          const s = args[prop === "conv2dBackwardData" ? 3 : 4] as ConvSizes;
+          const hasBias = prop === "conv2dBackwardData"
+            ? false
+            : args[prop === "conv2dForward" ? 3 : 1] !== null;
+          name = `${prop}:${s.R}x${s.S}${hasBias ? "+bias" : ""}`;
+          times.convFlops += convFlops(s);
+        }
+        const t = performance.now();
+        const r = value.apply(target, args);
+        const dt = performance.now() - t;
+        times.ms.set(name, (times.ms.get(name) ?? 0) + dt);
+        times.calls.set(name, (times.calls.get(name) ?? 0) + 1);
+        return r;
+      };
+    },
+  });
+  return { backend, times };
+}
+
+let fmaCeilingCache: number | undefined;
+
+/** Builds and runs native/dev/fma_peak.c once; its fp32 GFLOP/s with 2 threads. */
+async function fmaCeiling(): Promise<number> {
+  if (fmaCeilingCache !== undefined) return fmaCeilingCache;
+  const src = new URL("../native/dev/fma_peak.c", import.meta.url).pathname;
+  const dir = await Deno.makeTempDir({ prefix: "fbp_fma_" });
+  const exe = `${dir}/fma_peak`;
+  try {
+    const cc = Deno.env.get("CC") || "cc";
+    const build = await new Deno.Command(cc, {
+      args: ["-O3", "-march=native", "-fopenmp", src, "-o", exe],
+    }).output();
+    if (!build.success) {
+      throw new Error(`Cannot build ${src}: ${new TextDecoder().decode(build.stderr)}`);
+    }
+    const run = await new Deno.Command(exe, { args: ["2"] }).output();
+    fmaCeilingCache = JSON.parse(new TextDecoder().decode(run.stdout)).gflops as number;
+    return fmaCeilingCache;
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 }
 
 function median(xs: number[]): number {
@@ -244,6 +374,157 @@ const SECTIONS: Section[] = [
     },
   },
   {
+    name: "ceiling",
+    description:
+      "FMA ceiling of the cores: native/dev/fma_peak.c (cc -march=native), 2 threads;\n" +
+      "             and oneDNN sgemm 2048³ through linear_forward, for comparison",
+    async run(ctx) {
+      const ceiling = await fmaCeiling();
+      const cpu = await ctx.cpu();
+      const n = 2048;
+      const a = randomStorage(cpu, n * n, 1), w = randomStorage(cpu, n * n, 2);
+      const out = cpu.alloc(n * n);
+      const ms = timeMs(() => cpu.linearForward(out, a, w, null, n, n, n), ctx.reps, 1);
+      for (const st of [a, w, out]) cpu.free(st);
+      const gemm = (2 * n ** 3) / (ms * 1e6);
+      ctx.log(
+        `ceiling: FMA ${ceiling.toFixed(1)} GFLOP/s (2 threads); sgemm ${n}³ ${
+          gemm.toFixed(1)
+        } GFLOP/s (${(100 * gemm / ceiling).toFixed(0)} % of it)`,
+      );
+      return { fmaGflops: ceiling, sgemmGflops: gemm };
+    },
+  },
+  {
+    name: "resnet18",
+    description: "plain ResNet18 (one task, no AFF, shared BN), batch 32 @224: training step\n" +
+      "             (forward + backward + AdamW) and eval forward images/s",
+    async run(ctx) {
+      const r = await benchNet(ctx, {
+        batch: 32,
+        net: "resnet18",
+        infer: true,
+        train: true,
+        optimizer: true,
+      });
+      ctx.log(
+        `resnet18 batch 32 @224: train ${r.trainImagesPerSecond.toFixed(1)} img/s (peak RSS ${
+          r.trainPeakRssMiB.toFixed(0)
+        } MiB), infer ${r.forwardImagesPerSecond.toFixed(1)} img/s (peak RSS ${
+          r.forwardPeakRssMiB.toFixed(0)
+        } MiB)`,
+      );
+      return r;
+    },
+  },
+  {
+    name: "full",
+    description: "full method: 2 tasks × 32 images from 2 databases, DAB, AFF, soft Gumbel\n" +
+      "             policy, AdamW: training step images/s (64 images per step)",
+    async run(ctx) {
+      const r = await benchNet(ctx, {
+        batch: 32,
+        net: "multi",
+        infer: false,
+        train: true,
+        optimizer: true,
+      });
+      ctx.log(
+        `full method 2×32 @224: train ${r.trainImagesPerSecond.toFixed(1)} img/s (peak RSS ${
+          r.trainPeakRssMiB.toFixed(0)
+        } MiB)`,
+      );
+      return r;
+    },
+  },
+  {
+    name: "profile",
+    description: "where a full-method training step's time goes: every backend call timed\n" +
+      "             (a proxy like tests/counting_backend.ts); conv GFLOP/s vs the FMA ceiling",
+    async run(ctx) {
+      const { backend, times } = timingBackend(await ctx.cpu());
+      // FBP_PROFILE=resnet18 | resnet18-infer | full-infer profiles another phase.
+      const what = Deno.env.get("FBP_PROFILE") ?? "full";
+      const o = {
+        batch: 32,
+        net: what.startsWith("resnet18") ? "resnet18" : "multi",
+        infer: false,
+        train: true,
+        optimizer: true,
+      } as const;
+      const built = buildNetBench(backend, o);
+      const net = built.net, step = what.endsWith("-infer") ? built.forward : built.step;
+      step();
+      times.ms.clear();
+      times.calls.clear();
+      times.convFlops = 0;
+      const steps = 2;
+      const t0 = performance.now();
+      for (let i = 0; i < steps; i++) step();
+      const wall = (performance.now() - t0) / steps;
+      net.dispose();
+      const rows = [...times.ms].map(([k, ms]) => [k, ms / steps] as const).sort((a, b) =>
+        b[1] - a[1]
+      );
+      const kernels = rows.reduce((s, [, ms]) => s + ms, 0);
+      const group = (re: RegExp) => rows.filter(([k]) => re.test(k)).reduce((s, [, m]) => s + m, 0);
+      const res: Record<string, number> = {
+        stepMs: wall,
+        convMs: group(/^conv2d/),
+        affConvMs: group(/^conv2d.*\+bias/),
+        batchnormMs: group(/^batchnorm/),
+        elementwiseMs: group(/^(unary|binary|scale|sumTo|broadcastTo|copy|fill)/),
+        poolMs: group(/pool/),
+        allocFreeMs: group(/^(alloc|free)$/),
+        otherKernelsMs: 0,
+        jsMs: wall - kernels,
+      };
+      res.otherKernelsMs = kernels - res.convMs - res.batchnormMs - res.elementwiseMs -
+        res.poolMs - res.allocFreeMs;
+      const ceiling = await fmaCeiling();
+      res.convGflops = times.convFlops / steps / (res.convMs * 1e6);
+      res.convFmaFraction = res.convGflops / ceiling;
+      res.stepConvFmaFraction = times.convFlops / steps / (wall * 1e6) / ceiling;
+      ctx.log(
+        `profile of one step of "${what}" (batch 32 per database @224): ${wall.toFixed(0)} ms`,
+      );
+      for (const [k, ms] of rows.slice(0, 16)) {
+        ctx.log(
+          `  ${k.padEnd(30)} ${ms.toFixed(1).padStart(8)} ms ${
+            (100 * ms / wall).toFixed(1).padStart(5)
+          } %  ${String((times.calls.get(k) ?? 0) / steps).padStart(5)} calls`,
+        );
+      }
+      for (
+        const k of [
+          "convMs",
+          "affConvMs",
+          "batchnormMs",
+          "elementwiseMs",
+          "poolMs",
+          "allocFreeMs",
+          "otherKernelsMs",
+          "jsMs",
+        ]
+      ) {
+        ctx.log(
+          `  = ${k.padEnd(28)} ${res[k].toFixed(1).padStart(8)} ms ${
+            (100 * res[k] / wall).toFixed(1).padStart(5)
+          } %`,
+        );
+      }
+      ctx.log(
+        `  conv: ${res.convGflops.toFixed(1)} GFLOP/s = ${
+          (100 * res.convFmaFraction).toFixed(0)
+        } % ` +
+          `of the ${ceiling.toFixed(0)} GFLOP/s FMA ceiling (whole step: ${
+            (100 * res.stepConvFmaFraction).toFixed(0)
+          } %)`,
+      );
+      return res;
+    },
+  },
+  {
     name: "pipeline",
     description: "input pipeline: 350×350 JPEG → 224 batch, inline, 1 and 2 workers, cache",
     async run(ctx) {
@@ -257,13 +538,23 @@ const SECTIONS: Section[] = [
   },
 ];
 
+/** Sections `--vs-torch` runs when `--only` is not given. */
+const VS_TORCH_SECTIONS = ["ceiling", "resnet18", "full", "profile"];
+
 const HELP = `Micro-benchmarks of the fbp backends.
 
-Usage: deno task bench [--json] [--only name,...] [--reps n]
+Usage: deno task bench [--json] [--only name,...] [--reps n] [--vs-torch] [--device d]
 
-  --json        print one JSON object with every figure as the last stdout line
+  --json        print one JSON object with every figure as the last stdout line:
+                {"fbp": {resnet18_train, resnet18_infer, full_train, peak_rss_mib, …},
+                 "torch": {…}, "ratio": {…}, "sections": {…}} (images/s; ratio = fbp ÷ torch)
+  --vs-torch    also run tasks/torch_bench.py (Debian's /usr/bin/python3 with torch) and
+                print both sides and their ratio; without --only it runs the sections
+                ${VS_TORCH_SECTIONS.join(", ")}
   --only names  run only these sections (comma-separated)
   --reps n      timed repetitions per measurement (default 5; the median is reported)
+  --device d    backend of the sections that run the network (network, resnet18, full):
+                cpu (default), cuda or auto
   --help        show this help
 
 Sections:
@@ -277,6 +568,8 @@ async function main(): Promise<void> {
       only: { type: "string" },
       reps: { type: "string", default: "5" },
       help: { type: "boolean", default: false },
+      "vs-torch": { type: "boolean", default: false },
+      device: { type: "string", default: "cpu" },
     },
   });
   if (values.help) {
@@ -287,7 +580,8 @@ async function main(): Promise<void> {
   if (!Number.isInteger(reps) || reps < 1) {
     throw new Error(`--reps must be >= 1, got ${values.reps}`);
   }
-  const only = values.only?.split(",").map((s) => s.trim()).filter((s) => s);
+  const only = values.only?.split(",").map((s) => s.trim()).filter((s) => s) ??
+    (values["vs-torch"] ? VS_TORCH_SECTIONS : undefined);
   for (const name of only ?? []) {
     if (!SECTIONS.some((s) => s.name === name)) {
       throw new Error(
@@ -296,17 +590,111 @@ async function main(): Promise<void> {
     }
   }
   let cpu: Promise<CpuBackend> | undefined;
+  let device: Promise<Backend> | undefined;
   const ctx: Context = {
     reps,
     log: (line) => console.log(line),
     cpu: () => cpu ??= loadCpuBackend(),
+    device: () =>
+      device ??= values.device === "cpu" ? ctx.cpu() : loadBackend(values.device, {
+        onNote: (line) => console.error(line),
+      }),
   };
   const results: Record<string, Record<string, number | string>> = {};
   for (const section of SECTIONS) {
     if (only && !only.includes(section.name)) continue;
     results[section.name] = await section.run(ctx);
   }
-  if (values.json) console.log(JSON.stringify(results));
+  const fbp = summary(results);
+  const report: Record<string, unknown> = { fbp };
+  if (values["vs-torch"]) {
+    const torch = await runTorchBench(reps);
+    if (torch) {
+      const ratio: Record<string, number> = {};
+      for (const k of COMPARED) {
+        if (typeof fbp[k] === "number" && typeof torch[k] === "number") {
+          ratio[k] = fbp[k] / torch[k];
+        }
+      }
+      report.torch = torch;
+      report.ratio = ratio;
+      console.log(`fbp vs PyTorch ${torch.version} (${torch.threads} threads), same machine:`);
+      console.log(
+        `  ${"".padEnd(28)} ${"fbp".padStart(9)} ${"torch".padStart(9)} ${"ratio".padStart(7)}`,
+      );
+      for (const k of COMPARED) {
+        if (!(k in ratio)) continue;
+        console.log(
+          `  ${k.padEnd(28)} ${fbp[k].toFixed(1).padStart(9)} ${torch[k].toFixed(1).padStart(9)} ${
+            ratio[k].toFixed(2).padStart(6)
+          }×`,
+        );
+      }
+    }
+  }
+  report.sections = results;
+  if (values.json) console.log(JSON.stringify(report));
+}
+
+/** Figures both sides report (images/s, or MiB for the peaks). */
+const COMPARED = [
+  "resnet18_train",
+  "resnet18_infer",
+  "full_train",
+  "resnet18_train_peak_rss_mib",
+  "full_train_peak_rss_mib",
+  "peak_rss_mib",
+];
+
+/** The headline figures of the fbp side, in the torch script's names. */
+function summary(results: Record<string, Record<string, number | string>>) {
+  const out: Record<string, number> = {};
+  const r = results.resnet18, f = results.full, p = results.profile, c = results.ceiling;
+  if (r) {
+    out.resnet18_train = r.trainImagesPerSecond as number;
+    out.resnet18_infer = r.forwardImagesPerSecond as number;
+    out.resnet18_train_peak_rss_mib = r.trainPeakRssMiB as number;
+    out.resnet18_infer_peak_rss_mib = r.forwardPeakRssMiB as number;
+  }
+  if (f) {
+    out.full_train = f.trainImagesPerSecond as number;
+    out.full_train_peak_rss_mib = f.trainPeakRssMiB as number;
+  }
+  const peaks = Object.entries(out).filter(([k]) => k.endsWith("_peak_rss_mib"));
+  if (peaks.length) out.peak_rss_mib = Math.max(...peaks.map(([, v]) => v));
+  if (c) out.fma_ceiling_gflops = c.fmaGflops as number;
+  if (p) {
+    out.conv_gflops = p.convGflops as number;
+    out.conv_fma_fraction = p.convFmaFraction as number;
+  }
+  return out;
+}
+
+/**
+ * Runs tasks/torch_bench.py with Debian's python; null (and a line saying so) when that
+ * python or its torch is missing.
+ */
+async function runTorchBench(reps: number): Promise<Record<string, number> | null> {
+  const python = "/usr/bin/python3";
+  const script = new URL("./torch_bench.py", import.meta.url).pathname;
+  let probe;
+  try {
+    probe = await new Deno.Command(python, { args: ["-c", "import torch"], stderr: "null" })
+      .output();
+  } catch {
+    probe = null;
+  }
+  if (!probe?.success) {
+    console.log(`torch: skipped (${python} cannot import torch)`);
+    return null;
+  }
+  const r = await new Deno.Command(python, {
+    args: [script, "--reps", String(Math.min(reps, 3)), "--threads", "2"],
+    stderr: "inherit",
+  }).output();
+  if (!r.success) throw new Error(`Cannot run ${script}: exit code ${r.code}`);
+  const lines = new TextDecoder().decode(r.stdout).trim().split("\n");
+  return JSON.parse(lines[lines.length - 1]);
 }
 
 if (import.meta.main) {

@@ -5,19 +5,30 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { buildCpuLibrary, type BuildResult, displayPath } from "../src/backend/native_build.ts";
+import {
+  buildCpuLibrary,
+  buildCudaLibrary,
+  type BuildResult,
+  CUDA_SKIPPED_NOTICE,
+  displayPath,
+} from "../src/backend/native_build.ts";
 
-/** A native library this task knows how to build. */
+/** A native library this task knows how to build; null: skipped, with `skipped` as notice. */
 interface Target {
   name: string;
-  build(options: { quiet: boolean; force: boolean }): Promise<BuildResult>;
+  build(options: { quiet: boolean; force: boolean }): Promise<BuildResult | null>;
+  skipped?: string;
 }
 
+// CUDA is built eagerly (when nvcc exists): ~10 s on 2 cores once per source change, so
+// `deno task test` has it ready and a build error shows up at once, not at first use.
 const TARGETS: Target[] = [
   { name: "cpu", build: (o) => buildCpuLibrary(o) },
+  { name: "cuda", build: (o) => buildCudaLibrary(o), skipped: CUDA_SKIPPED_NOTICE },
 ];
 
-const HELP = `Builds the native backend libraries (native/build/) when their sources changed.
+const HELP = `Builds the native backend libraries (native/build/) when their sources changed:
+libfbp_cpu.so always, libfbp_cuda.so where nvcc is found (else skipped with a notice).
 
 Usage: deno task build [--quiet] [--force]
 
@@ -40,6 +51,10 @@ async function main(): Promise<void> {
   }
   for (const t of TARGETS) {
     const r = await t.build({ quiet: values.quiet, force: values.force });
+    if (r === null) {
+      if (!values.quiet) console.log(t.skipped ?? `${t.name}: skipped`);
+      continue;
+    }
     if (!values.quiet) {
       const what = r.built ? `built in ${r.seconds.toFixed(1)} s` : "up to date";
       console.log(`${t.name}: ${displayPath(r.path)} ${what}`);

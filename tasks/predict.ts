@@ -4,7 +4,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { loadCheckpoint } from "../src/models/checkpoint.ts";
+import { networkFromCheckpoint, readCheckpointFile } from "../src/models/checkpoint.ts";
 import { predictImages } from "../src/train/predict.ts";
 import { DEVICE_HELP, useDevice } from "./_cli/device.ts";
 import { runCli } from "./_cli/main.ts";
@@ -40,9 +40,11 @@ await runCli(async () => {
     throw new Error("Cannot predict: --checkpoint FILE is required (see --help)");
   }
   if (positionals.length === 0) throw new Error("Cannot predict: no image given (see --help)");
+  // The checkpoint is validated first (format, config), before the backend is loaded;
+  // its tensor shapes are checked against the config before any image is read.
+  const checkpoint = await readCheckpointFile(values.checkpoint);
   const backend = await useDevice(values.device);
-  // The checkpoint is validated before any image is read.
-  const net = await loadCheckpoint(values.checkpoint, { backend });
+  const net = networkFromCheckpoint(checkpoint, { backend });
   const results = await predictImages(net, positionals);
   if (values.json) {
     console.log(JSON.stringify(results));

@@ -5,6 +5,7 @@
  */
 import { parseArgs } from "node:util";
 import { join } from "node:path";
+import { readPretrainedWeights } from "../src/models/checkpoint.ts";
 import { writeReport } from "../src/train/report.ts";
 import { RUN_HELP, RUN_OPTIONS, runConfigFromArgs } from "../src/train/run_args.ts";
 import type { RunConfig } from "../src/train/run_config.ts";
@@ -83,6 +84,10 @@ await runCli(async () => {
   } else {
     config = runConfigFromArgs(values);
   }
+  // A bad --pretrained file fails first: before a backend is loaded (or built) or data read.
+  const pretrained = config.pretrained
+    ? await readPretrainedWeights(config.pretrained, config.widths)
+    : undefined;
   const backend = await useDevice(values.device);
   const bar = new ProgressBar();
   bar.note(`run ${config.name} → ${config.out} (${backend.name} backend)`);
@@ -97,6 +102,7 @@ await runCli(async () => {
     result = await train(config, {
       ...trainingOptions(bar),
       backend,
+      pretrained,
       resume: Boolean(values.resume),
       signal: controller.signal,
     });

@@ -101,6 +101,8 @@ static int bn_key(int64_t key[FBP_KEY_LEN], int kind, const char *fn, int N, int
   for (int i = 0; i < 4; i++)
     if (vals[i] < 1) FAIL("%s: size '%s' must be >= 1, got %d", fn, names[i], vals[i]);
   if (!(eps >= 0.0f)) FAIL("%s: eps must be >= 0, got %g", fn, (double)eps);
+  int64_t numel;
+  REQUIRE_NUMEL(fn, "inp", numel, N, C, H, W);
   uint32_t bits;
   memcpy(&bits, &eps, sizeof bits);
   memset(key, 0, FBP_KEY_LEN * sizeof key[0]);

@@ -147,6 +147,10 @@ static int conv_key(int64_t key[FBP_KEY_LEN], int kind, const char *fn, int N, i
   if (P < 1 || Q < 1)
     FAIL("%s: output size %lldx%lld < 1 (input %dx%d, kernel %dx%d, stride %d, pad %d)", fn,
          (long long)P, (long long)Q, H, W, R, S, stride, pad);
+  int64_t numel;
+  REQUIRE_NUMEL(fn, "inp", numel, N, C, H, W);
+  REQUIRE_NUMEL(fn, "weight", numel, K, C, R, S);
+  REQUIRE_NUMEL(fn, "out", numel, N, K, P, Q);
   memset(key, 0, FBP_KEY_LEN * sizeof key[0]);
   int64_t k[] = {kind, conv_layout(kind, C, H, W, K, R, S, P, Q), N, C, H, W, K, R, S,
                  stride, pad};

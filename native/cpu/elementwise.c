@@ -163,8 +163,10 @@ int binary_forward(float *out, const float *a, const float *b, int a0, int a1, i
       FAIL("binary_forward: dim %d of a (%d) and b (%d) cannot broadcast", k, as[k], bs[k]);
     os[k] = as[k] > bs[k] ? as[k] : bs[k];
   }
-  int64_t total = (int64_t)os[0] * os[1] * os[2] * os[3];
-  int64_t na = (int64_t)a0 * a1 * a2 * a3, nb = (int64_t)b0 * b1 * b2 * b3;
+  int64_t total, na, nb;
+  REQUIRE_NUMEL(__func__, "a", na, a0, a1, a2, a3);
+  REQUIRE_NUMEL(__func__, "b", nb, b0, b1, b2, b3);
+  REQUIRE_NUMEL(__func__, "out", total, os[0], os[1], os[2], os[3]);
   /* Flat fast paths: same shapes, or one side a single value. */
   if ((na == total && nb == total) || nb == 1 || na == 1) {
     int sa = na == total ? 1 : 0, sb = nb == total ? 1 : 0;
@@ -199,7 +201,9 @@ int sum_to_forward(float *out, const float *inp, int i0, int i1, int i2, int i3,
   for (int k = 0; k < 4; k++)
     if (os[k] != is[k] && os[k] != 1)
       FAIL("sum_to_forward: dim %d of out (%d) must be %d or 1", k, os[k], is[k]);
-  int64_t total = (int64_t)i0 * i1 * i2 * i3, nout = (int64_t)o0 * o1 * o2 * o3;
+  int64_t total, nout;
+  REQUIRE_NUMEL(__func__, "inp", total, i0, i1, i2, i3);
+  REQUIRE_NUMEL(__func__, "out", nout, o0, o1, o2, o3);
   if (nout == 1) {
     double sum = 0;
     if (total > FBP_PAR_MIN) {
@@ -258,9 +262,12 @@ int broadcast_forward(float *out, const float *inp, int i0, int i1, int i2, int 
   for (int k = 0; k < 4; k++)
     if (is[k] != os[k] && is[k] != 1)
       FAIL("broadcast_forward: dim %d of inp (%d) must be %d or 1", k, is[k], os[k]);
+  int64_t total, nin;
+  REQUIRE_NUMEL(__func__, "inp", nin, i0, i1, i2, i3);
+  REQUIRE_NUMEL(__func__, "out", total, o0, o1, o2, o3);
   int64_t st[4];
   bstrides(is, os, st);
-  int64_t rows = (int64_t)o0 * o1 * o2, len = o3, total = rows * len;
+  int64_t rows = (int64_t)o0 * o1 * o2, len = o3;
   FBP_PAR_FOR(total > FBP_PAR_MIN,
     for (int64_t r = 0; r < rows; r++) {
       int64_t q2 = r % o2, q1 = (r / o2) % o1, q0 = r / ((int64_t)o2 * o1);

@@ -6,6 +6,7 @@
 #ifndef FBP_CPU_INTERNAL_H
 #define FBP_CPU_INTERNAL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "oneapi/dnnl/dnnl.h"
@@ -71,6 +72,28 @@ int fbp_dnnl_error(const char *file, int line, const char *call, dnnl_status_t s
     if ((v) < 0) FAIL("%s: '%s' must be >= 0, got %lld", __func__, #v, (long long)(v)); \
   } while (0)
 
+/* Most elements any buffer can have: what fbp_alloc can return. */
+#define FBP_MAX_NUMEL ((int64_t)((SIZE_MAX - 64) / sizeof(float)))
+
+/* Product of `n` sizes (each already checked >= 1) in *out; 1 when it overflows int64 or
+ * exceeds FBP_MAX_NUMEL. No buffer that large exists, and a wrapped product would make
+ * the loops index outside the caller's buffers. */
+static inline int fbp_numel(const int64_t *dims, int n, int64_t *out) {
+  int64_t p = 1;
+  for (int i = 0; i < n; i++)
+    if (__builtin_mul_overflow(p, dims[i], &p) || p > FBP_MAX_NUMEL) return 1;
+  *out = p;
+  return 0;
+}
+
+/* Sets `out` to the element count of sizes `...` of buffer `what`, or fails naming it. */
+#define REQUIRE_NUMEL(fn, what, out, ...)                                                  \
+  do {                                                                                     \
+    const int64_t fbp_dims_[] = {__VA_ARGS__};                                             \
+    if (fbp_numel(fbp_dims_, (int)(sizeof fbp_dims_ / sizeof fbp_dims_[0]), &(out)))      \
+      FAIL("%s: %s (%s) has more elements than any buffer can hold", fn, what, #__VA_ARGS__); \
+  } while (0)
+
 /* The process-wide CPU engine and stream (created on first use; NULL + error on failure). */
 int fbp_dnnl_get(dnnl_engine_t *engine, dnnl_stream_t *stream);
 
@@ -84,13 +107,14 @@ void fbp_unlock(void);
 #define FBP_MAX_ARGS 10
 
 /* One tensor argument of a cached primitive. `user` wraps the caller's plain-layout
- * pointer; when the primitive wants another layout, `inner` owns a buffer in that layout
+ * pointer; when the primitive wants another layout, `inner` describes a buffer in that layout
  * and `reorder` converts user -> inner (inputs) or inner -> user (outputs). */
 typedef struct {
   int arg;
   int output;
   dnnl_memory_t user;
   dnnl_memory_t inner;
+  size_t inner_bytes; /* size of `inner` (its buffer is a shared scratch, see prim.c) */
   dnnl_primitive_t reorder;
 } fbp_arg;
 

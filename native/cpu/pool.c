@@ -49,6 +49,9 @@ static int pool_check(const char *fn, int N, int C, int H, int W, int kernel, in
   if (P < 1 || Q < 1)
     FAIL("%s: output size %lldx%lld < 1 (input %dx%d, kernel %d, stride %d, pad %d)", fn,
          (long long)P, (long long)Q, H, W, kernel, stride, pad);
+  int64_t numel;
+  REQUIRE_NUMEL(fn, "inp", numel, N, C, H, W);
+  REQUIRE_NUMEL(fn, "out", numel, N, C, P, Q);
   return 0;
 }
 
@@ -128,6 +131,8 @@ int avgpool_global_forward(float *out, const float *inp, int N, int C, int H, in
   REQUIRE_POS(C);
   REQUIRE_POS(H);
   REQUIRE_POS(W);
+  int64_t numel;
+  REQUIRE_NUMEL(__func__, "inp", numel, N, C, H, W);
   int64_t planes = (int64_t)N * C, HW = (int64_t)H * W;
   FBP_PAR_FOR(planes * HW > FBP_PAR_MIN,
     for (int64_t nc = 0; nc < planes; nc++) {
@@ -146,6 +151,8 @@ int avgpool_global_backward(float *dinp, const float *dout, int N, int C, int H,
   REQUIRE_POS(C);
   REQUIRE_POS(H);
   REQUIRE_POS(W);
+  int64_t numel;
+  REQUIRE_NUMEL(__func__, "inp", numel, N, C, H, W);
   int64_t planes = (int64_t)N * C, HW = (int64_t)H * W;
   FBP_PAR_FOR(planes * HW > FBP_PAR_MIN,
     for (int64_t nc = 0; nc < planes; nc++) {

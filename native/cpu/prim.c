@@ -6,8 +6,8 @@
  * step calls the same few shapes thousands of times. Each entry is built once and keeps
  * everything a call needs: the primitive, one memory object per argument whose data
  * handle is swapped per call, and — where the primitive prefers a blocked layout over the
- * ABI's plain NCHW — a layout-converting reorder plus its own buffer in that layout, so
- * the steady state allocates nothing. Entries live until the process exits (a run uses a
+ * ABI's plain NCHW — a layout-converting reorder into a scratch buffer in that layout
+ * (shared by all entries, see attach_scratch), so the steady state allocates nothing. Entries live until the process exits (a run uses a
  * bounded set of shapes). A hash table with chaining keeps lookups O(1) for the few
  * hundred shapes of a ResNet with per-database batch norms.
  */
@@ -77,8 +77,10 @@ int fbp_prim_add_arg(fbp_prim *p, const_dnnl_primitive_desc_t pd, dnnl_engine_t 
   if (want == NULL || want->ndims == 0) FAIL("primitive has no argument %d", arg);
   CHECK(dnnl_memory_create(&a->user, user_md, engine, DNNL_MEMORY_NONE));
   if (dnnl_memory_desc_equal(user_md, want)) return 0;
-  /* The primitive wants another layout: own a buffer in it and a converting reorder. */
-  CHECK(dnnl_memory_create(&a->inner, want, engine, DNNL_MEMORY_ALLOCATE));
+  /* The primitive wants another layout: a buffer in it (the shared scratch of this
+   * argument slot, attached per run) and a converting reorder. */
+  CHECK(dnnl_memory_create(&a->inner, want, engine, DNNL_MEMORY_NONE));
+  a->inner_bytes = dnnl_memory_desc_get_size(want);
   dnnl_primitive_desc_t rpd;
   if (output) CHECK(dnnl_reorder_primitive_desc_create(&rpd, want, engine, user_md, engine, NULL));
   else CHECK(dnnl_reorder_primitive_desc_create(&rpd, user_md, engine, want, engine, NULL));
@@ -97,9 +99,33 @@ static int run_reorder(fbp_arg *a, dnnl_stream_t stream) {
   return 0;
 }
 
+/* Blocked-layout buffers, one per argument slot, shared by every cache entry (runs are
+ * serialised by fbp_lock) and grown to the largest request. Why: a buffer per entry kept
+ * a blocked copy of every activation shape alive for the whole process — gigabytes at
+ * batch 32 — although only one primitive runs at a time. */
+static void *g_scratch[FBP_MAX_ARGS];
+static size_t g_scratch_bytes[FBP_MAX_ARGS];
+
+static int attach_scratch(fbp_prim *p) {
+  for (int i = 0; i < p->nargs; i++) {
+    fbp_arg *a = &p->args[i];
+    if (a->inner == NULL) continue;
+    if (a->inner_bytes > g_scratch_bytes[i]) {
+      free(g_scratch[i]);
+      size_t bytes = (a->inner_bytes + 63) & ~(size_t)63;
+      g_scratch[i] = aligned_alloc(64, bytes);
+      g_scratch_bytes[i] = g_scratch[i] ? bytes : 0;
+      if (g_scratch[i] == NULL) FAIL("out of memory allocating %zu bytes of scratch", bytes);
+    }
+    CHECK(dnnl_memory_set_data_handle(a->inner, g_scratch[i]));
+  }
+  return 0;
+}
+
 int fbp_prim_run(fbp_prim *p, void *const *ptrs) {
   dnnl_stream_t stream;
   if (fbp_dnnl_get(NULL, &stream)) return 1;
+  if (attach_scratch(p)) return 1;
   for (int i = 0; i < p->nargs; i++) CHECK(dnnl_memory_set_data_handle(p->args[i].user, ptrs[i]));
   for (int i = 0; i < p->nargs; i++)
     if (p->args[i].reorder && !p->args[i].output && run_reorder(&p->args[i], stream)) return 1;

@@ -139,6 +139,21 @@ int softmax_forward(float *out, const float *inp, int rows, int cols);
 /* dinp = out ⊙ (dout − Σ_cols dout ⊙ out) */
 int softmax_backward(float *dinp, const float *dout, const float *out, int rows, int cols);
 
+/* ---- attentional feature fusion (AFF, DESIGN.md §3) ------------------------------------ */
+
+/* out (N,C,H,W) = relu(scale · (F + w ⊙ (S − F))), w = sigmoid(L + G) with G (N,C)
+ * broadcast over H×W: S the shortcut, F the residual, L / G the local / global attention
+ * logits. ReLU as in unary_forward (NaN propagates). */
+int aff_fuse_forward(float *out, const float *S, const float *F, const float *L,
+                     const float *G, float scale, int N, int C, int H, int W);
+/* Backward of aff_fuse_forward, recomputing w and v = scale·(F + w⊙(S − F)) from the
+ * inputs; with d = (v > 0 ? scale·dout : 0):
+ *   dS = d·w,  dF = d·(1 − w),  dL = d·(S − F)·w·(1 − w)  (all (N,C,H,W)),
+ *   dG (N,C) = Σ over H×W of dL. */
+int aff_fuse_backward(float *dS, float *dF, float *dL, float *dG, const float *dout,
+                      const float *S, const float *F, const float *L, const float *G,
+                      float scale, int N, int C, int H, int W);
+
 /* ---- loss -------------------------------------------------------------------------- */
 
 /* loss (1) = (1/N) Σ_i w_i · (−log softmax(logits_i)[target_i]);

@@ -174,6 +174,31 @@ export interface Kernels {
     cols: number,
   ): void;
 
+  /** out = relu(scale·(F + w⊙(S − F))), w = sigmoid(L + G), G (N, C) broadcast (fbp.h). */
+  affFuseForward(
+    out: Storage,
+    S: Storage,
+    F: Storage,
+    L: Storage,
+    G: Storage,
+    scale: number,
+    s: NchwSizes,
+  ): void;
+  /** Gradients of affFuseForward for S, F, L (N, C, H, W) and G (N, C) (fbp.h). */
+  affFuseBackward(
+    dS: Storage,
+    dF: Storage,
+    dL: Storage,
+    dG: Storage,
+    dout: Storage,
+    S: Storage,
+    F: Storage,
+    L: Storage,
+    G: Storage,
+    scale: number,
+    s: NchwSizes,
+  ): void;
+
   crossEntropyForward(
     loss: Storage,
     probs: Storage,

@@ -60,6 +60,8 @@ const SYMBOLS = {
   broadcast_forward: { parameters: [P, P, I, I, I, I, I, I, I, I], result: I },
   softmax_forward: { parameters: [P, P, I, I], result: I },
   softmax_backward: { parameters: [P, P, P, I, I], result: I },
+  aff_fuse_forward: { parameters: [P, P, P, P, P, F, I, I, I, I], result: I },
+  aff_fuse_backward: { parameters: [P, P, P, P, P, P, P, P, P, F, I, I, I, I], result: I },
   cross_entropy_forward: { parameters: [P, P, P, P, P, I, I], result: I },
   cross_entropy_backward: { parameters: [P, P, P, P, P, I, I], result: I },
   dropout_forward: { parameters: [P, P, P, L, F, "u32"], result: I },
@@ -475,6 +477,50 @@ export class CpuBackend implements Backend {
     }
   }
 
+  affFuseForward(
+    out: Storage,
+    S: Storage,
+    F: Storage,
+    L: Storage,
+    G: Storage,
+    scale: number,
+    s: NchwSizes,
+  ): void {
+    const rc = this.#s.aff_fuse_forward(p(out), p(S), p(F), p(L), p(G), scale, s.N, s.C, s.H, s.W);
+    if (rc !== 0) this.#fail("aff_fuse_forward");
+  }
+  affFuseBackward(
+    dS: Storage,
+    dF: Storage,
+    dL: Storage,
+    dG: Storage,
+    dout: Storage,
+    S: Storage,
+    F: Storage,
+    L: Storage,
+    G: Storage,
+    scale: number,
+    s: NchwSizes,
+  ): void {
+    const rc = this.#s.aff_fuse_backward(
+      p(dS),
+      p(dF),
+      p(dL),
+      p(dG),
+      p(dout),
+      p(S),
+      p(F),
+      p(L),
+      p(G),
+      scale,
+      s.N,
+      s.C,
+      s.H,
+      s.W,
+    );
+    if (rc !== 0) this.#fail("aff_fuse_backward");
+  }
+
   crossEntropyForward(
     loss: Storage,
     probs: Storage,
@@ -584,7 +630,13 @@ export function openCpuBackend(libPath: string): CpuBackend {
   }
 }
 
-/** Builds the CPU library when its sources changed, then opens it. */
+/**
+ * Builds the CPU library when its sources changed, then opens it. The environment variable
+ * `FBP_CPU_LIB` names another build to open as is (e.g. the AddressSanitizer variant of
+ * `deno task test:asan`, native/build/libfbp_cpu_asan.so).
+ */
 export async function loadCpuBackend(): Promise<CpuBackend> {
+  const override = Deno.env.get("FBP_CPU_LIB");
+  if (override) return openCpuBackend(override);
   return openCpuBackend(await ensureCpuLibrary({ quiet: true }));
 }

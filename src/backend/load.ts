@@ -1,28 +1,68 @@
 /**
  * Picks a backend by name. Backends are loaded lazily, so a program that never asks for
- * the native CPU library never builds or opens it.
+ * a native library never builds or opens it.
+ *
+ * "auto" tries CUDA first and falls back to the CPU when CUDA cannot run here. Library
+ * code stays quiet: the reason for the fallback goes to `onNote`, once per process (the
+ * CLI passes a function that prints it to stderr).
  * @module
  */
 import type { Backend } from "./backend.ts";
 import { ReferenceBackend } from "./reference.ts";
 
 /** Backend names a user may ask for. */
-export type BackendName = "cpu" | "reference" | "auto";
+export type BackendName = "cpu" | "cuda" | "reference" | "auto";
+
+/** Options of {@link loadBackend}. */
+export interface LoadBackendOptions {
+  /**
+   * Receives the one-line note that "auto" fell back to the CPU and why, the first time it
+   * does in this process (later fallbacks stay silent). Default: nothing is reported.
+   */
+  onNote?: (message: string) => void;
+}
+
+let fallbackNoted = false;
 
 /**
- * Loads a backend: "cpu" (oneDNN through FFI, built on first use), "reference" (slow,
- * pure TypeScript), or "auto" (the fastest available: cpu).
- * @throws {Error} when the name is unknown or the native library cannot be built or opened
+ * Loads a backend: "cpu" (oneDNN through FFI, built on first use), "cuda" (NVIDIA GPU:
+ * own kernels, cuDNN and cuBLAS; built with nvcc on first use), "reference" (slow, pure
+ * TypeScript), or "auto" (CUDA when it can run here, otherwise the CPU).
+ * @throws {Error} when the name is unknown, a native library cannot be built or opened,
+ * or "cuda" cannot run here (a CudaUnavailableError saying which call failed, e.g. "no
+ * CUDA device: cudaGetDeviceCount returned 35 (…)")
  */
-export async function loadBackend(name: BackendName | string): Promise<Backend> {
+export async function loadBackend(
+  name: BackendName | string,
+  options: LoadBackendOptions = {},
+): Promise<Backend> {
   switch (name) {
     case "reference":
       return new ReferenceBackend();
-    case "cpu":
+    case "cpu": {
+      const { loadCpuBackend } = await import("./cpu.ts");
+      return await loadCpuBackend();
+    }
+    case "cuda": {
+      const { loadCudaBackend } = await import("./cuda.ts");
+      return await loadCudaBackend();
+    }
     case "auto": {
+      const { loadCudaBackend } = await import("./cuda.ts");
+      try {
+        return await loadCudaBackend();
+      } catch (err) {
+        const why = err instanceof Error ? err.message : String(err);
+        if (!fallbackNoted) {
+          fallbackNoted = true;
+          options.onNote?.(`Using the CPU backend (device auto): ${why}`);
+        }
+      }
       const { loadCpuBackend } = await import("./cpu.ts");
       return await loadCpuBackend();
     }
   }
-  throw new Error(`Cannot load backend "${name}": expected "cpu", "reference" or "auto"`);
+  throw new Error(
+    `Cannot load backend "${name}": expected "cpu", "cuda", "reference" or "auto"`,
+  );
 }

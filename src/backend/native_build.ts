@@ -1,5 +1,6 @@
 /**
- * Builds the native CPU library (native/cpu/*.c over oneDNN) on demand.
+ * Builds the native CPU library (native/cpu/*.c over oneDNN) and, where `nvcc` exists, the
+ * CUDA library (native/cuda/*.cu) on demand.
  *
  * The library is rebuilt only when the SHA-256 of its sources (native/include/*.h,
  * native/cpu/*), the compiler and the flags differs from the stamp written next to it in
@@ -7,7 +8,7 @@
  * processes (e.g. test workers) that race to build never load a half-written library.
  * @module
  */
-import { join, relative } from "node:path";
+import { basename, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 
 /** The repository root (two folders above this file). */
@@ -24,6 +25,30 @@ export const CPU_CFLAGS: readonly string[] = [
   "-fopenmp",
   "-Wall",
   "-Wextra",
+];
+
+/** Where the built CUDA library lives. */
+export const CUDA_LIBRARY_PATH: string = join(REPO_ROOT, "native", "build", "libfbp_cuda.so");
+
+/**
+ * nvcc flags of the CUDA library (part of the stamp). Machine code for sm_75 (Turing) and
+ * sm_90 (H100/H200) plus PTX of both, which the driver compiles for other GPUs (sm_8x from
+ * compute_75, newer ones from compute_90). The CUDA runtime is linked statically (nvcc's
+ * default), so the library loads where no NVIDIA driver is installed.
+ */
+export const CUDA_NVCC_FLAGS: readonly string[] = [
+  "-O3",
+  "-std=c++17",
+  "-Xcompiler",
+  "-fPIC",
+  "-Xcompiler",
+  "-fvisibility=hidden",
+  "-Xcompiler",
+  "-Wall",
+  "-gencode",
+  "arch=compute_75,code=[sm_75,compute_75]",
+  "-gencode",
+  "arch=compute_90,code=[sm_90,compute_90]",
 ];
 
 /** Options of {@link ensureCpuLibrary}. */
@@ -53,7 +78,7 @@ export async function ensureCpuLibrary(options: BuildOptions = {}): Promise<stri
 export async function buildCpuLibrary(options: BuildOptions = {}): Promise<BuildResult> {
   const start = performance.now();
   const compiler = Deno.env.get("CC") || "cc";
-  const sources = await listSources();
+  const sources = await listSources([["native/include", /\.h$/], ["native/cpu", /./]]);
   const cFiles = sources.filter((f) => f.startsWith("native/cpu/") && f.endsWith(".c"));
   if (cFiles.length === 0) {
     throw new Error(`No C sources found under ${join(REPO_ROOT, "native/cpu")}`);
@@ -69,7 +94,7 @@ export async function buildCpuLibrary(options: BuildOptions = {}): Promise<Build
   ];
   const digest = await hashSources(sources, [compiler, ...compileArgs("OUTPUT")]);
   const stampPath = CPU_LIBRARY_PATH + ".stamp";
-  if (!options.force && await isCurrent(stampPath, digest)) {
+  if (!options.force && await isCurrent(stampPath, digest, CPU_LIBRARY_PATH)) {
     return { path: CPU_LIBRARY_PATH, built: false, seconds: (performance.now() - start) / 1000 };
   }
   await ensureOneDnnHeader(compiler, options.quiet ?? false);
@@ -95,10 +120,123 @@ export async function buildCpuLibrary(options: BuildOptions = {}): Promise<Build
   return { path: CPU_LIBRARY_PATH, built: true, seconds: (performance.now() - start) / 1000 };
 }
 
-/** Source files (relative to the repository root, sorted) that make up the library. */
-async function listSources(): Promise<string[]> {
+/** The one-line notice of a build without nvcc. */
+export const CUDA_SKIPPED_NOTICE =
+  "cuda: skipped (nvcc not found: install the CUDA toolkit or set NVCC to enable the CUDA backend)";
+
+/**
+ * The nvcc to use: `$NVCC` (a path, or a name looked up on PATH), else `nvcc` on PATH,
+ * else /usr/local/cuda/bin/nvcc; null when there is none.
+ */
+export async function findNvcc(): Promise<string | null> {
+  const wanted = Deno.env.get("NVCC") || "nvcc";
+  const dirs = (Deno.env.get("PATH") ?? "").split(":").filter((d) => d);
+  const candidates = wanted.includes("/")
+    ? [wanted]
+    : [...dirs.map((d) => join(d, wanted)), "/usr/local/cuda/bin/nvcc"];
+  for (const c of candidates) {
+    try {
+      const st = await Deno.stat(c);
+      if (st.isFile && ((st.mode ?? 0o755) & 0o111) !== 0) return c;
+    } catch {
+      // not there
+    }
+  }
+  return null;
+}
+
+/** Ensures the CUDA library is built and current; its path, or null when nvcc is missing. */
+export async function ensureCudaLibrary(options: BuildOptions = {}): Promise<string | null> {
+  return (await buildCudaLibrary(options))?.path ?? null;
+}
+
+/**
+ * Like {@link ensureCudaLibrary}, but also reports whether a compile happened. Without
+ * nvcc it returns null (callers show {@link CUDA_SKIPPED_NOTICE}). Each .cu file
+ * compiles to an object in parallel (one nvcc per core: the build then takes about 10 s on
+ * 2 cores), nvcc links them, and the result is renamed into place as the CPU build's is.
+ */
+export async function buildCudaLibrary(options: BuildOptions = {}): Promise<BuildResult | null> {
+  const start = performance.now();
+  const nvcc = await findNvcc();
+  if (nvcc === null) return null;
+  const sources = await listSources([["native/include", /\.h$/], [
+    "native/cuda",
+    /\.(cu|cuh|h)$/,
+  ]]);
+  const cuFiles = sources.filter((f) => f.startsWith("native/cuda/") && f.endsWith(".cu"));
+  if (cuFiles.length === 0) {
+    throw new Error(`No CUDA sources found under ${join(REPO_ROOT, "native/cuda")}`);
+  }
+  const compileArgs = (src: string, obj: string) => [
+    ...CUDA_NVCC_FLAGS,
+    "-I",
+    "native/include",
+    "-c",
+    src,
+    "-o",
+    obj,
+  ];
+  const linkArgs = (objs: string[], output: string) => ["-shared", ...objs, "-o", output, "-ldl"];
+  const digest = await hashSources(sources, [
+    nvcc,
+    ...compileArgs("SOURCE", "OBJECT"),
+    ...linkArgs(["OBJECT"], "OUTPUT"),
+  ]);
+  const stampPath = CUDA_LIBRARY_PATH + ".stamp";
+  if (!options.force && await isCurrent(stampPath, digest, CUDA_LIBRARY_PATH)) {
+    return { path: CUDA_LIBRARY_PATH, built: false, seconds: (performance.now() - start) / 1000 };
+  }
+  const buildDir = join(REPO_ROOT, "native", "build");
+  await Deno.mkdir(buildDir, { recursive: true });
+  const tag = `${Deno.pid}.${crypto.randomUUID().slice(0, 8)}`;
+  const objDir = join(buildDir, `cuda-objects.${tag}.tmp`);
+  const tmp = `${CUDA_LIBRARY_PATH}.${tag}.tmp`;
+  const missing = `nvcc not found (\`${nvcc}\`): install the CUDA toolkit or set NVCC`;
+  await Deno.mkdir(objDir);
+  try {
+    const objects = cuFiles.map((f) => join(objDir, basename(f).replace(/\.cu$/, ".o")));
+    const warnings: string[] = [];
+    let next = 0;
+    const worker = async () => {
+      while (next < cuFiles.length) {
+        const i = next++;
+        const out = await run(nvcc, compileArgs(cuFiles[i], objects[i]), { missing });
+        if (out.code !== 0) {
+          throw new Error(
+            `Cannot build the CUDA library: nvcc exited with code ${out.code} on ${
+              cuFiles[i]
+            }:\n${out.text}`,
+          );
+        }
+        if (out.text.trim()) warnings.push(out.text.trimEnd());
+      }
+    };
+    const jobs = Math.min(cuFiles.length, Math.max(1, navigator.hardwareConcurrency || 1));
+    await Promise.all(Array.from({ length: jobs }, worker));
+    const out = await run(nvcc, linkArgs(objects, tmp), { missing });
+    if (out.code !== 0) {
+      throw new Error(
+        `Cannot build the CUDA library: linking with nvcc exited with code ${out.code}:\n${out.text}`,
+      );
+    }
+    if (out.text.trim()) warnings.push(out.text.trimEnd());
+    if (!options.quiet) { for (const w of warnings) console.error(w); }
+    await Deno.rename(tmp, CUDA_LIBRARY_PATH);
+  } finally {
+    await Deno.remove(tmp).catch(() => {});
+    await Deno.remove(objDir, { recursive: true }).catch(() => {});
+  }
+  const stampTmp = `${stampPath}.${Deno.pid}.tmp`;
+  await Deno.writeTextFile(stampTmp, digest + "\n");
+  await Deno.rename(stampTmp, stampPath);
+  return { path: CUDA_LIBRARY_PATH, built: true, seconds: (performance.now() - start) / 1000 };
+}
+
+/** Source files (relative to the repository root, sorted) in `dirs` that pass their filter. */
+async function listSources(dirs: [string, RegExp][]): Promise<string[]> {
   const files: string[] = [];
-  for (const [dir, keep] of [["native/include", /\.h$/], ["native/cpu", /./]] as const) {
+  for (const [dir, keep] of dirs) {
     try {
       for await (const e of Deno.readDir(join(REPO_ROOT, dir))) {
         if (e.isFile && keep.test(e.name)) files.push(`${dir}/${e.name}`);
@@ -126,11 +264,11 @@ async function hashSources(files: string[], command: string[]): Promise<string> 
   return Array.from(hash, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-async function isCurrent(stampPath: string, digest: string): Promise<boolean> {
+async function isCurrent(stampPath: string, digest: string, library: string): Promise<boolean> {
   try {
     const [stamp] = await Promise.all([
       Deno.readTextFile(stampPath),
-      Deno.stat(CPU_LIBRARY_PATH),
+      Deno.stat(library),
     ]);
     return stamp.trim() === digest;
   } catch {

@@ -549,6 +549,56 @@ export class ReferenceBackend implements Backend {
     }
   }
 
+  affFuseForward(
+    out: Storage,
+    S: Storage,
+    F: Storage,
+    L: Storage,
+    G: Storage,
+    scale: number,
+    s: NchwSizes,
+  ): void {
+    const o = d(out), sv = d(S), fv = d(F), l = d(L), g = d(G);
+    const HW = s.H * s.W, n = s.N * s.C * HW;
+    for (let i = 0; i < n; i++) {
+      const w = 1 / (1 + Math.exp(-(l[i] + g[Math.floor(i / HW)])));
+      const v = scale * (fv[i] + w * (sv[i] - fv[i]));
+      o[i] = v < 0 ? 0 : v; // NaN propagates, as relu
+    }
+  }
+  affFuseBackward(
+    dS: Storage,
+    dF: Storage,
+    dL: Storage,
+    dG: Storage,
+    dout: Storage,
+    S: Storage,
+    F: Storage,
+    L: Storage,
+    G: Storage,
+    scale: number,
+    s: NchwSizes,
+  ): void {
+    const ds = d(dS), df = d(dF), dl = d(dL), dg = d(dG), dy = d(dout);
+    const sv = d(S), fv = d(F), l = d(L), g = d(G);
+    const HW = s.H * s.W;
+    for (let nc = 0; nc < s.N * s.C; nc++) {
+      let sum = 0;
+      for (let j = 0; j < HW; j++) {
+        const i = nc * HW + j;
+        const w = 1 / (1 + Math.exp(-(l[i] + g[nc])));
+        const diff = sv[i] - fv[i];
+        const v = scale * (fv[i] + w * diff);
+        const dd = v > 0 ? scale * dy[i] : 0;
+        ds[i] = dd * w;
+        df[i] = dd * (1 - w);
+        dl[i] = dd * diff * w * (1 - w);
+        sum += dl[i];
+      }
+      dg[nc] = sum;
+    }
+  }
+
   crossEntropyForward(
     loss: Storage,
     probs: Storage,

@@ -5,6 +5,16 @@
  */
 
 import { Image } from "imagescript";
+import { ImageHeaderError, readImageHeader } from "./image_header.ts";
+
+/**
+ * Largest image decoded, in pixels (width × height): 50 megapixels, 200 MB as RGBA. The
+ * decoder allocates what the header claims, so a larger one is refused before decoding.
+ */
+export const MAX_IMAGE_PIXELS = 50_000_000;
+
+/** Largest image file read, in bytes (a JPEG or PNG under the pixel limit is far smaller). */
+export const MAX_IMAGE_FILE_BYTES = 256 * 1024 * 1024;
 
 /** A decoded image: RGBA bytes, row-major. */
 export interface Rgba {
@@ -32,11 +42,35 @@ export class BadImageError extends Error {
 }
 
 /**
- * Decodes image bytes (JPEG or PNG) to RGBA.
- * @throws {BadImageError} For an empty file, an unknown format or corrupt data.
+ * Decodes image bytes (JPEG or PNG; grey, RGB, RGBA, 8- or 16-bit) to 8-bit RGBA. The
+ * header is checked first (structure, CRCs, size), so a damaged file is named with what is
+ * wrong and an oversized one is refused before anything is allocated for its pixels.
+ * @throws {BadImageError} For an empty file, an unknown format, a damaged or truncated
+ *   file, a size of 0 or above {@link MAX_IMAGE_PIXELS}, or data the decoder rejects.
  */
 export async function decodeImage(bytes: Uint8Array, path: string): Promise<Rgba> {
   if (bytes.length === 0) throw new BadImageError(path, "file is empty (0 bytes)");
+  let header;
+  try {
+    header = readImageHeader(bytes);
+  } catch (e) {
+    if (e instanceof ImageHeaderError) {
+      throw new BadImageError(path, `corrupt image data (${e.message})`);
+    }
+    throw e;
+  }
+  if (!header) throw new BadImageError(path, "not a JPEG or PNG file");
+  const { width, height } = header;
+  if (width < 1 || height < 1) {
+    throw new BadImageError(path, `${header.format} header gives a size of ${width}×${height}`);
+  }
+  if (width * height > MAX_IMAGE_PIXELS) {
+    throw new BadImageError(
+      path,
+      `image is ${width}×${height} (${width * height} pixels), more than the limit of ` +
+        `${MAX_IMAGE_PIXELS}; refused before decoding`,
+    );
+  }
   let img: Image;
   try {
     img = await Image.decode(bytes);
@@ -63,12 +97,29 @@ export async function decodeImage(bytes: Uint8Array, path: string): Promise<Rgba
  * @throws {BadImageError} When the file is missing, unreadable, empty or corrupt.
  */
 export async function readImage(path: string): Promise<Rgba> {
+  const why = (e: unknown) =>
+    e instanceof Deno.errors.NotFound
+      ? "file not found"
+      : e instanceof Deno.errors.PermissionDenied
+      ? `permission denied (${(e as Error).message})`
+      : (e as Error).message;
   let bytes: Uint8Array;
   try {
+    // Stat first: a folder named like an image, or a FIFO (a plain read would block on it
+    // forever), is refused by kind; a huge file by size, before it is read.
+    const info = await Deno.stat(path);
+    if (info.isDirectory) throw new BadImageError(path, "it is a directory");
+    if (!info.isFile) throw new BadImageError(path, "not a regular file");
+    if (info.size > MAX_IMAGE_FILE_BYTES) {
+      throw new BadImageError(
+        path,
+        `file is ${info.size} bytes, more than the limit of ${MAX_IMAGE_FILE_BYTES}`,
+      );
+    }
     bytes = await Deno.readFile(path);
   } catch (e) {
-    const why = e instanceof Deno.errors.NotFound ? "file not found" : (e as Error).message;
-    throw new BadImageError(path, why);
+    if (e instanceof BadImageError) throw e;
+    throw new BadImageError(path, why(e));
   }
   return await decodeImage(bytes, path);
 }

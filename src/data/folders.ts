@@ -5,7 +5,7 @@
  */
 
 import { join } from "node:path";
-import { classTable } from "./classes.ts";
+import { classTable, isOutOfRangeLabel, MAX_CLASSES } from "./classes.ts";
 import { isDirectory, isImageName, listDir } from "./fs_util.ts";
 import { ProblemLog } from "./problems.ts";
 import type { Dataset, ImageRecord } from "./records.ts";
@@ -47,7 +47,14 @@ export async function readClassFolders(
       `Cannot read class folders at "${root}": no subfolders: expected <root>/<class>/<image>`,
     );
   }
-  for (const cls of dirs) {
+  for (const cls of [...dirs]) {
+    if (isOutOfRangeLabel(cls)) {
+      const msg = `class folder "${cls}" is out of range: a label has at most ${MAX_CLASSES} ` +
+        `classes; ignored`;
+      log.skip("label out of range", join(root, cls), undefined, msg);
+      dirs.splice(dirs.indexOf(cls), 1);
+      continue;
+    }
     let n = 0;
     for (const e of await listDir(join(root, cls))) {
       const path = join(root, cls, e.name);

@@ -6,6 +6,7 @@
  */
 
 import { dirname, isAbsolute, join } from "node:path";
+import { isOutOfRangeLabel, MAX_CLASSES } from "./classes.ts";
 import { isFile } from "./fs_util.ts";
 import { ProblemLog } from "./problems.ts";
 import type { Dataset, ImageRecord } from "./records.ts";
@@ -45,6 +46,11 @@ export async function readListFile(
     const [, p, value] = m;
     if (!/^\d+$/.test(value)) {
       log.skip("bad label", file, line, `label "${value}" is not a non-negative integer`);
+      continue;
+    }
+    if (isOutOfRangeLabel(value)) {
+      const msg = `label ${value} is out of range: a label has at most ${MAX_CLASSES} classes`;
+      log.skip("label out of range", file, line, msg);
       continue;
     }
     const path = isAbsolute(p) ? p : join(root, p);

@@ -7,7 +7,7 @@
  */
 
 import { dirname, isAbsolute, join, relative } from "node:path";
-import { classTable } from "./classes.ts";
+import { classTable, isOutOfRangeLabel, MAX_CLASSES } from "./classes.ts";
 import { formatCsv, parseCsv } from "./csv.ts";
 import { isFile } from "./fs_util.ts";
 import { ProblemLog } from "./problems.ts";
@@ -41,6 +41,22 @@ export async function readManifest(file: string, source = `csv:${file}`): Promis
   const labelCols = header.map((_, i) => i).filter((i) =>
     i !== pathCol && i !== scoreCol && i !== splitCol && header[i] !== ""
   );
+  // A repeated label column would silently overwrite the first; "__proto__" would replace
+  // the class table object's prototype instead of adding a label.
+  const firstCol = new Map<string, number>();
+  for (const c of labelCols) {
+    const name = header[c];
+    const where = `Cannot read manifest "${file}": line ${rows[0].line}`;
+    if (name === "__proto__") throw new Error(`${where}: "__proto__" cannot be a label name`);
+    if (firstCol.has(name)) {
+      throw new Error(
+        `${where}: column "${name}" appears twice (columns ${firstCol.get(name)! + 1} and ${
+          c + 1
+        })`,
+      );
+    }
+    firstCol.set(name, c);
+  }
   const root = dirname(file);
   const kept: { line: number; cells: string[]; path: string }[] = [];
   const seen = new Map<string, number>();
@@ -62,6 +78,11 @@ export async function readManifest(file: string, source = `csv:${file}`): Promis
         line,
         `"${p}" listed again (first at line ${seen.get(path)})`,
       );
+    } else if (labelCols.some((c) => isOutOfRangeLabel(cells[c]))) {
+      const c = labelCols.find((c) => isOutOfRangeLabel(cells[c]))!;
+      const msg = `label "${header[c]}" is ${cells[c]}, out of range: a label has at most ` +
+        `${MAX_CLASSES} classes`;
+      log.skip("label out of range", file, line, msg);
     } else if (labelCols.every((c) => cells[c] === "")) {
       seen.set(path, line);
       log.skip("image without label", file, line, `"${p}" has no label`);

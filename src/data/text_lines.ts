@@ -73,7 +73,26 @@ export async function readTextLines(
   try {
     text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
   } catch {
-    throw new Error(`Cannot read ${what} "${path}": it is not UTF-8 text`);
+    throw new Error(
+      `Cannot read ${what} "${path}": line ${firstNonUtf8Line(bytes)}: it is not UTF-8 text`,
+    );
   }
   return splitLines(text, path, log);
+}
+
+/** 1-based line of the first byte sequence that is not UTF-8 (for the error message). */
+function firstNonUtf8Line(bytes: Uint8Array): number {
+  const decoder = new TextDecoder("utf-8", { fatal: true });
+  let line = 1, start = 0;
+  for (let i = 0; i <= bytes.length; i++) {
+    if (i < bytes.length && bytes[i] !== 0x0a) continue;
+    try {
+      decoder.decode(bytes.subarray(start, i));
+    } catch {
+      return line;
+    }
+    line++;
+    start = i + 1;
+  }
+  return line;
 }

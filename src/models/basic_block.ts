@@ -95,7 +95,7 @@ export class BasicBlock extends Module {
     if (gate === "skip") return s;
     const h = relu(this.bn1.forward(this.conv1.forward(x), key, training));
     const f = this.bn2.forward(this.conv2.forward(h), key, training);
-    const fused = relu(this.aff ? this.aff.forward(s, f, key, training) : add(s, f));
+    const fused = this.aff ? this.aff.forward(s, f, key, training) : relu(add(s, f));
     if (gate === "execute") return fused;
     return add(mul(fused, gate.exec), mul(s, gate.skip));
   }

@@ -7,7 +7,7 @@
  * @module
  */
 import type { Backend } from "../backend/backend.ts";
-import { readPth } from "../io/pth.ts";
+import { parsePth } from "../io/pth.ts";
 import { parseSafetensors, writeSafetensors } from "../io/safetensors.ts";
 import type { WeightsTensor } from "../io/weights_tensor.ts";
 import { formatShape } from "../tensor/tensor.ts";
@@ -109,11 +109,72 @@ export async function loadCheckpoint(
   path: string,
   opts: { backend?: Backend } = {},
 ): Promise<MultiTaskNet> {
-  const file = parseSafetensors(await Deno.readFile(path), { source: path });
-  const config = checkpointConfig(file.metadata, path);
-  const net = new MultiTaskNet(config, { backend: opts.backend });
+  return networkFromCheckpoint(await readCheckpointFile(path), opts);
+}
+
+/** A checkpoint file read and checked, before any network or backend exists. */
+export interface CheckpointFile {
+  path: string;
+  config: NetworkConfig;
+  tensors: ReadonlyMap<string, HostTensor>;
+  metadata: Record<string, string>;
+}
+
+/**
+ * Reads a weights file's bytes; a missing file, a folder, a FIFO or device, or any other
+ * read failure becomes one Error naming the file (a FIFO would block a plain read forever).
+ * @param what names the file's role in the message ("checkpoint", "pretrained weights")
+ */
+export async function readWeightsBytes(path: string, what: string): Promise<Uint8Array> {
+  const fail = (why: string): never => {
+    throw new Error(`Cannot read ${what} "${path}": ${why}`);
+  };
+  let info: Deno.FileInfo | undefined;
   try {
-    loadState(net, file.tensors, path);
+    info = await Deno.stat(path);
+  } catch (e) {
+    fail(e instanceof Deno.errors.NotFound ? "file not found" : (e as Error).message);
+  }
+  if (info!.isDirectory) fail("it is a directory");
+  if (!info!.isFile) fail("it is not a regular file");
+  try {
+    return await Deno.readFile(path);
+  } catch (e) {
+    return fail((e as Error).message);
+  }
+}
+
+/**
+ * Reads and validates a checkpoint (safetensors format, `fbp` config) without building
+ * the network, so a bad file is refused before a backend is loaded or an image read.
+ * @throws {WeightsFormatError} for an invalid file, {Error} for an unreadable file or a
+ *   bad config; a `.pth` is refused with a hint (it holds no config)
+ */
+export async function readCheckpointFile(path: string): Promise<CheckpointFile> {
+  const bytes = await readWeightsBytes(path, "checkpoint");
+  if (bytes.length >= 4 && bytes[0] === 0x50 && bytes[1] === 0x4b) {
+    throw new Error(
+      `Cannot load checkpoint "${path}": it is a PyTorch zip (.pth) file, not a checkpoint ` +
+        `written by deno task train. Hint: use ImageNet weights with train --pretrained`,
+    );
+  }
+  const file = parseSafetensors(bytes, { source: path });
+  const config = checkpointConfig(file.metadata, path);
+  checkFinite(file.tensors, `Cannot load checkpoint "${path}"`);
+  return { path, config, tensors: file.tensors, metadata: file.metadata };
+}
+
+/**
+ * Builds the network of a checkpoint read by {@link readCheckpointFile}.
+ * @throws {Error} naming the key when a tensor is missing, unexpected or of another shape
+ */
+export function networkFromCheckpoint(
+  file: CheckpointFile,
+  opts: { backend?: Backend } = {},
+): MultiTaskNet {
+  const net = new MultiTaskNet(file.config, { backend: opts.backend });
+  try {
+    loadState(net, file.tensors, file.path);
   } catch (e) {
     net.dispose();
     throw e;
@@ -124,12 +185,15 @@ export async function loadCheckpoint(
 /**
  * Reads torchvision ResNet18 weights (`.pth` through the restricted unpickler, or
  * `.safetensors`) and copies the backbone into `net`; returns how many tensors it set.
+ * `preloaded` skips the read (the tensors of {@link readPretrainedWeights}).
  * @throws {Error} naming the key when a backbone tensor is missing or of another shape
  */
-export async function importTorchvisionResnet18(net: MultiTaskNet, path: string): Promise<number> {
-  const tensors = path.endsWith(".safetensors")
-    ? parseSafetensors(await Deno.readFile(path), { source: path }).tensors
-    : await readPth(path);
+export async function importTorchvisionResnet18(
+  net: MultiTaskNet,
+  path: string,
+  preloaded?: ReadonlyMap<string, HostTensor>,
+): Promise<number> {
+  const tensors = preloaded ?? await readTorchvisionFile(path);
   const state = net.stateDict();
   const keys = net.bnKeys();
   let copied = 0;
@@ -168,4 +232,109 @@ export async function importTorchvisionResnet18(net: MultiTaskNet, path: string)
     }
   }
   return copied;
+}
+
+/**
+ * Refuses tensors holding NaN or ±Infinity: such weights make every output NaN, and the
+ * trainer would report the first step as a diverged loss.
+ * @param prefix the start of the message, naming the file
+ */
+function checkFinite(tensors: ReadonlyMap<string, HostTensor>, prefix: string): void {
+  for (const [key, t] of tensors) {
+    for (let i = 0; i < t.data.length; i++) {
+      const v = t.data[i];
+      if (v - v !== 0) {
+        throw new Error(`${prefix}: tensor "${key}" holds ${v} (element ${i})`);
+      }
+    }
+  }
+}
+
+/** Reads a torchvision weights file: `.safetensors` by name, otherwise a `.pth` zip. */
+async function readTorchvisionFile(path: string): Promise<Map<string, HostTensor>> {
+  const bytes = await readWeightsBytes(path, "pretrained weights");
+  return path.endsWith(".safetensors")
+    ? parseSafetensors(bytes, { source: path }).tensors
+    : await parsePth(bytes, { source: path });
+}
+
+/**
+ * Shapes of the torchvision ResNet18 backbone keys (BN keys without a database, no `fc`)
+ * for stem/layer widths `widths` (torchvision: 64, 128, 256, 512).
+ */
+export function resnet18BackboneShapes(
+  widths: readonly [number, number, number, number],
+): Map<string, number[]> {
+  const shapes = new Map<string, number[]>();
+  const bn = (prefix: string, c: number) => {
+    for (const k of ["weight", "bias", "running_mean", "running_var"]) {
+      shapes.set(`${prefix}.${k}`, [c]);
+    }
+  };
+  shapes.set("conv1.weight", [widths[0], 3, 7, 7]);
+  bn("bn1", widths[0]);
+  let cin = widths[0];
+  widths.forEach((c, i) => {
+    for (const j of [0, 1]) {
+      const p = `layer${i + 1}.${j}`;
+      const from = j === 0 ? cin : c;
+      shapes.set(`${p}.conv1.weight`, [c, from, 3, 3]);
+      bn(`${p}.bn1`, c);
+      shapes.set(`${p}.conv2.weight`, [c, c, 3, 3]);
+      bn(`${p}.bn2`, c);
+      // Layers 2–4 halve the resolution, so their first block has a 1×1/2 shortcut.
+      if (j === 0 && i > 0) {
+        shapes.set(`${p}.downsample.0.weight`, [c, from, 1, 1]);
+        bn(`${p}.downsample.1`, c);
+      }
+    }
+    cin = c;
+  });
+  return shapes;
+}
+
+/**
+ * Reads `--pretrained` weights and checks them against a ResNet18 of `widths` before any
+ * network, backend or data exists: a hostile, truncated or foreign file fails here, in
+ * milliseconds, naming the file and the first bad key.
+ * @returns the tensors, for {@link importTorchvisionResnet18}'s `preloaded`
+ * @throws {WeightsFormatError} for an invalid or hostile file, {Error} for a missing file
+ *   or a tensor that is absent, unknown or of another shape
+ */
+export async function readPretrainedWeights(
+  path: string,
+  widths: readonly [number, number, number, number],
+): Promise<Map<string, HostTensor>> {
+  const tensors = await readTorchvisionFile(path);
+  const expected = resnet18BackboneShapes(widths);
+  const hint = "Hint: --pretrained takes torchvision ResNet18 weights matching --widths";
+  for (const [key, t] of tensors) {
+    if (key.startsWith("fc.") || key.endsWith("num_batches_tracked")) continue;
+    const shape = expected.get(key);
+    if (!shape) {
+      throw new Error(
+        `Cannot import "${path}": tensor "${key}" is not part of a ResNet18 backbone. ${hint}`,
+      );
+    }
+    if (!sameShape(t.shape, shape)) {
+      throw new Error(
+        `Cannot import "${path}": tensor "${key}" has shape ${formatShape(t.shape)}, expected ${
+          formatShape(shape)
+        } (widths ${widths.join(",")}). ${hint}`,
+      );
+    }
+  }
+  checkFinite(
+    new Map([...tensors].filter(([k]) => expected.has(k))),
+    `Cannot import "${path}"`,
+  );
+  // As in the import: every convolution must come from the file (BN may keep its init).
+  for (const key of expected.keys()) {
+    if (key.endsWith(".weight") && expected.get(key)!.length === 4 && !tensors.has(key)) {
+      throw new Error(
+        `Cannot import "${path}": tensor "${key}" is missing (is it a ResNet18 state dict?)`,
+      );
+    }
+  }
+  return tensors;
 }

@@ -13,7 +13,8 @@
  */
 import type { Backend } from "../backend/backend.ts";
 import type { Rng } from "../data/rng.ts";
-import { add, mul, relu, sigmoid, sub } from "../ops/elementwise.ts";
+import { affFuse } from "../ops/aff.ts";
+import { add, relu } from "../ops/elementwise.ts";
 import { globalAvgPool } from "../ops/pool.ts";
 import { reshape } from "../ops/shape.ts";
 import type { Tensor } from "../tensor/tensor.ts";
@@ -73,17 +74,16 @@ export class Aff extends Module {
   }
 
   /**
-   * Fuses shortcut `s` and residual `f` (both (N, C, H, W)) before the block's ReLU:
-   * returns s·(F + w⊙(S − F)) = s·w⊙S + s·(1−w)⊙F.
+   * Fuses shortcut `s` and residual `f` (both (N, C, H, W)) and applies the block's ReLU:
+   * returns relu(s·(F + w⊙(S − F))) = relu(s·w⊙S + s·(1−w)⊙F), the last step as one
+   * native kernel (ops/aff.ts).
    */
   forward(shortcut: Tensor, residual: Tensor, key: string, training: boolean): Tensor {
     const u = add(shortcut, residual);
     const [N, C] = u.shape;
     const pooled = reshape(globalAvgPool(u), [N, C, 1, 1]);
-    const w = sigmoid(
-      add(this.#local.forward(u, key, training), this.#global.forward(pooled, key, training)),
-    );
-    const fused = add(residual, mul(w, sub(shortcut, residual)));
-    return this.scale === 1 ? fused : mul(fused, this.scale);
+    const local = this.#local.forward(u, key, training);
+    const global = this.#global.forward(pooled, key, training);
+    return affFuse(shortcut, residual, local, global, this.scale);
   }
 }

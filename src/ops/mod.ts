@@ -11,3 +11,4 @@ export * from "./pool.ts";
 export * from "./linear.ts";
 export * from "./softmax.ts";
 export * from "./dropout.ts";
+export * from "./aff.ts";

@@ -21,6 +21,8 @@ export interface StepBatch {
   size: number;
   /** Targets per task name. */
   targets: Record<string, Int32Array>;
+  /** (N) image files, for messages (optional). */
+  paths?: readonly string[];
 }
 
 /** Per-task figures of a step. */
@@ -38,12 +40,78 @@ export interface StepStats {
   tasks: Record<string, TaskStepStats>;
 }
 
-/** A loss that is NaN or infinite: the run stops with the step and the task named. */
+/**
+ * Losses at or above this are divergence, not learning: cross-entropy starts near ln K
+ * (1.6 for 5 classes), and 10^6 nats needs logit margins of 10^6, which only a blown-up
+ * network gives. Stopping there names the cause (the learning rate) a step or two before
+ * the loss overflows to Infinity or NaN.
+ */
+export const DIVERGED_LOSS = 1e6;
+
+/**
+ * A loss that is NaN, infinite or at least {@link DIVERGED_LOSS}, with finite inputs: the
+ * run stops with the step and the task named.
+ */
 export class NonFiniteLossError extends Error {
   constructor(readonly task: string, readonly value: number) {
-    super(`Loss of task "${task}" is ${value}`);
+    super(
+      Number.isFinite(value)
+        ? `Loss of task "${task}" is ${value.toPrecision(3)}, at least ${DIVERGED_LOSS}`
+        : `Loss of task "${task}" is ${value}`,
+    );
     this.name = "NonFiniteLossError";
   }
+}
+
+/** An input image holds NaN or ±Infinity (checked before the forward pass). */
+export class NonFiniteInputError extends Error {
+  constructor(
+    readonly database: string,
+    readonly image: number,
+    readonly value: number,
+    readonly path?: string,
+  ) {
+    super(
+      `Image ${image}${path ? ` ("${path}")` : ""} of the batch of database "${database}" ` +
+        `holds ${value}`,
+    );
+    this.name = "NonFiniteInputError";
+  }
+}
+
+/** A batch with no images, or a size that is not whole images / does not match its targets. */
+export class BadBatchError extends Error {
+  constructor(readonly database: string, detail: string) {
+    super(`The batch of database "${database}" ${detail}`);
+    this.name = "BadBatchError";
+  }
+}
+
+/** Number of images of a batch, after checking its sizes and values. */
+function checkBatch(b: StepBatch): number {
+  const per = 3 * b.size * b.size;
+  if (b.images.length === 0) throw new BadBatchError(b.database, "is empty (0 images)");
+  const n = b.images.length / per;
+  if (!Number.isInteger(n)) {
+    throw new BadBatchError(
+      b.database,
+      `holds ${b.images.length} values, not a whole number of 3×${b.size}×${b.size} images`,
+    );
+  }
+  for (const [task, t] of Object.entries(b.targets)) {
+    if (t.length !== n) {
+      throw new BadBatchError(b.database, `has ${n} images but ${t.length} targets of "${task}"`);
+    }
+  }
+  for (let i = 0; i < b.images.length; i++) {
+    const v = b.images[i];
+    // v - v is NaN exactly for NaN and ±Infinity: one comparison per value on the fast path.
+    if (v - v !== 0) {
+      const image = Math.floor(i / per);
+      throw new NonFiniteInputError(b.database, image, v, b.paths?.[image]);
+    }
+  }
+  return n;
 }
 
 /** Index of the largest value per row of (rows, cols) logits. */
@@ -95,7 +163,10 @@ export interface TrainStepOptions {
 /**
  * Forward, loss and backward of one step (gradients land in the parameters' `.grad`;
  * the caller steps the optimiser).
- * @throws {NonFiniteLossError} when a task's loss is NaN or infinite (before backward)
+ * @throws {BadBatchError} for an empty batch or one whose sizes disagree (before forward)
+ * @throws {NonFiniteInputError} when an input holds NaN or ±Infinity (before forward)
+ * @throws {NonFiniteLossError} when a task's loss is NaN, infinite or at least
+ *   {@link DIVERGED_LOSS} (before backward)
  */
 export function trainStep(
   net: MultiTaskNet,
@@ -107,9 +178,10 @@ export function trainStep(
     let total: Tensor | null = null;
     const tasks: Record<string, TaskStepStats> = {};
     const lossTensors: [string, Tensor][] = [];
+    const sizes = batches.map(checkBatch);
     const gates = opts.gates();
-    for (const b of batches) {
-      const n = b.images.length / (3 * b.size * b.size);
+    for (const [k, b] of batches.entries()) {
+      const n = sizes[k];
       const x = tensor(b.images, [n, 3, b.size, b.size], { backend });
       const outs = net.forward(x, b.database, {
         training: true,
@@ -133,7 +205,7 @@ export function trainStep(
     let loss = 0;
     for (const [task, ce] of lossTensors) {
       const v = ce.item();
-      if (!Number.isFinite(v)) throw new NonFiniteLossError(task, v);
+      if (!(Math.abs(v) < DIVERGED_LOSS)) throw new NonFiniteLossError(task, v);
       tasks[task].loss = v;
       loss += (opts.lambdas[task] ?? 1) * v;
     }
@@ -141,7 +213,7 @@ export function trainStep(
     const extra = opts.extraLoss?.();
     if (extra) {
       const v = extra.item();
-      if (!Number.isFinite(v)) throw new NonFiniteLossError("policy regularisers", v);
+      if (!(Math.abs(v) < DIVERGED_LOSS)) throw new NonFiniteLossError("policy regularisers", v);
       total = add(total, extra);
     }
     backward(total);

@@ -20,7 +20,13 @@ import { DecodePool } from "../data/worker_pool.ts";
 import { add, mul } from "../ops/elementwise.ts";
 import type { Gate } from "../models/basic_block.ts";
 import { BLOCKS, type NetworkConfig } from "../models/config.ts";
-import { importTorchvisionResnet18, loadState, saveCheckpoint } from "../models/checkpoint.ts";
+import {
+  type HostTensor,
+  importTorchvisionResnet18,
+  loadState,
+  readPretrainedWeights,
+  saveCheckpoint,
+} from "../models/checkpoint.ts";
 import { MultiTaskNet } from "../models/network.ts";
 import { argmaxPolicy, gumbelGates, gumbelNoise, samplePolicy } from "../models/policy.ts";
 import { parseSafetensors } from "../io/safetensors.ts";
@@ -32,9 +38,15 @@ import { isFinalStage, planEpochs, type PlannedEpoch } from "./plan.ts";
 import { sharingLoss, sparsityLoss } from "./policy_loss.ts";
 import type { HistoryEntry, RunResult, StageTime } from "./result.ts";
 import { type EpochAccumulator, readResume, type ResumeState, writeResume } from "./resume.ts";
-import { RunLock, RunLog, writeJsonAtomic } from "./run_dir.ts";
+import { RunLock, RunLog, writeJsonAtomic, writeRunFile } from "./run_dir.ts";
 import { type RunConfig, validateRunConfig } from "./run_config.ts";
-import { NonFiniteLossError, type StepBatch, trainStep } from "./step.ts";
+import {
+  BadBatchError,
+  NonFiniteInputError,
+  NonFiniteLossError,
+  type StepBatch,
+  trainStep,
+} from "./step.ts";
 
 /** Progress of the running epoch, for progress bars. */
 export interface ProgressEvent {
@@ -64,6 +76,11 @@ export interface TrainOptions {
   onNote?: (message: string) => void;
   /** When aborted: finish the step, write `last.safetensors`, throw RunInterrupted. */
   signal?: AbortSignal;
+  /**
+   * The `--pretrained` tensors when the caller already read and checked them with
+   * readPretrainedWeights (the CLI does, before loading a backend); read here otherwise.
+   */
+  pretrained?: ReadonlyMap<string, HostTensor>;
   /** Test hook: may alter a batch before its step (e.g. inject a NaN), by plan position and step. */
   transformBatch?: (position: number, step: number, batch: StepBatch) => void;
 }
@@ -101,10 +118,24 @@ function networkConfig(
   };
 }
 
-async function buildNet(c: RunConfig, nc: NetworkConfig, backend: Backend): Promise<MultiTaskNet> {
+async function buildNet(
+  c: RunConfig,
+  nc: NetworkConfig,
+  backend: Backend,
+  pretrained: ReadonlyMap<string, HostTensor> | undefined,
+): Promise<MultiTaskNet> {
   const net = new MultiTaskNet(nc, { seed: c.seed, backend });
-  if (c.pretrained) await importTorchvisionResnet18(net, c.pretrained);
+  if (c.pretrained) await importTorchvisionResnet18(net, c.pretrained, pretrained);
   return net;
+}
+
+/** Key of the first network tensor holding NaN or ±Infinity, or undefined. */
+function firstNonFiniteTensor(net: MultiTaskNet): string | undefined {
+  for (const [key, t] of net.stateDict()) {
+    const a = t.toArray();
+    for (let i = 0; i < a.length; i++) if (a[i] - a[i] !== 0) return key;
+  }
+  return undefined;
 }
 
 /** Batches of one database across an epoch, cycling its (smaller) loader as needed. */
@@ -122,10 +153,14 @@ async function* cycle(loader: BatchLoader, epochIndex: number): AsyncGenerator<B
 /** Trains per the config; returns the result (also written to the run folder). */
 export async function train(config: RunConfig, opts: TrainOptions): Promise<RunResult> {
   validateRunConfig(config);
+  // A bad --pretrained file fails now, before the run folder is touched or data is read.
+  const pretrained = config.pretrained
+    ? opts.pretrained ?? await readPretrainedWeights(config.pretrained, config.widths)
+    : undefined;
   const note = opts.onNote ?? (() => {});
   const lock = await RunLock.acquire(config.out);
   try {
-    return await runLocked(config, opts, note);
+    return await runLocked(config, opts, note, pretrained);
   } finally {
     await lock.release();
   }
@@ -135,12 +170,16 @@ async function runLocked(
   config: RunConfig,
   opts: TrainOptions,
   note: (m: string) => void,
+  pretrained: ReadonlyMap<string, HostTensor> | undefined,
 ): Promise<RunResult> {
   const { backend } = opts;
   const lastPath = join(config.out, "last.safetensors");
   const bestPath = join(config.out, "checkpoint.safetensors");
   const resume = opts.resume ? await readResume(lastPath, config) : null;
-  if (!opts.resume) await writeJsonAtomic(join(config.out, "config.json"), config);
+  if (!opts.resume) {
+    const path = join(config.out, "config.json");
+    await writeRunFile(path, "run config", () => writeJsonAtomic(path, config));
+  }
   const { databases, classes } = await prepareData(config);
   for (const d of databases) {
     for (const p of d.dataset.problems.slice(0, 5)) {
@@ -170,6 +209,7 @@ async function runLocked(
     config,
     networkConfig(config, classes, state.finalPolicy ?? undefined),
     backend,
+    pretrained,
   );
   let weightsOpt = new AdamW(net.weightParameters(), {
     lr: config.lr,
@@ -231,6 +271,8 @@ async function runLocked(
       gates,
     );
 
+  const lastGood = () => Deno.stat(bestPath).then(() => `"${bestPath}"`, () => "none yet");
+
   const stageTime = (stage: string): StageTime => {
     let s = state.stages.find((x) => x.stage === stage);
     if (!s) {
@@ -255,6 +297,7 @@ async function runLocked(
           config,
           networkConfig(config, classes, state.finalPolicy),
           backend,
+          pretrained,
         );
         backend.copy(
           fresh.policy.logits.storage,
@@ -308,7 +351,8 @@ async function runLocked(
       trainSeconds: state.stages.reduce((a, s) => a + s.seconds, 0),
       history: state.history,
     };
-    await writeJsonAtomic(join(config.out, "metrics.json"), result);
+    const metricsPath = join(config.out, "metrics.json");
+    await writeRunFile(metricsPath, "metrics", () => writeJsonAtomic(metricsPath, result));
     return result;
   } finally {
     log.close();
@@ -347,6 +391,7 @@ async function runLocked(
           images: b.images,
           size: config.imageSize,
           targets: Object.fromEntries(db.tasks.map((t) => [t.name, b.labels[t.label]])),
+          paths: b.paths,
         });
       }
       if (step < state.step) continue; // resumed mid-epoch: these steps are done
@@ -392,15 +437,23 @@ async function runLocked(
           },
         });
       } catch (e) {
-        if (e instanceof NonFiniteLossError) {
-          const good = await Deno.stat(bestPath).then(() => `"${bestPath}"`, () => "none yet");
-          throw new Error(
-            `Training stopped: ${e.message} at ${ep.kind} epoch ${ep.epoch}, step ${
-              step + 1
-            }. Last good checkpoint: ${good}. Hint: lower --lr or check the inputs`,
-          );
-        }
-        throw e;
+        const lr = ep.kind === "policy-logits" ? config.policyLr : weightsOpt.hyper.lr;
+        const why = e instanceof NonFiniteLossError
+          ? `the loss diverged: ${e.message} with finite inputs (learning rate ${lr})`
+          : e instanceof NonFiniteInputError
+          ? `non-finite input: ${e.message}`
+          : e instanceof BadBatchError
+          ? `bad batch: ${e.message}`
+          : undefined;
+        if (!why) throw e;
+        const hint = e instanceof NonFiniteLossError
+          ? `lower ${ep.kind === "policy-logits" ? "--policy-lr" : "--lr"}`
+          : "check the data and any batch transform";
+        throw new Error(
+          `Training stopped: ${why} at ${ep.kind} epoch ${ep.epoch}, step ${step + 1}. ` +
+            `Last good checkpoint: ${await lastGood()}. Hint: ${hint}`,
+          { cause: e },
+        );
       }
       if (ep.kind === "policy-logits") policyOpt.step();
       else weightsOpt.step();
@@ -441,11 +494,26 @@ async function runLocked(
         state.step = step + 1;
         state.partial = acc;
         stageTime(ep.stage).seconds += (performance.now() - t0) / 1000;
-        await writeResume(lastPath, net, { weights: weightsOpt, policy: policyOpt }, state);
+        await writeRunFile(
+          lastPath,
+          "resume state",
+          () => writeResume(lastPath, net, { weights: weightsOpt, policy: policyOpt }, state),
+        );
         throw new RunInterrupted(lastPath);
       }
     }
     for (const s of streams) await s.it.return(undefined);
+    // The last step's update may have blown the weights up: never save or validate those.
+    const bad = firstNonFiniteTensor(net);
+    if (bad) {
+      throw new Error(
+        `Training stopped: the loss diverged: tensor "${bad}" holds NaN or Infinity after ` +
+          `${ep.kind} epoch ${ep.epoch} (learning rate ${
+            ep.kind === "policy-logits" ? config.policyLr : config.lr
+          }). Last good checkpoint: ${await lastGood()}. ` +
+          `Hint: lower --lr`,
+      );
+    }
     // Validation with the epoch's own evaluation policy.
     const evalGates = ep.kind === "warmup" || ep.kind === "baseline"
       ? net.allExecuteGates()
@@ -472,12 +540,23 @@ async function runLocked(
     if (isFinalStage(ep.kind) && val[firstTask].accuracy > state.bestVal) {
       state.bestVal = val[firstTask].accuracy;
       state.bestEpoch = ep.epoch;
-      await saveCheckpoint(bestPath, net, {
-        provenance: JSON.stringify({ stage: ep.kind, epoch: ep.epoch, valAccuracy: state.bestVal }),
+      const provenance = JSON.stringify({
+        stage: ep.kind,
+        epoch: ep.epoch,
+        valAccuracy: state.bestVal,
       });
+      await writeRunFile(
+        bestPath,
+        "checkpoint",
+        () => saveCheckpoint(bestPath, net, { provenance }),
+      );
     }
     const next = { ...state, position: state.position + 1, step: 0, partial: null };
-    await writeResume(lastPath, net, { weights: weightsOpt, policy: policyOpt }, next);
+    await writeRunFile(
+      lastPath,
+      "resume state",
+      () => writeResume(lastPath, net, { weights: weightsOpt, policy: policyOpt }, next),
+    );
     if (opts.signal?.aborted && state.position + 1 < plan.length) {
       state.position++;
       throw new RunInterrupted(lastPath);

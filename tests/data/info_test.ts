@@ -42,7 +42,8 @@ Deno.test("collectInfo() counts decodable images per class and split and lists e
     assert.deepEqual(bad, [
       {
         file: join(dir, "Images", "CF2.jpg"),
-        message: "corrupt image data (jpg: failed to decode); skipped",
+        message:
+          "corrupt image data (JPEG is truncated: segment 0xC4 at byte 210 declares 181 bytes, 133 remain); skipped",
         skipped: true,
       },
       {

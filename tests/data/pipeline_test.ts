@@ -209,7 +209,8 @@ Deno.test("BatchLoader skips or fails on a corrupt JPEG and a zero-byte file per
     assert.deepEqual(skip.problems, [
       {
         file: corrupt,
-        message: "corrupt image data (jpg: failed to decode); skipped",
+        message:
+          "corrupt image data (JPEG is truncated: segment 0xC4 at byte 210 declares 181 bytes, 133 remain); skipped",
         skipped: true,
       },
       { file: empty, message: "file is empty (0 bytes); skipped", skipped: true },

@@ -148,3 +148,49 @@ Deno.test("synthetic labels are learnable from the drawn features", async () => 
     await done();
   }
 });
+
+Deno.test("synthetic beauty grades are bell-shaped, independent of sex, and show in the pixels", async () => {
+  // Grades: all five present, mostly 1–3 around grade 2 but no class near half the data.
+  const faces = simulateFaces({ count: 2000, labelNoise: 0 });
+  const hist = [0, 0, 0, 0, 0];
+  for (const f of faces) hist[beautyGrade(f.ratings).grade]++;
+  const share = hist.map((n) => n / faces.length);
+  assert.ok(share[0] > 0.03 && share[4] > 0.03, `grade shares ${share}`);
+  assert.ok(share[2] === Math.max(...share) && share[2] < 0.45, `grade shares ${share}`);
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const bySex = ["F", "M"].map((s) =>
+    mean(faces.filter((f) => f.name[1] === s).map((f) => f.perceived))
+  );
+  assert.ok(Math.abs(bySex[0] - bySex[1]) < 0.15, `mean score F ${bySex[0]}, M ${bySex[1]}`);
+  // Pixels: at 32 px a face's redness (blotchy, flushed skin) already ranks low grades
+  // (0–1) above high ones (3–4) for almost every pair.
+  const [dir, done] = await tempDir();
+  try {
+    await generateSynthetic({
+      out: dir,
+      count: 120,
+      size: 32,
+      raters: 15,
+      labelNoise: 0,
+      style: 1,
+    });
+    const d = await readScut(dir);
+    const low: number[] = [], high: number[] = [];
+    for (const r of d.records) {
+      const img = await readImage(r.path);
+      const t = resizeRgb(img.data, img.width, img.height, 4, 8, 8);
+      let red = 0;
+      for (let y = 2; y < 5; y++) {
+        for (let x = 2; x < 6; x++) red += t[(y * 8 + x) * 3] - t[(y * 8 + x) * 3 + 1];
+      }
+      const g = r.labels.beauty as number;
+      if (g <= 1) low.push(red);
+      else if (g >= 3) high.push(red);
+    }
+    const pairs = low.flatMap((l) => high.map((h) => (l > h ? 1 : 0)));
+    assert.ok(low.length > 10 && high.length > 10, `${low.length} low, ${high.length} high`);
+    assert.ok(mean(pairs) > 0.9, `low grades redder than high ones in ${mean(pairs)} of pairs`);
+  } finally {
+    await done();
+  }
+});

@@ -44,6 +44,12 @@ function ellipseShape(
 
 const shade = (c: Rgb, k: number): Rgb => [c[0] * k, c[1] * k, c[2] * k];
 
+/** A blemish: a reddened patch of skin, then a dark spot (half-axes, colour, opacity). */
+const BLEMISH: readonly [number, number, Rgb, number][] = [
+  [0.32, 0.26, [205, 70, 70], 0.6],
+  [0.07, 0.07, [110, 45, 40], 1],
+];
+
 /** Builds the shapes of a face in drawing order (back to front). */
 function faceShapes(f: FaceFeatures, rng: Rng): Shape[] {
   const a = f.aspect;
@@ -62,60 +68,80 @@ function faceShapes(f: FaceFeatures, rng: Rng): Shape[] {
     const len = 0.5 + 0.9 * f.hair;
     shapes.push(ellipseShape(0, 0.05 + len / 2, a * 1.32, 0.95 + len / 2, f.hairColor));
   }
-  shapes.push(ellipseShape(-a * 0.98, 0.05, 0.1, 0.17, shade(f.skin, 0.93)));
-  shapes.push(ellipseShape(a * 0.98, 0.05, 0.1, 0.17, shade(f.skin, 0.93)));
+  // Poor skin is flushed all over as well as blotchy.
+  const m = Math.min(0.6, 0.07 * f.blemishes);
+  const flushed = f.skin.map((c, i) => c * (1 - m) + [205, 90, 85][i] * m) as Rgb;
+  shapes.push(ellipseShape(-a * 0.98, 0.05, 0.1, 0.17, shade(flushed, 0.93)));
+  shapes.push(ellipseShape(a * 0.98, 0.05, 0.1, 0.17, shade(flushed, 0.93)));
   // Head, darker towards the rim to suggest roundness.
+  const head = ellipse(0, 0, a, 1);
   shapes.push({
     cx: 0,
     cy: 0,
     r: 1.05,
-    dist: ellipse(0, 0, a, 1),
-    color: (u, v) => shade(f.skin, 1 - 0.14 * ((u / a) ** 2 + v * v) ** 2),
+    dist: head,
+    color: (u, v) => shade(flushed, 1 - 0.14 * ((u / a) ** 2 + v * v) ** 2),
   });
   // Hair cap on top: the head's upper part above a hairline, a little larger than the head.
   const hairline = -0.5 - 0.08 * (1 - f.hair);
   const cap = ellipse(0, 0.02, a * 1.07, 1.08);
-  shapes.push({
-    cx: 0,
-    cy: -0.5,
-    r: 0.75,
-    dist: (u, v) => Math.max(cap(u, v), v - hairline - 0.05 * Math.cos(u * 6)),
-    color: f.hairColor,
-  });
-  // Brows and eyes; asymmetry lowers and shrinks the right eye.
-  const ex = 0.33 * a / 0.8, ey = -0.12;
-  const rx = 0.1 + 0.07 * f.eye;
+  const hair = (u: number, v: number) => Math.max(cap(u, v), v - hairline - 0.05 * Math.cos(u * 6));
+  shapes.push({ cx: 0, cy: -0.5, r: 0.75, dist: hair, color: f.hairColor });
+  // Blemishes, mostly on the cheeks, under the eyes and mouth: a dark spot in a reddened
+  // patch of skin, so poor skin shows as blotchy red even at low resolution.
+  for (let i = 0; i < f.blemishes; i++) {
+    const where = rng.int(5); // 0, 1: left cheek, 2, 3: right cheek, 4: forehead
+    const [cx, cy, sx, sy] = where === 4
+      ? [0, -0.38, 0.35, 0.06]
+      : [where < 2 ? -0.45 : 0.45, 0.2, 0.2, 0.2];
+    const bx = (cx + rng.uniform(-sx, sx)) * a / 0.8, by = cy + rng.uniform(-sy, sy);
+    for (const [rx, ry, color, alpha] of BLEMISH) {
+      const spot = ellipseShape(bx, by, rx, ry, color);
+      const d = spot.dist;
+      // Only on bare skin: inside the head, outside the hair.
+      spot.dist = (u, v) => Math.max(d(u, v), head(u, v), -hair(u, v));
+      shapes.push({ ...spot, alpha });
+    }
+  }
+  // Brows and eyes, each eye outlined by a dark lash line so its size shows at low
+  // resolution; asymmetry lowers and shrinks the right eye.
+  const ex = 0.34 * a / 0.8, ey = -0.12;
+  const rx = 0.07 + 0.17 * f.eye, ry = rx * (0.5 + 0.2 * f.eye);
   for (const side of [-1, 1]) {
     const right = side === 1;
-    const k = right ? 1 - 0.35 * f.asym : 1;
-    const y = ey + (right ? 0.1 * f.asym : 0);
+    const k = right ? 1 - 0.5 * f.asym : 1;
+    const y = ey + (right ? 0.16 * f.asym : 0);
     shapes.push(
-      ellipseShape(side * ex, y - 0.17 - rx * 0.3, 0.15, f.brow, f.hairColor, side * 0.12),
+      ellipseShape(side * ex, y - ry * k - 0.09, 0.15, f.brow, f.hairColor, side * 0.12),
     );
-    shapes.push(ellipseShape(side * ex, y, rx * k, rx * 0.6 * k, [245, 245, 240]));
-    shapes.push(ellipseShape(side * ex, y, rx * 0.5 * k, rx * 0.55 * k, f.eyeColor));
+    shapes.push(ellipseShape(side * ex, y, rx * k + 0.04, ry * k + 0.04, [45, 30, 30]));
+    shapes.push(ellipseShape(side * ex, y, rx * k, ry * k, [245, 245, 240]));
+    shapes.push(ellipseShape(side * ex, y, rx * 0.5 * k, ry * 0.95 * k, f.eyeColor));
     shapes.push(ellipseShape(side * ex, y, rx * 0.22 * k, rx * 0.22 * k, [10, 10, 10]));
   }
   // Nose: a soft shadow.
   shapes.push({ ...ellipseShape(0.02, 0.13, 0.06, 0.14, shade(f.skin, 0.78)), alpha: 0.7 });
-  // Mouth: a thick parabola whose corners rise with the smile.
-  const my = 0.47, w = f.mouth, thick = f.drawnGender === 0 ? 0.05 : 0.032;
+  // Mouth: a thick parabola whose corners rise with the smile (y points down), slanted
+  // by asymmetry; a smile shows a band of teeth between the lips.
+  const my = 0.47, w = f.mouth, thick = f.drawnGender === 0 ? 0.06 : 0.045;
+  const slant = 0.25 * f.asym;
+  const curve = (u: number) => my - f.smile * 0.15 * ((u / w) ** 2 - 0.5) + slant * u;
   shapes.push({
     cx: 0,
     cy: my,
     r: w + 0.15,
-    dist: (u, v) => {
-      const t = u / w;
-      const curve = my + f.smile * 0.07 * (t * t - 0.5);
-      return Math.max(Math.abs(v - curve) - thick, Math.abs(u) - w);
-    },
+    dist: (u, v) => Math.max(Math.abs(v - curve(u)) - thick, Math.abs(u) - w),
     color: f.lipColor,
   });
-  // Blemishes on the cheeks and forehead.
-  for (let i = 0; i < f.blemishes; i++) {
-    const ang = rng.uniform(0, 2 * Math.PI), rad = Math.sqrt(rng.next()) * 0.6;
-    const bx = Math.cos(ang) * rad * a, by = Math.sin(ang) * rad * 0.9;
-    shapes.push(ellipseShape(bx, by, 0.055, 0.055, [120, 60, 50]));
+  if (f.smile > 0) {
+    const teeth = 0.035 * f.smile;
+    shapes.push({
+      cx: 0,
+      cy: my,
+      r: w + 0.15,
+      dist: (u, v) => Math.max(Math.abs(v - curve(u)) - teeth, Math.abs(u) - 0.8 * w),
+      color: [242, 240, 232],
+    });
   }
   return shapes;
 }

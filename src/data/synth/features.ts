@@ -2,7 +2,11 @@
  * Features of a synthetic face and the hidden rules that make its labels learnable:
  * the true beauty score is a fixed function of drawn features (eye size, symmetry, skin
  * blemishes, smile, face proportions), and gender shows in hair length, brow thickness,
- * jaw width and lip colour. Units are face-local: the head's half-height is 1.
+ * jaw width and lip colour. The beauty traits are drawn around one shared "appeal" per
+ * face (attractive faces tend to have several good traits, as in real ratings), so the
+ * score spreads over all five grades and each trait is evidence of it; the appeal is
+ * independent of sex, so beauty and gender stay different tasks. Units are face-local:
+ * the head's half-height is 1.
  * @module
  */
 
@@ -21,11 +25,11 @@ export interface FaceFeatures {
   aspect: number;
   /** Eye size in [0, 1]. */
   eye: number;
-  /** Asymmetry in [0, 1]: one eye lower and smaller. */
+  /** Asymmetry in [0, 1]: one eye lower and smaller, the mouth slanted. */
   asym: number;
-  /** Number of skin blemishes (0–8). */
+  /** Number of skin blemishes (0–12): red blotches with a dark spot; they also flush the skin. */
   blemishes: number;
-  /** Smile in [−1, 1]: corners up (1) or down (−1). */
+  /** Smile in [−1, 1]: corners up (1, teeth showing) or down (−1). */
   smile: number;
   /** Mouth half-width. */
   mouth: number;
@@ -53,9 +57,45 @@ export interface FaceFeatures {
 /** Ideal head aspect per gender: deviation from it lowers beauty. */
 const IDEAL_ASPECT = [0.76, 0.84];
 
+/** Correlation of each beauty trait with the face's shared appeal. */
+const APPEAL = 0.95;
+
+/**
+ * Each beauty trait as `centre + step · t` for a standard normal trait value t (high t is
+ * attractive; the step is negative where a larger feature is worse). {@link trueScore}
+ * standardises the drawn features back with the same constants.
+ */
+const TRAIT = {
+  eye: [0.5, 0.28],
+  asym: [0.3, -0.2],
+  blemishes: [5, -3],
+  smile: [0.15, 0.55],
+  /** Deviation of the head aspect from the ideal (either direction). */
+  aspect: [0.05, -0.03],
+} as const;
+
+/** The true score is `SCORE_MEAN + SCORE_SPREAD · z` for the weighted trait sum z. */
+const SCORE_MEAN = 3, SCORE_SPREAD = 1.0;
+
+/** Weights of the standardised traits in the true score (they add up to 1). */
+const WEIGHT = { blemishes: 0.35, eye: 0.25, asym: 0.15, smile: 0.15, aspect: 0.1 } as const;
+
 const clamp = (x: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, x));
 const jitter = (rng: Rng, c: Rgb, d: number): Rgb =>
   c.map((v) => clamp(v + rng.uniform(-d, d), 0, 255)) as Rgb;
+
+/** Colour `c` made lighter or darker by a factor in [lo, hi], with a little hue jitter. */
+function shadeJitter(rng: Rng, c: Rgb, lo: number, hi: number, d: number): Rgb {
+  const k = rng.uniform(lo, hi);
+  return jitter(rng, c.map((v) => v * k) as Rgb, d);
+}
+
+/** A clothing colour: a grey of random lightness tinted towards a random colour (muted). */
+function clothing(rng: Rng): Rgb {
+  const grey = rng.uniform(40, 200), tint = [rng.int(256), rng.int(256), rng.int(256)];
+  return tint.map((v) => 0.6 * grey + 0.4 * v) as Rgb;
+}
+
 const pick = <T>(rng: Rng, xs: readonly T[]): T => xs[rng.int(xs.length)];
 
 const SKIN: readonly Rgb[][] = [
@@ -86,22 +126,30 @@ export function sampleFeatures(
   const st = STYLES[style % STYLES.length];
   const male = gender === 1;
   const bg = pick(rng, st.bg);
+  // Beauty traits: standard normals that share the face's appeal (independent of sex).
+  const appeal = rng.normal();
+  const trait = (k: keyof typeof TRAIT) =>
+    TRAIT[k][0] + TRAIT[k][1] * (APPEAL * appeal + Math.sqrt(1 - APPEAL ** 2) * rng.normal());
+  const eye = clamp(trait("eye"), 0, 1), asym = clamp(trait("asym"), 0, 1);
+  const blemishes = clamp(Math.round(trait("blemishes")), 0, 12);
+  const smile = clamp(trait("smile"), -1, 1);
+  const deviation = clamp(trait("aspect"), 0, 0.14) * (rng.chance(0.5) ? 1 : -1);
   return {
     drawnGender: gender,
     race,
-    aspect: IDEAL_ASPECT[gender] + 0.09 * rng.normal(),
-    eye: rng.next(),
-    asym: rng.next() ** 2,
-    blemishes: Math.floor(9 * rng.next() ** 2),
-    smile: rng.uniform(-1, 1),
+    aspect: IDEAL_ASPECT[gender] + deviation,
+    eye,
+    asym,
+    blemishes,
+    smile,
     mouth: rng.uniform(0.2, 0.3),
     hair: male ? rng.uniform(0, 0.3) : rng.uniform(0.55, 1),
     brow: male ? rng.uniform(0.045, 0.065) : rng.uniform(0.02, 0.032),
-    skin: jitter(rng, pick(rng, SKIN[race]), 12),
+    skin: shadeJitter(rng, pick(rng, SKIN[race]), 0.93, 1.05, 4),
     hairColor: jitter(rng, pick(rng, HAIR[race]), 10),
     lipColor: male ? jitter(rng, [170, 110, 100], 12) : jitter(rng, [200, 60, 80], 20),
     eyeColor: jitter(rng, race === 0 ? [45, 30, 20] : pick(rng, [[60, 90, 140], [70, 50, 30]]), 10),
-    clothes: [rng.int(256), rng.int(256), rng.int(256)],
+    clothes: clothing(rng),
     background: [jitter(rng, bg, 15), jitter(rng, bg, 25)],
     dx: rng.uniform(-0.04, 0.04),
     dy: rng.uniform(-0.04, 0.04),
@@ -118,10 +166,9 @@ export function sampleFeatures(
  * what simulated raters perceive, with their own bias and noise on top.
  */
 export function trueScore(f: FaceFeatures): number {
-  const eye = 2 * f.eye - 1;
-  const sym = 1 - 2 * f.asym;
-  const skin = 1 - f.blemishes / 4;
-  const prop = clamp(1 - Math.abs(f.aspect - IDEAL_ASPECT[f.drawnGender]) / 0.06, -1, 1);
-  const z = 0.4 * eye + 0.35 * sym + 0.3 * skin + 0.25 * f.smile + 0.15 * prop;
-  return clamp(2.9 + 1.5 * z, 1, 5);
+  const t = (k: keyof typeof TRAIT, v: number) => (v - TRAIT[k][0]) / TRAIT[k][1];
+  const z = WEIGHT.eye * t("eye", f.eye) + WEIGHT.asym * t("asym", f.asym) +
+    WEIGHT.blemishes * t("blemishes", f.blemishes) + WEIGHT.smile * t("smile", f.smile) +
+    WEIGHT.aspect * t("aspect", Math.abs(f.aspect - IDEAL_ASPECT[f.drawnGender]));
+  return clamp(SCORE_MEAN + SCORE_SPREAD * z, 1, 5);
 }

@@ -75,7 +75,7 @@ export interface SynthResult {
 export const SYNTH_META = "synthetic.json";
 
 /** Generator version: bump it when the same options would draw different files. */
-export const SYNTH_VERSION = 1;
+export const SYNTH_VERSION = 2;
 
 /** Group sizes in the real release's proportions (AF 2000, AM 2000, CF 750, CM 750). */
 function groupSizes(o: Required<Omit<SynthOptions, "out">>): [string, number][] {

@@ -1,0 +1,71 @@
+/*
+ * linear.cu — fully connected layer forward/backward as cublasSgemm calls.
+ *
+ * cuBLAS is column-major; a row-major (R, C) matrix is the column-major (C, R) matrix, so
+ * each row-major product below is written as the transposed column-major one:
+ *   out  (N,O) = inp (N,I) · W (O,I)^T  ⇔  out^T  = W · inp^T       → gemm(T, N, O, N, I)
+ *   dinp (N,I) = dout (N,O) · W (O,I)   ⇔  dinp^T = W^T · dout^T    → gemm(N, N, I, N, O)
+ *   dW   (O,I) = dout^T (O,N) · inp (N,I) ⇔ dW^T  = inp^T · dout    → gemm(N, T, I, O, N)
+ * Bias is written into `out` first and the GEMM accumulates (beta = 1); the bias gradient
+ * is a column sum of dout in double (fbp_sum_to). TF32 is used only with FBP_TF32=1 (the
+ * handle's math mode, set in runtime.cu).
+ */
+#include "internal.cuh"
+
+static __global__ void bias_rows_kernel(float *__restrict__ out, const float *__restrict__ bias,
+                                        int64_t n, int O) {
+  GRID_STRIDE(i, n) out[i] = bias[i % O];
+}
+
+int linear_forward(float *out, const float *inp, const float *weight, const float *bias,
+                   int N, int I, int O) {
+  REQUIRE_PTR(out);
+  REQUIRE_PTR(inp);
+  REQUIRE_PTR(weight);
+  REQUIRE_POS(N);
+  REQUIRE_POS(I);
+  REQUIRE_POS(O);
+  int64_t numel;
+  REQUIRE_NUMEL(__func__, "inp", numel, N, I);
+  REQUIRE_NUMEL(__func__, "weight", numel, O, I);
+  REQUIRE_NUMEL(__func__, "out", numel, N, O);
+  REQUIRE_READY();
+  float one = 1.0f, beta = 0.0f;
+  if (bias) {
+    bias_rows_kernel<<<fbp_grid(numel, FBP_BLOCK), FBP_BLOCK, 0, fbp_stream()>>>(out, bias,
+                                                                                  numel, O);
+    LAUNCH_CHECK("bias_rows_kernel");
+    beta = 1.0f;
+  }
+  CUBLAS_CHECK(fbp_dl.cublasSgemm(fbp_cublas(), CUBLAS_OP_T, CUBLAS_OP_N, O, N, I, &one, weight,
+                                  I, inp, I, &beta, out, O));
+  return 0;
+}
+
+int linear_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                    const float *inp, const float *weight, int N, int I, int O) {
+  REQUIRE_PTR(dweight);
+  REQUIRE_PTR(dout);
+  REQUIRE_PTR(inp);
+  REQUIRE_PTR(weight);
+  REQUIRE_POS(N);
+  REQUIRE_POS(I);
+  REQUIRE_POS(O);
+  int64_t numel;
+  REQUIRE_NUMEL(__func__, "inp", numel, N, I);
+  REQUIRE_NUMEL(__func__, "weight", numel, O, I);
+  REQUIRE_NUMEL(__func__, "dout", numel, N, O);
+  REQUIRE_READY();
+  float one = 1.0f, zero = 0.0f;
+  cublasHandle_t h = fbp_cublas();
+  if (dinp)
+    CUBLAS_CHECK(fbp_dl.cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, I, N, O, &one, weight, I, dout,
+                                    O, &zero, dinp, I));
+  CUBLAS_CHECK(fbp_dl.cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_T, I, O, N, &one, inp, I, dout, O,
+                                  &zero, dweight, I));
+  if (dbias) {
+    int is[4] = {1, 1, N, O}, os[4] = {1, 1, 1, O};
+    return fbp_sum_to(dbias, dout, is, os);
+  }
+  return 0;
+}

@@ -1,0 +1,363 @@
+/*
+ * runtime.cu — errors, initialisation, backend info, the caching allocator, host↔device
+ * copies and sync for the cuda backend.
+ *
+ * Why this shape:
+ * - The CUDA runtime is linked statically (nvcc's default), so the library loads on a
+ *   machine without an NVIDIA driver; cudaGetDeviceCount then fails (35: "CUDA driver
+ *   version is insufficient") and fbp_init reports "no CUDA device: …" instead of the
+ *   loader failing. cuDNN 9 and cuBLAS are opened with dlopen in fbp_init (libs.h lists
+ *   what is resolved), so building needs nvcc only and their absence is a message too.
+ * - One stream for everything: kernels, copies, cuDNN and cuBLAS are ordered on it, so
+ *   memory freed by the host can be handed out again at once (see fbp_scratch).
+ * - The allocator keeps freed blocks on exact-size free lists (sizes rounded up to 512 B,
+ *   or 2 MiB above 1 MiB): a training step allocates the same sizes every step, so after
+ *   the first step no cudaMalloc/cudaFree (each a device-wide synchronisation) happens.
+ *   When cudaMalloc runs out of memory, the cache is released and the call retried once.
+ * - Copies from the host are cudaMemcpyAsync on the stream: for pageable memory (what
+ *   Deno passes) the call returns once the source is staged, so the caller's buffer may
+ *   be reused at once; copies to the host wait for the stream.
+ */
+#include <dlfcn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <atomic>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "internal.cuh"
+
+static thread_local char last_error[1024];
+
+static const char *base_name(const char *path) {
+  const char *s = strrchr(path, '/');
+  return s ? s + 1 : path;
+}
+
+int fbp_set_error(const char *file, int line, const char *fmt, ...) {
+  int n = snprintf(last_error, sizeof last_error, "%s:%d: ", base_name(file), line);
+  if (n < 0 || (size_t)n >= sizeof last_error) return 1;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(last_error + n, sizeof last_error - (size_t)n, fmt, ap);
+  va_end(ap);
+  return 1;
+}
+
+/* The function name of a call expression, without "fbp_dl." and the argument list. */
+static int call_name(const char *call, const char **start) {
+  if (strncmp(call, "fbp_dl.", 7) == 0) call += 7;
+  *start = call;
+  return (int)strcspn(call, "(");
+}
+
+int fbp_cuda_error(const char *file, int line, const char *call, cudaError_t err) {
+  const char *name;
+  int len = call_name(call, &name);
+  return fbp_set_error(file, line, "%.*s failed: %s (%s)", len, name, cudaGetErrorName(err),
+                       cudaGetErrorString(err));
+}
+
+static void (*g_cudnn_last_error)(char *, size_t);
+static const char *(*g_cublas_status_string)(cublasStatus_t);
+
+int fbp_cudnn_error(const char *file, int line, const char *call, cudnnStatus_t status) {
+  const char *name;
+  int len = call_name(call, &name);
+  char detail[512] = "";
+  if (g_cudnn_last_error) g_cudnn_last_error(detail, sizeof detail);
+  return fbp_set_error(file, line, "%.*s failed: %s (status %d)%s%s", len, name,
+                       fbp_dl.cudnnGetErrorString(status), (int)status, detail[0] ? ": " : "",
+                       detail);
+}
+
+int fbp_cublas_error(const char *file, int line, const char *call, cublasStatus_t status) {
+  const char *name;
+  int len = call_name(call, &name);
+  return fbp_set_error(file, line, "%.*s failed: %s (status %d)", len, name,
+                       g_cublas_status_string ? g_cublas_status_string(status) : "cuBLAS error",
+                       (int)status);
+}
+
+const char *fbp_last_error(void) { return last_error; }
+
+/* ---- initialisation ------------------------------------------------------------------ */
+
+struct fbp_dl_table fbp_dl;
+
+static std::once_flag g_once;
+static std::atomic<int> g_state{-1}; /* -1: fbp_init not called, 0: ready, 1: failed */
+static char g_init_error[1024];
+static cudaStream_t g_stream;
+static cudnnHandle_t g_cudnn;
+static cublasHandle_t g_cublas;
+static int g_tf32, g_device, g_sms = 1;
+static char g_info[1200] = "cuda: not initialised (fbp_init was not called)";
+
+cudaStream_t fbp_stream(void) { return g_stream; }
+cudnnHandle_t fbp_cudnn(void) { return g_cudnn; }
+cublasHandle_t fbp_cublas(void) { return g_cublas; }
+int fbp_tf32(void) { return g_tf32; }
+int fbp_sm_count(void) { return g_sms; }
+
+static int init_device(void) {
+  int count = 0;
+  cudaError_t e = cudaGetDeviceCount(&count);
+  if (e != cudaSuccess)
+    FAIL("no CUDA device: cudaGetDeviceCount returned %d (%s)", (int)e, cudaGetErrorString(e));
+  if (count == 0) FAIL("no CUDA device: cudaGetDeviceCount found 0 devices");
+  const char *dev = getenv("FBP_CUDA_DEVICE");
+  g_device = dev && *dev ? atoi(dev) : 0;
+  if (g_device < 0 || g_device >= count)
+    FAIL("FBP_CUDA_DEVICE is %d, expected 0..%d (%d CUDA devices)", g_device, count - 1, count);
+  CUDA_CHECK(cudaSetDevice(g_device));
+  CUDA_CHECK(cudaDeviceGetAttribute(&g_sms, cudaDevAttrMultiProcessorCount, g_device));
+  CUDA_CHECK(cudaStreamCreateWithFlags(&g_stream, cudaStreamNonBlocking));
+  return 0;
+}
+
+/* Opens the library named by env variable `env`, else the first of `names` that opens. */
+static void *open_library(const char *env, const char *const *names, int count,
+                          const char **opened, char *why, size_t why_len) {
+  const char *path = getenv(env);
+  if (path && *path) {
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    *opened = path;
+    if (!h) snprintf(why, why_len, "cannot open %s (from %s): %s", path, env, dlerror());
+    return h;
+  }
+  size_t used = 0;
+  for (int i = 0; i < count; i++) {
+    void *h = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+    *opened = names[i];
+    if (h) return h;
+    int n = snprintf(why + used, why_len - used, "%scannot open %s: %s", i ? "; " : "",
+                     names[i], dlerror());
+    if (n > 0) used += (size_t)n < why_len - used ? (size_t)n : why_len - used - 1;
+  }
+  return NULL;
+}
+
+static int init_cudnn(void) {
+  const char *names[] = {"libcudnn.so.9"}, *path;
+  char why[600];
+  void *h = open_library("FBP_CUDNN_LIB", names, 1, &path, why, sizeof why);
+  if (!h) FAIL("%s (install cuDNN 9, or set FBP_CUDNN_LIB to the path of libcudnn.so.9)", why);
+#define FBP_RESOLVE_CUDNN(ret, name, params)                                                \
+  fbp_dl.name = (ret(*) params)dlsym(h, #name);                                             \
+  if (!fbp_dl.name) FAIL("%s has no symbol %s: cuDNN 9 with its legacy API is needed", path, \
+                         #name);
+  FBP_CUDNN_SYMBOLS(FBP_RESOLVE_CUDNN)
+#undef FBP_RESOLVE_CUDNN
+  size_t v = fbp_dl.cudnnGetVersion();
+  if (v < 90000) FAIL("%s reports cuDNN version %zu; version 9 or later is needed", path, v);
+  g_cudnn_last_error = (void (*)(char *, size_t))dlsym(h, "cudnnGetLastErrorString");
+  CUDNN_CHECK(fbp_dl.cudnnCreate(&g_cudnn));
+  CUDNN_CHECK(fbp_dl.cudnnSetStream(g_cudnn, g_stream));
+  return 0;
+}
+
+static int init_cublas(void) {
+  const char *names[] = {"libcublas.so.13", "libcublas.so.12"}, *path;
+  char why[900];
+  void *h = open_library("FBP_CUBLAS_LIB", names, 2, &path, why, sizeof why);
+  if (!h) FAIL("%s (install cuBLAS, or set FBP_CUBLAS_LIB to the path of libcublas.so.13)", why);
+#define FBP_RESOLVE_CUBLAS(ret, name, params)                                  \
+  fbp_dl.name = (ret(*) params)dlsym(h, #name "_v2");                          \
+  if (!fbp_dl.name) fbp_dl.name = (ret(*) params)dlsym(h, #name);              \
+  if (!fbp_dl.name) FAIL("%s has no symbol %s_v2 or %s", path, #name, #name);
+  FBP_CUBLAS_SYMBOLS(FBP_RESOLVE_CUBLAS)
+#undef FBP_RESOLVE_CUBLAS
+  g_cublas_status_string = (const char *(*)(cublasStatus_t))dlsym(h, "cublasGetStatusString");
+  CUBLAS_CHECK(fbp_dl.cublasCreate(&g_cublas));
+  CUBLAS_CHECK(fbp_dl.cublasSetStream(g_cublas, g_stream));
+  CUBLAS_CHECK(fbp_dl.cublasSetMathMode(g_cublas, g_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH
+                                                         : CUBLAS_DEFAULT_MATH));
+  return 0;
+}
+
+static int make_info(void) {
+  char name[256];
+  int major = 0, minor = 0, rt = 0, drv = 0, blas = 0;
+  size_t free_b = 0, total_b = 0;
+  cudaDeviceProp prop;
+  CUDA_CHECK(cudaGetDeviceProperties(&prop, g_device));
+  snprintf(name, sizeof name, "%s", prop.name);
+  CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, g_device));
+  CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, g_device));
+  CUDA_CHECK(cudaRuntimeGetVersion(&rt));
+  CUDA_CHECK(cudaDriverGetVersion(&drv));
+  CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+  CUBLAS_CHECK(fbp_dl.cublasGetVersion(g_cublas, &blas));
+  size_t dnn = fbp_dl.cudnnGetVersion();
+  snprintf(g_info, sizeof g_info,
+           "cuda: %s (sm_%d%d, %d SMs, %.1f GiB), CUDA runtime %d.%d, driver %d.%d, "
+           "cuDNN %zu.%zu.%zu, cuBLAS %d.%d.%d, TF32 %s",
+           name, major, minor, g_sms, (double)total_b / (1 << 30), rt / 1000, rt % 1000 / 10,
+           drv / 1000, drv % 1000 / 10, dnn / 10000, dnn % 10000 / 100, dnn % 100,
+           blas / 10000, blas % 10000 / 100, blas % 100, g_tf32 ? "on" : "off");
+  return 0;
+}
+
+static int init_all(void) {
+  const char *tf32 = getenv("FBP_TF32");
+  g_tf32 = tf32 && strcmp(tf32, "1") == 0;
+  if (init_device() || init_cudnn() || init_cublas() || make_info()) return 1;
+  return 0;
+}
+
+int fbp_init(void) {
+  std::call_once(g_once, [] {
+    int rc = init_all();
+    if (rc) {
+      snprintf(g_init_error, sizeof g_init_error, "%s", last_error);
+      snprintf(g_info, sizeof g_info, "cuda: unavailable (%s)", last_error);
+    }
+    g_state.store(rc);
+  });
+  if (g_state.load() != 0) {
+    snprintf(last_error, sizeof last_error, "%s", g_init_error);
+    return 1;
+  }
+  return 0;
+}
+
+int fbp_ready_check(const char *fn) {
+  int s = g_state.load();
+  if (s == 0) return 0;
+  return fbp_set_error(__FILE__, __LINE__, "%s: the CUDA backend is not initialised (%s)", fn,
+                       s < 0 ? "fbp_init was not called" : g_init_error);
+}
+
+const char *fbp_backend_info(void) { return g_info; }
+
+int fbp_sync_checked(const char *fn) {
+  cudaError_t e = cudaStreamSynchronize(g_stream);
+  if (e != cudaSuccess)
+    return fbp_set_error(__FILE__, __LINE__, "%s: the stream failed: %s (%s)", fn,
+                         cudaGetErrorName(e), cudaGetErrorString(e));
+  return 0;
+}
+
+int fbp_sync(void) {
+  REQUIRE_READY();
+  return fbp_sync_checked(__func__);
+}
+
+/* ---- caching allocator ---------------------------------------------------------------- */
+
+static std::mutex g_alloc_mu;
+static std::unordered_map<void *, size_t> g_live;               /* pointer -> bytes */
+static std::unordered_map<size_t, std::vector<void *>> g_cache; /* bytes -> free blocks */
+static size_t g_live_bytes, g_cached_bytes;
+
+static size_t round_bytes(size_t bytes) {
+  const size_t small = 512, large = (size_t)2 << 20;
+  if (bytes == 0) bytes = 1; /* n == 0 still gets a unique block */
+  return bytes < ((size_t)1 << 20) ? (bytes + small - 1) / small * small
+                                   : (bytes + large - 1) / large * large;
+}
+
+/* Frees every cached block (after the stream is idle: queued kernels may still use one). */
+static void release_cache_locked(void) {
+  cudaStreamSynchronize(g_stream);
+  for (auto &bin : g_cache)
+    for (void *p : bin.second) cudaFree(p);
+  g_cache.clear();
+  g_cached_bytes = 0;
+}
+
+static void *device_alloc(size_t want, const char *fn) {
+  size_t bytes = round_bytes(want);
+  std::lock_guard<std::mutex> lock(g_alloc_mu);
+  void *p = NULL;
+  auto bin = g_cache.find(bytes);
+  if (bin != g_cache.end() && !bin->second.empty()) {
+    p = bin->second.back();
+    bin->second.pop_back();
+    g_cached_bytes -= bytes;
+  } else {
+    cudaError_t e = cudaMalloc(&p, bytes);
+    if (e == cudaErrorMemoryAllocation && g_cached_bytes > 0) {
+      cudaGetLastError(); /* clear the (non-sticky) allocation error */
+      release_cache_locked();
+      e = cudaMalloc(&p, bytes);
+    }
+    if (e != cudaSuccess) {
+      cudaGetLastError();
+      fbp_set_error(__FILE__, __LINE__,
+                    "%s: cannot allocate %.1f MiB of GPU memory: %s (%.1f MiB in use)", fn,
+                    (double)bytes / (1 << 20), cudaGetErrorString(e),
+                    (double)g_live_bytes / (1 << 20));
+      return NULL;
+    }
+  }
+  g_live[p] = bytes;
+  g_live_bytes += bytes;
+  return p;
+}
+
+static int device_free(void *p, const char *fn) {
+  std::lock_guard<std::mutex> lock(g_alloc_mu);
+  auto it = g_live.find(p);
+  if (it == g_live.end()) FAIL("%s: %p is not a live allocation of this backend", fn, p);
+  size_t bytes = it->second;
+  g_live.erase(it);
+  g_live_bytes -= bytes;
+  g_cache[bytes].push_back(p);
+  g_cached_bytes += bytes;
+  return 0;
+}
+
+void *fbp_scratch(size_t bytes, const char *fn) { return device_alloc(bytes, fn); }
+
+void fbp_scratch_free(void *p) {
+  if (p) device_free(p, "fbp_scratch_free");
+}
+
+float *fbp_alloc(int64_t n) {
+  if (n < 0) {
+    fbp_set_error(__FILE__, __LINE__, "fbp_alloc: size 'n' must be >= 0, got %lld",
+                  (long long)n);
+    return NULL;
+  }
+  if ((uint64_t)n > (SIZE_MAX - ((size_t)2 << 20)) / sizeof(float)) {
+    fbp_set_error(__FILE__, __LINE__, "fbp_alloc: %lld floats do not fit in memory",
+                  (long long)n);
+    return NULL;
+  }
+  if (fbp_ready_check(__func__)) return NULL;
+  return (float *)device_alloc((size_t)n * sizeof(float), __func__);
+}
+
+int fbp_free(float *p) {
+  if (p == NULL) return 0; /* free(NULL) is a no-op, as in C */
+  REQUIRE_READY();
+  return device_free(p, __func__);
+}
+
+int fbp_copy_in(float *dst, const float *host_src, int64_t n) {
+  REQUIRE_NONNEG(n);
+  if (n == 0) return 0;
+  REQUIRE_PTR(dst);
+  REQUIRE_PTR(host_src);
+  REQUIRE_READY();
+  CUDA_CHECK(cudaMemcpyAsync(dst, host_src, (size_t)n * sizeof(float), cudaMemcpyHostToDevice,
+                             g_stream));
+  return 0;
+}
+
+int fbp_copy_out(float *host_dst, const float *src, int64_t n) {
+  REQUIRE_NONNEG(n);
+  if (n == 0) return 0;
+  REQUIRE_PTR(host_dst);
+  REQUIRE_PTR(src);
+  REQUIRE_READY();
+  CUDA_CHECK(cudaMemcpyAsync(host_dst, src, (size_t)n * sizeof(float), cudaMemcpyDeviceToHost,
+                             g_stream));
+  return fbp_sync_checked(__func__);
+}

@@ -1,0 +1,204 @@
+/**
+ * Killed runs (issue 8): a real training process (tests/reliability/_tiny_run.ts) is killed
+ * with SIGKILL at seeded random moments — some right as a checkpoint's temporary file
+ * appears, i.e. during the write — and after every kill `checkpoint.safetensors` and
+ * `last.safetensors` must parse, and `--resume` must continue. The run, killed five times
+ * and resumed, must end with the same numbers as an uninterrupted run. Also: a full disk
+ * (a 32 MiB tmpfs, when this process may mount one, filled up by the run itself just
+ * before an epoch's writes) is reported naming the file, the previous checkpoint files
+ * survive byte for byte, and the run resumes once there is space.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { readSource } from "../../src/data/source.ts";
+import { parseSafetensors } from "../../src/io/safetensors.ts";
+import { checkpointConfig } from "../../src/models/checkpoint.ts";
+import { readResume } from "../../src/train/resume.ts";
+import { RUN_DEFAULTS, type RunConfig } from "../../src/train/run_config.ts";
+import { mulberry32 } from "../io/_helpers.ts";
+
+const root = await Deno.makeTempDir({ prefix: "fbp-crash-" });
+const people = `synthetic:dir=${root}/people,count=120,size=40,seed=4,labels=gender,labelNoise=0`;
+await readSource(people); // generate the images once, before any child races to
+
+function tinyConfig(name: string, out = join(root, name)): RunConfig {
+  return {
+    ...RUN_DEFAULTS,
+    name,
+    out,
+    method: "baseline",
+    databases: [{ name: "people", source: people }],
+    tasks: [{ name: "gender", database: "people", label: "gender", lambda: 1 }],
+    widths: [32, 32, 64, 64],
+    imageSize: 32,
+    resize: 36,
+    batch: 12,
+    lr: 3e-3,
+    epochs: { warmup: 0, policy: 0, retrain: 1, baseline: 16 },
+    workers: 0,
+    dropout: 0.1,
+  };
+}
+
+interface Child {
+  process: Deno.ChildProcess;
+  /** Resolves with stdout once the process ends. */
+  output: Promise<string>;
+}
+
+async function spawnRun(config: RunConfig, resume: boolean, extra: string[] = []): Promise<Child> {
+  const file = join(root, `${config.name}.json`);
+  await Deno.writeTextFile(file, JSON.stringify(config));
+  const script = new URL("./_tiny_run.ts", import.meta.url).pathname;
+  const process = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", script, file, ...(resume ? ["resume"] : []), ...extra],
+    stdout: "piped",
+    stderr: "piped",
+    // One thread: under CPU contention an OpenMP team spin-waits for descheduled threads
+    // and a 3 s run can take minutes; both runs compared use the same count.
+    env: { OMP_NUM_THREADS: "1" },
+  }).spawn();
+  const output = (async () => {
+    const [out, err] = await Promise.all([
+      new Response(process.stdout).text(),
+      new Response(process.stderr).text(),
+    ]);
+    return out + (err ? `\nstderr: ${err}` : "");
+  })();
+  return { process, output };
+}
+
+const temps = (dir: string) =>
+  [...Deno.readDirSync(dir)].filter((e) => e.name.endsWith(".tmp")).map((e) => e.name);
+
+/** What a finished run printed last: `{done, tasks, losses}`. */
+function finalLine(output: string): { tasks: Record<string, { test: unknown }>; losses: number[] } {
+  const line = output.trim().split("\n").find((l) => l.startsWith('{"done"'));
+  assert.ok(line, `the run did not finish:\n${output}`);
+  return JSON.parse(line);
+}
+
+/** Both run files parse (when present) and the resume state belongs to the config. */
+async function checkRunFiles(config: RunConfig): Promise<void> {
+  const best = join(config.out, "checkpoint.safetensors");
+  const last = join(config.out, "last.safetensors");
+  try {
+    const file = parseSafetensors(await Deno.readFile(best), { source: best });
+    checkpointConfig(file.metadata, best);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  const resume = await readResume(last, config);
+  assert.ok(resume.state.position >= 1, "last.safetensors holds at least one epoch");
+}
+
+Deno.test("SIGKILL at random moments, even mid-write, loses nothing and resumes exactly", {
+  ignore: Deno.build.os === "windows",
+}, async () => {
+  const reference = await spawnRun(tinyConfig("uninterrupted"), false);
+  const expected = finalLine(await reference.output);
+  assert.equal((await reference.process.status).code, 0);
+
+  const config = tinyConfig("killed");
+  const last = join(config.out, "last.safetensors");
+  const rng = mulberry32(8);
+  let midWrite = 0;
+  for (let kill = 0; kill < 5; kill++) {
+    const started = Date.now();
+    const child = await spawnRun(config, kill > 0);
+    // Wait for a resume point newer than this child's start (so a resume is possible).
+    for (;;) {
+      const m = await Deno.stat(last).then((s) => s.mtime?.getTime() ?? 0, () => 0);
+      if (m >= started) break;
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    if (kill % 2 === 0) {
+      // At a random moment within the next epoch or two.
+      await new Promise((r) => setTimeout(r, Math.floor(rng() * 300)));
+    } else {
+      // As soon as a temporary file shows a checkpoint write in progress.
+      const until = Date.now() + 3000;
+      while (Date.now() < until && temps(config.out).length === 0) {
+        await new Promise((r) => setTimeout(r, 0));
+      }
+    }
+    if (temps(config.out).length > 0) midWrite++;
+    try {
+      child.process.kill("SIGKILL");
+    } catch {
+      // It finished first: the kill loop ends below.
+    }
+    const status = await child.process.status;
+    await child.output;
+    await checkRunFiles(config);
+    if (status.success) break;
+    assert.equal(status.signal, "SIGKILL");
+  }
+  // The last resume runs to the end.
+  const final = await spawnRun(config, true);
+  const got = finalLine(await final.output);
+  assert.equal((await final.process.status).code, 0);
+  assert.deepEqual(got.tasks, expected.tasks, "metrics equal the uninterrupted run's");
+  assert.deepEqual(got.losses, expected.losses, "epoch losses equal the uninterrupted run's");
+  assert.deepEqual(temps(config.out), [], "the resumed run removed the killed writes' temp files");
+  console.log(`${midWrite} of the kills hit a checkpoint write in progress`);
+  assert.ok(midWrite >= 1, "at least one kill landed during a write");
+});
+
+/** Mounts a tmpfs of `mb` MiB at a new folder; undefined where this process cannot. */
+async function mountTmpfs(mb: number): Promise<string | undefined> {
+  if (Deno.build.os !== "linux" || Deno.uid() !== 0) return undefined;
+  const dir = await Deno.makeTempDir({ prefix: "fbp-diskfull-" });
+  try {
+    const r = await new Deno.Command("mount", {
+      args: ["-t", "tmpfs", "-o", `size=${mb}m`, "tmpfs", dir],
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    if (r.success) return dir;
+  } catch {
+    // no mount program
+  }
+  await Deno.remove(dir);
+  return undefined;
+}
+
+Deno.test("a full disk during a checkpoint write is reported and the old checkpoint survives", async () => {
+  const mnt = await mountTmpfs(32);
+  if (!mnt) {
+    // Filling a real disk is not an option; without root (or in a container that forbids
+    // mounts) there is no small file system to fill.
+    console.log("skipped: cannot mount a tmpfs here (needs root and mount rights)");
+    return;
+  }
+  try {
+    const config = tinyConfig("full", join(mnt, "run"));
+    const saved = join(root, "saved");
+    await Deno.mkdir(saved);
+    const child = await spawnRun(config, false, [`fill=3:${join(mnt, "filler")}:${saved}`]);
+    const output = await child.output;
+    assert.equal((await child.process.status).code, 1, output);
+    assert.match(
+      output,
+      /error: Cannot write (checkpoint|resume state) ".*(checkpoint|last)\.safetensors": No space left on device.*Its previous version, if any, is intact/,
+    );
+    for (const name of ["checkpoint.safetensors", "last.safetensors"]) {
+      const now = await Deno.readFile(join(config.out, name));
+      assert.deepEqual(now, await Deno.readFile(join(saved, name)), `${name} is unchanged`);
+      parseSafetensors(now, { source: name });
+    }
+    assert.deepEqual(temps(config.out), [], "the failed write removed its temporary file");
+    // With space again, the run resumes from the surviving state and finishes.
+    await Deno.remove(join(mnt, "filler"));
+    const resumed = await spawnRun(config, true);
+    finalLine(await resumed.output);
+    assert.equal((await resumed.process.status).code, 0);
+  } finally {
+    await new Deno.Command("umount", { args: [mnt] }).output();
+    await Deno.remove(mnt, { recursive: true });
+  }
+});
+
+Deno.test("cleanup", async () => {
+  await Deno.remove(root, { recursive: true });
+});
