@@ -14,6 +14,15 @@
  * plain when the flops per reordered activation element are below 128, or for
  * backward-data with C < 8; blocked otherwise. FBP_CONV_LAYOUT=plain|blocked (read when
  * a shape's primitive is first created) overrides the rule, for measurements.
+ *
+ * Algorithm: 3×3 stride-1 convolutions in the blocked layout run forward and backward-data
+ * as Winograd F(4×4, 3×3) (oneDNN's jit_wino_4x3), which does 4× fewer multiplications;
+ * measured on 32×64×56×56 it takes the forward from 16.6 to 12.3 ms and backward-data from
+ * 15.4 to 10.5 ms. Its rounding differs from direct convolution by a few float32 ulps of
+ * the largest partial sums (tests/backend pins the tolerance). Backward-weights stays
+ * direct: oneDNN's Winograd one measured slower (19.6 vs 17.2 ms). Where oneDNN has no
+ * Winograd kernel for a shape or CPU, the direct one is used. FBP_CONV_ALGO=direct turns
+ * Winograd off (read when a shape's primitive is first created).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -35,11 +44,21 @@ static int conv_layout(int kind, int64_t C, int64_t H, int64_t W, int64_t K, int
   return flops < 128.0 * reordered ? LAYOUT_PLAIN : LAYOUT_BLOCKED;
 }
 
-/* key: kind, layout, N, C, H, W, K, R, S, stride, pad */
+/* The algorithm rule described above. */
+static dnnl_alg_kind_t conv_algo(int kind, int layout, int64_t R, int64_t S, int64_t stride) {
+  const char *v = getenv("FBP_CONV_ALGO");
+  if (v && strcmp(v, "direct") == 0) return dnnl_convolution_direct;
+  int eligible = (kind == CONV_FWD || kind == CONV_FWD_BIAS || kind == CONV_BWD_DATA) &&
+                 layout == LAYOUT_BLOCKED && R == 3 && S == 3 && stride == 1;
+  return eligible ? dnnl_convolution_winograd : dnnl_convolution_direct;
+}
+
+/* key: kind, layout, N, C, H, W, K, R, S, stride, pad, algorithm */
 typedef struct {
   dnnl_memory_desc_t src, wei, bias, dst;          /* what the primitive is asked for */
   dnnl_memory_desc_t usrc, uwei, ubias, udst;      /* the caller's plain layouts */
   dnnl_dims_t strides, pad;
+  dnnl_alg_kind_t algo;
 } conv_mds;
 
 static int conv_make_mds(conv_mds *m, const int64_t *key) {
@@ -63,17 +82,26 @@ static int conv_make_mds(conv_mds *m, const int64_t *key) {
   m->bias = m->ubias;
   m->strides[0] = m->strides[1] = stride;
   m->pad[0] = m->pad[1] = pad;
+  m->algo = (dnnl_alg_kind_t)key[11];
   return 0;
 }
 
-/* The forward primitive descriptor (also the hint the backward ones need). */
+/* The forward primitive descriptor (also the hint the backward ones need) with the
+ * key's algorithm; a Winograd request oneDNN cannot serve falls back to direct. */
 static int conv_fwd_pd(dnnl_primitive_desc_t *pd, conv_mds *m, int bias, dnnl_engine_t eng) {
-  dnnl_convolution_desc_t d;
-  CHECK(dnnl_convolution_forward_desc_init(&d, dnnl_forward_training, dnnl_convolution_direct,
-                                           &m->src, &m->wei, bias ? &m->bias : NULL, &m->dst,
-                                           m->strides, m->pad, m->pad));
-  CHECK(dnnl_primitive_desc_create(pd, &d, NULL, eng, NULL));
-  return 0;
+  for (;;) {
+    dnnl_convolution_desc_t d;
+    CHECK(dnnl_convolution_forward_desc_init(&d, dnnl_forward_training, m->algo, &m->src,
+                                             &m->wei, bias ? &m->bias : NULL, &m->dst,
+                                             m->strides, m->pad, m->pad));
+    dnnl_status_t st = dnnl_primitive_desc_create(pd, &d, NULL, eng, NULL);
+    if (st == dnnl_unimplemented && m->algo == dnnl_convolution_winograd) {
+      m->algo = dnnl_convolution_direct;
+      continue;
+    }
+    CHECK(st);
+    return 0;
+  }
 }
 
 static int build_fwd(fbp_prim *p, const int64_t *key, dnnl_engine_t eng) {
@@ -96,11 +124,17 @@ static int build_bwd_data(fbp_prim *p, const int64_t *key, dnnl_engine_t eng) {
   conv_mds m;
   dnnl_primitive_desc_t hint, pd;
   dnnl_convolution_desc_t d;
-  if (conv_make_mds(&m, key) || conv_fwd_pd(&hint, &m, 0, eng)) return 1;
-  dnnl_status_t st = dnnl_convolution_backward_data_desc_init(
-      &d, dnnl_convolution_direct, &m.src, &m.wei, &m.dst, m.strides, m.pad, m.pad);
-  if (st == dnnl_success) st = dnnl_primitive_desc_create(&pd, &d, NULL, eng, hint);
-  dnnl_primitive_desc_destroy(hint);
+  if (conv_make_mds(&m, key)) return 1;
+  dnnl_status_t st;
+  for (;;) { /* m.algo is what the forward hint settled on; Winograd may still fall back */
+    if (conv_fwd_pd(&hint, &m, 0, eng)) return 1;
+    st = dnnl_convolution_backward_data_desc_init(&d, m.algo, &m.src, &m.wei, &m.dst,
+                                                  m.strides, m.pad, m.pad);
+    if (st == dnnl_success) st = dnnl_primitive_desc_create(&pd, &d, NULL, eng, hint);
+    dnnl_primitive_desc_destroy(hint);
+    if (st != dnnl_unimplemented || m.algo == dnnl_convolution_direct) break;
+    m.algo = dnnl_convolution_direct;
+  }
   CHECK(st);
   int rc = fbp_prim_add_arg(p, pd, eng, DNNL_ARG_DIFF_SRC, &m.usrc, 1) ||
            fbp_prim_add_arg(p, pd, eng, DNNL_ARG_DIFF_DST, &m.udst, 0) ||
@@ -152,8 +186,9 @@ static int conv_key(int64_t key[FBP_KEY_LEN], int kind, const char *fn, int N, i
   REQUIRE_NUMEL(fn, "weight", numel, K, C, R, S);
   REQUIRE_NUMEL(fn, "out", numel, N, K, P, Q);
   memset(key, 0, FBP_KEY_LEN * sizeof key[0]);
-  int64_t k[] = {kind, conv_layout(kind, C, H, W, K, R, S, P, Q), N, C, H, W, K, R, S,
-                 stride, pad};
+  int layout = conv_layout(kind, C, H, W, K, R, S, P, Q);
+  int64_t k[] = {kind, layout, N, C, H, W, K, R, S, stride, pad,
+                 conv_algo(kind, layout, R, S, stride)};
   memcpy(key, k, sizeof k);
   return 0;
 }

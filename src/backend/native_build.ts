@@ -17,9 +17,16 @@ export const REPO_ROOT: string = fileURLToPath(new URL("../../", import.meta.url
 /** Where the built CPU library lives. */
 export const CPU_LIBRARY_PATH: string = join(REPO_ROOT, "native", "build", "libfbp_cpu.so");
 
-/** Compiler flags of the CPU library (part of the stamp, so changing them rebuilds). */
+/**
+ * Compiler flags of the CPU library (part of the stamp, so changing them rebuilds).
+ * `-march=native`: the library is built on the machine that runs it, and the own kernels
+ * (AFF fusion, elementwise, pooling) are memory-bound loops that only reach the memory
+ * bandwidth with the machine's widest vectors; the stamp holds the CPU's identity so a
+ * tree copied to another CPU rebuilds instead of faulting on an illegal instruction.
+ */
 export const CPU_CFLAGS: readonly string[] = [
   "-O3",
+  "-march=native",
   "-fPIC",
   "-shared",
   "-fopenmp",
@@ -92,7 +99,11 @@ export async function buildCpuLibrary(options: BuildOptions = {}): Promise<Build
     output,
     "-ldnnl",
   ];
-  const digest = await hashSources(sources, [compiler, ...compileArgs("OUTPUT")]);
+  const digest = await hashSources(sources, [
+    compiler,
+    ...compileArgs("OUTPUT"),
+    await cpuIdentity(),
+  ]);
   const stampPath = CPU_LIBRARY_PATH + ".stamp";
   if (!options.force && await isCurrent(stampPath, digest, CPU_LIBRARY_PATH)) {
     return { path: CPU_LIBRARY_PATH, built: false, seconds: (performance.now() - start) / 1000 };
@@ -262,6 +273,19 @@ async function hashSources(files: string[], command: string[]): Promise<string> 
   }
   const hash = new Uint8Array(await crypto.subtle.digest("SHA-256", all));
   return Array.from(hash, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** The CPU's model and feature flags (first processor of /proc/cpuinfo); "" elsewhere. */
+async function cpuIdentity(): Promise<string> {
+  try {
+    const info = await Deno.readTextFile("/proc/cpuinfo");
+    const first = info.split("\n\n")[0];
+    return first.split("\n").filter((l) => /^(vendor_id|model name|flags)\s*:/.test(l)).join(
+      "\n",
+    );
+  } catch {
+    return "";
+  }
 }
 
 async function isCurrent(stampPath: string, digest: string, library: string): Promise<boolean> {
