@@ -208,6 +208,9 @@ function timingBackend(inner: Backend): { backend: Backend; times: KernelTimes }
             : args[prop === "conv2dForward" ? 3 : 1] !== null;
           name = `${prop}:${s.R}x${s.S}${hasBias ? "+bias" : ""}`;
           times.convFlops += convFlops(s);
+        } else if (prop === "binaryForward") {
+          const [a, b, op] = [args[3] as number[], args[4] as number[], args[5] as string];
+          name = `${prop}:${op}${a.join() === b.join() ? "" : " (broadcast)"}`;
         }
         const t = performance.now();
         const r = value.apply(target, args);

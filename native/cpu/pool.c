@@ -100,6 +100,35 @@ int maxpool2d_forward(float *out, const float *inp, int N, int C, int H, int W, 
   return fbp_prim_call(key, build_max_fwd, ptrs);
 }
 
+/* First maximum of a window that lies wholly inside the plane, top-left (h0, w0): no
+ * bounds checks, and a select instead of a branch (the comparisons of ReLU outputs are
+ * unpredictable). Same scan order and strict > as window_argmax, so the same winner. */
+static inline int64_t interior_argmax(const float *x, int64_t W, int64_t h0, int64_t w0,
+                                      int kernel) {
+  int64_t arg = h0 * W + w0;
+  float best = x[arg];
+  for (int r = 0; r < kernel; r++) {
+    int64_t row = (h0 + r) * W + w0;
+    for (int t = 0; t < kernel; t++) {
+      float v = x[row + t];
+      int better = v > best;
+      best = better ? v : best;
+      arg = better ? row + t : arg;
+    }
+  }
+  return arg;
+}
+
+/* First and one-past-last output index whose window lies inside [0, X). */
+static inline void interior_range(int64_t X, int64_t out, int kernel, int stride, int pad,
+                                  int64_t *lo, int64_t *hi) {
+  *lo = (pad + stride - 1) / stride;
+  int64_t last = X - kernel + pad; /* window start must be <= X − kernel */
+  *hi = last < 0 ? 0 : last / stride + 1;
+  if (*hi > out) *hi = out;
+  if (*lo > *hi) *lo = *hi;
+}
+
 int maxpool2d_backward(float *dinp, const float *dout, const float *inp, int N, int C,
                        int H, int W, int kernel, int stride, int pad) {
   REQUIRE_PTR(dinp);
@@ -108,6 +137,9 @@ int maxpool2d_backward(float *dinp, const float *dout, const float *inp, int N, 
   if (pool_check(__func__, N, C, H, W, kernel, stride, pad)) return 1;
   int64_t P = fbp_out_size(H, kernel, stride, pad), Q = fbp_out_size(W, kernel, stride, pad);
   int64_t planes = (int64_t)N * C, HW = (int64_t)H * W;
+  int64_t p_lo, p_hi, q_lo, q_hi;
+  interior_range(H, P, kernel, stride, pad, &p_lo, &p_hi);
+  interior_range(W, Q, kernel, stride, pad, &q_lo, &q_hi);
   /* Windows overlap within a plane, never across planes: one plane per iteration. */
   FBP_PAR_FOR(planes * HW > FBP_PAR_MIN,
     for (int64_t nc = 0; nc < planes; nc++) {
@@ -115,11 +147,15 @@ int maxpool2d_backward(float *dinp, const float *dout, const float *inp, int N, 
       const float *dy = dout + nc * P * Q;
       float *dx = dinp + nc * HW;
       memset(dx, 0, (size_t)HW * sizeof(float));
-      for (int64_t p = 0; p < P; p++)
+      for (int64_t p = 0; p < P; p++) {
+        int inner_row = p >= p_lo && p < p_hi;
         for (int64_t q = 0; q < Q; q++) {
-          int64_t j = window_argmax(x, H, W, p, q, kernel, stride, pad);
+          int64_t j = inner_row && q >= q_lo && q < q_hi
+                          ? interior_argmax(x, W, p * stride - pad, q * stride - pad, kernel)
+                          : window_argmax(x, H, W, p, q, kernel, stride, pad);
           if (j >= 0) dx[j] += dy[p * Q + q];
         }
+      }
     });
   return 0;
 }

@@ -277,18 +277,23 @@ export function kernelTests(
 
   // ---- batch normalization -----------------------------------------------------------------
 
-  const bnCases: [string, NchwSizes][] = [
+  // [name, sizes, range of x]; the default range has a non-zero mean.
+  const bnCases: [string, NchwSizes, [number, number]?][] = [
     ["odd sizes", { N: 2, C: 3, H: 4, W: 5 }],
     ["batch 1 with 13 channels", { N: 1, C: 13, H: 7, W: 3 }],
     ["1x1 spatial", { N: 4, C: 10, H: 1, W: 1 }],
     ["one value per channel", { N: 1, C: 3, H: 1, W: 1 }],
     ["larger planes", { N: 3, C: 20, H: 17, W: 15 }],
+    // Above the native threshold for running with a thread team.
+    ["more values than one thread's share", { N: 4, C: 24, H: 20, W: 19 }],
+    // |mean| ≫ std: a float32 one-pass variance (Σx² − (Σx)²/m) loses every digit here.
+    ["mean far from zero", { N: 2, C: 5, H: 6, W: 7 }, [999, 1001]],
   ];
   const EPS = 1e-5;
 
-  bnCases.forEach(([name, s], i) => {
+  bnCases.forEach(([name, s, range], i) => {
     const n = s.N * s.C * s.H * s.W, seed = 100 + 10 * i;
-    const x = rand(n, seed, -1.5, 2.5); // non-zero mean
+    const x = rand(n, seed, ...(range ?? [-1.5, 2.5]));
     const g = rand(s.C, seed + 1, 0.5, 1.5), beta = rand(s.C, seed + 2);
     add(`batchnorm_forward_train matches reference for ${name}`, () => {
       compare(
