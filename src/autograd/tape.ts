@@ -90,6 +90,7 @@ export function backward(loss: Tensor): void {
     const inputs = t.node.inputs;
     const needs = inputs.map((x) => x.requiresGrad);
     const inputGrads = noGrad(() => t.node!.backward(g, needs));
+    for (const s of t.node.saved) s.releaseForBackward();
     for (let j = 0; j < inputs.length; j++) {
       const gj = inputGrads[j];
       if (!gj) continue;

@@ -14,7 +14,7 @@ import { Rng } from "../data/rng.ts";
 import { dropout } from "../ops/dropout.ts";
 import { relu } from "../ops/elementwise.ts";
 import { globalAvgPool, maxPool2d } from "../ops/pool.ts";
-import { formatShape, type Tensor, tensor } from "../tensor/tensor.ts";
+import { formatShape, graphScope, type Tensor, tensor } from "../tensor/tensor.ts";
 import { DatasetBatchNorm } from "../nn/batch_norm.ts";
 import { Conv2d } from "../nn/conv2d.ts";
 import { Linear } from "../nn/linear.ts";
@@ -191,7 +191,10 @@ export class MultiTaskNet extends Module {
       let signature = key;
       let x = memo.get(signature);
       if (!x) {
-        x = maxPool2d(relu(this.bn1.forward(this.conv1.forward(images), key, training)));
+        // graphScope: intermediates no backward rule reads are freed per stage, not per step.
+        x = graphScope(() =>
+          maxPool2d(relu(this.bn1.forward(this.conv1.forward(images), key, training)))
+        );
         memo.set(signature, x);
       }
       for (let b = 0; b < BLOCKS; b++) {
@@ -202,7 +205,8 @@ export class MultiTaskNet extends Module {
           x = hit;
           continue;
         }
-        x = this.blocks[b].forward(x, key, training, g);
+        const input: Tensor = x;
+        x = graphScope((): Tensor => this.blocks[b].forward(input, key, training, g));
         memo.set(signature, x);
       }
       let features = globalAvgPool(x);

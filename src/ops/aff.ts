@@ -71,5 +71,5 @@ export function affFuse(
       s,
     );
     return [dS, dF, dL, dG];
-  });
+  }, [shortcut, residual, local, global]);
 }

@@ -70,7 +70,7 @@ export function batchNorm(
         reshape(sumTo(mul(g, xhat), col), [C]),
         reshape(sumTo(g, col), [C]),
       ];
-    });
+    }, [x, weight]); // the running statistics are persistent buffers, not graph tensors
   }
   const count = N * H * W;
   if (count < 2) {
@@ -107,7 +107,7 @@ export function batchNorm(
       eps,
     );
     return [dx, dw, db];
-  });
+  }, [x, weight, mean, variance]);
 }
 
 /** running ← (1 − m)·running + m·correction·batch, in place. */

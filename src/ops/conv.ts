@@ -67,5 +67,5 @@ export function conv2d(x: Tensor, weight: Tensor, opts: Conv2dOptions = {}): Ten
       be.conv2dBackwardWeights(dw.storage, db?.storage ?? null, g.storage, x.storage, s);
     }
     return bias ? [dx, dw, db] : [dx, dw];
-  });
+  }, [x, weight]);
 }

@@ -28,7 +28,7 @@ export function sumTo(x: Tensor, shape: readonly number[]): Tensor {
   const out = empty(shape, { backend: b });
   const inShape = toShape4(op, x.shape), outShape = toShape4(op, shape);
   b.sumTo(out.storage, x.storage, inShape, outShape);
-  return record(out, op, [x], (g) => [broadcastTo(g, x.shape)]);
+  return record(out, op, [x], (g) => [broadcastTo(g, x.shape)], []);
 }
 
 /** Repeats `x` along its size-1 dimensions up to `shape` (the adjoint of sumTo). */
@@ -46,7 +46,7 @@ export function broadcastTo(x: Tensor, shape: readonly number[]): Tensor {
   }
   const out = empty(shape, { backend: b });
   b.broadcastTo(out.storage, x.storage, toShape4(op, x.shape), toShape4(op, shape));
-  return record(out, op, [x], (g) => [sumTo(g, x.shape)]);
+  return record(out, op, [x], (g) => [sumTo(g, x.shape)], []);
 }
 
 function binary(op: BinaryOpName, a: Tensor, b: Tensor): Tensor {
@@ -74,13 +74,13 @@ function scaleOp(x: Tensor, alpha: number, beta: number): Tensor {
 export function add(a: Tensor, b: Tensor | number): Tensor {
   if (typeof b === "number") {
     sameBackend("add", a);
-    return record(scaleOp(a, 1, b), "add", [a], (g) => [g]);
+    return record(scaleOp(a, 1, b), "add", [a], (g) => [g], []);
   }
   const out = binary("add", a, b);
   return record(out, "add", [a, b], (g, needs) => [
     needs[0] ? sumTo(g, a.shape) : null,
     needs[1] ? sumTo(g, b.shape) : null,
-  ]);
+  ], []);
 }
 
 /** `a − b` with broadcasting; `b` may be a number. */
@@ -90,20 +90,20 @@ export function sub(a: Tensor, b: Tensor | number): Tensor {
   return record(out, "sub", [a, b], (g, needs) => [
     needs[0] ? sumTo(g, a.shape) : null,
     needs[1] ? neg(sumTo(g, b.shape)) : null,
-  ]);
+  ], []);
 }
 
 /** `a ⊙ b` with broadcasting; `b` may be a number. */
 export function mul(a: Tensor, b: Tensor | number): Tensor {
   if (typeof b === "number") {
     sameBackend("mul", a);
-    return record(scaleOp(a, b, 0), "mul", [a], (g) => [mul(g, b)]);
+    return record(scaleOp(a, b, 0), "mul", [a], (g) => [mul(g, b)], []);
   }
   const out = binary("mul", a, b);
   return record(out, "mul", [a, b], (g, needs) => [
     needs[0] ? sumTo(binary("mul", g, b), a.shape) : null,
     needs[1] ? sumTo(binary("mul", g, a), b.shape) : null,
-  ]);
+  ], [a, b]);
 }
 
 /** `a / b` with broadcasting. */
@@ -119,7 +119,7 @@ export function div(a: Tensor, b: Tensor): Tensor {
 /** `alpha·x + beta`. */
 export function affine(x: Tensor, alpha: number, beta: number): Tensor {
   sameBackend("affine", x);
-  return record(scaleOp(x, alpha, beta), "affine", [x], (g) => [mul(g, alpha)]);
+  return record(scaleOp(x, alpha, beta), "affine", [x], (g) => [mul(g, alpha)], []);
 }
 
 /** `−x`. */
@@ -127,15 +127,21 @@ export function neg(x: Tensor): Tensor {
   return affine(x, -1, 0);
 }
 
+// Ops whose gradient is a function of the output alone. relu is one: out > 0 exactly
+// where x > 0 (NaN in both), so its backward needs only out and x can be freed.
+const FROM_OUTPUT: ReadonlySet<UnaryOpName> = new Set(["relu", "sigmoid", "exp"]);
+
 function unary(op: UnaryOpName, x: Tensor): Tensor {
   const be = sameBackend(op, x);
   const out = empty(x.shape, { backend: be });
   be.unaryForward(out.storage, x.storage, x.size, op);
+  const fromOutput = FROM_OUTPUT.has(op);
   return record(out, op, [x], (g) => {
     const dx = empty(x.shape, { backend: be });
-    be.unaryBackward(dx.storage, g.storage, x.storage, out.storage, x.size, op);
+    const xs = fromOutput ? out.storage : x.storage;
+    be.unaryBackward(dx.storage, g.storage, xs, out.storage, x.size, op);
     return [dx];
-  });
+  }, fromOutput ? [out] : [x]);
 }
 
 /** `max(x, 0)`. */

@@ -8,16 +8,22 @@ import { formatShape, type GradNode, type Tensor } from "../tensor/tensor.ts";
 import { isGradEnabled } from "../autograd/grad_mode.ts";
 import type { Backend, Shape4 } from "../backend/backend.ts";
 
-/** Attaches `backward` to `out` when grad is on and an input requires grad; returns out. */
+/**
+ * Attaches `backward` to `out` when grad is on and an input requires grad; returns out.
+ * `saved` lists every tensor whose values `backward` reads (default: the inputs and the
+ * output); a `graphScope` frees the others right after the forward pass.
+ */
 export function record(
   out: Tensor,
   op: string,
   inputs: readonly Tensor[],
   backward: GradNode["backward"],
+  saved: readonly Tensor[] = [...inputs, out],
 ): Tensor {
   if (isGradEnabled() && inputs.some((t) => t.requiresGrad)) {
     out.requiresGrad = true;
-    out.node = { op, inputs, backward };
+    out.node = { op, inputs, backward, saved };
+    for (const t of saved) t.retainForBackward();
   }
   return out;
 }

@@ -44,7 +44,7 @@ export function maxPool2d(x: Tensor, opts: MaxPoolOptions = {}): Tensor {
     const dx = empty(x.shape, { backend: be });
     be.maxpool2dBackward(dx.storage, g.storage, x.storage, s);
     return [dx];
-  });
+  }, [x]);
 }
 
 /**
@@ -62,5 +62,5 @@ export function globalAvgPool(x: Tensor): Tensor {
     const dx = empty(x.shape, { backend: be });
     be.avgpoolGlobalBackward(dx.storage, g.storage, { N, C, H, W });
     return [dx];
-  });
+  }, []);
 }

@@ -25,7 +25,7 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
     const dx = empty(x.shape, { backend: be });
     be.copy(dx.storage, 0, g.storage, 0, x.size, false);
     return [dx];
-  });
+  }, []);
 }
 
 /**

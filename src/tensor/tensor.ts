@@ -3,6 +3,8 @@
  * autograd fields the tape needs. Tensors own their storage; `dispose()` frees it at
  * once, and `scope()` frees every tensor created inside a function except what it
  * returns — a training step runs in a scope so its intermediates never pile up.
+ * `graphScope()` frees earlier, as PyTorch does: what no recorded backward rule saved is
+ * freed when the scope exits, and what one saved is freed once the tape has run it.
  * A FinalizationRegistry is only a safety net for tensors nobody disposed.
  * @module
  */
@@ -19,6 +21,12 @@ export interface GradNode {
    * false. May return `gradOut` itself (the tape tracks sharing).
    */
   backward(gradOut: Tensor, needs: readonly boolean[]): (Tensor | null)[];
+  /**
+   * The tensors whose values `backward` reads (inputs, the output, op-internal ones).
+   * Tensors of the graph that are not listed here are only traversed by the tape (their
+   * node and shape), so a `graphScope` may free their memory during the forward pass.
+   */
+  readonly saved: readonly Tensor[];
 }
 
 let defaultBackend: Backend | null = null;
@@ -90,6 +98,10 @@ export class Tensor {
   /** Name for messages. */
   name: string | undefined;
   #storage: Storage | null;
+  /** How many recorded backward rules not yet run list this tensor in `saved`. */
+  #savedBy = 0;
+  /** A graphScope let it go: free it when #savedBy reaches 0. */
+  #orphan = false;
 
   /** Wraps an existing storage (use the creation functions instead). */
   constructor(storage: Storage, shape: readonly number[], backend: Backend, opts?: TensorOptions) {
@@ -149,6 +161,30 @@ export class Tensor {
     this.backend.free(this.#storage);
     this.#storage = null;
     for (const s of scopes) s.delete(this);
+  }
+
+  /** Marks this tensor as read by a recorded backward rule (called by `record`). */
+  retainForBackward(): void {
+    this.#savedBy++;
+  }
+
+  /**
+   * Called by the tape once a rule that saved this tensor has run: frees the memory when
+   * no other pending rule needs it and a `graphScope` has already let it go.
+   */
+  releaseForBackward(): void {
+    if (this.#savedBy > 0) this.#savedBy--;
+    if (this.#savedBy === 0 && this.#orphan) this.dispose();
+  }
+
+  /** Whether a recorded backward rule that has not run yet reads this tensor. */
+  get savedForBackward(): boolean {
+    return this.#savedBy > 0;
+  }
+
+  /** A graphScope let this tensor go: it lives on only for the backward rules. */
+  orphan(): void {
+    this.#orphan = true;
   }
 
   /** Copies the values to a new host array. */
@@ -251,6 +287,22 @@ function collect(value: unknown, out: Set<Tensor>, depth = 0): void {
  * `keep()`. Kept results move to the enclosing scope.
  */
 export function scope<T>(fn: () => T): T {
+  return runScope(fn, false);
+}
+
+/**
+ * Like {@link scope} for a piece of a differentiable forward pass (a network block):
+ * tensors created in `fn` and not returned are freed at once unless a recorded backward
+ * rule saved them; those move to the enclosing scope and are freed as soon as the tape
+ * has run every rule that reads them (or when the enclosing scope exits, whichever is
+ * first). Tensors the tape only traverses — e.g. the two products of `a·x + b·y` — need
+ * no memory between forward and backward, which lowers a training step's peak.
+ */
+export function graphScope<T>(fn: () => T): T {
+  return runScope(fn, true);
+}
+
+function runScope<T>(fn: () => T, keepSaved: boolean): T {
   const mine = new Set<Tensor>();
   scopes.push(mine);
   let result: T;
@@ -270,7 +322,10 @@ export function scope<T>(fn: () => T): T {
   const parent = scopes.at(-1);
   for (const t of mine) {
     if (survivors.has(t)) parent?.add(t);
-    else t.dispose();
+    else if (keepSaved && parent && t.savedForBackward) {
+      t.orphan();
+      parent.add(t);
+    } else t.dispose();
   }
   return result;
 }
