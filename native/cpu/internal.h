@@ -1,7 +1,7 @@
 /*
  * internal.h — private helpers shared by the files of the cpu backend (not part of the
  * ABI). Error reporting, argument validation macros, the oneDNN engine/stream, and the
- * shape-keyed primitive cache used by conv.c, batchnorm.c and pool.c.
+ * shape-keyed primitive cache used by conv.c and pool.c.
  */
 #ifndef FBP_CPU_INTERNAL_H
 #define FBP_CPU_INTERNAL_H

@@ -1,14 +1,13 @@
 /*
- * prim.c — the shape-keyed cache of oneDNN primitives used by conv.c, batchnorm.c and
- * pool.c.
+ * prim.c — the shape-keyed cache of oneDNN primitives used by conv.c and pool.c.
  *
  * Why: creating a oneDNN primitive JIT-compiles code (milliseconds), while a training
  * step calls the same few shapes thousands of times. Each entry is built once and keeps
  * everything a call needs: the primitive, one memory object per argument whose data
  * handle is swapped per call, and — where the primitive prefers a blocked layout over the
  * ABI's plain NCHW — a layout-converting reorder into a scratch buffer in that layout
- * (shared by all entries, see attach_scratch), so the steady state allocates nothing. Entries live until the process exits (a run uses a
- * bounded set of shapes). A hash table with chaining keeps lookups O(1) for the few
+ * (shared by all entries, see attach_scratch), so the steady state allocates nothing.
+ * Entries live until the process exits (a run uses a bounded set of shapes). A hash table with chaining keeps lookups O(1) for the few
  * hundred shapes of a ResNet with per-database batch norms.
  */
 #include <stdlib.h>
@@ -99,25 +98,31 @@ static int run_reorder(fbp_arg *a, dnnl_stream_t stream) {
   return 0;
 }
 
-/* Blocked-layout buffers, one per argument slot, shared by every cache entry (runs are
- * serialised by fbp_lock) and grown to the largest request. Why: a buffer per entry kept
- * a blocked copy of every activation shape alive for the whole process — gigabytes at
- * batch 32 — although only one primitive runs at a time. */
-static void *g_scratch[FBP_MAX_ARGS];
-static size_t g_scratch_bytes[FBP_MAX_ARGS];
+/* Blocked-layout buffers of a run, packed into one scratch block shared by every cache
+ * entry (runs are serialised by fbp_lock) and grown to the largest run's total. Why: a
+ * buffer per entry kept a blocked copy of every activation shape alive for the whole
+ * process — gigabytes at batch 32 — although only one primitive runs at a time; and one
+ * block per argument slot kept the largest of each slot (the stem's forward output and
+ * its backward-weights input, 103 MB each at batch 32) although no run needs both. */
+static void *g_scratch;
+static size_t g_scratch_bytes;
 
 static int attach_scratch(fbp_prim *p) {
+  size_t total = 0;
+  for (int i = 0; i < p->nargs; i++)
+    if (p->args[i].inner) total += (p->args[i].inner_bytes + 63) & ~(size_t)63;
+  if (total > g_scratch_bytes) {
+    free(g_scratch);
+    g_scratch = aligned_alloc(64, total);
+    g_scratch_bytes = g_scratch ? total : 0;
+    if (g_scratch == NULL) FAIL("out of memory allocating %zu bytes of scratch", total);
+  }
+  size_t offset = 0;
   for (int i = 0; i < p->nargs; i++) {
     fbp_arg *a = &p->args[i];
     if (a->inner == NULL) continue;
-    if (a->inner_bytes > g_scratch_bytes[i]) {
-      free(g_scratch[i]);
-      size_t bytes = (a->inner_bytes + 63) & ~(size_t)63;
-      g_scratch[i] = aligned_alloc(64, bytes);
-      g_scratch_bytes[i] = g_scratch[i] ? bytes : 0;
-      if (g_scratch[i] == NULL) FAIL("out of memory allocating %zu bytes of scratch", bytes);
-    }
-    CHECK(dnnl_memory_set_data_handle(a->inner, g_scratch[i]));
+    CHECK(dnnl_memory_set_data_handle(a->inner, (char *)g_scratch + offset));
+    offset += (a->inner_bytes + 63) & ~(size_t)63;
   }
   return 0;
 }
