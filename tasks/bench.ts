@@ -524,6 +524,10 @@ const SECTIONS: Section[] = [
             (100 * res.stepConvFmaFraction).toFixed(0)
           } %)`,
       );
+      ctx.log(
+        "  (FLOPs of direct convolution; the 3×3 stride-1 forward and backward-data run as\n" +
+          "   Winograd, which does fewer: FBP_CONV_ALGO=direct measures the direct kernels)",
+      );
       return res;
     },
   },
