@@ -25,6 +25,7 @@ export {
   empty,
   full,
   getDefaultBackend,
+  graphScope,
   keep,
   ones,
   scope,
