@@ -47,8 +47,13 @@ function peakRssMiB(): number {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
-/** Resets this process's peak resident memory (VmHWM) so the next phase measures its own. */
-function resetPeakRss(): void {
+/**
+ * Resets this process's peak resident memory (VmHWM) so the next phase measures its own:
+ * first the backend's allocator returns the blocks it cached for reuse in earlier phases
+ * (otherwise they would count against this one, as PyTorch's freed memory does not).
+ */
+function resetPeakRss(backend: Backend): void {
+  backend.releaseCache();
   try {
     Deno.writeTextFileSync("/proc/self/clear_refs", "5");
   } catch {
@@ -141,13 +146,13 @@ async function benchNet(ctx: Context, o: NetBenchOptions): Promise<Record<string
   const res: Record<string, number> = {};
   // sync: a GPU backend queues work; time it until it has run (a no-op on the CPU).
   if (o.infer) {
-    resetPeakRss();
+    resetPeakRss(backend);
     res.forwardImagesPerSecond = images /
       (timeMs(() => (forward(), backend.sync()), reps, 1) / 1000);
     res.forwardPeakRssMiB = peakRssMiB();
   }
   if (o.train) {
-    resetPeakRss();
+    resetPeakRss(backend);
     res.trainImagesPerSecond = images / (timeMs(() => (step(), backend.sync()), reps, 1) / 1000);
     res.trainPeakRssMiB = peakRssMiB();
   }

@@ -9,6 +9,7 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
@@ -223,6 +224,17 @@ int fbp_free(float *p) {
   }
   pthread_mutex_unlock(&g_alloc_mu);
   if (b == NULL) free(c);
+  return 0;
+}
+
+int fbp_release_cache(void) {
+  pthread_mutex_lock(&g_alloc_mu);
+  size_t keep = cache_max();
+  g_cache_max = 0;
+  cache_trim(0);
+  g_cache_max = keep;
+  pthread_mutex_unlock(&g_alloc_mu);
+  malloc_trim(0); /* and glibc's own free lists of the small blocks */
   return 0;
 }
 

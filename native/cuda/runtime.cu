@@ -248,9 +248,18 @@ int fbp_sync(void) {
   return fbp_sync_checked(__func__);
 }
 
+static void release_cache_locked(void);
+static std::mutex g_alloc_mu;
+
+int fbp_release_cache(void) {
+  REQUIRE_READY();
+  std::lock_guard<std::mutex> lock(g_alloc_mu);
+  release_cache_locked();
+  return 0;
+}
+
 /* ---- caching allocator ---------------------------------------------------------------- */
 
-static std::mutex g_alloc_mu;
 static std::unordered_map<void *, size_t> g_live;               /* pointer -> bytes */
 static std::unordered_map<size_t, std::vector<void *>> g_cache; /* bytes -> free blocks */
 static size_t g_live_bytes, g_cached_bytes;

@@ -38,6 +38,9 @@ int fbp_init(void);
 /* Allocates n floats (64-byte aligned); NULL on failure (see fbp_last_error). */
 float *fbp_alloc(int64_t n);
 int fbp_free(float *p);
+/* Returns the freed blocks the allocator keeps for reuse to the system (their memory
+ * stops counting in the process's resident size); live allocations are untouched. */
+int fbp_release_cache(void);
 /* Host -> backend and backend -> host copies of n floats. */
 int fbp_copy_in(float *dst, const float *host_src, int64_t n);
 int fbp_copy_out(float *host_dst, const float *src, int64_t n);

@@ -261,4 +261,9 @@ export interface Backend extends Kernels {
   copyOut(src: Storage): Float32Array;
   /** Waits for queued work. */
   sync(): void;
+  /**
+   * Gives the freed blocks the backend's allocator keeps for reuse back to the system
+   * (e.g. between training and evaluation, or before measuring a phase's peak memory).
+   */
+  releaseCache(): void;
 }

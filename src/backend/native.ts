@@ -40,6 +40,7 @@ export const FBP_ABI_SYMBOLS = {
   fbp_copy_in: { parameters: [P, "buffer", L], result: I },
   fbp_copy_out: { parameters: ["buffer", P, L], result: I },
   fbp_sync: { parameters: [], result: I },
+  fbp_release_cache: { parameters: [], result: I },
   fill_forward: { parameters: [P, F, L], result: I },
   copy_forward: { parameters: [P, L, P, L, L, I], result: I },
   conv2d_forward: { parameters: [P, P, P, P, I, I, I, I, I, I, I, I, I], result: I },
@@ -181,6 +182,9 @@ export class NativeBackend implements Backend {
   }
   sync(): void {
     if (this.#s.fbp_sync() !== 0) this.#fail("fbp_sync");
+  }
+  releaseCache(): void {
+    if (this.#s.fbp_release_cache() !== 0) this.#fail("fbp_release_cache");
   }
 
   fill(out: Storage, value: number, n: number): void {

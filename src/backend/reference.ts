@@ -89,6 +89,7 @@ export class ReferenceBackend implements Backend {
     d(dst).set(src);
   }
   sync(): void {}
+  releaseCache(): void {} // JS arrays: the garbage collector owns freed memory
 
   fill(out: Storage, value: number, n: number): void {
     d(out).fill(value, 0, n);

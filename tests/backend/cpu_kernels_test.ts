@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { loadCpuBackend, openCpuBackend } from "../../src/backend/cpu.ts";
-import { convCases, convTests, kernelTests, rand } from "./_kernel_cases.ts";
+import { convCases, convTests, CPU_TOLERANCES, kernelTests, rand } from "./_kernel_cases.ts";
 
 const cpu = await loadCpuBackend();
 
@@ -33,6 +33,41 @@ Deno.test("conv2d kernels match reference with FBP_CONV_LAYOUT=plain", () => {
     if (before === undefined) Deno.env.delete("FBP_CONV_LAYOUT");
     else Deno.env.set("FBP_CONV_LAYOUT", before);
   }
+});
+
+Deno.test("conv2d kernels meet the direct-convolution tolerance with FBP_CONV_ALGO=direct", () => {
+  // The default runs 3×3 stride-1 forward/backward-data as Winograd (CPU_TOLERANCES.conv
+  // allows for its rounding); direct convolution must meet the tighter bound.
+  const before = Deno.env.get("FBP_CONV_ALGO");
+  Deno.env.set("FBP_CONV_ALGO", "direct");
+  try {
+    const [, s, bias] = convCases.find(([name]) => name === "64 channels 3x3")!;
+    const t = convTests(() => cpu, s, bias, 7, {
+      ...CPU_TOLERANCES,
+      conv: { atol: 2e-5, rtol: 1e-4 },
+    });
+    t.forward();
+    t.backwardData();
+  } finally {
+    if (before === undefined) Deno.env.delete("FBP_CONV_ALGO");
+    else Deno.env.set("FBP_CONV_ALGO", before);
+  }
+});
+
+Deno.test("releaseCache() gives cached blocks back to the system", () => {
+  const rssMiB = () =>
+    Number(/VmRSS:\s+(\d+) kB/.exec(Deno.readTextFileSync("/proc/self/status"))![1]) / 1024;
+  const n = 64 << 18; // 64 MiB of floats
+  const s = cpu.alloc(n);
+  cpu.fill(s, 1, n); // touch every page
+  cpu.free(s); // kept by the allocator for the next request of this size
+  const cached = rssMiB();
+  cpu.releaseCache();
+  assert.ok(rssMiB() < cached - 48, `RSS ${rssMiB()} MiB after release, ${cached} MiB before`);
+  const again = cpu.alloc(n); // the allocator still works after a release
+  cpu.fill(again, 2, n);
+  assert.equal(cpu.copyOut(again)[n - 1], 2);
+  cpu.free(again);
 });
 
 // ---- errors ------------------------------------------------------------------------------
