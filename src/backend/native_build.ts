@@ -367,11 +367,16 @@ async function run(
   opts: RunOptions,
 ): Promise<{ code: number; text: string }> {
   const io = opts.inherit ? "inherit" : "piped";
+  // A sanitizer runtime preloaded into this process (deno task test:asan) must not reach
+  // the compilers: nvcc's front end crashes with libasan preloaded.
+  const env = { ...Deno.env.toObject(), ...opts.env };
+  delete env.LD_PRELOAD;
   try {
     const out = await new Deno.Command(program, {
       args,
       cwd: REPO_ROOT,
-      env: opts.env,
+      env,
+      clearEnv: true,
       stdout: io,
       stderr: io,
     }).output();
