@@ -46,7 +46,7 @@ export function presetConfig(
       imageSize: 64,
       resize: 72,
       batch: 32,
-      epochs: { warmup: 3, policy: 3, retrain: 6, baseline: 10 },
+      epochs: { warmup: 5, policy: 5, retrain: 15, baseline: 20 },
       tau: 5,
       curriculumSpeed: 1,
     };
