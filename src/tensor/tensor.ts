@@ -293,9 +293,9 @@ export function scope<T>(fn: () => T): T {
 /**
  * Like {@link scope} for a piece of a differentiable forward pass (a network block):
  * tensors created in `fn` and not returned are freed at once unless a recorded backward
- * rule saved them; those move to the enclosing scope and are freed as soon as the tape
- * has run every rule that reads them (or when the enclosing scope exits, whichever is
- * first). Tensors the tape only traverses — e.g. the two products of `a·x + b·y` — need
+ * rule saved them; those move to the enclosing scope (if any) and are freed as soon as
+ * the tape has run every rule that reads them (or when the enclosing scope exits,
+ * whichever is first). Tensors the tape only traverses — e.g. the two products of `a·x + b·y` — need
  * no memory between forward and backward, which lowers a training step's peak.
  */
 export function graphScope<T>(fn: () => T): T {
@@ -322,9 +322,10 @@ function runScope<T>(fn: () => T, keepSaved: boolean): T {
   const parent = scopes.at(-1);
   for (const t of mine) {
     if (survivors.has(t)) parent?.add(t);
-    else if (keepSaved && parent && t.savedForBackward) {
+    else if (keepSaved && t.savedForBackward) {
+      // Outside any scope it lives until the tape runs its rules (or the finalizer).
       t.orphan();
-      parent.add(t);
+      parent?.add(t);
     } else t.dispose();
   }
   return result;

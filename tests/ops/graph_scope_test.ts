@@ -70,6 +70,21 @@ Deno.test("graphScope() tensors saved for a backward that never runs go with the
   assert.equal(rectified!.disposed, true);
 });
 
+Deno.test("graphScope() outside any scope keeps saved tensors for a later backward", () => {
+  const w = tensor([1, -2, 3], [3], { requiresGrad: true });
+  let rectified!: Tensor;
+  const y = graphScope(() => {
+    rectified = ops.relu(w);
+    return ops.mul(rectified, 2);
+  });
+  assert.equal(rectified.disposed, false);
+  const loss = ops.sum(y);
+  backward(loss);
+  assert.equal(rectified.disposed, true, "freed once relu's backward has run");
+  assert.deepEqual([...w.grad!.toArray()], [2, 0, 2]);
+  for (const t of [y, loss, w.grad!]) t.dispose();
+});
+
 Deno.test("graphScope() under noGrad frees every intermediate at once", () => {
   const w = tensor([1, -2], [2]);
   let rectified: Tensor | null = null;
