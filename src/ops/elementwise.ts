@@ -138,8 +138,10 @@ function unary(op: UnaryOpName, x: Tensor): Tensor {
   const fromOutput = FROM_OUTPUT.has(op);
   return record(out, op, [x], (g) => {
     const dx = empty(x.shape, { backend: be });
-    const xs = fromOutput ? out.storage : x.storage;
-    be.unaryBackward(dx.storage, g.storage, xs, out.storage, x.size, op);
+    // Only the saved tensor is read (the other may be freed): each kernel reads either
+    // its `inp` (relu, log, abs) or its `out` (sigmoid, exp) argument, never both.
+    const src = fromOutput ? out.storage : x.storage;
+    be.unaryBackward(dx.storage, g.storage, src, src, x.size, op);
     return [dx];
   }, fromOutput ? [out] : [x]);
 }

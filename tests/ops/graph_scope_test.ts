@@ -99,3 +99,20 @@ Deno.test("graphScope() under noGrad frees every intermediate at once", () => {
   assert.equal(rectified!.disposed, true);
   assert.deepEqual([...out.toArray()], [2, 1]);
 });
+
+Deno.test("graphScope() frees the outputs of log and abs, whose backward reads the input", () => {
+  const w = tensor([0.5, -2, 4], [3], { requiresGrad: true });
+  scope(() => {
+    let logged!: Tensor, absolute!: Tensor;
+    const y = graphScope(() => {
+      absolute = ops.abs(w);
+      logged = ops.log(absolute);
+      return ops.mul(logged, 3);
+    });
+    assert.equal(logged.disposed, true);
+    assert.equal(absolute.disposed, false, "log's backward reads its input");
+    backward(ops.sum(y));
+  });
+  // d/dw 3·ln|w| = 3/w
+  assert.deepEqual([...w.grad!.toArray()], [6, -1.5, 0.75]);
+});
