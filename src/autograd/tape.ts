@@ -8,7 +8,7 @@
  * peaks near the size of the activations, not twice that.
  * @module
  */
-import { keep, ones, type Tensor } from "../tensor/tensor.ts";
+import { keep, ones, scope, type Tensor } from "../tensor/tensor.ts";
 import { add } from "../ops/elementwise.ts";
 import { isGradEnabled, noGrad } from "./grad_mode.ts";
 
@@ -89,7 +89,8 @@ export function backward(loss: Tensor): void {
     if (!t.node) continue; // a leaf: handled below
     const inputs = t.node.inputs;
     const needs = inputs.map((x) => x.requiresGrad);
-    const inputGrads = noGrad(() => t.node!.backward(g, needs));
+    // In a scope: a rule's temporaries (e.g. g·b before its sumTo) are freed at once.
+    const inputGrads = scope(() => noGrad(() => t.node!.backward(g, needs)));
     for (const s of t.node.saved) s.releaseForBackward();
     for (let j = 0; j < inputs.length; j++) {
       const gj = inputGrads[j];
@@ -100,6 +101,11 @@ export function backward(loss: Tensor): void {
       }
       checkGradShape(t.node.op, inputs[j], gj);
       accumulate(inputs[j], gj);
+    }
+    // Contributions that were summed into an earlier gradient are dead now (a rule returns
+    // new tensors or its gradOut, which its slot holds until released below).
+    for (const gj of new Set(inputGrads)) {
+      if (gj && gj !== g && !refs.has(gj)) gj.dispose();
     }
     grads.delete(t);
     release(g);

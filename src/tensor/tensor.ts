@@ -18,7 +18,9 @@ export interface GradNode {
   readonly inputs: readonly Tensor[];
   /**
    * Gradients for each input given the output's gradient; `null` where `needs[i]` is
-   * false. May return `gradOut` itself (the tape tracks sharing).
+   * false. May return `gradOut` itself (the tape tracks sharing); any other tensor it
+   * returns must be new, as the tape frees it once it is summed into a gradient. Tensors
+   * the rule creates and does not return are freed when it returns.
    */
   backward(gradOut: Tensor, needs: readonly boolean[]): (Tensor | null)[];
   /**
