@@ -21,6 +21,7 @@ import { AdamW } from "../src/optim/adamw.ts";
 import { Rng } from "../src/data/rng.ts";
 import { setDefaultBackend } from "../src/tensor/tensor.ts";
 import { predictBatch, type StepBatch, trainStep } from "../src/train/step.ts";
+import { runCli } from "./_cli/main.ts";
 
 /** Shared state handed to every section. */
 interface Context {
@@ -709,11 +710,4 @@ async function runTorchBench(reps: number): Promise<Record<string, number> | nul
   return JSON.parse(lines[lines.length - 1]);
 }
 
-if (import.meta.main) {
-  try {
-    await main();
-  } catch (err) {
-    console.error(err instanceof Error ? err.message : String(err));
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runCli(main);

@@ -12,6 +12,7 @@ import {
   CUDA_SKIPPED_NOTICE,
   displayPath,
 } from "../src/backend/native_build.ts";
+import { runCli } from "./_cli/main.ts";
 
 /** A native library this task knows how to build; null: skipped, with `skipped` as notice. */
 interface Target {
@@ -62,11 +63,4 @@ async function main(): Promise<void> {
   }
 }
 
-if (import.meta.main) {
-  try {
-    await main();
-  } catch (err) {
-    console.error(err instanceof Error ? err.message : String(err));
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runCli(main);

@@ -11,7 +11,7 @@ import { planComparison, runAll } from "../src/train/experiments.ts";
 import { RUN_HELP, RUN_OPTIONS, runConfigFromArgs } from "../src/train/run_args.ts";
 import { comparisonCsv, comparisonJson, comparisonTable } from "../src/train/tables.ts";
 import { writeFileAtomic } from "../src/io/atomic_write.ts";
-import { DEVICE_HELP, useDevice } from "./_cli/device.ts";
+import { DEVICE_HELP, NETWORK_CLI_OPTIONS, useDevice } from "./_cli/device.ts";
 import { runCli } from "./_cli/main.ts";
 import { ProgressBar } from "./_cli/progress.ts";
 import { trainingOptions } from "./_cli/training.ts";
@@ -37,11 +37,9 @@ await runCli(async () => {
   const { values } = parseArgs({
     args: Deno.args,
     options: {
+      ...NETWORK_CLI_OPTIONS,
       ...RUN_OPTIONS,
       dir: { type: "string" },
-      json: { type: "boolean" },
-      device: { type: "string" },
-      help: { type: "boolean", short: "h" },
     },
   });
   if (values.help) {

@@ -11,7 +11,7 @@ import { chooseSplit } from "../src/data/split.ts";
 import { DecodePool } from "../src/data/worker_pool.ts";
 import { loadCheckpoint } from "../src/models/checkpoint.ts";
 import { type EvalPart, evaluateParts } from "../src/train/evaluate.ts";
-import { DEVICE_HELP, useDevice } from "./_cli/device.ts";
+import { DEVICE_HELP, NETWORK_CLI_OPTIONS, useDevice } from "./_cli/device.ts";
 import { runCli } from "./_cli/main.ts";
 
 const HELP = `Usage: deno task eval --checkpoint FILE [--split test|val|train|all] [NAME=]SOURCE...
@@ -37,14 +37,12 @@ await runCli(async () => {
     args: Deno.args,
     allowPositionals: true,
     options: {
+      ...NETWORK_CLI_OPTIONS,
       checkpoint: { type: "string" },
       split: { type: "string" },
       seed: { type: "string" },
       label: { type: "string", multiple: true },
-      json: { type: "boolean" },
       out: { type: "string" },
-      device: { type: "string" },
-      help: { type: "boolean", short: "h" },
     },
   });
   if (values.help) {

@@ -15,8 +15,8 @@ Contents (metadata "fbp" = the network config, "fixture" = the case parameters):
 """
 import json
 import os
-import struct
 
+from _fixture_writer import write_safetensors
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -160,22 +160,6 @@ config = {"arch": "resnet18", "tasks": [{"name": t, "classes": k, "database": d}
           "databases": DBS, "aff": True, "affScale": AFF_SCALE, "affReduction": AFF_R,
           "bn": "per-database", "dropout": 0, "widths": WIDTHS}
 fixture = {"policy": POLICY, "lambdas": LAMBDAS, "tau": TAU}
-
-
-def write_safetensors(path, named, metadata):
-    header, chunks, offset = {"__metadata__": metadata}, [], 0
-    for key in sorted(named):
-        data = named[key].detach().contiguous().float().numpy().tobytes()
-        header[key] = {"dtype": "F32", "shape": list(named[key].shape),
-                       "data_offsets": [offset, offset + len(data)]}
-        chunks.append(data)
-        offset += len(data)
-    raw = json.dumps(header, separators=(",", ":")).encode()
-    raw += b" " * (-len(raw) % 8)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(raw)) + raw + b"".join(chunks))
-    os.replace(tmp, path)
 
 
 write_safetensors(OUT, tensors, {"fbp": json.dumps(config), "fixture": json.dumps(fixture),

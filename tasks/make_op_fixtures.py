@@ -12,8 +12,8 @@ one. The op and its arguments are in the metadata key "cases" (JSON).
 """
 import json
 import os
-import struct
 
+from _fixture_writer import write_safetensors
 import torch
 import torch.nn.functional as F
 
@@ -105,22 +105,6 @@ for c in cases:
     if tensors[key].dim() == 0:
         tensors[key] = tensors[key].reshape(1)
         tensors[f"{c['name']}.r"] = tensors[f"{c['name']}.r"].reshape(1)
-
-
-def write_safetensors(path, named, metadata):
-    header, chunks, offset = {"__metadata__": metadata}, [], 0
-    for key in sorted(named):
-        data = named[key].detach().contiguous().float().numpy().tobytes()
-        header[key] = {"dtype": "F32", "shape": list(named[key].shape),
-                       "data_offsets": [offset, offset + len(data)]}
-        chunks.append(data)
-        offset += len(data)
-    raw = json.dumps(header, separators=(",", ":")).encode()
-    raw += b" " * (-len(raw) % 8)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(raw)) + raw + b"".join(chunks))
-    os.replace(tmp, path)
 
 
 write_safetensors(OUT, tensors, {"cases": json.dumps(cases), "adamw": json.dumps(adamw),

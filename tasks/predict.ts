@@ -6,7 +6,7 @@
 import { parseArgs } from "node:util";
 import { networkFromCheckpoint, readCheckpointFile } from "../src/models/checkpoint.ts";
 import { predictImages } from "../src/train/predict.ts";
-import { DEVICE_HELP, useDevice } from "./_cli/device.ts";
+import { DEVICE_HELP, NETWORK_CLI_OPTIONS, useDevice } from "./_cli/device.ts";
 import { runCli } from "./_cli/main.ts";
 
 const HELP = `Usage: deno task predict --checkpoint FILE [--json] IMAGE...
@@ -26,10 +26,8 @@ await runCli(async () => {
     args: Deno.args,
     allowPositionals: true,
     options: {
+      ...NETWORK_CLI_OPTIONS,
       checkpoint: { type: "string" },
-      json: { type: "boolean" },
-      device: { type: "string" },
-      help: { type: "boolean", short: "h" },
     },
   });
   if (values.help) {

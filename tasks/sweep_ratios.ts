@@ -12,7 +12,7 @@ import { RUN_HELP, RUN_OPTIONS, runConfigFromArgs } from "../src/train/run_args.
 import { sweepCsv, sweepJson, sweepTable } from "../src/train/tables.ts";
 import { sweepPlot } from "../src/train/plots.ts";
 import { writeFileAtomic } from "../src/io/atomic_write.ts";
-import { DEVICE_HELP, useDevice } from "./_cli/device.ts";
+import { DEVICE_HELP, NETWORK_CLI_OPTIONS, useDevice } from "./_cli/device.ts";
 import { runCli } from "./_cli/main.ts";
 import { ProgressBar } from "./_cli/progress.ts";
 import { trainingOptions } from "./_cli/training.ts";
@@ -49,13 +49,11 @@ await runCli(async () => {
   const { values } = parseArgs({
     args: Deno.args,
     options: {
+      ...NETWORK_CLI_OPTIONS,
       ...RUN_OPTIONS,
       ratios: { type: "string" },
       batches: { type: "string" },
       dir: { type: "string" },
-      json: { type: "boolean" },
-      device: { type: "string" },
-      help: { type: "boolean", short: "h" },
     },
   });
   if (values.help) {

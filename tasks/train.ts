@@ -12,7 +12,7 @@ import type { RunConfig } from "../src/train/run_config.ts";
 import { runTable } from "../src/train/tables.ts";
 import { RunInterrupted, train } from "../src/train/trainer.ts";
 import type { RunResult } from "../src/train/result.ts";
-import { DEVICE_HELP, useDevice } from "./_cli/device.ts";
+import { DEVICE_HELP, NETWORK_CLI_OPTIONS, useDevice } from "./_cli/device.ts";
 import { runCli } from "./_cli/main.ts";
 import { ProgressBar } from "./_cli/progress.ts";
 import { trainingOptions } from "./_cli/training.ts";
@@ -62,11 +62,9 @@ await runCli(async () => {
   const { values } = parseArgs({
     args: Deno.args,
     options: {
+      ...NETWORK_CLI_OPTIONS,
       ...RUN_OPTIONS,
       resume: { type: "string" },
-      json: { type: "boolean" },
-      device: { type: "string" },
-      help: { type: "boolean", short: "h" },
     },
   });
   if (values.help) {

@@ -30,16 +30,6 @@ static inline float sigmoidf_fast(float x) {
   return 1.0f / (1.0f + p * scale);
 }
 
-static int aff_check(const char *fn, int N, int C, int H, int W) {
-  const char *names[] = {"N", "C", "H", "W"};
-  int vals[] = {N, C, H, W};
-  for (int i = 0; i < 4; i++)
-    if (vals[i] < 1) FAIL("%s: size '%s' must be >= 1, got %d", fn, names[i], vals[i]);
-  int64_t numel;
-  REQUIRE_NUMEL(fn, "S", numel, N, C, H, W);
-  return 0;
-}
-
 int aff_fuse_forward(float *out, const float *S, const float *F, const float *L,
                      const float *G, float scale, int N, int C, int H, int W) {
   REQUIRE_PTR(out);
@@ -47,7 +37,7 @@ int aff_fuse_forward(float *out, const float *S, const float *F, const float *L,
   REQUIRE_PTR(F);
   REQUIRE_PTR(L);
   REQUIRE_PTR(G);
-  if (aff_check(__func__, N, C, H, W)) return 1;
+  if (fbp_check_nchw(__func__, "S", N, C, H, W)) return 1;
   int64_t planes = (int64_t)N * C, HW = (int64_t)H * W;
   FBP_PAR_FOR(planes * HW > FBP_PAR_MIN,
     for (int64_t nc = 0; nc < planes; nc++) {
@@ -75,7 +65,7 @@ int aff_fuse_backward(float *dS, float *dF, float *dL, float *dG, const float *d
   REQUIRE_PTR(F);
   REQUIRE_PTR(L);
   REQUIRE_PTR(G);
-  if (aff_check(__func__, N, C, H, W)) return 1;
+  if (fbp_check_nchw(__func__, "S", N, C, H, W)) return 1;
   int64_t planes = (int64_t)N * C, HW = (int64_t)H * W;
   FBP_PAR_FOR(planes * HW > FBP_PAR_MIN,
     for (int64_t nc = 0; nc < planes; nc++) {

@@ -18,13 +18,8 @@
 #include "internal.h"
 
 static int bn_check(const char *fn, int N, int C, int H, int W, float eps) {
-  const char *names[] = {"N", "C", "H", "W"};
-  int vals[] = {N, C, H, W};
-  for (int i = 0; i < 4; i++)
-    if (vals[i] < 1) FAIL("%s: size '%s' must be >= 1, got %d", fn, names[i], vals[i]);
+  if (fbp_check_nchw(fn, "inp", N, C, H, W)) return 1;
   if (!(eps >= 0.0f)) FAIL("%s: eps must be >= 0, got %g", fn, (double)eps);
-  int64_t numel;
-  REQUIRE_NUMEL(fn, "inp", numel, N, C, H, W);
   return 0;
 }
 

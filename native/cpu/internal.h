@@ -72,6 +72,10 @@ int fbp_dnnl_error(const char *file, int line, const char *call, dnnl_status_t s
     if ((v) < 0) FAIL("%s: '%s' must be >= 0, got %lld", __func__, #v, (long long)(v)); \
   } while (0)
 
+/* Checks 4-D sizes N, C, H, W of buffer `what`: each >= 1 and their product a buffer size;
+ * returns 0, or 1 with an error naming `fn` and the size. */
+int fbp_check_nchw(const char *fn, const char *what, int N, int C, int H, int W);
+
 /* Most elements any buffer can have: what fbp_alloc can return. */
 #define FBP_MAX_NUMEL ((int64_t)((SIZE_MAX - 64) / sizeof(float)))
 

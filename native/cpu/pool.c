@@ -163,12 +163,7 @@ int maxpool2d_backward(float *dinp, const float *dout, const float *inp, int N, 
 int avgpool_global_forward(float *out, const float *inp, int N, int C, int H, int W) {
   REQUIRE_PTR(out);
   REQUIRE_PTR(inp);
-  REQUIRE_POS(N);
-  REQUIRE_POS(C);
-  REQUIRE_POS(H);
-  REQUIRE_POS(W);
-  int64_t numel;
-  REQUIRE_NUMEL(__func__, "inp", numel, N, C, H, W);
+  if (fbp_check_nchw(__func__, "inp", N, C, H, W)) return 1;
   int64_t planes = (int64_t)N * C, HW = (int64_t)H * W;
   FBP_PAR_FOR(planes * HW > FBP_PAR_MIN,
     for (int64_t nc = 0; nc < planes; nc++) {
@@ -183,12 +178,7 @@ int avgpool_global_forward(float *out, const float *inp, int N, int C, int H, in
 int avgpool_global_backward(float *dinp, const float *dout, int N, int C, int H, int W) {
   REQUIRE_PTR(dinp);
   REQUIRE_PTR(dout);
-  REQUIRE_POS(N);
-  REQUIRE_POS(C);
-  REQUIRE_POS(H);
-  REQUIRE_POS(W);
-  int64_t numel;
-  REQUIRE_NUMEL(__func__, "inp", numel, N, C, H, W);
+  if (fbp_check_nchw(__func__, "inp", N, C, H, W)) return 1;
   int64_t planes = (int64_t)N * C, HW = (int64_t)H * W;
   FBP_PAR_FOR(planes * HW > FBP_PAR_MIN,
     for (int64_t nc = 0; nc < planes; nc++) {

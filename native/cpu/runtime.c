@@ -37,6 +37,16 @@ int fbp_dnnl_error(const char *file, int line, const char *call, dnnl_status_t s
 
 const char *fbp_last_error(void) { return last_error; }
 
+int fbp_check_nchw(const char *fn, const char *what, int N, int C, int H, int W) {
+  const char *names[] = {"N", "C", "H", "W"};
+  int vals[] = {N, C, H, W};
+  for (int i = 0; i < 4; i++)
+    if (vals[i] < 1) FAIL("%s: size '%s' must be >= 1, got %d", fn, names[i], vals[i]);
+  int64_t numel;
+  REQUIRE_NUMEL(fn, what, numel, N, C, H, W);
+  return 0;
+}
+
 /* ---- engine, stream, lock ------------------------------------------------------------- */
 
 static pthread_once_t dnnl_once = PTHREAD_ONCE_INIT;

@@ -479,34 +479,20 @@ export class NativeBackend implements Backend {
     if (rc !== 0) this.#fail("binary_forward");
   }
   sumTo(out: Storage, inp: Storage, inShape: Shape4, outShape: Shape4): void {
-    const rc = this.#s.sum_to_forward(
-      p(out),
-      p(inp),
-      inShape[0],
-      inShape[1],
-      inShape[2],
-      inShape[3],
-      outShape[0],
-      outShape[1],
-      outShape[2],
-      outShape[3],
-    );
-    if (rc !== 0) this.#fail("sum_to_forward");
+    this.#reshape4("sum_to_forward", out, inp, inShape, outShape);
   }
   broadcastTo(out: Storage, inp: Storage, inShape: Shape4, outShape: Shape4): void {
-    const rc = this.#s.broadcast_forward(
-      p(out),
-      p(inp),
-      inShape[0],
-      inShape[1],
-      inShape[2],
-      inShape[3],
-      outShape[0],
-      outShape[1],
-      outShape[2],
-      outShape[3],
-    );
-    if (rc !== 0) this.#fail("broadcast_forward");
+    this.#reshape4("broadcast_forward", out, inp, inShape, outShape);
+  }
+  /** The two fbp.h kernels that map an (i0..i3) input onto an (o0..o3) output. */
+  #reshape4(
+    fn: "sum_to_forward" | "broadcast_forward",
+    out: Storage,
+    inp: Storage,
+    [i0, i1, i2, i3]: Shape4,
+    [o0, o1, o2, o3]: Shape4,
+  ): void {
+    if (this.#s[fn](p(out), p(inp), i0, i1, i2, i3, o0, o1, o2, o3) !== 0) this.#fail(fn);
   }
   softmaxForward(out: Storage, inp: Storage, rows: number, cols: number): void {
     if (this.#s.softmax_forward(p(out), p(inp), rows, cols) !== 0) {

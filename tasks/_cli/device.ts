@@ -6,6 +6,13 @@ import type { Backend } from "../../src/backend/backend.ts";
 import { loadBackend } from "../../src/backend/load.ts";
 import { setDefaultBackend } from "../../src/tensor/tensor.ts";
 
+/** The parseArgs options every command that runs a network shares. */
+export const NETWORK_CLI_OPTIONS = {
+  json: { type: "boolean" },
+  device: { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
 /** Help text line of the flag. */
 export const DEVICE_HELP =
   "  --device cpu|cuda|auto   where to run (default auto: CUDA when a usable NVIDIA GPU is\n" +

@@ -12,20 +12,14 @@ import { backward } from "../../src/autograd/tape.ts";
 import { affFuse } from "../../src/ops/aff.ts";
 import { add, mul, relu, sigmoid, sub, sum } from "../../src/ops/elementwise.ts";
 import { type Tensor, tensor } from "../../src/tensor/tensor.ts";
+import { rand as uniform } from "./_kernel_cases.ts";
 
 const cpu = await loadCpuBackend();
 const ref = new ReferenceBackend();
 
+/** Uniform values in [−scale, scale) from the kernel cases' seeded generator. */
 function rand(n: number, seed: number, scale = 1): Float32Array {
-  const a = new Float32Array(n);
-  let x = (seed * 2654435761) >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    a[i] = ((x >>> 0) / 4294967296 * 2 - 1) * scale;
-  }
-  return a;
+  return uniform(n, seed, -scale, scale);
 }
 
 function store(b: Backend, a: Float32Array): Storage {

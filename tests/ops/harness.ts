@@ -7,19 +7,11 @@ import { ReferenceBackend, type ReferenceStorage } from "../../src/backend/refer
 import { backward } from "../../src/autograd/tape.ts";
 import { mul, sum } from "../../src/ops/mod.ts";
 import { scope, shapeSize, type Tensor, tensor } from "../../src/tensor/tensor.ts";
+import { mulberry32 } from "../io/_helpers.ts";
 import type { InputSpec, OpCase } from "./cases.ts";
 
-/** A small seeded PRNG (mulberry32) for test data. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A small seeded PRNG (mulberry32) for test data: the one the fuzz tests replay from. */
+export const rng: (seed: number) => () => number = mulberry32;
 
 /** Deterministic input values for a spec. */
 export function inputValues(spec: InputSpec, seed: number): Float32Array {
