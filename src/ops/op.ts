@@ -18,12 +18,13 @@ export function record(
   op: string,
   inputs: readonly Tensor[],
   backward: GradNode["backward"],
-  saved: readonly Tensor[] = [...inputs, out],
+  saved?: readonly Tensor[],
 ): Tensor {
   if (isGradEnabled() && inputs.some((t) => t.requiresGrad)) {
+    const reads = saved ?? [...inputs, out]; // built only when a node is recorded
     out.requiresGrad = true;
-    out.node = { op, inputs, backward, saved };
-    for (const t of saved) t.retainForBackward();
+    out.node = { op, inputs, backward, saved: reads };
+    for (const t of reads) t.retainForBackward();
   }
   return out;
 }

@@ -54,6 +54,9 @@ export function getDefaultBackend(): Backend {
 
 // Scope bookkeeping: the innermost open scope collects every tensor created in it.
 const scopes: Set<Tensor>[] = [];
+// Tensors a graphScope let go: they live on only until the backward rules that read them
+// have run (module state, so that letting go is not part of Tensor's public surface).
+const orphans = new WeakSet<Tensor>();
 
 const finalizer = new FinalizationRegistry<{ backend: Backend; storage: Storage }>(
   (held) => held.backend.free(held.storage),
@@ -102,8 +105,6 @@ export class Tensor {
   #storage: Storage | null;
   /** How many recorded backward rules not yet run list this tensor in `saved`. */
   #savedBy = 0;
-  /** A graphScope let it go: free it when #savedBy reaches 0. */
-  #orphan = false;
 
   /** Wraps an existing storage (use the creation functions instead). */
   constructor(storage: Storage, shape: readonly number[], backend: Backend, opts?: TensorOptions) {
@@ -176,17 +177,12 @@ export class Tensor {
    */
   releaseForBackward(): void {
     if (this.#savedBy > 0) this.#savedBy--;
-    if (this.#savedBy === 0 && this.#orphan) this.dispose();
+    if (this.#savedBy === 0 && orphans.has(this)) this.dispose();
   }
 
   /** Whether a recorded backward rule that has not run yet reads this tensor. */
   get savedForBackward(): boolean {
     return this.#savedBy > 0;
-  }
-
-  /** A graphScope let this tensor go: it lives on only for the backward rules. */
-  orphan(): void {
-    this.#orphan = true;
   }
 
   /** Copies the values to a new host array. */
@@ -326,7 +322,7 @@ function runScope<T>(fn: () => T, keepSaved: boolean): T {
     if (survivors.has(t)) parent?.add(t);
     else if (keepSaved && t.savedForBackward) {
       // Outside any scope it lives until the tape runs its rules (or the finalizer).
-      t.orphan();
+      orphans.add(t);
       parent?.add(t);
     } else t.dispose();
   }
