@@ -95,15 +95,12 @@ export function backward(loss: Tensor): void {
     for (let j = 0; j < inputs.length; j++) {
       const gj = inputGrads[j];
       if (!gj) continue;
-      if (!needs[j]) {
-        if (gj !== g && !refs.has(gj)) gj.dispose();
-        continue;
-      }
+      if (!needs[j]) continue; // freed with the dead contributions below
       checkGradShape(t.node.op, inputs[j], gj);
       accumulate(inputs[j], gj);
     }
-    // Contributions that were summed into an earlier gradient are dead now (a rule returns
-    // new tensors or its gradOut, which its slot holds until released below).
+    // Contributions summed into an earlier gradient, or not needed, are dead now (a rule
+    // returns new tensors or its gradOut, which its slot holds until released below).
     for (const gj of new Set(inputGrads)) {
       if (gj && gj !== g && !refs.has(gj)) gj.dispose();
     }
