@@ -79,11 +79,11 @@ export {
 } from "./src/train/trainer.ts";
 export { RUN_DEFAULTS, type RunConfig, validateRunConfig } from "./src/train/run_config.ts";
 export { presetConfig, PRESETS } from "./src/train/presets.ts";
-export { runConfigFromArgs } from "./src/train/run_args.ts";
+export { runConfigFromArgs } from "./tasks/_cli/run_args.ts";
 export type { HistoryEntry, RunResult, TaskMetrics } from "./src/train/result.ts";
 export { classificationMetrics, ConfusionAccumulator } from "./src/train/metrics.ts";
-export { renderReport, writeReport } from "./src/train/report.ts";
-export { comparisonTable, runTable, sweepTable } from "./src/train/tables.ts";
+export { renderReport, writeReport } from "./src/report/report.ts";
+export { comparisonTable, runTable, sweepTable } from "./src/report/tables.ts";
 export { planComparison, planSweep, runAll } from "./src/train/experiments.ts";
 export { evaluateParts } from "./src/train/evaluate.ts";
 export { predictImages } from "./src/train/predict.ts";

@@ -12,13 +12,14 @@ import { parseArgs } from "node:util";
 import type { Backend, ConvSizes, Storage } from "../src/backend/backend.ts";
 import { type CpuBackend, loadCpuBackend } from "../src/backend/cpu.ts";
 import { loadBackend } from "../src/backend/load.ts";
+import { FBP_ABI_SYMBOLS, type NativeStorage } from "../src/backend/native.ts";
 import { ReferenceBackend } from "../src/backend/reference.ts";
 import { benchPipeline } from "../src/data/pipeline_bench.ts";
 import { parseNetworkConfig } from "../src/models/config.ts";
 import { MultiTaskNet } from "../src/models/network.ts";
 import { gumbelGates, gumbelNoise } from "../src/models/policy.ts";
 import { AdamW } from "../src/optim/adamw.ts";
-import { Rng } from "../src/data/rng.ts";
+import { Rng } from "../src/random/rng.ts";
 import { setDefaultBackend } from "../src/tensor/tensor.ts";
 import { predictBatch, type StepBatch, trainStep } from "../src/train/step.ts";
 import { runCli } from "./_cli/main.ts";
@@ -188,6 +189,26 @@ async function benchNetwork(ctx: Context, batch: number): Promise<Record<string,
   return res;
 }
 
+/**
+ * Images/s and peak RSS of a training step with AdamW, `batch` 32 per database at
+ * 224×224 (and of the eval forward with `infer`), logged as `<label>: train … img/s
+ * (peak RSS … MiB)[, infer …]`.
+ */
+async function benchTraining(
+  ctx: Context,
+  label: string,
+  net: NetBenchOptions["net"],
+  infer: boolean,
+): Promise<Record<string, number>> {
+  const r = await benchNet(ctx, { batch: 32, net, infer, train: true, optimizer: true });
+  const rate = (what: string, imagesPerSecond: number, peakRssMiB: number) =>
+    `${what} ${imagesPerSecond.toFixed(1)} img/s (peak RSS ${peakRssMiB.toFixed(0)} MiB)`;
+  const rates = [rate("train", r.trainImagesPerSecond, r.trainPeakRssMiB)];
+  if (infer) rates.push(rate("infer", r.forwardImagesPerSecond, r.forwardPeakRssMiB));
+  ctx.log(`${label}: ${rates.join(", ")}`);
+  return r;
+}
+
 /** Milliseconds and calls per backend method, plus the FLOPs of the conv calls. */
 interface KernelTimes {
   ms: Map<string, number>;
@@ -207,16 +228,17 @@ function timingBackend(inner: Backend): { backend: Backend; times: KernelTimes }
       if (typeof value !== "function" || typeof prop !== "string") return value;
       return (...args: unknown[]) => {
         let name = prop;
+        // Kernels take one object of named arguments (contract.ts).
+        const a = args[0] as Record<string, unknown>;
         if (prop.startsWith("conv2d")) {
-          const s = args[prop === "conv2dBackwardData" ? 3 : 4] as ConvSizes;
-          const hasBias = prop === "conv2dBackwardData"
-            ? false
-            : args[prop === "conv2dForward" ? 3 : 1] !== null;
+          const s = a as unknown as ConvSizes;
+          // conv2d_backward_data has neither a bias nor a dbias.
+          const hasBias = (a.bias ?? a.dbias ?? null) !== null;
           name = `${prop}:${s.R}x${s.S}${hasBias ? "+bias" : ""}`;
           times.convFlops += convFlops(s);
         } else if (prop === "binaryForward") {
-          const [a, b, op] = [args[3] as number[], args[4] as number[], args[5] as string];
-          name = `${prop}:${op}${a.join() === b.join() ? "" : " (broadcast)"}`;
+          const [as, bs] = [a.aShape as number[], a.bShape as number[]];
+          name = `${prop}:${a.op}${as.join() === bs.join() ? "" : " (broadcast)"}`;
         }
         const t = performance.now();
         const r = value.apply(target, args);
@@ -310,9 +332,12 @@ function benchConv(
   const flops = convFlops(s);
   const res: Record<string, number> = {};
   const runs: [string, () => void][] = [
-    ["forward", () => b.conv2dForward(y, x, w, null, s)],
-    ["backwardData", () => b.conv2dBackwardData(dx, dy, w, s)],
-    ["backwardWeights", () => b.conv2dBackwardWeights(dw, null, dy, x, s)],
+    ["forward", () => b.conv2dForward({ out: y, inp: x, weight: w, bias: null, ...s })],
+    ["backwardData", () => b.conv2dBackwardData({ dinp: dx, dout: dy, weight: w, ...s })],
+    [
+      "backwardWeights",
+      () => b.conv2dBackwardWeights({ dweight: dw, dbias: null, dout: dy, inp: x, ...s }),
+    ],
   ];
   for (const [name, fn] of runs) {
     const ms = timeMs(fn, ctx.reps, warmup);
@@ -343,19 +368,30 @@ const SECTIONS: Section[] = [
   },
   {
     name: "ffi",
-    description: "FFI call overhead: fill_forward with n = 1, 1e6 calls",
+    description: "FFI call overhead: fill_forward with n = 1, 1e6 calls, through the " +
+      "Backend and as a bare FFI call",
     async run(ctx) {
       const cpu = await ctx.cpu();
-      const buf = cpu.alloc(1);
+      const buf = cpu.alloc(1) as NativeStorage;
       const calls = 1_000_000;
       const loop = () => {
-        for (let i = 0; i < calls; i++) cpu.fill(buf, 1, 1);
+        for (let i = 0; i < calls; i++) cpu.fillForward({ out: buf, value: 1, n: 1 });
       };
-      const ms = timeMs(loop, 3, 1);
+      const ns = (timeMs(loop, 3, 1) * 1e6) / calls;
+      // The bare symbol, for the cost of the binding itself (named arguments, BigInt).
+      const lib = Deno.dlopen(cpu.libraryPath, { fill_forward: FBP_ABI_SYMBOLS.fill_forward });
+      const rawLoop = () => {
+        for (let i = 0; i < calls; i++) lib.symbols.fill_forward(buf.ptr, 1, BigInt(1));
+      };
+      const rawNs = (timeMs(rawLoop, 3, 1) * 1e6) / calls;
+      lib.close();
       cpu.free(buf);
-      const ns = (ms * 1e6) / calls;
-      ctx.log(`ffi: fill_forward(n=1) ${ns.toFixed(1)} ns per call`);
-      return { nsPerCall: ns };
+      ctx.log(
+        `ffi: fill_forward(n=1) ${ns.toFixed(1)} ns per call (bare FFI symbol ${
+          rawNs.toFixed(1)
+        } ns)`,
+      );
+      return { nsPerCall: ns, rawNsPerCall: rawNs };
     },
   },
   {
@@ -393,7 +429,11 @@ const SECTIONS: Section[] = [
       const n = 2048;
       const a = randomStorage(cpu, n * n, 1), w = randomStorage(cpu, n * n, 2);
       const out = cpu.alloc(n * n);
-      const ms = timeMs(() => cpu.linearForward(out, a, w, null, n, n, n), ctx.reps, 1);
+      const ms = timeMs(
+        () => cpu.linearForward({ out, inp: a, weight: w, bias: null, N: n, I: n, O: n }),
+        ctx.reps,
+        1,
+      );
       for (const st of [a, w, out]) cpu.free(st);
       const gemm = (2 * n ** 3) / (ms * 1e6);
       ctx.log(
@@ -408,43 +448,13 @@ const SECTIONS: Section[] = [
     name: "resnet18",
     description: "plain ResNet18 (one task, no AFF, shared BN), batch 32 @224: training step\n" +
       "             (forward + backward + AdamW) and eval forward images/s",
-    async run(ctx) {
-      const r = await benchNet(ctx, {
-        batch: 32,
-        net: "resnet18",
-        infer: true,
-        train: true,
-        optimizer: true,
-      });
-      ctx.log(
-        `resnet18 batch 32 @224: train ${r.trainImagesPerSecond.toFixed(1)} img/s (peak RSS ${
-          r.trainPeakRssMiB.toFixed(0)
-        } MiB), infer ${r.forwardImagesPerSecond.toFixed(1)} img/s (peak RSS ${
-          r.forwardPeakRssMiB.toFixed(0)
-        } MiB)`,
-      );
-      return r;
-    },
+    run: (ctx) => benchTraining(ctx, "resnet18 batch 32 @224", "resnet18", true),
   },
   {
     name: "full",
     description: "full method: 2 tasks × 32 images from 2 databases, DAB, AFF, soft Gumbel\n" +
       "             policy, AdamW: training step images/s (64 images per step)",
-    async run(ctx) {
-      const r = await benchNet(ctx, {
-        batch: 32,
-        net: "multi",
-        infer: false,
-        train: true,
-        optimizer: true,
-      });
-      ctx.log(
-        `full method 2×32 @224: train ${r.trainImagesPerSecond.toFixed(1)} img/s (peak RSS ${
-          r.trainPeakRssMiB.toFixed(0)
-        } MiB)`,
-      );
-      return r;
-    },
+    run: (ctx) => benchTraining(ctx, "full method 2×32 @224", "multi", false),
   },
   {
     name: "profile",

@@ -11,8 +11,9 @@ import {
   type BuildResult,
   CUDA_SKIPPED_NOTICE,
   displayPath,
-} from "../src/backend/native_build.ts";
+} from "./_build/native_build.ts";
 import { runCli } from "./_cli/main.ts";
+import { staleAbiFiles, writeAbiFiles } from "./_build/abi_codegen.ts";
 
 /** A native library this task knows how to build; null: skipped, with `skipped` as notice. */
 interface Target {
@@ -30,10 +31,13 @@ const TARGETS: Target[] = [
 
 const HELP = `Builds the native backend libraries (native/build/) when their sources changed:
 libfbp_cpu.so always, libfbp_cuda.so where nvcc is found (else skipped with a notice).
+First it writes the C side of the kernel contract (native/include/fbp.h,
+native/common/kernels.h and abi.inc) from src/backend/contract.ts.
 
 Usage: deno task build [--quiet] [--force]
 
-  --quiet   print nothing unless the build fails
+  --quiet   print nothing unless the build fails; check the generated C files instead
+            of writing them (the other tasks build this way)
   --force   rebuild even when up to date
   --help    show this help`;
 
@@ -49,6 +53,17 @@ async function main(): Promise<void> {
   if (values.help) {
     console.log(HELP);
     return;
+  }
+  if (values.quiet) {
+    const stale = await staleAbiFiles();
+    if (stale.length > 0) {
+      throw new Error(
+        `Cannot build: ${stale.join(", ")} differ from src/backend/contract.ts. ` +
+          "Hint: run `deno task build` to regenerate them",
+      );
+    }
+  } else {
+    for (const rel of await writeAbiFiles()) console.log(`wrote ${rel}`);
   }
   for (const t of TARGETS) {
     const r = await t.build({ quiet: values.quiet, force: values.force });

@@ -5,16 +5,12 @@
  * compare.md / .csv / .json. Complete runs are reused, stopped ones resumed.
  * @module
  */
-import { parseArgs } from "node:util";
 import { join } from "node:path";
-import { planComparison, runAll } from "../src/train/experiments.ts";
-import { RUN_HELP, RUN_OPTIONS, runConfigFromArgs } from "../src/train/run_args.ts";
-import { comparisonCsv, comparisonJson, comparisonTable } from "../src/train/tables.ts";
-import { writeFileAtomic } from "../src/io/atomic_write.ts";
-import { DEVICE_HELP, NETWORK_CLI_OPTIONS, useDevice } from "./_cli/device.ts";
-import { runCli } from "./_cli/main.ts";
-import { ProgressBar } from "./_cli/progress.ts";
-import { trainingOptions } from "./_cli/training.ts";
+import { planComparison } from "../src/train/experiments.ts";
+import { RUN_HELP, RUN_OPTIONS, runConfigFromArgs } from "./_cli/run_args.ts";
+import { comparisonCsv, comparisonJson, comparisonTable } from "../src/report/tables.ts";
+import { DEVICE_HELP, runNetworkCli } from "./_cli/device.ts";
+import { runExperiment } from "./_cli/training.ts";
 
 const HELP = `Usage: deno task compare [--dir DIR] [options]
 
@@ -33,34 +29,19 @@ ${RUN_HELP}
 Example:
   deno task compare --preset paper-scut --scut data/SCUT-FBP5500_v2 --pretrained resnet18.pth`;
 
-await runCli(async () => {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      ...NETWORK_CLI_OPTIONS,
-      ...RUN_OPTIONS,
-      dir: { type: "string" },
-    },
-  });
-  if (values.help) {
-    console.log(HELP);
-    return 0;
-  }
-  const base = runConfigFromArgs(values);
-  const dir = values.dir ?? join("runs", `compare-${values.preset ?? "default"}`);
-  const runs = planComparison(base, dir);
-  const backend = await useDevice(values.device);
-  const bar = new ProgressBar();
-  const done = await runAll(runs, {
-    ...trainingOptions(bar),
-    backend,
-    onRun: (i, run, how) =>
-      bar.note(`[${i + 1}/${runs.length}] ${run.label} (${run.config.name}): ${how}`),
-  });
-  const table = comparisonTable(done);
-  await writeFileAtomic(join(dir, "compare.md"), new TextEncoder().encode(table + "\n"));
-  await writeFileAtomic(join(dir, "compare.csv"), new TextEncoder().encode(comparisonCsv(done)));
-  await writeFileAtomic(join(dir, "compare.json"), new TextEncoder().encode(comparisonJson(done)));
-  console.log(table);
-  if (values.json) console.log(JSON.stringify(JSON.parse(comparisonJson(done))));
-});
+await runNetworkCli(
+  { help: HELP, options: { ...RUN_OPTIONS, dir: { type: "string" } } },
+  async ({ values }) => {
+    const base = runConfigFromArgs(values);
+    const dir = values.dir ?? join("runs", `compare-${values.preset ?? "default"}`);
+    await runExperiment(values, planComparison(base, dir), {
+      out: join(dir, "compare"),
+      describe: (run, how) => `${run.label} (${run.config.name}): ${how}`,
+      tables: (done) => ({
+        table: comparisonTable(done),
+        csv: comparisonCsv(done),
+        json: comparisonJson(done),
+      }),
+    });
+  },
+);

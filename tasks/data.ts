@@ -4,7 +4,7 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { collectInfo, formatInfo } from "../src/data/info.ts";
 import { writeManifest } from "../src/data/manifest.ts";
 import { readSource } from "../src/data/source.ts";
@@ -14,6 +14,7 @@ import {
   SYNTH_DEFAULTS,
   type SynthOptions,
 } from "../src/data/synth/generate.ts";
+import { HELP_OPTION, type ParsedArgs, stringOptions } from "./_cli/options.ts";
 
 const SOURCES = `Sources:
   scut:<dir>                    SCUT-FBP5500 archive layout (<dir> holds Images/)
@@ -106,6 +107,14 @@ function numFlag(flags: Record<string, unknown>, name: string): number | undefin
   return n;
 }
 
+/** Parses a command's flags, -h / --help and its positional arguments. */
+function parseCommand<const O extends ParseArgsOptionsConfig>(
+  args: string[],
+  options: O,
+): ParsedArgs<O & typeof HELP_OPTION, true> {
+  return parseArgs({ args, allowPositionals: true, options: { ...options, ...HELP_OPTION } });
+}
+
 function oneSource(positionals: string[], command: string): string {
   if (positionals.length !== 1) {
     const got = positionals.length === 0 ? "none" : positionals.map((p) => `"${p}"`).join(", ");
@@ -115,18 +124,11 @@ function oneSource(positionals: string[], command: string): string {
 }
 
 async function info(args: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      json: { type: "boolean" },
-      "on-bad-image": { type: "string", default: "skip" },
-      "no-decode": { type: "boolean" },
-      workers: { type: "string" },
-      seed: { type: "string" },
-      "max-problems": { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
+  const { values, positionals } = parseCommand(args, {
+    json: { type: "boolean" },
+    "on-bad-image": { type: "string", default: "skip" },
+    "no-decode": { type: "boolean" },
+    ...stringOptions("workers", "seed", "max-problems"),
   });
   if (values.help) return console.log(HELP.info);
   const policy = values["on-bad-image"];
@@ -150,25 +152,23 @@ async function info(args: string[]): Promise<void> {
 }
 
 async function synth(args: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseCommand(
     args,
-    allowPositionals: true,
-    options: {
-      out: { type: "string" },
-      count: { type: "string" },
-      size: { type: "string" },
-      seed: { type: "string" },
-      format: { type: "string" },
-      raters: { type: "string" },
-      "rater-noise": { type: "string" },
-      "label-noise": { type: "string" },
-      genders: { type: "string" },
-      races: { type: "string" },
-      style: { type: "string" },
-      ratings: { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
-  });
+    stringOptions(
+      "out",
+      "count",
+      "size",
+      "seed",
+      "format",
+      "raters",
+      "rater-noise",
+      "label-noise",
+      "genders",
+      "races",
+      "style",
+      "ratings",
+    ),
+  );
   if (values.help) return console.log(HELP.synth);
   if (positionals.length > 0) {
     throw new UsageError(`Cannot run "data synth": unexpected "${positionals[0]}"`);
@@ -199,15 +199,9 @@ async function synth(args: string[]): Promise<void> {
 }
 
 async function manifest(args: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      out: { type: "string" },
-      split: { type: "string", default: "stratified" },
-      seed: { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
+  const { values, positionals } = parseCommand(args, {
+    ...stringOptions("out", "seed"),
+    split: { type: "string", default: "stratified" },
   });
   if (values.help) return console.log(HELP.manifest);
   const source = oneSource(positionals, "manifest");

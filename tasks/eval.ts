@@ -3,7 +3,6 @@
  * databases it was trained for (accuracy, macro/weighted F1, confusion per task).
  * @module
  */
-import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { BatchLoader } from "../src/data/loader.ts";
 import { readSource } from "../src/data/source.ts";
@@ -11,8 +10,7 @@ import { chooseSplit } from "../src/data/split.ts";
 import { DecodePool } from "../src/data/worker_pool.ts";
 import { loadCheckpoint } from "../src/models/checkpoint.ts";
 import { type EvalPart, evaluateParts } from "../src/train/evaluate.ts";
-import { DEVICE_HELP, NETWORK_CLI_OPTIONS, useDevice } from "./_cli/device.ts";
-import { runCli } from "./_cli/main.ts";
+import { DEVICE_HELP, requiredCheckpoint, runNetworkCli, useDevice } from "./_cli/device.ts";
 
 const HELP = `Usage: deno task eval --checkpoint FILE [--split test|val|train|all] [NAME=]SOURCE...
 
@@ -32,28 +30,20 @@ ${DEVICE_HELP}
 Example:
   deno task eval --checkpoint runs/paper-scut/checkpoint.safetensors scut:data/SCUT-FBP5500_v2`;
 
-await runCli(async () => {
-  const { values, positionals } = parseArgs({
-    args: Deno.args,
-    allowPositionals: true,
-    options: {
-      ...NETWORK_CLI_OPTIONS,
-      checkpoint: { type: "string" },
-      split: { type: "string" },
-      seed: { type: "string" },
-      label: { type: "string", multiple: true },
-      out: { type: "string" },
-    },
-  });
-  if (values.help) {
-    console.log(HELP);
-    return 0;
-  }
-  if (!values.checkpoint) {
-    throw new Error("Cannot evaluate: --checkpoint FILE is required (see --help)");
-  }
+await runNetworkCli({
+  help: HELP,
+  positionals: true,
+  options: {
+    checkpoint: { type: "string" },
+    split: { type: "string" },
+    seed: { type: "string" },
+    label: { type: "string", multiple: true },
+    out: { type: "string" },
+  },
+}, async ({ values, positionals }) => {
+  const checkpoint = requiredCheckpoint(values, "evaluate");
   const backend = await useDevice(values.device);
-  const net = await loadCheckpoint(values.checkpoint, { backend });
+  const net = await loadCheckpoint(checkpoint, { backend });
   const dbs = net.config.databases;
   if (positionals.length !== dbs.length) {
     throw new Error(

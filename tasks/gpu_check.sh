@@ -109,7 +109,7 @@ if [ -n "$NVCC" ]; then
   say "building the CUDA library with $NVCC"
   start=$(date +%s)
   if "$DENO" eval --cached-only "
-      import { buildCudaLibrary } from './src/backend/native_build.ts';
+      import { buildCudaLibrary } from './tasks/_build/native_build.ts';
       const r = await buildCudaLibrary({ force: true });
       if (!r) throw new Error('nvcc not found');" >"$LOGS/build.txt" 2>&1; then
     BUILD="built with nvcc $("$NVCC" --version | sed -n "s/.*release \([0-9.]*\).*/\1/p") in $(($(date +%s) - start)) s"

@@ -3,11 +3,9 @@
  * task for each image, with the checkpoint's fixed policy.
  * @module
  */
-import { parseArgs } from "node:util";
 import { networkFromCheckpoint, readCheckpointFile } from "../src/models/checkpoint.ts";
 import { predictImages } from "../src/train/predict.ts";
-import { DEVICE_HELP, NETWORK_CLI_OPTIONS, useDevice } from "./_cli/device.ts";
-import { runCli } from "./_cli/main.ts";
+import { DEVICE_HELP, requiredCheckpoint, runNetworkCli, useDevice } from "./_cli/device.ts";
 
 const HELP = `Usage: deno task predict --checkpoint FILE [--json] IMAGE...
 
@@ -21,26 +19,16 @@ ${DEVICE_HELP}
 Example:
   deno task predict --checkpoint runs/adashare-aff-default/checkpoint.safetensors face.jpg`;
 
-await runCli(async () => {
-  const { values, positionals } = parseArgs({
-    args: Deno.args,
-    allowPositionals: true,
-    options: {
-      ...NETWORK_CLI_OPTIONS,
-      checkpoint: { type: "string" },
-    },
-  });
-  if (values.help) {
-    console.log(HELP);
-    return 0;
-  }
-  if (!values.checkpoint) {
-    throw new Error("Cannot predict: --checkpoint FILE is required (see --help)");
-  }
+await runNetworkCli({
+  help: HELP,
+  positionals: true,
+  options: { checkpoint: { type: "string" } },
+}, async ({ values, positionals }) => {
+  const file = requiredCheckpoint(values, "predict");
   if (positionals.length === 0) throw new Error("Cannot predict: no image given (see --help)");
   // The checkpoint is validated first (format, config), before the backend is loaded;
   // its tensor shapes are checked against the config before any image is read.
-  const checkpoint = await readCheckpointFile(values.checkpoint);
+  const checkpoint = await readCheckpointFile(file);
   const backend = await useDevice(values.device);
   const net = networkFromCheckpoint(checkpoint, { backend });
   const results = await predictImages(net, positionals);

@@ -5,17 +5,13 @@
  * resumed.
  * @module
  */
-import { parseArgs } from "node:util";
 import { join } from "node:path";
-import { planSweep, runAll } from "../src/train/experiments.ts";
-import { RUN_HELP, RUN_OPTIONS, runConfigFromArgs } from "../src/train/run_args.ts";
-import { sweepCsv, sweepJson, sweepTable } from "../src/train/tables.ts";
-import { sweepPlot } from "../src/train/plots.ts";
-import { writeFileAtomic } from "../src/io/atomic_write.ts";
-import { DEVICE_HELP, NETWORK_CLI_OPTIONS, useDevice } from "./_cli/device.ts";
-import { runCli } from "./_cli/main.ts";
-import { ProgressBar } from "./_cli/progress.ts";
-import { trainingOptions } from "./_cli/training.ts";
+import { planSweep } from "../src/train/experiments.ts";
+import { RUN_HELP, RUN_OPTIONS, runConfigFromArgs } from "./_cli/run_args.ts";
+import { sweepCsv, sweepJson, sweepTable } from "../src/report/tables.ts";
+import { sweepPlot } from "../src/report/plots.ts";
+import { DEVICE_HELP, runNetworkCli } from "./_cli/device.ts";
+import { runExperiment } from "./_cli/training.ts";
 
 const HELP = `Usage: deno task sweep-ratios [--ratios 1:0.7,1:0.6,1:0.5] [--batches 32,16] [options]
 
@@ -45,45 +41,38 @@ function parseRatios(text: string): [number, number][] {
   });
 }
 
-await runCli(async () => {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      ...NETWORK_CLI_OPTIONS,
-      ...RUN_OPTIONS,
-      ratios: { type: "string" },
-      batches: { type: "string" },
-      dir: { type: "string" },
-    },
-  });
-  if (values.help) {
-    console.log(HELP);
-    return 0;
-  }
-  const base = runConfigFromArgs(values);
-  const ratios = parseRatios(values.ratios ?? "1:0.7,1:0.6,1:0.5");
-  const batches = (values.batches ?? "32,16").split(",").map((b) => {
+/** Parses "32,16" into batch sizes. */
+function parseBatches(text: string): number[] {
+  return text.split(",").map((b) => {
     const n = Number(b);
     if (!Number.isInteger(n) || n < 2) {
       throw new Error(`Cannot parse --batches: "${b}" is not a batch size ≥ 2`);
     }
     return n;
   });
+}
+
+await runNetworkCli({
+  help: HELP,
+  options: {
+    ...RUN_OPTIONS,
+    ratios: { type: "string" },
+    batches: { type: "string" },
+    dir: { type: "string" },
+  },
+}, async ({ values }) => {
+  const base = runConfigFromArgs(values);
+  const ratios = parseRatios(values.ratios ?? "1:0.7,1:0.6,1:0.5");
+  const batches = parseBatches(values.batches ?? "32,16");
   const dir = values.dir ?? join("runs", `sweep-${values.preset ?? "default"}`);
-  const runs = planSweep(base, ratios, batches, dir);
-  const backend = await useDevice(values.device);
-  const bar = new ProgressBar();
-  const done = await runAll(runs, {
-    ...trainingOptions(bar),
-    backend,
-    onRun: (i, run, how) =>
-      bar.note(`[${i + 1}/${runs.length}] ${run.label}: ${how} (${run.config.out})`),
+  await runExperiment(values, planSweep(base, ratios, batches, dir), {
+    out: join(dir, "sweep"),
+    describe: (run, how) => `${run.label}: ${how} (${run.config.out})`,
+    tables: async (done) => ({
+      table: sweepTable(done),
+      csv: sweepCsv(done),
+      json: sweepJson(done),
+      more: { svg: await sweepPlot(done) },
+    }),
   });
-  const table = sweepTable(done);
-  await writeFileAtomic(join(dir, "sweep.md"), new TextEncoder().encode(table + "\n"));
-  await writeFileAtomic(join(dir, "sweep.csv"), new TextEncoder().encode(sweepCsv(done)));
-  await writeFileAtomic(join(dir, "sweep.json"), new TextEncoder().encode(sweepJson(done)));
-  await writeFileAtomic(join(dir, "sweep.svg"), new TextEncoder().encode(await sweepPlot(done)));
-  console.log(table);
-  if (values.json) console.log(JSON.stringify(JSON.parse(sweepJson(done))));
 });

@@ -16,7 +16,7 @@
  */
 import { parseArgs } from "node:util";
 import { join } from "node:path";
-import { CPU_CFLAGS, displayPath, REPO_ROOT } from "../src/backend/native_build.ts";
+import { CPU_CFLAGS, displayPath, REPO_ROOT } from "./_build/native_build.ts";
 
 const HELP = `Builds native/build/libfbp_cpu_asan.so (-fsanitize=address,undefined) and runs the
 native-facing tests against it (FBP_CPU_LIB selects the library, LD_PRELOAD loads libasan
@@ -77,6 +77,8 @@ async function buildAsanLibrary(compiler: string): Promise<void> {
     ...SANITIZE,
     "-I",
     "native/include",
+    "-I",
+    "native/common",
     ...sources,
     "-o",
     tmp,

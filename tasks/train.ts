@@ -3,17 +3,15 @@
  * With no arguments it trains the full method on the built-in synthetic two-database set.
  * @module
  */
-import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { readPretrainedWeights } from "../src/models/checkpoint.ts";
-import { writeReport } from "../src/train/report.ts";
-import { RUN_HELP, RUN_OPTIONS, runConfigFromArgs } from "../src/train/run_args.ts";
+import { writeReport } from "../src/report/report.ts";
+import { RUN_HELP, RUN_OPTIONS, runConfigFromArgs } from "./_cli/run_args.ts";
 import type { RunConfig } from "../src/train/run_config.ts";
-import { runTable } from "../src/train/tables.ts";
+import { runTable } from "../src/report/tables.ts";
 import { RunInterrupted, train } from "../src/train/trainer.ts";
 import type { RunResult } from "../src/train/result.ts";
-import { DEVICE_HELP, NETWORK_CLI_OPTIONS, useDevice } from "./_cli/device.ts";
-import { runCli } from "./_cli/main.ts";
+import { DEVICE_HELP, runNetworkCli, useDevice } from "./_cli/device.ts";
 import { ProgressBar } from "./_cli/progress.ts";
 import { trainingOptions } from "./_cli/training.ts";
 
@@ -58,19 +56,10 @@ export function resultSummary(r: RunResult): Record<string, unknown> {
   };
 }
 
-await runCli(async () => {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      ...NETWORK_CLI_OPTIONS,
-      ...RUN_OPTIONS,
-      resume: { type: "string" },
-    },
-  });
-  if (values.help) {
-    console.log(HELP);
-    return 0;
-  }
+await runNetworkCli({
+  help: HELP,
+  options: { ...RUN_OPTIONS, resume: { type: "string" } },
+}, async ({ values }) => {
   let config: RunConfig;
   if (values.resume) {
     const path = join(values.resume, "config.json");

@@ -30,14 +30,8 @@ static inline float sigmoidf_fast(float x) {
   return 1.0f / (1.0f + p * scale);
 }
 
-int aff_fuse_forward(float *out, const float *S, const float *F, const float *L,
-                     const float *G, float scale, int N, int C, int H, int W) {
-  REQUIRE_PTR(out);
-  REQUIRE_PTR(S);
-  REQUIRE_PTR(F);
-  REQUIRE_PTR(L);
-  REQUIRE_PTR(G);
-  if (fbp_check_nchw(__func__, "S", N, C, H, W)) return 1;
+int impl_aff_fuse_forward(float *out, const float *S, const float *F, const float *L,
+                          const float *G, float scale, int N, int C, int H, int W) {
   int64_t planes = (int64_t)N * C, HW = (int64_t)H * W;
   FBP_PAR_FOR(planes * HW > FBP_PAR_MIN,
     for (int64_t nc = 0; nc < planes; nc++) {
@@ -53,19 +47,9 @@ int aff_fuse_forward(float *out, const float *S, const float *F, const float *L,
   return 0;
 }
 
-int aff_fuse_backward(float *dS, float *dF, float *dL, float *dG, const float *dout,
-                      const float *S, const float *F, const float *L, const float *G,
-                      float scale, int N, int C, int H, int W) {
-  REQUIRE_PTR(dS);
-  REQUIRE_PTR(dF);
-  REQUIRE_PTR(dL);
-  REQUIRE_PTR(dG);
-  REQUIRE_PTR(dout);
-  REQUIRE_PTR(S);
-  REQUIRE_PTR(F);
-  REQUIRE_PTR(L);
-  REQUIRE_PTR(G);
-  if (fbp_check_nchw(__func__, "S", N, C, H, W)) return 1;
+int impl_aff_fuse_backward(float *dS, float *dF, float *dL, float *dG, const float *dout,
+                           const float *S, const float *F, const float *L, const float *G,
+                           float scale, int N, int C, int H, int W) {
   int64_t planes = (int64_t)N * C, HW = (int64_t)H * W;
   FBP_PAR_FOR(planes * HW > FBP_PAR_MIN,
     for (int64_t nc = 0; nc < planes; nc++) {

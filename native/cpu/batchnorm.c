@@ -17,12 +17,6 @@
 
 #include "internal.h"
 
-static int bn_check(const char *fn, int N, int C, int H, int W, float eps) {
-  if (fbp_check_nchw(fn, "inp", N, C, H, W)) return 1;
-  if (!(eps >= 0.0f)) FAIL("%s: eps must be >= 0, got %g", fn, (double)eps);
-  return 0;
-}
-
 /* out = (x − mu)·a + b over channel c's N planes of HW values. Centred first, not
  * x·a + (b − mu·a): that cancels catastrophically when |mean| >> std. */
 static inline void bn_affine(float *out, const float *x, int64_t N, int64_t CHW, int64_t HW,
@@ -35,16 +29,9 @@ static inline void bn_affine(float *out, const float *x, int64_t N, int64_t CHW,
   }
 }
 
-int batchnorm_forward_train(float *out, float *mean, float *var, const float *inp,
-                            const float *weight, const float *bias, int N, int C, int H,
-                            int W, float eps) {
-  REQUIRE_PTR(out);
-  REQUIRE_PTR(mean);
-  REQUIRE_PTR(var);
-  REQUIRE_PTR(inp);
-  REQUIRE_PTR(weight);
-  REQUIRE_PTR(bias);
-  if (bn_check(__func__, N, C, H, W, eps)) return 1;
+int impl_batchnorm_forward_train(float *out, float *mean, float *var, const float *inp,
+                                 const float *weight, const float *bias, int N, int C, int H,
+                                 int W, float eps) {
   int64_t HW = (int64_t)H * W, CHW = (int64_t)C * HW, m = (int64_t)N * HW;
   FBP_PAR_FOR(m * C > FBP_PAR_MIN,
     for (int64_t c = 0; c < C; c++) {
@@ -70,16 +57,9 @@ int batchnorm_forward_train(float *out, float *mean, float *var, const float *in
   return 0;
 }
 
-int batchnorm_forward_infer(float *out, const float *inp, const float *weight,
-                            const float *bias, const float *mean, const float *var, int N,
-                            int C, int H, int W, float eps) {
-  REQUIRE_PTR(out);
-  REQUIRE_PTR(inp);
-  REQUIRE_PTR(weight);
-  REQUIRE_PTR(bias);
-  REQUIRE_PTR(mean);
-  REQUIRE_PTR(var);
-  if (bn_check(__func__, N, C, H, W, eps)) return 1;
+int impl_batchnorm_forward_infer(float *out, const float *inp, const float *weight,
+                                 const float *bias, const float *mean, const float *var, int N,
+                                 int C, int H, int W, float eps) {
   int64_t HW = (int64_t)H * W, CHW = (int64_t)C * HW;
   FBP_PAR_FOR((int64_t)N * CHW > FBP_PAR_MIN,
     for (int64_t c = 0; c < C; c++) {
@@ -89,18 +69,9 @@ int batchnorm_forward_infer(float *out, const float *inp, const float *weight,
   return 0;
 }
 
-int batchnorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-                       const float *inp, const float *mean, const float *var,
-                       const float *weight, int N, int C, int H, int W, float eps) {
-  REQUIRE_PTR(dinp);
-  REQUIRE_PTR(dweight);
-  REQUIRE_PTR(dbias);
-  REQUIRE_PTR(dout);
-  REQUIRE_PTR(inp);
-  REQUIRE_PTR(mean);
-  REQUIRE_PTR(var);
-  REQUIRE_PTR(weight);
-  if (bn_check(__func__, N, C, H, W, eps)) return 1;
+int impl_batchnorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                            const float *inp, const float *mean, const float *var,
+                            const float *weight, int N, int C, int H, int W, float eps) {
   int64_t HW = (int64_t)H * W, CHW = (int64_t)C * HW, m = (int64_t)N * HW;
   FBP_PAR_FOR(m * C > FBP_PAR_MIN,
     for (int64_t c = 0; c < C; c++) {

@@ -169,64 +169,38 @@ static int build_bwd_weights(fbp_prim *p, const int64_t *key, dnnl_engine_t eng)
   return 0;
 }
 
-/* Validates sizes and fills the cache key; returns 0 or 1 (error recorded). */
-static int conv_key(int64_t key[FBP_KEY_LEN], int kind, const char *fn, int N, int C, int H,
-                    int W, int K, int R, int S, int stride, int pad) {
-  const char *names[] = {"N", "C", "H", "W", "K", "R", "S", "stride"};
-  int vals[] = {N, C, H, W, K, R, S, stride};
-  for (int i = 0; i < 8; i++)
-    if (vals[i] < 1) FAIL("%s: size '%s' must be >= 1, got %d", fn, names[i], vals[i]);
-  if (pad < 0) FAIL("%s: 'pad' must be >= 0, got %d", fn, pad);
+/* Fills the cache key of a convolution (sizes already checked by abi.inc). */
+static void conv_key(int64_t key[FBP_KEY_LEN], int kind, int N, int C, int H, int W, int K,
+                     int R, int S, int stride, int pad) {
   int64_t P = fbp_out_size(H, R, stride, pad), Q = fbp_out_size(W, S, stride, pad);
-  if (P < 1 || Q < 1)
-    FAIL("%s: output size %lldx%lld < 1 (input %dx%d, kernel %dx%d, stride %d, pad %d)", fn,
-         (long long)P, (long long)Q, H, W, R, S, stride, pad);
-  int64_t numel;
-  REQUIRE_NUMEL(fn, "inp", numel, N, C, H, W);
-  REQUIRE_NUMEL(fn, "weight", numel, K, C, R, S);
-  REQUIRE_NUMEL(fn, "out", numel, N, K, P, Q);
   memset(key, 0, FBP_KEY_LEN * sizeof key[0]);
   int layout = conv_layout(kind, C, H, W, K, R, S, P, Q);
   int64_t k[] = {kind, layout, N, C, H, W, K, R, S, stride, pad,
                  conv_algo(kind, layout, R, S, stride)};
   memcpy(key, k, sizeof k);
-  return 0;
 }
 
-int conv2d_forward(float *out, const float *inp, const float *weight, const float *bias,
-                   int N, int C, int H, int W, int K, int R, int S, int stride, int pad) {
-  REQUIRE_PTR(out);
-  REQUIRE_PTR(inp);
-  REQUIRE_PTR(weight);
+int impl_conv2d_forward(float *out, const float *inp, const float *weight, const float *bias,
+                        int N, int C, int H, int W, int K, int R, int S, int stride, int pad) {
   int64_t key[FBP_KEY_LEN];
-  if (conv_key(key, bias ? CONV_FWD_BIAS : CONV_FWD, __func__, N, C, H, W, K, R, S, stride,
-               pad))
-    return 1;
+  conv_key(key, bias ? CONV_FWD_BIAS : CONV_FWD, N, C, H, W, K, R, S, stride, pad);
   void *ptrs[] = {out, (void *)inp, (void *)weight, (void *)bias};
   return fbp_prim_call(key, build_fwd, ptrs);
 }
 
-int conv2d_backward_data(float *dinp, const float *dout, const float *weight, int N, int C,
-                         int H, int W, int K, int R, int S, int stride, int pad) {
-  REQUIRE_PTR(dinp);
-  REQUIRE_PTR(dout);
-  REQUIRE_PTR(weight);
+int impl_conv2d_backward_data(float *dinp, const float *dout, const float *weight, int N, int C,
+                              int H, int W, int K, int R, int S, int stride, int pad) {
   int64_t key[FBP_KEY_LEN];
-  if (conv_key(key, CONV_BWD_DATA, __func__, N, C, H, W, K, R, S, stride, pad)) return 1;
+  conv_key(key, CONV_BWD_DATA, N, C, H, W, K, R, S, stride, pad);
   void *ptrs[] = {dinp, (void *)dout, (void *)weight};
   return fbp_prim_call(key, build_bwd_data, ptrs);
 }
 
-int conv2d_backward_weights(float *dweight, float *dbias, const float *dout,
-                            const float *inp, int N, int C, int H, int W, int K, int R,
-                            int S, int stride, int pad) {
-  REQUIRE_PTR(dweight);
-  REQUIRE_PTR(dout);
-  REQUIRE_PTR(inp);
+int impl_conv2d_backward_weights(float *dweight, float *dbias, const float *dout,
+                                 const float *inp, int N, int C, int H, int W, int K, int R,
+                                 int S, int stride, int pad) {
   int64_t key[FBP_KEY_LEN];
-  if (conv_key(key, dbias ? CONV_BWD_W_BIAS : CONV_BWD_W, __func__, N, C, H, W, K, R, S,
-               stride, pad))
-    return 1;
+  conv_key(key, dbias ? CONV_BWD_W_BIAS : CONV_BWD_W, N, C, H, W, K, R, S, stride, pad);
   void *with_bias[] = {dweight, dbias, (void *)dout, (void *)inp};
   void *no_bias[] = {dweight, (void *)dout, (void *)inp};
   return fbp_prim_call(key, build_bwd_weights, dbias ? with_bias : no_bias);

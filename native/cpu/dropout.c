@@ -19,14 +19,8 @@ static inline float hash_uniform(uint32_t seed, int64_t i) {
   return (float)(h >> 8) / 16777216.0f;
 }
 
-int dropout_forward(float *out, float *mask, const float *inp, int64_t n, float p,
-                    uint32_t seed) {
-  REQUIRE_NONNEG(n);
-  if (!(p >= 0.0f && p <= 1.0f)) FAIL("dropout_forward: p must be in [0, 1], got %g", (double)p);
-  if (n == 0) return 0;
-  REQUIRE_PTR(out);
-  REQUIRE_PTR(mask);
-  REQUIRE_PTR(inp);
+int impl_dropout_forward(float *out, float *mask, const float *inp, int64_t n, float p,
+                         uint32_t seed) {
   /* Rounded once from double: the exact 1/(1-p) of the float p, so every backend that
    * follows this rule gets the same float. p == 1 gives an infinite scale, but then no
    * element is kept (u < 1 always). */

@@ -16,12 +16,7 @@
 
 #define SUM_TILE 256
 
-int unary_forward(float *out, const float *inp, int64_t n, int op) {
-  REQUIRE_NONNEG(n);
-  if (op < FBP_RELU || op > FBP_EXP) FAIL("unary_forward: unknown op %d", op);
-  if (n == 0) return 0;
-  REQUIRE_PTR(out);
-  REQUIRE_PTR(inp);
+int impl_unary_forward(float *out, const float *inp, int64_t n, int op) {
   switch (op) {
   case FBP_RELU:
     FBP_PAR_FOR_SIMD(n > FBP_PAR_MIN,
@@ -47,13 +42,8 @@ int unary_forward(float *out, const float *inp, int64_t n, int op) {
   return 0;
 }
 
-int unary_backward(float *dinp, const float *dout, const float *inp, const float *out,
-                   int64_t n, int op) {
-  REQUIRE_NONNEG(n);
-  if (op < FBP_RELU || op > FBP_EXP) FAIL("unary_backward: unknown op %d", op);
-  if (n == 0) return 0;
-  REQUIRE_PTR(dinp);
-  REQUIRE_PTR(dout);
+int impl_unary_backward(float *dinp, const float *dout, const float *inp, const float *out,
+                        int64_t n, int op) {
   /* Only the operand the derivative needs is required. */
   if (op == FBP_SIGMOID || op == FBP_EXP) REQUIRE_PTR(out);
   else REQUIRE_PTR(inp);
@@ -83,27 +73,13 @@ int unary_backward(float *dinp, const float *dout, const float *inp, const float
   return 0;
 }
 
-int scale_forward(float *out, const float *inp, float alpha, float beta, int64_t n) {
-  REQUIRE_NONNEG(n);
-  if (n == 0) return 0;
-  REQUIRE_PTR(out);
-  REQUIRE_PTR(inp);
+int impl_scale_forward(float *out, const float *inp, float alpha, float beta, int64_t n) {
   FBP_PAR_FOR_SIMD(n > FBP_PAR_MIN,
     for (int64_t i = 0; i < n; i++) out[i] = alpha * inp[i] + beta;);
   return 0;
 }
 
 /* ---- broadcasting --------------------------------------------------------------------- */
-
-/* Checks that every dim of two 4-D shapes is >= 1 (the callers check how they pair). */
-static int check_dims(const char *fn, const char *an, const int *a, const char *bn,
-                      const int *b) {
-  for (int k = 0; k < 4; k++) {
-    if (a[k] < 1) FAIL("%s: %s[%d] must be >= 1, got %d", fn, an, k, a[k]);
-    if (b[k] < 1) FAIL("%s: %s[%d] must be >= 1, got %d", fn, bn, k, b[k]);
-  }
-  return 0;
-}
 
 /* Row-major strides of a 4-D shape with 0 for broadcast (size-1) dims of a larger shape. */
 static void bstrides(const int *s, const int *full, int64_t *st) {
@@ -150,23 +126,12 @@ static inline void bin_row(float *o, const float *x, const float *y, int64_t len
   }
 }
 
-int binary_forward(float *out, const float *a, const float *b, int a0, int a1, int a2,
-                   int a3, int b0, int b1, int b2, int b3, int op) {
-  REQUIRE_PTR(out);
-  REQUIRE_PTR(a);
-  REQUIRE_PTR(b);
-  if (op < FBP_ADD || op > FBP_DIV) FAIL("binary_forward: unknown op %d", op);
+int impl_binary_forward(float *out, const float *a, const float *b, int a0, int a1, int a2,
+                        int a3, int b0, int b1, int b2, int b3, int op) {
   int as[4] = {a0, a1, a2, a3}, bs[4] = {b0, b1, b2, b3}, os[4];
-  if (check_dims(__func__, "a", as, "b", bs)) return 1;
-  for (int k = 0; k < 4; k++) {
-    if (as[k] != bs[k] && as[k] != 1 && bs[k] != 1)
-      FAIL("binary_forward: dim %d of a (%d) and b (%d) cannot broadcast", k, as[k], bs[k]);
-    os[k] = as[k] > bs[k] ? as[k] : bs[k];
-  }
-  int64_t total, na, nb;
-  REQUIRE_NUMEL(__func__, "a", na, a0, a1, a2, a3);
-  REQUIRE_NUMEL(__func__, "b", nb, b0, b1, b2, b3);
-  REQUIRE_NUMEL(__func__, "out", total, os[0], os[1], os[2], os[3]);
+  for (int k = 0; k < 4; k++) os[k] = as[k] > bs[k] ? as[k] : bs[k];
+  int64_t na = (int64_t)a0 * a1 * a2 * a3, nb = (int64_t)b0 * b1 * b2 * b3;
+  int64_t total = (int64_t)os[0] * os[1] * os[2] * os[3];
   /* Flat fast paths: same shapes, or one side a single value. */
   if ((na == total && nb == total) || nb == 1 || na == 1) {
     int sa = na == total ? 1 : 0, sb = nb == total ? 1 : 0;
@@ -192,18 +157,10 @@ int binary_forward(float *out, const float *a, const float *b, int a0, int a1, i
   return 0;
 }
 
-int sum_to_forward(float *out, const float *inp, int i0, int i1, int i2, int i3, int o0,
-                   int o1, int o2, int o3) {
-  REQUIRE_PTR(out);
-  REQUIRE_PTR(inp);
+int impl_sum_to_forward(float *out, const float *inp, int i0, int i1, int i2, int i3, int o0,
+                        int o1, int o2, int o3) {
   int is[4] = {i0, i1, i2, i3}, os[4] = {o0, o1, o2, o3};
-  if (check_dims(__func__, "inp", is, "out", os)) return 1;
-  for (int k = 0; k < 4; k++)
-    if (os[k] != is[k] && os[k] != 1)
-      FAIL("sum_to_forward: dim %d of out (%d) must be %d or 1", k, os[k], is[k]);
-  int64_t total, nout;
-  REQUIRE_NUMEL(__func__, "inp", total, i0, i1, i2, i3);
-  REQUIRE_NUMEL(__func__, "out", nout, o0, o1, o2, o3);
+  int64_t total = (int64_t)i0 * i1 * i2 * i3, nout = (int64_t)o0 * o1 * o2 * o3;
   if (nout == 1) {
     double sum = 0;
     if (total > FBP_PAR_MIN) {
@@ -253,18 +210,10 @@ int sum_to_forward(float *out, const float *inp, int i0, int i1, int i2, int i3,
   return 0;
 }
 
-int broadcast_forward(float *out, const float *inp, int i0, int i1, int i2, int i3, int o0,
-                      int o1, int o2, int o3) {
-  REQUIRE_PTR(out);
-  REQUIRE_PTR(inp);
+int impl_broadcast_forward(float *out, const float *inp, int i0, int i1, int i2, int i3, int o0,
+                           int o1, int o2, int o3) {
   int is[4] = {i0, i1, i2, i3}, os[4] = {o0, o1, o2, o3};
-  if (check_dims(__func__, "inp", is, "out", os)) return 1;
-  for (int k = 0; k < 4; k++)
-    if (is[k] != os[k] && is[k] != 1)
-      FAIL("broadcast_forward: dim %d of inp (%d) must be %d or 1", k, is[k], os[k]);
-  int64_t total, nin;
-  REQUIRE_NUMEL(__func__, "inp", nin, i0, i1, i2, i3);
-  REQUIRE_NUMEL(__func__, "out", total, o0, o1, o2, o3);
+  int64_t total = (int64_t)o0 * o1 * o2 * o3;
   int64_t st[4];
   bstrides(is, os, st);
   int64_t rows = (int64_t)o0 * o1 * o2, len = o3;
@@ -282,11 +231,7 @@ int broadcast_forward(float *out, const float *inp, int i0, int i1, int i2, int 
 
 /* ---- softmax -------------------------------------------------------------------------- */
 
-int softmax_forward(float *out, const float *inp, int rows, int cols) {
-  REQUIRE_PTR(out);
-  REQUIRE_PTR(inp);
-  REQUIRE_POS(rows);
-  REQUIRE_POS(cols);
+int impl_softmax_forward(float *out, const float *inp, int rows, int cols) {
   FBP_PAR_FOR((int64_t)rows * cols > FBP_PAR_MIN,
     for (int64_t r = 0; r < rows; r++) {
       const float *x = inp + r * cols;
@@ -305,12 +250,7 @@ int softmax_forward(float *out, const float *inp, int rows, int cols) {
   return 0;
 }
 
-int softmax_backward(float *dinp, const float *dout, const float *out, int rows, int cols) {
-  REQUIRE_PTR(dinp);
-  REQUIRE_PTR(dout);
-  REQUIRE_PTR(out);
-  REQUIRE_POS(rows);
-  REQUIRE_POS(cols);
+int impl_softmax_backward(float *dinp, const float *dout, const float *out, int rows, int cols) {
   FBP_PAR_FOR((int64_t)rows * cols > FBP_PAR_MIN,
     for (int64_t r = 0; r < rows; r++) {
       const float *dy = dout + r * cols, *y = out + r * cols;

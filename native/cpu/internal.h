@@ -22,6 +22,11 @@
 /* Private functions stay out of the library's dynamic symbol table: it exports the ABI. */
 #pragma GCC visibility push(hidden)
 
+/* fbp_set_error, the element-count and window helpers, and the impl_<kernel> prototypes
+ * that the files of this backend define (abi.c exports the checked entry points). */
+#include "check.h"
+#include "kernels.h"
+
 /* Element count above which the plain C loops run with an OpenMP team. */
 #define FBP_PAR_MIN 32768
 
@@ -45,10 +50,6 @@
     }                                                              \
   } while (0)
 
-/* Records "file:line: message" as this thread's last error; always returns 1. */
-int fbp_set_error(const char *file, int line, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
 /* Fails the current function with a formatted message. */
 #define FAIL(...) return fbp_set_error(FBP_FILE, __LINE__, __VA_ARGS__)
 
@@ -70,32 +71,6 @@ int fbp_dnnl_error(const char *file, int line, const char *call, dnnl_status_t s
 #define REQUIRE_NONNEG(v)                                                           \
   do {                                                                              \
     if ((v) < 0) FAIL("%s: '%s' must be >= 0, got %lld", __func__, #v, (long long)(v)); \
-  } while (0)
-
-/* Checks 4-D sizes N, C, H, W of buffer `what`: each >= 1 and their product a buffer size;
- * returns 0, or 1 with an error naming `fn` and the size. */
-int fbp_check_nchw(const char *fn, const char *what, int N, int C, int H, int W);
-
-/* Most elements any buffer can have: what fbp_alloc can return. */
-#define FBP_MAX_NUMEL ((int64_t)((SIZE_MAX - 64) / sizeof(float)))
-
-/* Product of `n` sizes (each already checked >= 1) in *out; 1 when it overflows int64 or
- * exceeds FBP_MAX_NUMEL. No buffer that large exists, and a wrapped product would make
- * the loops index outside the caller's buffers. */
-static inline int fbp_numel(const int64_t *dims, int n, int64_t *out) {
-  int64_t p = 1;
-  for (int i = 0; i < n; i++)
-    if (__builtin_mul_overflow(p, dims[i], &p) || p > FBP_MAX_NUMEL) return 1;
-  *out = p;
-  return 0;
-}
-
-/* Sets `out` to the element count of sizes `...` of buffer `what`, or fails naming it. */
-#define REQUIRE_NUMEL(fn, what, out, ...)                                                  \
-  do {                                                                                     \
-    const int64_t fbp_dims_[] = {__VA_ARGS__};                                             \
-    if (fbp_numel(fbp_dims_, (int)(sizeof fbp_dims_ / sizeof fbp_dims_[0]), &(out)))      \
-      FAIL("%s: %s (%s) has more elements than any buffer can hold", fn, what, #__VA_ARGS__); \
   } while (0)
 
 /* The process-wide CPU engine and stream (created on first use; NULL + error on failure). */
@@ -153,12 +128,6 @@ int fbp_prim_call(const int64_t key[FBP_KEY_LEN], fbp_prim_builder build, void *
 int fbp_md_nchw(dnnl_memory_desc_t *md, int64_t n, int64_t c, int64_t h, int64_t w,
                 dnnl_format_tag_t tag);
 int fbp_md_1d(dnnl_memory_desc_t *md, int64_t n);
-
-/* Output size of a window of `k` over `x` with stride and symmetric padding. */
-static inline int64_t fbp_out_size(int64_t x, int64_t k, int64_t stride, int64_t pad) {
-  int64_t span = x + 2 * pad - k;
-  return span < 0 ? 0 : span / stride + 1;
-}
 
 #pragma GCC visibility pop
 

@@ -8,14 +8,8 @@
  */
 #include "internal.h"
 
-int linear_forward(float *out, const float *inp, const float *weight, const float *bias,
-                   int N, int I, int O) {
-  REQUIRE_PTR(out);
-  REQUIRE_PTR(inp);
-  REQUIRE_PTR(weight);
-  REQUIRE_POS(N);
-  REQUIRE_POS(I);
-  REQUIRE_POS(O);
+int impl_linear_forward(float *out, const float *inp, const float *weight, const float *bias,
+                        int N, int I, int O) {
   float beta = 0.0f;
   if (bias) {
     for (int64_t n = 0; n < N; n++)
@@ -27,15 +21,8 @@ int linear_forward(float *out, const float *inp, const float *weight, const floa
   return 0;
 }
 
-int linear_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-                    const float *inp, const float *weight, int N, int I, int O) {
-  REQUIRE_PTR(dweight);
-  REQUIRE_PTR(dout);
-  REQUIRE_PTR(inp);
-  REQUIRE_PTR(weight);
-  REQUIRE_POS(N);
-  REQUIRE_POS(I);
-  REQUIRE_POS(O);
+int impl_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                         const float *inp, const float *weight, int N, int I, int O) {
   /* dinp (N,I) = dout (N,O) · weight (O,I) */
   if (dinp) CHECK(dnnl_sgemm('N', 'N', N, I, O, 1.0f, dout, O, weight, I, 0.0f, dinp, I));
   /* dweight (O,I) = dout (N,O)^T · inp (N,I) */

@@ -30,14 +30,8 @@ static int64_t bad_target(const float *targets, int N, int K) {
            (long long)bad, (double)targets[bad], K - 1);                                 \
   } while (0)
 
-int cross_entropy_forward(float *loss, float *probs, const float *logits,
-                          const float *targets, const float *weights, int N, int K) {
-  REQUIRE_PTR(loss);
-  REQUIRE_PTR(probs);
-  REQUIRE_PTR(logits);
-  REQUIRE_PTR(targets);
-  REQUIRE_POS(N);
-  REQUIRE_POS(K);
+int impl_cross_entropy_forward(float *loss, float *probs, const float *logits,
+                               const float *targets, const float *weights, int N, int K) {
   CHECK_TARGETS(__func__);
   double total = 0;
   for (int64_t n = 0; n < N; n++) {
@@ -61,14 +55,8 @@ int cross_entropy_forward(float *loss, float *probs, const float *logits,
   return 0;
 }
 
-int cross_entropy_backward(float *dlogits, const float *dloss, const float *probs,
-                           const float *targets, const float *weights, int N, int K) {
-  REQUIRE_PTR(dlogits);
-  REQUIRE_PTR(dloss);
-  REQUIRE_PTR(probs);
-  REQUIRE_PTR(targets);
-  REQUIRE_POS(N);
-  REQUIRE_POS(K);
+int impl_cross_entropy_backward(float *dlogits, const float *dloss, const float *probs,
+                                const float *targets, const float *weights, int N, int K) {
   CHECK_TARGETS(__func__);
   float g = dloss[0];
   FBP_PAR_FOR((int64_t)N * K > FBP_PAR_MIN,

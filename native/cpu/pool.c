@@ -38,23 +38,6 @@ static int build_max_fwd(fbp_prim *p, const int64_t *key, dnnl_engine_t eng) {
   return 0;
 }
 
-static int pool_check(const char *fn, int N, int C, int H, int W, int kernel, int stride,
-                      int pad) {
-  const char *names[] = {"N", "C", "H", "W", "kernel", "stride"};
-  int vals[] = {N, C, H, W, kernel, stride};
-  for (int i = 0; i < 6; i++)
-    if (vals[i] < 1) FAIL("%s: size '%s' must be >= 1, got %d", fn, names[i], vals[i]);
-  if (pad < 0) FAIL("%s: 'pad' must be >= 0, got %d", fn, pad);
-  int64_t P = fbp_out_size(H, kernel, stride, pad), Q = fbp_out_size(W, kernel, stride, pad);
-  if (P < 1 || Q < 1)
-    FAIL("%s: output size %lldx%lld < 1 (input %dx%d, kernel %d, stride %d, pad %d)", fn,
-         (long long)P, (long long)Q, H, W, kernel, stride, pad);
-  int64_t numel;
-  REQUIRE_NUMEL(fn, "inp", numel, N, C, H, W);
-  REQUIRE_NUMEL(fn, "out", numel, N, C, P, Q);
-  return 0;
-}
-
 /* Index (within the plane) of the first maximum of window (p, q); -1 if all padding. */
 static inline int64_t window_argmax(const float *x, int64_t H, int64_t W, int64_t p, int64_t q,
                                     int kernel, int stride, int pad) {
@@ -76,11 +59,8 @@ static inline int64_t window_argmax(const float *x, int64_t H, int64_t W, int64_
   return arg;
 }
 
-int maxpool2d_forward(float *out, const float *inp, int N, int C, int H, int W, int kernel,
-                      int stride, int pad) {
-  REQUIRE_PTR(out);
-  REQUIRE_PTR(inp);
-  if (pool_check(__func__, N, C, H, W, kernel, stride, pad)) return 1;
+int impl_maxpool2d_forward(float *out, const float *inp, int N, int C, int H, int W, int kernel,
+                           int stride, int pad) {
   if (pad >= kernel) {
     int64_t P = fbp_out_size(H, kernel, stride, pad), Q = fbp_out_size(W, kernel, stride, pad);
     int64_t planes = (int64_t)N * C;
@@ -129,12 +109,8 @@ static inline void interior_range(int64_t X, int64_t out, int kernel, int stride
   if (*lo > *hi) *lo = *hi;
 }
 
-int maxpool2d_backward(float *dinp, const float *dout, const float *inp, int N, int C,
-                       int H, int W, int kernel, int stride, int pad) {
-  REQUIRE_PTR(dinp);
-  REQUIRE_PTR(dout);
-  REQUIRE_PTR(inp);
-  if (pool_check(__func__, N, C, H, W, kernel, stride, pad)) return 1;
+int impl_maxpool2d_backward(float *dinp, const float *dout, const float *inp, int N, int C,
+                            int H, int W, int kernel, int stride, int pad) {
   int64_t P = fbp_out_size(H, kernel, stride, pad), Q = fbp_out_size(W, kernel, stride, pad);
   int64_t planes = (int64_t)N * C, HW = (int64_t)H * W;
   int64_t p_lo, p_hi, q_lo, q_hi;
@@ -160,10 +136,7 @@ int maxpool2d_backward(float *dinp, const float *dout, const float *inp, int N, 
   return 0;
 }
 
-int avgpool_global_forward(float *out, const float *inp, int N, int C, int H, int W) {
-  REQUIRE_PTR(out);
-  REQUIRE_PTR(inp);
-  if (fbp_check_nchw(__func__, "inp", N, C, H, W)) return 1;
+int impl_avgpool_global_forward(float *out, const float *inp, int N, int C, int H, int W) {
   int64_t planes = (int64_t)N * C, HW = (int64_t)H * W;
   FBP_PAR_FOR(planes * HW > FBP_PAR_MIN,
     for (int64_t nc = 0; nc < planes; nc++) {
@@ -175,10 +148,7 @@ int avgpool_global_forward(float *out, const float *inp, int N, int C, int H, in
   return 0;
 }
 
-int avgpool_global_backward(float *dinp, const float *dout, int N, int C, int H, int W) {
-  REQUIRE_PTR(dinp);
-  REQUIRE_PTR(dout);
-  if (fbp_check_nchw(__func__, "inp", N, C, H, W)) return 1;
+int impl_avgpool_global_backward(float *dinp, const float *dout, int N, int C, int H, int W) {
   int64_t planes = (int64_t)N * C, HW = (int64_t)H * W;
   FBP_PAR_FOR(planes * HW > FBP_PAR_MIN,
     for (int64_t nc = 0; nc < planes; nc++) {

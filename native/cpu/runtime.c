@@ -37,16 +37,6 @@ int fbp_dnnl_error(const char *file, int line, const char *call, dnnl_status_t s
 
 const char *fbp_last_error(void) { return last_error; }
 
-int fbp_check_nchw(const char *fn, const char *what, int N, int C, int H, int W) {
-  const char *names[] = {"N", "C", "H", "W"};
-  int vals[] = {N, C, H, W};
-  for (int i = 0; i < 4; i++)
-    if (vals[i] < 1) FAIL("%s: size '%s' must be >= 1, got %d", fn, names[i], vals[i]);
-  int64_t numel;
-  REQUIRE_NUMEL(fn, what, numel, N, C, H, W);
-  return 0;
-}
-
 /* ---- engine, stream, lock ------------------------------------------------------------- */
 
 static pthread_once_t dnnl_once = PTHREAD_ONCE_INIT;
@@ -283,26 +273,14 @@ int fbp_copy_out(float *host_dst, const float *src, int64_t n) {
   return 0;
 }
 
-int fill_forward(float *out, float value, int64_t n) {
-  REQUIRE_NONNEG(n);
-  if (n == 0) return 0;
-  REQUIRE_PTR(out);
+int impl_fill_forward(float *out, float value, int64_t n) {
   FBP_PAR_FOR_SIMD(n > FBP_PAR_MIN,
     for (int64_t i = 0; i < n; i++) out[i] = value;);
   return 0;
 }
 
-int copy_forward(float *out, int64_t out_off, const float *inp, int64_t in_off, int64_t n,
-                 int accumulate) {
-  REQUIRE_NONNEG(n);
-  REQUIRE_NONNEG(out_off);
-  REQUIRE_NONNEG(in_off);
-  if (out_off > FBP_MAX_NUMEL - n || in_off > FBP_MAX_NUMEL - n)
-    FAIL("copy_forward: offset + n is past any buffer (out_off %lld, in_off %lld, n %lld)",
-         (long long)out_off, (long long)in_off, (long long)n);
-  if (n == 0) return 0;
-  REQUIRE_PTR(out);
-  REQUIRE_PTR(inp);
+int impl_copy_forward(float *out, int64_t out_off, const float *inp, int64_t in_off, int64_t n,
+                      int accumulate) {
   float *o = out + out_off;
   const float *x = inp + in_off;
   if (!accumulate) {

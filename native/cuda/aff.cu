@@ -12,16 +12,6 @@
 
 #include "internal.cuh"
 
-static int aff_check(const char *fn, int N, int C, int H, int W) {
-  const char *names[] = {"N", "C", "H", "W"};
-  int vals[] = {N, C, H, W};
-  for (int i = 0; i < 4; i++)
-    if (vals[i] < 1) FAIL("%s: size '%s' must be >= 1, got %d", fn, names[i], vals[i]);
-  int64_t numel;
-  REQUIRE_NUMEL(fn, "S", numel, N, C, H, W);
-  return 0;
-}
-
 static __device__ __forceinline__ float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 static __global__ void aff_forward_kernel(float *__restrict__ out, const float *__restrict__ S,
@@ -66,15 +56,8 @@ static __global__ void aff_backward_kernel(float *__restrict__ dS, float *__rest
   }
 }
 
-int aff_fuse_forward(float *out, const float *S, const float *F, const float *L,
-                     const float *G, float scale, int N, int C, int H, int W) {
-  REQUIRE_PTR(out);
-  REQUIRE_PTR(S);
-  REQUIRE_PTR(F);
-  REQUIRE_PTR(L);
-  REQUIRE_PTR(G);
-  if (aff_check(__func__, N, C, H, W)) return 1;
-  REQUIRE_READY();
+int impl_aff_fuse_forward(float *out, const float *S, const float *F, const float *L,
+                          const float *G, float scale, int N, int C, int H, int W) {
   int64_t HW = (int64_t)H * W, n = (int64_t)N * C * HW;
   aff_forward_kernel<<<fbp_grid(n, FBP_BLOCK), FBP_BLOCK, 0, fbp_stream()>>>(out, S, F, L, G,
                                                                               scale, n, HW);
@@ -82,20 +65,9 @@ int aff_fuse_forward(float *out, const float *S, const float *F, const float *L,
   return 0;
 }
 
-int aff_fuse_backward(float *dS, float *dF, float *dL, float *dG, const float *dout,
-                      const float *S, const float *F, const float *L, const float *G,
-                      float scale, int N, int C, int H, int W) {
-  REQUIRE_PTR(dS);
-  REQUIRE_PTR(dF);
-  REQUIRE_PTR(dL);
-  REQUIRE_PTR(dG);
-  REQUIRE_PTR(dout);
-  REQUIRE_PTR(S);
-  REQUIRE_PTR(F);
-  REQUIRE_PTR(L);
-  REQUIRE_PTR(G);
-  if (aff_check(__func__, N, C, H, W)) return 1;
-  REQUIRE_READY();
+int impl_aff_fuse_backward(float *dS, float *dF, float *dL, float *dG, const float *dout,
+                           const float *S, const float *F, const float *L, const float *G,
+                           float scale, int N, int C, int H, int W) {
   int64_t HW = (int64_t)H * W, planes = (int64_t)N * C;
   /* Small planes (7×7 in layer4) get a small block, so few threads idle. */
   int threads = HW >= 256 ? 256 : (int)((HW + 31) / 32 * 32);

@@ -25,7 +25,13 @@ struct BnDesc {
 static std::mutex g_bn_mu;
 static std::map<std::tuple<int, int, int, int>, BnDesc> g_bn_cache;
 
-static int bn_desc(BnDesc *out, int N, int C, int H, int W) {
+/* The descriptors of shape (N, C, H, W); `fn` names the caller in the error of a tensor
+ * too large for cuDNN's 4-D descriptors, which count elements in int. */
+static int bn_desc(BnDesc *out, const char *fn, int N, int C, int H, int W) {
+  int64_t numel = (int64_t)N * C * H * W;
+  if (numel > INT32_MAX)
+    FAIL("%s: inp has %lld elements; cuDNN's 4-D descriptors take at most %d", fn,
+         (long long)numel, INT32_MAX);
   std::lock_guard<std::mutex> lock(g_bn_mu);
   auto key = std::make_tuple(N, C, H, W);
   auto it = g_bn_cache.find(key);
@@ -42,20 +48,6 @@ static int bn_desc(BnDesc *out, int N, int C, int H, int W) {
                                                 1, 1));
   g_bn_cache[key] = d;
   *out = d;
-  return 0;
-}
-
-static int bn_check(const char *fn, int N, int C, int H, int W, float eps) {
-  const char *names[] = {"N", "C", "H", "W"};
-  int vals[] = {N, C, H, W};
-  for (int i = 0; i < 4; i++)
-    if (vals[i] < 1) FAIL("%s: size '%s' must be >= 1, got %d", fn, names[i], vals[i]);
-  if (!(eps >= 0.0f)) FAIL("%s: eps must be >= 0, got %g", fn, (double)eps);
-  int64_t numel;
-  REQUIRE_NUMEL(fn, "inp", numel, N, C, H, W);
-  if (numel > INT32_MAX)
-    FAIL("%s: inp has %lld elements; cuDNN's 4-D descriptors take at most %d", fn,
-         (long long)numel, INT32_MAX);
   return 0;
 }
 
@@ -76,20 +68,12 @@ static __global__ void invstd_kernel(float *__restrict__ invstd, const float *__
   GRID_STRIDE(c, C) invstd[c] = 1.0f / sqrtf(var[c] + eps);
 }
 
-int batchnorm_forward_train(float *out, float *mean, float *var, const float *inp,
-                            const float *weight, const float *bias, int N, int C, int H,
-                            int W, float eps) {
-  REQUIRE_PTR(out);
-  REQUIRE_PTR(mean);
-  REQUIRE_PTR(var);
-  REQUIRE_PTR(inp);
-  REQUIRE_PTR(weight);
-  REQUIRE_PTR(bias);
-  if (bn_check(__func__, N, C, H, W, eps)) return 1;
-  REQUIRE_READY();
+int impl_batchnorm_forward_train(float *out, float *mean, float *var, const float *inp,
+                                 const float *weight, const float *bias, int N, int C, int H,
+                                 int W, float eps) {
   BnDesc d;
-  if (bn_desc(&d, N, C, H, W)) return 1;
-  float *invstd = (float *)fbp_scratch((size_t)C * sizeof(float), __func__);
+  if (bn_desc(&d, "batchnorm_forward_train", N, C, H, W)) return 1;
+  float *invstd = (float *)fbp_scratch((size_t)C * sizeof(float), "batchnorm_forward_train");
   if (!invstd) return 1;
   float one = 1.0f, zero = 0.0f;
   cudnnStatus_t st = fbp_dl.cudnnBatchNormalizationForwardTraining(
@@ -108,19 +92,11 @@ int batchnorm_forward_train(float *out, float *mean, float *var, const float *in
   return 0;
 }
 
-int batchnorm_forward_infer(float *out, const float *inp, const float *weight,
-                            const float *bias, const float *mean, const float *var, int N,
-                            int C, int H, int W, float eps) {
-  REQUIRE_PTR(out);
-  REQUIRE_PTR(inp);
-  REQUIRE_PTR(weight);
-  REQUIRE_PTR(bias);
-  REQUIRE_PTR(mean);
-  REQUIRE_PTR(var);
-  if (bn_check(__func__, N, C, H, W, eps)) return 1;
-  REQUIRE_READY();
+int impl_batchnorm_forward_infer(float *out, const float *inp, const float *weight,
+                                 const float *bias, const float *mean, const float *var, int N,
+                                 int C, int H, int W, float eps) {
   BnDesc d;
-  if (bn_desc(&d, N, C, H, W)) return 1;
+  if (bn_desc(&d, "batchnorm_forward_infer", N, C, H, W)) return 1;
   float one = 1.0f, zero = 0.0f;
   CUDNN_CHECK(fbp_dl.cudnnBatchNormalizationForwardInference(
       fbp_cudnn(), CUDNN_BATCHNORM_SPATIAL, &one, &zero, d.x, inp, d.x, out, d.bn, weight, bias,
@@ -128,22 +104,12 @@ int batchnorm_forward_infer(float *out, const float *inp, const float *weight,
   return 0;
 }
 
-int batchnorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-                       const float *inp, const float *mean, const float *var,
-                       const float *weight, int N, int C, int H, int W, float eps) {
-  REQUIRE_PTR(dinp);
-  REQUIRE_PTR(dweight);
-  REQUIRE_PTR(dbias);
-  REQUIRE_PTR(dout);
-  REQUIRE_PTR(inp);
-  REQUIRE_PTR(mean);
-  REQUIRE_PTR(var);
-  REQUIRE_PTR(weight);
-  if (bn_check(__func__, N, C, H, W, eps)) return 1;
-  REQUIRE_READY();
+int impl_batchnorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                            const float *inp, const float *mean, const float *var,
+                            const float *weight, int N, int C, int H, int W, float eps) {
   BnDesc d;
-  if (bn_desc(&d, N, C, H, W)) return 1;
-  float *invstd = (float *)fbp_scratch((size_t)C * sizeof(float), __func__);
+  if (bn_desc(&d, "batchnorm_backward", N, C, H, W)) return 1;
+  float *invstd = (float *)fbp_scratch((size_t)C * sizeof(float), "batchnorm_backward");
   if (!invstd) return 1;
   invstd_kernel<<<fbp_grid(C, FBP_BLOCK), FBP_BLOCK, 0, fbp_stream()>>>(invstd, var, C, eps);
   cudaError_t e = cudaGetLastError();

@@ -139,32 +139,18 @@ static int make_plan(ConvPlan *p, const ConvKey &key, const void *a, const void 
   return ensure_workspace(need, fn);
 }
 
-/* Validates sizes (the cpu backend's checks and messages) and fills the key. */
-static int conv_key(ConvKey *key, int kind, const char *fn, int N, int C, int H, int W, int K,
-                    int R, int S, int stride, int pad) {
-  const char *names[] = {"N", "C", "H", "W", "K", "R", "S", "stride"};
-  int vals[] = {N, C, H, W, K, R, S, stride};
-  for (int i = 0; i < 8; i++)
-    if (vals[i] < 1) FAIL("%s: size '%s' must be >= 1, got %d", fn, names[i], vals[i]);
-  if (pad < 0) FAIL("%s: 'pad' must be >= 0, got %d", fn, pad);
+/* The plan of a `kind` call of shape N..pad (checked by abi.inc), built on first use on
+ * the call's buffers a, b, c; fails when a tensor is too large for cuDNN's 4-D
+ * descriptors, which count elements in int. Called under g_conv_mu. */
+static int get_plan(ConvPlan *out, int kind, const char *fn, const void *a, const void *b,
+                    void *c, int N, int C, int H, int W, int K, int R, int S, int stride,
+                    int pad) {
   int64_t P = fbp_out_size(H, R, stride, pad), Q = fbp_out_size(W, S, stride, pad);
-  if (P < 1 || Q < 1)
-    FAIL("%s: output size %lldx%lld < 1 (input %dx%d, kernel %dx%d, stride %d, pad %d)", fn,
-         (long long)P, (long long)Q, H, W, R, S, stride, pad);
-  int64_t ni, nw, no;
-  REQUIRE_NUMEL(fn, "inp", ni, N, C, H, W);
-  REQUIRE_NUMEL(fn, "weight", nw, K, C, R, S);
-  REQUIRE_NUMEL(fn, "out", no, N, K, P, Q);
-  if (ni > INT32_MAX || nw > INT32_MAX || no > INT32_MAX)
+  if ((int64_t)N * C * H * W > INT32_MAX || (int64_t)K * C * R * S > INT32_MAX ||
+      (int64_t)N * K * P * Q > INT32_MAX)
     FAIL("%s: a tensor has more than %d elements, the most cuDNN's 4-D descriptors take", fn,
          INT32_MAX);
-  *key = ConvKey{kind, N, C, H, W, K, R, S, stride, pad};
-  return 0;
-}
-
-/* The plan of `key`, built on first use. */
-static int get_plan(ConvPlan *out, const ConvKey &key, const void *a, const void *b, void *c,
-                    const char *fn) {
+  ConvKey key = {kind, N, C, H, W, K, R, S, stride, pad};
   auto it = g_plans.find(key);
   if (it != g_plans.end()) {
     *out = it->second;
@@ -182,17 +168,13 @@ static __global__ void add_bias_kernel(float *__restrict__ out, const float *__r
   GRID_STRIDE(i, n) out[i] += bias[(i / PQ) % K];
 }
 
-int conv2d_forward(float *out, const float *inp, const float *weight, const float *bias,
-                   int N, int C, int H, int W, int K, int R, int S, int stride, int pad) {
-  REQUIRE_PTR(out);
-  REQUIRE_PTR(inp);
-  REQUIRE_PTR(weight);
-  ConvKey key;
-  if (conv_key(&key, CONV_FWD, __func__, N, C, H, W, K, R, S, stride, pad)) return 1;
-  REQUIRE_READY();
+int impl_conv2d_forward(float *out, const float *inp, const float *weight, const float *bias,
+                        int N, int C, int H, int W, int K, int R, int S, int stride, int pad) {
   std::lock_guard<std::mutex> lock(g_conv_mu);
   ConvPlan p;
-  if (get_plan(&p, key, inp, weight, out, __func__)) return 1;
+  if (get_plan(&p, CONV_FWD, "conv2d_forward", inp, weight, out, N, C, H, W, K, R, S, stride,
+               pad))
+    return 1;
   float one = 1.0f, zero = 0.0f;
   CUDNN_CHECK(fbp_dl.cudnnConvolutionForward(fbp_cudnn(), &one, p.x, inp, p.w, weight, p.conv,
                                              p.algo, g_ws, g_ws_bytes, &zero, p.y, out));
@@ -205,17 +187,13 @@ int conv2d_forward(float *out, const float *inp, const float *weight, const floa
   return 0;
 }
 
-int conv2d_backward_data(float *dinp, const float *dout, const float *weight, int N, int C,
-                         int H, int W, int K, int R, int S, int stride, int pad) {
-  REQUIRE_PTR(dinp);
-  REQUIRE_PTR(dout);
-  REQUIRE_PTR(weight);
-  ConvKey key;
-  if (conv_key(&key, CONV_BWD_DATA, __func__, N, C, H, W, K, R, S, stride, pad)) return 1;
-  REQUIRE_READY();
+int impl_conv2d_backward_data(float *dinp, const float *dout, const float *weight, int N, int C,
+                              int H, int W, int K, int R, int S, int stride, int pad) {
   std::lock_guard<std::mutex> lock(g_conv_mu);
   ConvPlan p;
-  if (get_plan(&p, key, weight, dout, dinp, __func__)) return 1;
+  if (get_plan(&p, CONV_BWD_DATA, "conv2d_backward_data", weight, dout, dinp, N, C, H, W, K, R,
+               S, stride, pad))
+    return 1;
   float one = 1.0f, zero = 0.0f;
   CUDNN_CHECK(fbp_dl.cudnnConvolutionBackwardData(fbp_cudnn(), &one, p.w, weight, p.y, dout,
                                                   p.conv, p.algo, g_ws, g_ws_bytes, &zero, p.x,
@@ -223,18 +201,14 @@ int conv2d_backward_data(float *dinp, const float *dout, const float *weight, in
   return 0;
 }
 
-int conv2d_backward_weights(float *dweight, float *dbias, const float *dout,
-                            const float *inp, int N, int C, int H, int W, int K, int R,
-                            int S, int stride, int pad) {
-  REQUIRE_PTR(dweight);
-  REQUIRE_PTR(dout);
-  REQUIRE_PTR(inp);
-  ConvKey key;
-  if (conv_key(&key, CONV_BWD_FILTER, __func__, N, C, H, W, K, R, S, stride, pad)) return 1;
-  REQUIRE_READY();
+int impl_conv2d_backward_weights(float *dweight, float *dbias, const float *dout,
+                                 const float *inp, int N, int C, int H, int W, int K, int R,
+                                 int S, int stride, int pad) {
   std::lock_guard<std::mutex> lock(g_conv_mu);
   ConvPlan p;
-  if (get_plan(&p, key, inp, dout, dweight, __func__)) return 1;
+  if (get_plan(&p, CONV_BWD_FILTER, "conv2d_backward_weights", inp, dout, dweight, N, C, H, W,
+               K, R, S, stride, pad))
+    return 1;
   float one = 1.0f, zero = 0.0f;
   CUDNN_CHECK(fbp_dl.cudnnConvolutionBackwardFilter(fbp_cudnn(), &one, p.x, inp, p.y, dout,
                                                     p.conv, p.algo, g_ws, g_ws_bytes, &zero,

@@ -27,15 +27,8 @@ static __global__ void dropout_kernel(float *__restrict__ out, float *__restrict
   }
 }
 
-int dropout_forward(float *out, float *mask, const float *inp, int64_t n, float p,
-                    uint32_t seed) {
-  REQUIRE_NONNEG(n);
-  if (!(p >= 0.0f && p <= 1.0f)) FAIL("dropout_forward: p must be in [0, 1], got %g", (double)p);
-  if (n == 0) return 0;
-  REQUIRE_PTR(out);
-  REQUIRE_PTR(mask);
-  REQUIRE_PTR(inp);
-  REQUIRE_READY();
+int impl_dropout_forward(float *out, float *mask, const float *inp, int64_t n, float p,
+                         uint32_t seed) {
   /* 1/(1-p) of the float p rounded once from double, as every backend does. */
   float keep_scale = (float)(1.0 / (1.0 - (double)p));
   dropout_kernel<<<fbp_grid(n, FBP_BLOCK), FBP_BLOCK, 0, fbp_stream()>>>(out, mask, inp, n, p,

@@ -47,56 +47,38 @@ static __global__ void unary_backward_kernel(float *__restrict__ dinp,
   }
 }
 
-int unary_forward(float *out, const float *inp, int64_t n, int op) {
-  REQUIRE_NONNEG(n);
-  if (op < FBP_RELU || op > FBP_EXP) FAIL("unary_forward: unknown op %d", op);
-  if (n == 0) return 0;
-  REQUIRE_PTR(out);
-  REQUIRE_PTR(inp);
-  REQUIRE_READY();
+/* The forward (dout NULL: y = op(inp)) or the backward (y = dinp) kernel of one op. */
+template <int OP>
+static void launch_unary(float *y, const float *dout, const float *inp, const float *out,
+                         int64_t n) {
   unsigned g = fbp_grid(n, FBP_BLOCK);
   cudaStream_t s = fbp_stream();
+  if (dout) unary_backward_kernel<OP><<<g, FBP_BLOCK, 0, s>>>(y, dout, inp, out, n);
+  else unary_kernel<OP><<<g, FBP_BLOCK, 0, s>>>(y, inp, n);
+}
+
+/* Launches the kernel of op code `op` (FBP_RELU..FBP_EXP, checked by abi.inc). */
+static void dispatch_unary(int op, float *y, const float *dout, const float *inp,
+                           const float *out, int64_t n) {
   switch (op) {
-  case FBP_RELU: unary_kernel<FBP_RELU><<<g, FBP_BLOCK, 0, s>>>(out, inp, n); break;
-  case FBP_SIGMOID: unary_kernel<FBP_SIGMOID><<<g, FBP_BLOCK, 0, s>>>(out, inp, n); break;
-  case FBP_LOG: unary_kernel<FBP_LOG><<<g, FBP_BLOCK, 0, s>>>(out, inp, n); break;
-  case FBP_ABS: unary_kernel<FBP_ABS><<<g, FBP_BLOCK, 0, s>>>(out, inp, n); break;
-  default: unary_kernel<FBP_EXP><<<g, FBP_BLOCK, 0, s>>>(out, inp, n); break;
+  case FBP_RELU: launch_unary<FBP_RELU>(y, dout, inp, out, n); break;
+  case FBP_SIGMOID: launch_unary<FBP_SIGMOID>(y, dout, inp, out, n); break;
+  case FBP_LOG: launch_unary<FBP_LOG>(y, dout, inp, out, n); break;
+  case FBP_ABS: launch_unary<FBP_ABS>(y, dout, inp, out, n); break;
+  default: launch_unary<FBP_EXP>(y, dout, inp, out, n); break;
   }
+}
+
+int impl_unary_forward(float *out, const float *inp, int64_t n, int op) {
+  dispatch_unary(op, out, NULL, inp, NULL, n);
   LAUNCH_CHECK("unary_kernel");
   return 0;
 }
 
-int unary_backward(float *dinp, const float *dout, const float *inp, const float *out,
-                   int64_t n, int op) {
-  REQUIRE_NONNEG(n);
-  if (op < FBP_RELU || op > FBP_EXP) FAIL("unary_backward: unknown op %d", op);
-  if (n == 0) return 0;
-  REQUIRE_PTR(dinp);
-  REQUIRE_PTR(dout);
-  /* Only the operand the derivative needs is required. */
-  if (op == FBP_SIGMOID || op == FBP_EXP) REQUIRE_PTR(out);
-  else REQUIRE_PTR(inp);
-  REQUIRE_READY();
-  unsigned g = fbp_grid(n, FBP_BLOCK);
-  cudaStream_t s = fbp_stream();
-  switch (op) {
-  case FBP_RELU:
-    unary_backward_kernel<FBP_RELU><<<g, FBP_BLOCK, 0, s>>>(dinp, dout, inp, out, n);
-    break;
-  case FBP_SIGMOID:
-    unary_backward_kernel<FBP_SIGMOID><<<g, FBP_BLOCK, 0, s>>>(dinp, dout, inp, out, n);
-    break;
-  case FBP_LOG:
-    unary_backward_kernel<FBP_LOG><<<g, FBP_BLOCK, 0, s>>>(dinp, dout, inp, out, n);
-    break;
-  case FBP_ABS:
-    unary_backward_kernel<FBP_ABS><<<g, FBP_BLOCK, 0, s>>>(dinp, dout, inp, out, n);
-    break;
-  default:
-    unary_backward_kernel<FBP_EXP><<<g, FBP_BLOCK, 0, s>>>(dinp, dout, inp, out, n);
-    break;
-  }
+/* Only the operand the derivative needs is read: out for sigmoid and exp, else inp. */
+int impl_unary_backward(float *dinp, const float *dout, const float *inp, const float *out,
+                        int64_t n, int op) {
+  dispatch_unary(op, dinp, dout, inp, out, n);
   LAUNCH_CHECK("unary_backward_kernel");
   return 0;
 }
@@ -106,12 +88,7 @@ static __global__ void scale_kernel(float *__restrict__ out, const float *__rest
   GRID_STRIDE(i, n) out[i] = alpha * inp[i] + beta;
 }
 
-int scale_forward(float *out, const float *inp, float alpha, float beta, int64_t n) {
-  REQUIRE_NONNEG(n);
-  if (n == 0) return 0;
-  REQUIRE_PTR(out);
-  REQUIRE_PTR(inp);
-  REQUIRE_READY();
+int impl_scale_forward(float *out, const float *inp, float alpha, float beta, int64_t n) {
   scale_kernel<<<fbp_grid(n, FBP_BLOCK), FBP_BLOCK, 0, fbp_stream()>>>(out, inp, alpha, beta,
                                                                         n);
   LAUNCH_CHECK("scale_kernel");
@@ -120,15 +97,8 @@ int scale_forward(float *out, const float *inp, float alpha, float beta, int64_t
 
 /* ---- broadcasting --------------------------------------------------------------------- */
 
-/* Checks that every dim of two 4-D shapes is >= 1 (the callers check how they pair). */
-static int check_dims(const char *fn, const char *an, const int *a, const char *bn,
-                      const int *b) {
-  for (int k = 0; k < 4; k++) {
-    if (a[k] < 1) FAIL("%s: %s[%d] must be >= 1, got %d", fn, an, k, a[k]);
-    if (b[k] < 1) FAIL("%s: %s[%d] must be >= 1, got %d", fn, bn, k, b[k]);
-  }
-  return 0;
-}
+/* Elements of a 4-D shape (abi.inc has checked that it fits a buffer). */
+static int64_t numel4(const int *s) { return (int64_t)s[0] * s[1] * s[2] * s[3]; }
 
 /* Row-major strides of a 4-D shape with 0 for broadcast (size-1) dims of a larger shape. */
 static void bstrides(const int *s, const int *full, int64_t *st) {
@@ -211,24 +181,11 @@ static void launch_binary(float *out, const float *a, const float *b, int64_t to
   }
 }
 
-int binary_forward(float *out, const float *a, const float *b, int a0, int a1, int a2,
-                   int a3, int b0, int b1, int b2, int b3, int op) {
-  REQUIRE_PTR(out);
-  REQUIRE_PTR(a);
-  REQUIRE_PTR(b);
-  if (op < FBP_ADD || op > FBP_DIV) FAIL("binary_forward: unknown op %d", op);
+int impl_binary_forward(float *out, const float *a, const float *b, int a0, int a1, int a2,
+                        int a3, int b0, int b1, int b2, int b3, int op) {
   int as[4] = {a0, a1, a2, a3}, bs[4] = {b0, b1, b2, b3}, os[4];
-  if (check_dims(__func__, "a", as, "b", bs)) return 1;
-  for (int k = 0; k < 4; k++) {
-    if (as[k] != bs[k] && as[k] != 1 && bs[k] != 1)
-      FAIL("binary_forward: dim %d of a (%d) and b (%d) cannot broadcast", k, as[k], bs[k]);
-    os[k] = as[k] > bs[k] ? as[k] : bs[k];
-  }
-  int64_t total, na, nb;
-  REQUIRE_NUMEL(__func__, "a", na, a0, a1, a2, a3);
-  REQUIRE_NUMEL(__func__, "b", nb, b0, b1, b2, b3);
-  REQUIRE_NUMEL(__func__, "out", total, os[0], os[1], os[2], os[3]);
-  REQUIRE_READY();
+  for (int k = 0; k < 4; k++) os[k] = as[k] > bs[k] ? as[k] : bs[k];
+  int64_t total = numel4(os), na = numel4(as), nb = numel4(bs);
   int64_t sta[4], stb[4];
   bstrides(as, os, sta);
   bstrides(bs, os, stb);
@@ -252,20 +209,11 @@ static __global__ void broadcast_kernel(float *__restrict__ out, const float *__
   }
 }
 
-int broadcast_forward(float *out, const float *inp, int i0, int i1, int i2, int i3, int o0,
-                      int o1, int o2, int o3) {
-  REQUIRE_PTR(out);
-  REQUIRE_PTR(inp);
+int impl_broadcast_forward(float *out, const float *inp, int i0, int i1, int i2, int i3, int o0,
+                           int o1, int o2, int o3) {
   int is[4] = {i0, i1, i2, i3}, os[4] = {o0, o1, o2, o3};
-  if (check_dims(__func__, "inp", is, "out", os)) return 1;
-  for (int k = 0; k < 4; k++)
-    if (is[k] != os[k] && is[k] != 1)
-      FAIL("broadcast_forward: dim %d of inp (%d) must be %d or 1", k, is[k], os[k]);
-  int64_t total, nin;
-  REQUIRE_NUMEL(__func__, "inp", nin, i0, i1, i2, i3);
-  REQUIRE_NUMEL(__func__, "out", total, o0, o1, o2, o3);
-  REQUIRE_READY();
-  if (nin == total) {
+  int64_t total = numel4(os);
+  if (numel4(is) == total) {
     CUDA_CHECK(cudaMemcpyAsync(out, inp, (size_t)total * sizeof(float),
                                cudaMemcpyDeviceToDevice, fbp_stream()));
     return 0;
@@ -418,8 +366,7 @@ static int launch_sum(float *out, const float *inp, const int *is, const int *os
 }
 
 int fbp_sum_to(float *out, const float *inp, const int *is, const int *os) {
-  int64_t total = (int64_t)is[0] * is[1] * is[2] * is[3];
-  int64_t nout = (int64_t)os[0] * os[1] * os[2] * os[3];
+  int64_t total = numel4(is), nout = numel4(os);
   if (nout == total) {
     CUDA_CHECK(cudaMemcpyAsync(out, inp, (size_t)total * sizeof(float),
                                cudaMemcpyDeviceToDevice, fbp_stream()));
@@ -430,45 +377,20 @@ int fbp_sum_to(float *out, const float *inp, const int *is, const int *os) {
                            : launch_sum<int64_t>(out, inp, is, os, nout, R);
 }
 
-int sum_to_forward(float *out, const float *inp, int i0, int i1, int i2, int i3, int o0,
-                   int o1, int o2, int o3) {
-  REQUIRE_PTR(out);
-  REQUIRE_PTR(inp);
+int impl_sum_to_forward(float *out, const float *inp, int i0, int i1, int i2, int i3, int o0,
+                        int o1, int o2, int o3) {
   int is[4] = {i0, i1, i2, i3}, os[4] = {o0, o1, o2, o3};
-  if (check_dims(__func__, "inp", is, "out", os)) return 1;
-  for (int k = 0; k < 4; k++)
-    if (os[k] != is[k] && os[k] != 1)
-      FAIL("sum_to_forward: dim %d of out (%d) must be %d or 1", k, os[k], is[k]);
-  int64_t total, nout;
-  REQUIRE_NUMEL(__func__, "inp", total, i0, i1, i2, i3);
-  REQUIRE_NUMEL(__func__, "out", nout, o0, o1, o2, o3);
-  REQUIRE_READY();
   return fbp_sum_to(out, inp, is, os);
 }
 
 /* ---- softmax -------------------------------------------------------------------------- */
 
-#define ROWS_PER_BLOCK (FBP_BLOCK / 32)
-
-/* One warp per row: max, then exp and its double sum, then scale (as the cpu loop). */
+/* One warp per row. */
 static __global__ void softmax_kernel(float *__restrict__ out, const float *__restrict__ inp,
                                       int rows, int cols) {
-  int lane = threadIdx.x & 31;
-  for (int64_t r = (int64_t)blockIdx.x * ROWS_PER_BLOCK + (threadIdx.x >> 5); r < rows;
-       r += (int64_t)gridDim.x * ROWS_PER_BLOCK) {
-    const float *x = inp + r * cols;
-    float *o = out + r * cols;
-    float mx = -INFINITY;
-    for (int c = lane; c < cols; c += 32) mx = x[c] > mx ? x[c] : mx;
-    mx = warp_max(mx);
-    double sum = 0;
-    for (int c = lane; c < cols; c += 32) {
-      float e = expf(x[c] - mx);
-      o[c] = e;
-      sum += e;
-    }
-    float inv = (float)(1.0 / warp_sum(sum));
-    for (int c = lane; c < cols; c += 32) o[c] *= inv;
+  WARP_ROW_STRIDE(r, rows) {
+    float mx;
+    warp_softmax_row(out + r * cols, inp + r * cols, cols, &mx);
   }
 }
 
@@ -477,8 +399,7 @@ static __global__ void softmax_backward_kernel(float *__restrict__ dinp,
                                                const float *__restrict__ out, int rows,
                                                int cols) {
   int lane = threadIdx.x & 31;
-  for (int64_t r = (int64_t)blockIdx.x * ROWS_PER_BLOCK + (threadIdx.x >> 5); r < rows;
-       r += (int64_t)gridDim.x * ROWS_PER_BLOCK) {
+  WARP_ROW_STRIDE(r, rows) {
     const float *dy = dout + r * cols, *y = out + r * cols;
     float *dx = dinp + r * cols;
     double dot = 0;
@@ -488,26 +409,14 @@ static __global__ void softmax_backward_kernel(float *__restrict__ dinp,
   }
 }
 
-int softmax_forward(float *out, const float *inp, int rows, int cols) {
-  REQUIRE_PTR(out);
-  REQUIRE_PTR(inp);
-  REQUIRE_POS(rows);
-  REQUIRE_POS(cols);
-  REQUIRE_READY();
-  softmax_kernel<<<fbp_grid(rows, ROWS_PER_BLOCK), FBP_BLOCK, 0, fbp_stream()>>>(out, inp, rows,
-                                                                                  cols);
+int impl_softmax_forward(float *out, const float *inp, int rows, int cols) {
+  softmax_kernel<<<fbp_grid(rows, WARP_ROWS), FBP_BLOCK, 0, fbp_stream()>>>(out, inp, rows, cols);
   LAUNCH_CHECK("softmax_kernel");
   return 0;
 }
 
-int softmax_backward(float *dinp, const float *dout, const float *out, int rows, int cols) {
-  REQUIRE_PTR(dinp);
-  REQUIRE_PTR(dout);
-  REQUIRE_PTR(out);
-  REQUIRE_POS(rows);
-  REQUIRE_POS(cols);
-  REQUIRE_READY();
-  softmax_backward_kernel<<<fbp_grid(rows, ROWS_PER_BLOCK), FBP_BLOCK, 0, fbp_stream()>>>(
+int impl_softmax_backward(float *dinp, const float *dout, const float *out, int rows, int cols) {
+  softmax_backward_kernel<<<fbp_grid(rows, WARP_ROWS), FBP_BLOCK, 0, fbp_stream()>>>(
       dinp, dout, out, rows, cols);
   LAUNCH_CHECK("softmax_backward_kernel");
   return 0;

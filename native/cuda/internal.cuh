@@ -1,8 +1,10 @@
 /*
  * internal.cuh — private helpers shared by the files of the cuda backend (not part of the
- * ABI): error reporting, argument validation (the same checks and messages as the cpu
- * backend's internal.h), the process-wide stream and library handles, device scratch
- * from the caching allocator, launch sizes and warp/block reductions.
+ * ABI): error reporting, the checks of the runtime functions, the process-wide stream and
+ * library handles, device scratch from the caching allocator, launch sizes and warp/block
+ * reductions. The kernels' argument checks are shared with the cpu backend
+ * (native/common/abi.inc, compiled in abi.cu); the files here define the impl_<kernel>
+ * functions of kernels.h that it calls.
  *
  * The library is built with -fvisibility=hidden: only the functions of fbp.h (declared
  * below under visibility "default") appear in its dynamic symbol table.
@@ -10,6 +12,7 @@
 #ifndef FBP_CUDA_INTERNAL_CUH
 #define FBP_CUDA_INTERNAL_CUH
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,14 +22,17 @@
 #include "fbp.h"
 #pragma GCC visibility pop
 
+/* fbp_set_error, the element-count and window helpers (check.h; FBP_FILE stays __FILE__:
+ * fbp_set_error drops its folders) and the impl_<kernel> prototypes (kernels.h). */
+#pragma GCC visibility push(hidden)
+#include "check.h"
+#include "kernels.h"
+#pragma GCC visibility pop
+
 #include "libs.h"
 
 /* ---- errors --------------------------------------------------------------------------- */
 
-/* Records "file:line: message" (file without its folders) as this thread's last error;
- * always returns 1. */
-int fbp_set_error(const char *file, int line, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 /* Record a failed call of the CUDA runtime, cuDNN or cuBLAS by name and status; return 1. */
 int fbp_cuda_error(const char *file, int line, const char *call, cudaError_t err);
 int fbp_cudnn_error(const char *file, int line, const char *call, cudnnStatus_t status);
@@ -35,23 +41,18 @@ int fbp_cublas_error(const char *file, int line, const char *call, cublasStatus_
 /* Fails the current function with a formatted message. */
 #define FAIL(...) return fbp_set_error(__FILE__, __LINE__, __VA_ARGS__)
 
-#define CUDA_CHECK(call)                                                                 \
-  do {                                                                                   \
-    cudaError_t fbp_e_ = (call);                                                         \
-    if (fbp_e_ != cudaSuccess) return fbp_cuda_error(__FILE__, __LINE__, #call, fbp_e_); \
+/* Returns report(file, line, "call", status) from the current function unless `call`
+ * gives `ok`. */
+#define FBP_STATUS_CHECK(type, ok, report, call)                                       \
+  do {                                                                                 \
+    type fbp_s_ = (call);                                                              \
+    if (fbp_s_ != (ok)) return report(__FILE__, __LINE__, #call, fbp_s_);              \
   } while (0)
-#define CUDNN_CHECK(call)                                                                 \
-  do {                                                                                    \
-    cudnnStatus_t fbp_s_ = (call);                                                        \
-    if (fbp_s_ != CUDNN_STATUS_SUCCESS)                                                   \
-      return fbp_cudnn_error(__FILE__, __LINE__, #call, fbp_s_);                          \
-  } while (0)
-#define CUBLAS_CHECK(call)                                                                \
-  do {                                                                                    \
-    cublasStatus_t fbp_s_ = (call);                                                       \
-    if (fbp_s_ != CUBLAS_STATUS_SUCCESS)                                                  \
-      return fbp_cublas_error(__FILE__, __LINE__, #call, fbp_s_);                         \
-  } while (0)
+#define CUDA_CHECK(call) FBP_STATUS_CHECK(cudaError_t, cudaSuccess, fbp_cuda_error, call)
+#define CUDNN_CHECK(call) \
+  FBP_STATUS_CHECK(cudnnStatus_t, CUDNN_STATUS_SUCCESS, fbp_cudnn_error, call)
+#define CUBLAS_CHECK(call) \
+  FBP_STATUS_CHECK(cublasStatus_t, CUBLAS_STATUS_SUCCESS, fbp_cublas_error, call)
 /* After a kernel launch: reports a bad launch (e.g. an invalid configuration) at once;
  * faults inside the kernel surface at the next synchronising call. */
 #define LAUNCH_CHECK(kernel)                                                              \
@@ -60,54 +61,17 @@ int fbp_cublas_error(const char *file, int line, const char *call, cublasStatus_
     if (fbp_e_ != cudaSuccess) return fbp_cuda_error(__FILE__, __LINE__, kernel, fbp_e_); \
   } while (0)
 
-/* ---- argument validation (as native/cpu/internal.h) ----------------------------------- */
-
-#define REQUIRE_PTR(p) \
-  do { if ((p) == NULL) FAIL("%s: argument '%s' is NULL", __func__, #p); } while (0)
-#define REQUIRE_POS(v)                                                                    \
-  do {                                                                                    \
-    if ((v) <= 0) FAIL("%s: size '%s' must be >= 1, got %lld", __func__, #v, (long long)(v)); \
-  } while (0)
-#define REQUIRE_NONNEG(v)                                                                 \
-  do {                                                                                    \
-    if ((v) < 0) FAIL("%s: '%s' must be >= 0, got %lld", __func__, #v, (long long)(v));   \
-  } while (0)
-
-/* Most elements any buffer can have. */
-#define FBP_MAX_NUMEL ((int64_t)((SIZE_MAX - 64) / sizeof(float)))
-
-/* Product of `n` sizes (each already checked >= 1) in *out; 1 when it overflows int64 or
- * exceeds FBP_MAX_NUMEL. */
-static inline int fbp_numel(const int64_t *dims, int n, int64_t *out) {
-  int64_t p = 1;
-  for (int i = 0; i < n; i++)
-    if (__builtin_mul_overflow(p, dims[i], &p) || p > FBP_MAX_NUMEL) return 1;
-  *out = p;
-  return 0;
-}
-
-/* Sets `out` to the element count of sizes `...` of buffer `what`, or fails naming it. */
-#define REQUIRE_NUMEL(fn, what, out, ...)                                                  \
-  do {                                                                                     \
-    const int64_t fbp_dims_[] = {__VA_ARGS__};                                             \
-    if (fbp_numel(fbp_dims_, (int)(sizeof fbp_dims_ / sizeof fbp_dims_[0]), &(out)))      \
-      FAIL("%s: %s (%s) has more elements than any buffer can hold", fn, what, #__VA_ARGS__); \
-  } while (0)
+/* ---- readiness ------------------------------------------------------------------------ */
 
 /* Checked after the arguments, so a bad argument is reported as such even without a
  * device: returns 1 with "fn: the CUDA backend is not initialised (why)" unless fbp_init
- * succeeded. */
+ * succeeded. abi.inc calls it for every kernel through FBP_KERNEL_READY. */
 int fbp_ready_check(const char *fn);
 #define REQUIRE_READY()                        \
   do {                                         \
     if (fbp_ready_check(__func__)) return 1;   \
   } while (0)
-
-/* Output size of a window of `k` over `x` with stride and symmetric padding. */
-static inline int64_t fbp_out_size(int64_t x, int64_t k, int64_t stride, int64_t pad) {
-  int64_t span = x + 2 * pad - k;
-  return span < 0 ? 0 : span / stride + 1;
-}
+#define FBP_KERNEL_READY(fn) fbp_ready_check(fn)
 
 /* ---- process-wide state (valid once fbp_init succeeded) -------------------------------- */
 
@@ -183,10 +147,40 @@ static __device__ T block_sum(T v) {
   return r;
 }
 
+/* ---- one warp per row ------------------------------------------------------------------ */
+
+/* Rows a block of FBP_BLOCK threads works on: one a warp. Launch fbp_grid(rows,
+ * WARP_ROWS) blocks of FBP_BLOCK threads. */
+#define WARP_ROWS (FBP_BLOCK / 32)
+/* Loops `r` over the rows of the calling warp. */
+#define WARP_ROW_STRIDE(r, rows)                                                            \
+  for (int64_t r = (int64_t)blockIdx.x * WARP_ROWS + (threadIdx.x >> 5); r < (int64_t)(rows); \
+       r += (int64_t)gridDim.x * WARP_ROWS)
+
+/* o = softmax(x) over `cols` values by one warp, as the cpu loops do: the max, then exp and
+ * its sum in double, then the scale. Returns that sum (on every lane), the max in *max. */
+static __device__ double warp_softmax_row(float *o, const float *x, int cols, float *max) {
+  int lane = threadIdx.x & 31;
+  float mx = -INFINITY;
+  for (int c = lane; c < cols; c += 32) mx = x[c] > mx ? x[c] : mx;
+  mx = warp_max(mx);
+  double sum = 0;
+  for (int c = lane; c < cols; c += 32) {
+    float e = expf(x[c] - mx);
+    o[c] = e;
+    sum += e;
+  }
+  sum = warp_sum(sum);
+  float inv = (float)(1.0 / sum);
+  for (int c = lane; c < cols; c += 32) o[c] *= inv;
+  *max = mx;
+  return sum;
+}
+
 /* ---- shared reductions ---------------------------------------------------------------- */
 
 /* out (o0,o1,o2,o3) = inp (i0,i1,i2,i3) summed over the dims where o_k = 1 < i_k, in
- * double; sizes already validated. Used by sum_to_forward and for bias gradients. */
+ * double; sizes already validated (abi.inc). Used by sum_to_forward and for bias gradients. */
 int fbp_sum_to(float *out, const float *inp, const int *is, const int *os);
 
 #endif /* FBP_CUDA_INTERNAL_CUH */

@@ -49,31 +49,16 @@ static int check_targets(const char *fn, const float *targets, int N, int K) {
   return 0;
 }
 
-#define ROWS_PER_BLOCK (FBP_BLOCK / 32)
-
 /* One warp per sample: probs = softmax(logits), term = w·(log z + max − logit[target]). */
 static __global__ void ce_forward_kernel(float *__restrict__ probs, double *__restrict__ terms,
                                          const float *__restrict__ logits,
                                          const float *__restrict__ targets,
                                          const float *__restrict__ weights, int N, int K) {
-  int lane = threadIdx.x & 31;
-  for (int64_t n = (int64_t)blockIdx.x * ROWS_PER_BLOCK + (threadIdx.x >> 5); n < N;
-       n += (int64_t)gridDim.x * ROWS_PER_BLOCK) {
+  WARP_ROW_STRIDE(n, N) {
     const float *x = logits + n * K;
-    float *p = probs + n * K;
-    float mx = -INFINITY;
-    for (int k = lane; k < K; k += 32) mx = x[k] > mx ? x[k] : mx;
-    mx = warp_max(mx);
-    double z = 0;
-    for (int k = lane; k < K; k += 32) {
-      float e = expf(x[k] - mx);
-      p[k] = e;
-      z += e;
-    }
-    z = warp_sum(z);
-    float inv = (float)(1.0 / z);
-    for (int k = lane; k < K; k += 32) p[k] *= inv;
-    if (lane == 0) {
+    float mx;
+    double z = warp_softmax_row(probs + n * K, x, K, &mx);
+    if ((threadIdx.x & 31) == 0) {
       int t = (int)targets[n];
       double w = weights ? weights[n] : 1.0;
       terms[n] = w * (log(z) + (double)mx - (double)x[t]);
@@ -103,22 +88,14 @@ static __global__ void ce_backward_kernel(float *__restrict__ dlogits,
   }
 }
 
-int cross_entropy_forward(float *loss, float *probs, const float *logits,
-                          const float *targets, const float *weights, int N, int K) {
-  REQUIRE_PTR(loss);
-  REQUIRE_PTR(probs);
-  REQUIRE_PTR(logits);
-  REQUIRE_PTR(targets);
-  REQUIRE_POS(N);
-  REQUIRE_POS(K);
-  int64_t numel;
-  REQUIRE_NUMEL(__func__, "logits", numel, N, K);
-  REQUIRE_READY();
-  if (check_targets(__func__, targets, N, K)) return 1;
-  double *terms = (double *)fbp_scratch((size_t)N * sizeof(double), __func__);
+int impl_cross_entropy_forward(float *loss, float *probs, const float *logits,
+                               const float *targets, const float *weights, int N, int K) {
+  const char *fn = "cross_entropy_forward";
+  if (check_targets(fn, targets, N, K)) return 1;
+  double *terms = (double *)fbp_scratch((size_t)N * sizeof(double), fn);
   if (!terms) return 1;
   cudaStream_t s = fbp_stream();
-  ce_forward_kernel<<<fbp_grid(N, ROWS_PER_BLOCK), FBP_BLOCK, 0, s>>>(probs, terms, logits,
+  ce_forward_kernel<<<fbp_grid(N, WARP_ROWS), FBP_BLOCK, 0, s>>>(probs, terms, logits,
                                                                        targets, weights, N, K);
   cudaError_t e = cudaGetLastError();
   if (e == cudaSuccess) {
@@ -130,18 +107,10 @@ int cross_entropy_forward(float *loss, float *probs, const float *logits,
   return 0;
 }
 
-int cross_entropy_backward(float *dlogits, const float *dloss, const float *probs,
-                           const float *targets, const float *weights, int N, int K) {
-  REQUIRE_PTR(dlogits);
-  REQUIRE_PTR(dloss);
-  REQUIRE_PTR(probs);
-  REQUIRE_PTR(targets);
-  REQUIRE_POS(N);
-  REQUIRE_POS(K);
-  int64_t numel;
-  REQUIRE_NUMEL(__func__, "logits", numel, N, K);
-  REQUIRE_READY();
-  if (check_targets(__func__, targets, N, K)) return 1;
+int impl_cross_entropy_backward(float *dlogits, const float *dloss, const float *probs,
+                                const float *targets, const float *weights, int N, int K) {
+  if (check_targets("cross_entropy_backward", targets, N, K)) return 1;
+  int64_t numel = (int64_t)N * K;
   ce_backward_kernel<<<fbp_grid(numel, FBP_BLOCK), FBP_BLOCK, 0, fbp_stream()>>>(
       dlogits, dloss, probs, targets, weights, N, K);
   LAUNCH_CHECK("ce_backward_kernel");

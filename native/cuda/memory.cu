@@ -29,28 +29,14 @@ static __global__ void overlap_kernel(float *out, const float *inp, int64_t n, i
   }
 }
 
-int fill_forward(float *out, float value, int64_t n) {
-  REQUIRE_NONNEG(n);
-  if (n == 0) return 0;
-  REQUIRE_PTR(out);
-  REQUIRE_READY();
+int impl_fill_forward(float *out, float value, int64_t n) {
   fill_kernel<<<fbp_grid(n, FBP_BLOCK), FBP_BLOCK, 0, fbp_stream()>>>(out, value, n);
   LAUNCH_CHECK("fill_kernel");
   return 0;
 }
 
-int copy_forward(float *out, int64_t out_off, const float *inp, int64_t in_off, int64_t n,
-                 int accumulate) {
-  REQUIRE_NONNEG(n);
-  REQUIRE_NONNEG(out_off);
-  REQUIRE_NONNEG(in_off);
-  if (out_off > FBP_MAX_NUMEL - n || in_off > FBP_MAX_NUMEL - n)
-    FAIL("copy_forward: offset + n is past any buffer (out_off %lld, in_off %lld, n %lld)",
-         (long long)out_off, (long long)in_off, (long long)n);
-  if (n == 0) return 0;
-  REQUIRE_PTR(out);
-  REQUIRE_PTR(inp);
-  REQUIRE_READY();
+int impl_copy_forward(float *out, int64_t out_off, const float *inp, int64_t in_off, int64_t n,
+                      int accumulate) {
   float *o = out + out_off;
   const float *x = inp + in_off;
   int disjoint = o + n <= x || x + n <= o;

@@ -22,16 +22,8 @@ static __global__ void adamw_kernel(float *__restrict__ param, float *__restrict
   }
 }
 
-int adamw_update(float *param, float *m, float *v, const float *grad, int64_t n, float lr,
-                 float beta1, float beta2, float eps, float weight_decay, int step) {
-  REQUIRE_NONNEG(n);
-  if (step < 1) FAIL("adamw_update: step must be >= 1, got %d", step);
-  if (n == 0) return 0;
-  REQUIRE_PTR(param);
-  REQUIRE_PTR(m);
-  REQUIRE_PTR(v);
-  REQUIRE_PTR(grad);
-  REQUIRE_READY();
+int impl_adamw_update(float *param, float *m, float *v, const float *grad, int64_t n, float lr,
+                      float beta1, float beta2, float eps, float weight_decay, int step) {
   float decay = (float)(1.0 - (double)lr * weight_decay);
   float inv_c1 = (float)(1.0 / (1.0 - pow(beta1, step)));
   float inv_c2 = (float)(1.0 / (1.0 - pow(beta2, step)));

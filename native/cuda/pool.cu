@@ -13,27 +13,15 @@
 
 #include "internal.cuh"
 
-static int pool_check(const char *fn, int N, int C, int H, int W, int kernel, int stride,
-                      int pad) {
-  const char *names[] = {"N", "C", "H", "W", "kernel", "stride"};
-  int vals[] = {N, C, H, W, kernel, stride};
-  for (int i = 0; i < 6; i++)
-    if (vals[i] < 1) FAIL("%s: size '%s' must be >= 1, got %d", fn, names[i], vals[i]);
-  if (pad < 0) FAIL("%s: 'pad' must be >= 0, got %d", fn, pad);
-  int64_t P = fbp_out_size(H, kernel, stride, pad), Q = fbp_out_size(W, kernel, stride, pad);
-  if (P < 1 || Q < 1)
-    FAIL("%s: output size %lldx%lld < 1 (input %dx%d, kernel %d, stride %d, pad %d)", fn,
-         (long long)P, (long long)Q, H, W, kernel, stride, pad);
-  int64_t numel;
-  REQUIRE_NUMEL(fn, "inp", numel, N, C, H, W);
-  REQUIRE_NUMEL(fn, "out", numel, N, C, P, Q);
-  return 0;
-}
-
 struct PoolDims {
   int64_t H, W, P, Q;
   int k, stride, pad;
 };
+
+static PoolDims pool_dims(int H, int W, int kernel, int stride, int pad) {
+  return PoolDims{H,      W,      fbp_out_size(H, kernel, stride, pad),
+                  fbp_out_size(W, kernel, stride, pad), kernel, stride, pad};
+}
 
 /* In-plane index of the first maximum of window (p, q), -1 when it is all padding. */
 static __device__ __forceinline__ int64_t window_argmax(const float *x, const PoolDims &d,
@@ -101,31 +89,20 @@ static __global__ void maxpool_gather_kernel(float *__restrict__ dinp,
   }
 }
 
-int maxpool2d_forward(float *out, const float *inp, int N, int C, int H, int W, int kernel,
-                      int stride, int pad) {
-  REQUIRE_PTR(out);
-  REQUIRE_PTR(inp);
-  if (pool_check(__func__, N, C, H, W, kernel, stride, pad)) return 1;
-  REQUIRE_READY();
-  PoolDims d = {H, W, fbp_out_size(H, kernel, stride, pad), fbp_out_size(W, kernel, stride, pad),
-                kernel, stride, pad};
+int impl_maxpool2d_forward(float *out, const float *inp, int N, int C, int H, int W, int kernel,
+                           int stride, int pad) {
+  PoolDims d = pool_dims(H, W, kernel, stride, pad);
   int64_t n = (int64_t)N * C * d.P * d.Q;
   maxpool_kernel<<<fbp_grid(n, FBP_BLOCK), FBP_BLOCK, 0, fbp_stream()>>>(out, inp, n, d);
   LAUNCH_CHECK("maxpool_kernel");
   return 0;
 }
 
-int maxpool2d_backward(float *dinp, const float *dout, const float *inp, int N, int C,
-                       int H, int W, int kernel, int stride, int pad) {
-  REQUIRE_PTR(dinp);
-  REQUIRE_PTR(dout);
-  REQUIRE_PTR(inp);
-  if (pool_check(__func__, N, C, H, W, kernel, stride, pad)) return 1;
-  REQUIRE_READY();
-  PoolDims d = {H, W, fbp_out_size(H, kernel, stride, pad), fbp_out_size(W, kernel, stride, pad),
-                kernel, stride, pad};
+int impl_maxpool2d_backward(float *dinp, const float *dout, const float *inp, int N, int C,
+                            int H, int W, int kernel, int stride, int pad) {
+  PoolDims d = pool_dims(H, W, kernel, stride, pad);
   int64_t nout = (int64_t)N * C * d.P * d.Q, nin = (int64_t)N * C * H * W;
-  int64_t *arg = (int64_t *)fbp_scratch((size_t)nout * sizeof(int64_t), __func__);
+  int64_t *arg = (int64_t *)fbp_scratch((size_t)nout * sizeof(int64_t), "maxpool2d_backward");
   if (!arg) return 1;
   cudaStream_t s = fbp_stream();
   argmax_kernel<<<fbp_grid(nout, FBP_BLOCK), FBP_BLOCK, 0, s>>>(arg, inp, nout, d);
@@ -160,16 +137,7 @@ static __global__ void avgpool_backward_kernel(float *__restrict__ dinp,
   GRID_STRIDE(i, n) dinp[i] = dout[i / HW] / (float)HW;
 }
 
-int avgpool_global_forward(float *out, const float *inp, int N, int C, int H, int W) {
-  REQUIRE_PTR(out);
-  REQUIRE_PTR(inp);
-  REQUIRE_POS(N);
-  REQUIRE_POS(C);
-  REQUIRE_POS(H);
-  REQUIRE_POS(W);
-  int64_t numel;
-  REQUIRE_NUMEL(__func__, "inp", numel, N, C, H, W);
-  REQUIRE_READY();
+int impl_avgpool_global_forward(float *out, const float *inp, int N, int C, int H, int W) {
   int64_t planes = (int64_t)N * C;
   avgpool_kernel<<<fbp_grid(planes, FBP_BLOCK / 32), FBP_BLOCK, 0, fbp_stream()>>>(
       out, inp, planes, (int64_t)H * W);
@@ -177,16 +145,8 @@ int avgpool_global_forward(float *out, const float *inp, int N, int C, int H, in
   return 0;
 }
 
-int avgpool_global_backward(float *dinp, const float *dout, int N, int C, int H, int W) {
-  REQUIRE_PTR(dinp);
-  REQUIRE_PTR(dout);
-  REQUIRE_POS(N);
-  REQUIRE_POS(C);
-  REQUIRE_POS(H);
-  REQUIRE_POS(W);
-  int64_t numel;
-  REQUIRE_NUMEL(__func__, "inp", numel, N, C, H, W);
-  REQUIRE_READY();
+int impl_avgpool_global_backward(float *dinp, const float *dout, int N, int C, int H, int W) {
+  int64_t numel = (int64_t)N * C * H * W;
   avgpool_backward_kernel<<<fbp_grid(numel, FBP_BLOCK), FBP_BLOCK, 0, fbp_stream()>>>(
       dinp, dout, numel, (int64_t)H * W);
   LAUNCH_CHECK("avgpool_backward_kernel");

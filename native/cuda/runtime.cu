@@ -349,24 +349,23 @@ int fbp_free(float *p) {
   return device_free(p, __func__);
 }
 
-int fbp_copy_in(float *dst, const float *host_src, int64_t n) {
-  REQUIRE_NONNEG(n);
+/* fbp_copy_in / fbp_copy_out: the cpu backend's checks and messages, then the copy on the
+ * stream; a copy to the host waits for it. */
+static int copy_host(const char *fn, void *dst, const char *dst_name, const void *src,
+                     const char *src_name, int64_t n, cudaMemcpyKind kind) {
+  if (n < 0) FAIL("%s: 'n' must be >= 0, got %lld", fn, (long long)n);
   if (n == 0) return 0;
-  REQUIRE_PTR(dst);
-  REQUIRE_PTR(host_src);
-  REQUIRE_READY();
-  CUDA_CHECK(cudaMemcpyAsync(dst, host_src, (size_t)n * sizeof(float), cudaMemcpyHostToDevice,
-                             g_stream));
-  return 0;
+  if (dst == NULL) FAIL("%s: argument '%s' is NULL", fn, dst_name);
+  if (src == NULL) FAIL("%s: argument '%s' is NULL", fn, src_name);
+  if (fbp_ready_check(fn)) return 1;
+  CUDA_CHECK(cudaMemcpyAsync(dst, src, (size_t)n * sizeof(float), kind, g_stream));
+  return kind == cudaMemcpyDeviceToHost ? fbp_sync_checked(fn) : 0;
+}
+
+int fbp_copy_in(float *dst, const float *host_src, int64_t n) {
+  return copy_host(__func__, dst, "dst", host_src, "host_src", n, cudaMemcpyHostToDevice);
 }
 
 int fbp_copy_out(float *host_dst, const float *src, int64_t n) {
-  REQUIRE_NONNEG(n);
-  if (n == 0) return 0;
-  REQUIRE_PTR(host_dst);
-  REQUIRE_PTR(src);
-  REQUIRE_READY();
-  CUDA_CHECK(cudaMemcpyAsync(host_dst, src, (size_t)n * sizeof(float), cudaMemcpyDeviceToHost,
-                             g_stream));
-  return fbp_sync_checked(__func__);
+  return copy_host(__func__, host_dst, "host_dst", src, "src", n, cudaMemcpyDeviceToHost);
 }

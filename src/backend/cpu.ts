@@ -1,9 +1,9 @@
 /**
- * The CPU backend: native/build/libfbp_cpu.so (native/cpu/*.c over oneDNN), built when
- * its sources change and bound through the shared fbp.h binding in native.ts.
+ * The CPU backend: native/build/libfbp_cpu.so (native/cpu/*.c over oneDNN, built by
+ * `deno task build`), bound through the shared fbp.h binding in native.ts.
  * @module
  */
-import { ensureCpuLibrary } from "./native_build.ts";
+import { CPU_LIBRARY_PATH } from "./library_paths.ts";
 import { NativeBackend, type NativeLibrary, NativeStorage, openNativeLibrary } from "./native.ts";
 
 /** CPU storage: host memory from fbp_alloc. */
@@ -34,12 +34,12 @@ export function openCpuBackend(libPath: string): CpuBackend {
 }
 
 /**
- * Builds the CPU library when its sources changed, then opens it. The environment variable
+ * Opens the built CPU library (`deno task build` builds it). The environment variable
  * `FBP_CPU_LIB` names another build to open as is (e.g. the AddressSanitizer variant of
  * `deno task test:asan`, native/build/libfbp_cpu_asan.so).
  */
-export async function loadCpuBackend(): Promise<CpuBackend> {
-  const override = Deno.env.get("FBP_CPU_LIB");
-  if (override) return openCpuBackend(override);
-  return openCpuBackend(await ensureCpuLibrary({ quiet: true }));
+export function loadCpuBackend(): Promise<CpuBackend> {
+  return Promise.resolve().then(() =>
+    openCpuBackend(Deno.env.get("FBP_CPU_LIB") || CPU_LIBRARY_PATH)
+  );
 }

@@ -15,7 +15,7 @@
  * returned 35 (CUDA driver version is insufficient for CUDA runtime version)".
  * @module
  */
-import { ensureCudaLibrary } from "./native_build.ts";
+import { CUDA_LIBRARY_PATH } from "./library_paths.ts";
 import { NativeBackend, type NativeLibrary, NativeStorage, openNativeLibrary } from "./native.ts";
 
 export { FBP_ABI_SYMBOLS } from "./native.ts";
@@ -59,24 +59,24 @@ export function openCudaBackend(libPath: string): CudaBackend {
 }
 
 /**
- * Builds the CUDA library when its sources changed (nvcc needed), then opens it. The
+ * Opens the built CUDA library (`deno task build` builds it where nvcc exists). The
  * environment variable `FBP_CUDA_LIB` names a prebuilt library to open as is (e.g. one
  * built on another machine and carried to a GPU host without nvcc).
- * @throws {CudaUnavailableError} without nvcc (and no FBP_CUDA_LIB), or without a usable
+ * @throws {CudaUnavailableError} when the library is not built (and no FBP_CUDA_LIB), or without a usable
  * GPU: the message says which call failed, e.g. "no CUDA device: cudaGetDeviceCount
  * returned 35 (…)" or "cannot open libcudnn.so.9: …"
- * @throws {Error} when the build fails or the library cannot be opened
+ * @throws {Error} when the library cannot be opened
  */
 export async function loadCudaBackend(): Promise<CudaBackend> {
   const override = Deno.env.get("FBP_CUDA_LIB");
   if (override) return openCudaBackend(override);
-  const path = await ensureCudaLibrary({ quiet: true });
-  if (path === null) {
+  try {
+    await Deno.stat(CUDA_LIBRARY_PATH);
+  } catch {
     throw new CudaUnavailableError(
-      "Cannot load the CUDA backend: its library is not built and nvcc was not found " +
-        "(install the CUDA toolkit or set NVCC; or set FBP_CUDA_LIB to a prebuilt " +
-        "libfbp_cuda.so)",
+      "Cannot load the CUDA backend: its library is not built (`deno task build` builds " +
+        "it where nvcc exists; or set FBP_CUDA_LIB to a prebuilt libfbp_cuda.so)",
     );
   }
-  return openCudaBackend(path);
+  return openCudaBackend(CUDA_LIBRARY_PATH);
 }

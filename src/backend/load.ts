@@ -1,6 +1,6 @@
 /**
  * Picks a backend by name. Backends are loaded lazily, so a program that never asks for
- * a native library never builds or opens it.
+ * a native library never opens it. Loading only opens: `deno task build` builds.
  *
  * "auto" tries CUDA first and falls back to the CPU when CUDA cannot run here. Library
  * code stays quiet: the reason for the fallback goes to `onNote`, once per process (the
@@ -25,8 +25,8 @@ export interface LoadBackendOptions {
 let fallbackNoted = false;
 
 /**
- * Loads a backend: "cpu" (oneDNN through FFI, built on first use), "cuda" (NVIDIA GPU:
- * own kernels, cuDNN and cuBLAS; built with nvcc on first use), "reference" (slow, pure
+ * Loads a backend: "cpu" (oneDNN through FFI), "cuda" (NVIDIA GPU: own kernels, cuDNN and
+ * cuBLAS), both built beforehand by `deno task build`, "reference" (slow, pure
  * TypeScript), or "auto" (CUDA when it can run here, otherwise the CPU).
  * @throws {Error} when the name is unknown, a native library cannot be built or opened,
  * or "cuda" cannot run here (a CudaUnavailableError saying which call failed, e.g. "no

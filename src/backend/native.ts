@@ -1,9 +1,10 @@
 /**
  * The binding shared by every native backend library (cpu: oneDNN, cuda: cuDNN/cuBLAS):
- * the FFI signatures of native/include/fbp.h and one Backend implementation over them.
- * Every kernel is one FFI call; a non-zero status becomes an Error carrying the
- * library's fbp_last_error() text. cpu.ts and cuda.ts only find, build and open their
- * library.
+ * the FFI signatures of native/include/fbp.h, derived from the kernel contract
+ * (contract.ts), and one Backend implementation over them. Every kernel is one FFI call;
+ * a non-zero status becomes an Error carrying the library's fbp_last_error() text. The
+ * argument checks run in the library (native/common/abi.inc, generated from the same
+ * contract). cpu.ts and cuda.ts only find and open their library.
  *
  * Cost notes (measured with Deno 2): a call whose arguments are pointers, i32 and f32
  * takes ~5 ns; an "i64" argument passed as a JS number leaves V8's fast path (~75 ns),
@@ -11,27 +12,15 @@
  * as BigInt. Each Storage keeps the pointer fbp_alloc returned, so no call re-derives it.
  * @module
  */
-import type {
-  AdamWHyper,
-  Backend,
-  BinaryOpName,
-  ConvSizes,
-  NchwSizes,
-  PoolSizes,
-  Shape4,
-  Storage,
-  UnaryOpName,
-} from "./backend.ts";
-import { BinaryOp, UnaryOp } from "./backend.ts";
-import { displayPath } from "./native_build.ts";
+import type { Backend, Storage } from "./backend.ts";
+import { KERNEL_NAMES, type KernelName, KERNELS, type Kernels } from "./contract.ts";
+import { type ArgSpec, cParams, methodName } from "./kernel_spec.ts";
+import { displayPath } from "./library_paths.ts";
 
-const P = "pointer", I = "i32", F = "f32", L = "i64";
+const P = "pointer", I = "i32", L = "i64";
 
-/**
- * The functions of native/include/fbp.h as Deno FFI signatures: every backend library
- * exports exactly these.
- */
-export const FBP_ABI_SYMBOLS = {
+/** The runtime functions of fbp.h (memory, errors), outside the kernel contract. */
+const RUNTIME_SYMBOLS = {
   fbp_last_error: { parameters: [], result: P },
   fbp_backend_info: { parameters: [], result: P },
   fbp_init: { parameters: [], result: I },
@@ -41,38 +30,37 @@ export const FBP_ABI_SYMBOLS = {
   fbp_copy_out: { parameters: ["buffer", P, L], result: I },
   fbp_sync: { parameters: [], result: I },
   fbp_release_cache: { parameters: [], result: I },
-  fill_forward: { parameters: [P, F, L], result: I },
-  copy_forward: { parameters: [P, L, P, L, L, I], result: I },
-  conv2d_forward: { parameters: [P, P, P, P, I, I, I, I, I, I, I, I, I], result: I },
-  conv2d_backward_data: { parameters: [P, P, P, I, I, I, I, I, I, I, I, I], result: I },
-  conv2d_backward_weights: {
-    parameters: [P, P, P, P, I, I, I, I, I, I, I, I, I],
-    result: I,
-  },
-  batchnorm_forward_train: { parameters: [P, P, P, P, P, P, I, I, I, I, F], result: I },
-  batchnorm_forward_infer: { parameters: [P, P, P, P, P, P, I, I, I, I, F], result: I },
-  batchnorm_backward: { parameters: [P, P, P, P, P, P, P, P, I, I, I, I, F], result: I },
-  maxpool2d_forward: { parameters: [P, P, I, I, I, I, I, I, I], result: I },
-  maxpool2d_backward: { parameters: [P, P, P, I, I, I, I, I, I, I], result: I },
-  avgpool_global_forward: { parameters: [P, P, I, I, I, I], result: I },
-  avgpool_global_backward: { parameters: [P, P, I, I, I, I], result: I },
-  linear_forward: { parameters: [P, P, P, P, I, I, I], result: I },
-  linear_backward: { parameters: [P, P, P, P, P, P, I, I, I], result: I },
-  unary_forward: { parameters: [P, P, L, I], result: I },
-  unary_backward: { parameters: [P, P, P, P, L, I], result: I },
-  scale_forward: { parameters: [P, P, F, F, L], result: I },
-  binary_forward: { parameters: [P, P, P, I, I, I, I, I, I, I, I, I], result: I },
-  sum_to_forward: { parameters: [P, P, I, I, I, I, I, I, I, I], result: I },
-  broadcast_forward: { parameters: [P, P, I, I, I, I, I, I, I, I], result: I },
-  softmax_forward: { parameters: [P, P, I, I], result: I },
-  softmax_backward: { parameters: [P, P, P, I, I], result: I },
-  aff_fuse_forward: { parameters: [P, P, P, P, P, F, I, I, I, I], result: I },
-  aff_fuse_backward: { parameters: [P, P, P, P, P, P, P, P, P, F, I, I, I, I], result: I },
-  cross_entropy_forward: { parameters: [P, P, P, P, P, I, I], result: I },
-  cross_entropy_backward: { parameters: [P, P, P, P, P, I, I], result: I },
-  dropout_forward: { parameters: [P, P, P, L, F, "u32"], result: I },
-  adamw_update: { parameters: [P, P, P, P, L, F, F, F, F, F, I], result: I },
 } as const satisfies Deno.ForeignLibraryInterface;
+
+/** The FFI type of one C parameter. */
+function ffiType(a: ArgSpec): Deno.NativeType {
+  switch (a.kind) {
+    case "tensor":
+      return P;
+    case "int":
+      return a.c === "int64_t" ? L : I;
+    case "float":
+      return "f32";
+    case "u32":
+      return "u32";
+    default: // bool, enum, shape4 elements: C int
+      return I;
+  }
+}
+
+/**
+ * The functions of native/include/fbp.h as Deno FFI signatures: every backend library
+ * exports exactly these.
+ */
+export const FBP_ABI_SYMBOLS = {
+  ...RUNTIME_SYMBOLS,
+  ...Object.fromEntries(
+    KERNEL_NAMES.map((name) => [name, {
+      parameters: cParams(KERNELS[name]).map((p) => ffiType(p.spec)),
+      result: I,
+    }]),
+  ) as unknown as Record<KernelName, Deno.ForeignFunction>,
+} satisfies Deno.ForeignLibraryInterface;
 
 /** An opened backend library. */
 export type NativeLibrary = Deno.DynamicLibrary<typeof FBP_ABI_SYMBOLS>;
@@ -87,13 +75,55 @@ function p(s: Storage): Deno.PointerObject | null {
   return (s as NativeStorage).ptr;
 }
 
-function pn(s: Storage | null): Deno.PointerObject | null {
-  return s === null ? null : (s as NativeStorage).ptr;
-}
-
 /** Reads a C string returned by the library ("" for NULL). */
 export function cString(ptr: Deno.PointerValue): string {
   return ptr === null ? "" : Deno.UnsafePointerView.getCString(ptr);
+}
+
+type Args = Readonly<Record<string, unknown>>;
+
+/** The JavaScript expression that turns named argument `a.<arg>` into its C parameter. */
+function marshalExpression(param: ReturnType<typeof cParams>[number], i: number): string {
+  const { arg, spec, index } = param;
+  if (!/^[A-Za-z_]\w*$/.test(arg)) throw new Error(`Bad argument name in the contract: ${arg}`);
+  const v = `a.${arg}`;
+  switch (spec.kind) {
+    case "tensor":
+      return `(${v} == null ? null : ${v}.ptr)`;
+    case "int":
+      return spec.c === "int64_t" ? `BigInt(${v})` : v;
+    case "bool":
+      return `(${v} ? 1 : 0)`;
+    case "enum":
+      // An unknown name becomes -1, which the library refuses naming the kernel.
+      return `(codes[${i}][${v}] ?? -1)`;
+    case "shape4":
+      return `${v}[${index}]`;
+    default:
+      return v;
+  }
+}
+
+/**
+ * The method of one kernel: one straight-line FFI call built from the contract. Written as
+ * generated code (not a loop over the parameters and a spread call) because V8 then keeps
+ * the FFI fast path: ~7 ns per call instead of ~160 ns with an argument array.
+ */
+function kernelMethod(
+  name: KernelName,
+  fn: unknown,
+  fail: () => never,
+): (args: Args) => void {
+  const params = cParams(KERNELS[name]);
+  const codes = params.map((p) => (p.spec.kind === "enum" ? p.spec.values : null));
+  const call = params.map(marshalExpression).join(", ");
+  const make = new Function(
+    "fn",
+    "fail",
+    "codes",
+    `return (a) => { if (fn(${call}) !== 0) fail(); };`,
+  );
+  return make(fn, fail, codes);
 }
 
 /**
@@ -118,8 +148,11 @@ export function openNativeLibrary(libPath: string, what: string): NativeLibrary 
   }
 }
 
+/** An empty base typed as the kernel table: the constructor installs the methods. */
+const KernelMethods = class {} as unknown as new () => Kernels;
+
 /** A Backend over an fbp.h library. */
-export class NativeBackend implements Backend {
+export class NativeBackend extends KernelMethods implements Backend {
   /** "cpu" or "cuda". */
   readonly name: string;
   /** Path of the loaded library. */
@@ -139,12 +172,20 @@ export class NativeBackend implements Backend {
     libraryPath: string,
     initError: (reason: string) => Error,
   ) {
+    super();
     this.name = name;
     this.#lib = lib;
     this.#s = lib.symbols;
     this.libraryPath = libraryPath;
     if (this.#s.fbp_init() !== 0) throw initError(cString(this.#s.fbp_last_error()));
     this.info = cString(this.#s.fbp_backend_info());
+    for (const name of KERNEL_NAMES) this.#bind(name);
+  }
+
+  /** Installs the method of kernel `name`: marshal the named arguments, call, check. */
+  #bind(name: KernelName): void {
+    const method = kernelMethod(name, this.#s[name], () => this.#fail(name));
+    Object.defineProperty(this, methodName(name), { value: method });
   }
 
   /** Unloads the library; storages of this backend must not be used afterwards. */
@@ -185,451 +226,5 @@ export class NativeBackend implements Backend {
   }
   releaseCache(): void {
     if (this.#s.fbp_release_cache() !== 0) this.#fail("fbp_release_cache");
-  }
-
-  fill(out: Storage, value: number, n: number): void {
-    if (this.#s.fill_forward(p(out), value, BigInt(n)) !== 0) this.#fail("fill_forward");
-  }
-  copy(
-    out: Storage,
-    outOffset: number,
-    inp: Storage,
-    inOffset: number,
-    n: number,
-    accumulate: boolean,
-  ): void {
-    const rc = this.#s.copy_forward(
-      p(out),
-      BigInt(outOffset),
-      p(inp),
-      BigInt(inOffset),
-      BigInt(n),
-      accumulate ? 1 : 0,
-    );
-    if (rc !== 0) this.#fail("copy_forward");
-  }
-
-  conv2dForward(
-    out: Storage,
-    inp: Storage,
-    weight: Storage,
-    bias: Storage | null,
-    s: ConvSizes,
-  ): void {
-    const rc = this.#s.conv2d_forward(
-      p(out),
-      p(inp),
-      p(weight),
-      pn(bias),
-      s.N,
-      s.C,
-      s.H,
-      s.W,
-      s.K,
-      s.R,
-      s.S,
-      s.stride,
-      s.pad,
-    );
-    if (rc !== 0) this.#fail("conv2d_forward");
-  }
-  conv2dBackwardData(dinp: Storage, dout: Storage, weight: Storage, s: ConvSizes): void {
-    const rc = this.#s.conv2d_backward_data(
-      p(dinp),
-      p(dout),
-      p(weight),
-      s.N,
-      s.C,
-      s.H,
-      s.W,
-      s.K,
-      s.R,
-      s.S,
-      s.stride,
-      s.pad,
-    );
-    if (rc !== 0) this.#fail("conv2d_backward_data");
-  }
-  conv2dBackwardWeights(
-    dweight: Storage,
-    dbias: Storage | null,
-    dout: Storage,
-    inp: Storage,
-    s: ConvSizes,
-  ): void {
-    const rc = this.#s.conv2d_backward_weights(
-      p(dweight),
-      pn(dbias),
-      p(dout),
-      p(inp),
-      s.N,
-      s.C,
-      s.H,
-      s.W,
-      s.K,
-      s.R,
-      s.S,
-      s.stride,
-      s.pad,
-    );
-    if (rc !== 0) this.#fail("conv2d_backward_weights");
-  }
-
-  batchnormForwardTrain(
-    out: Storage,
-    mean: Storage,
-    variance: Storage,
-    inp: Storage,
-    weight: Storage,
-    bias: Storage,
-    s: NchwSizes,
-    eps: number,
-  ): void {
-    const rc = this.#s.batchnorm_forward_train(
-      p(out),
-      p(mean),
-      p(variance),
-      p(inp),
-      p(weight),
-      p(bias),
-      s.N,
-      s.C,
-      s.H,
-      s.W,
-      eps,
-    );
-    if (rc !== 0) this.#fail("batchnorm_forward_train");
-  }
-  batchnormForwardInfer(
-    out: Storage,
-    inp: Storage,
-    weight: Storage,
-    bias: Storage,
-    mean: Storage,
-    variance: Storage,
-    s: NchwSizes,
-    eps: number,
-  ): void {
-    const rc = this.#s.batchnorm_forward_infer(
-      p(out),
-      p(inp),
-      p(weight),
-      p(bias),
-      p(mean),
-      p(variance),
-      s.N,
-      s.C,
-      s.H,
-      s.W,
-      eps,
-    );
-    if (rc !== 0) this.#fail("batchnorm_forward_infer");
-  }
-  batchnormBackward(
-    dinp: Storage,
-    dweight: Storage,
-    dbias: Storage,
-    dout: Storage,
-    inp: Storage,
-    mean: Storage,
-    variance: Storage,
-    weight: Storage,
-    s: NchwSizes,
-    eps: number,
-  ): void {
-    const rc = this.#s.batchnorm_backward(
-      p(dinp),
-      p(dweight),
-      p(dbias),
-      p(dout),
-      p(inp),
-      p(mean),
-      p(variance),
-      p(weight),
-      s.N,
-      s.C,
-      s.H,
-      s.W,
-      eps,
-    );
-    if (rc !== 0) this.#fail("batchnorm_backward");
-  }
-
-  maxpool2dForward(out: Storage, inp: Storage, s: PoolSizes): void {
-    const rc = this.#s.maxpool2d_forward(
-      p(out),
-      p(inp),
-      s.N,
-      s.C,
-      s.H,
-      s.W,
-      s.kernel,
-      s.stride,
-      s.pad,
-    );
-    if (rc !== 0) this.#fail("maxpool2d_forward");
-  }
-  maxpool2dBackward(dinp: Storage, dout: Storage, inp: Storage, s: PoolSizes): void {
-    const rc = this.#s.maxpool2d_backward(
-      p(dinp),
-      p(dout),
-      p(inp),
-      s.N,
-      s.C,
-      s.H,
-      s.W,
-      s.kernel,
-      s.stride,
-      s.pad,
-    );
-    if (rc !== 0) this.#fail("maxpool2d_backward");
-  }
-  avgpoolGlobalForward(out: Storage, inp: Storage, s: NchwSizes): void {
-    if (this.#s.avgpool_global_forward(p(out), p(inp), s.N, s.C, s.H, s.W) !== 0) {
-      this.#fail("avgpool_global_forward");
-    }
-  }
-  avgpoolGlobalBackward(dinp: Storage, dout: Storage, s: NchwSizes): void {
-    if (this.#s.avgpool_global_backward(p(dinp), p(dout), s.N, s.C, s.H, s.W) !== 0) {
-      this.#fail("avgpool_global_backward");
-    }
-  }
-
-  linearForward(
-    out: Storage,
-    inp: Storage,
-    weight: Storage,
-    bias: Storage | null,
-    N: number,
-    I: number,
-    O: number,
-  ): void {
-    if (this.#s.linear_forward(p(out), p(inp), p(weight), pn(bias), N, I, O) !== 0) {
-      this.#fail("linear_forward");
-    }
-  }
-  linearBackward(
-    dinp: Storage | null,
-    dweight: Storage,
-    dbias: Storage | null,
-    dout: Storage,
-    inp: Storage,
-    weight: Storage,
-    N: number,
-    I: number,
-    O: number,
-  ): void {
-    const rc = this.#s.linear_backward(
-      pn(dinp),
-      p(dweight),
-      pn(dbias),
-      p(dout),
-      p(inp),
-      p(weight),
-      N,
-      I,
-      O,
-    );
-    if (rc !== 0) this.#fail("linear_backward");
-  }
-
-  unaryForward(out: Storage, inp: Storage, n: number, op: UnaryOpName): void {
-    if (this.#s.unary_forward(p(out), p(inp), BigInt(n), UnaryOp[op]) !== 0) {
-      this.#fail("unary_forward");
-    }
-  }
-  unaryBackward(
-    dinp: Storage,
-    dout: Storage,
-    inp: Storage,
-    out: Storage,
-    n: number,
-    op: UnaryOpName,
-  ): void {
-    const rc = this.#s.unary_backward(p(dinp), p(dout), p(inp), p(out), BigInt(n), UnaryOp[op]);
-    if (rc !== 0) this.#fail("unary_backward");
-  }
-  scale(out: Storage, inp: Storage, alpha: number, beta: number, n: number): void {
-    if (this.#s.scale_forward(p(out), p(inp), alpha, beta, BigInt(n)) !== 0) {
-      this.#fail("scale_forward");
-    }
-  }
-  binaryForward(
-    out: Storage,
-    a: Storage,
-    b: Storage,
-    aShape: Shape4,
-    bShape: Shape4,
-    op: BinaryOpName,
-  ): void {
-    const rc = this.#s.binary_forward(
-      p(out),
-      p(a),
-      p(b),
-      aShape[0],
-      aShape[1],
-      aShape[2],
-      aShape[3],
-      bShape[0],
-      bShape[1],
-      bShape[2],
-      bShape[3],
-      BinaryOp[op],
-    );
-    if (rc !== 0) this.#fail("binary_forward");
-  }
-  sumTo(out: Storage, inp: Storage, inShape: Shape4, outShape: Shape4): void {
-    this.#reshape4("sum_to_forward", out, inp, inShape, outShape);
-  }
-  broadcastTo(out: Storage, inp: Storage, inShape: Shape4, outShape: Shape4): void {
-    this.#reshape4("broadcast_forward", out, inp, inShape, outShape);
-  }
-  /** The two fbp.h kernels that map an (i0..i3) input onto an (o0..o3) output. */
-  #reshape4(
-    fn: "sum_to_forward" | "broadcast_forward",
-    out: Storage,
-    inp: Storage,
-    [i0, i1, i2, i3]: Shape4,
-    [o0, o1, o2, o3]: Shape4,
-  ): void {
-    if (this.#s[fn](p(out), p(inp), i0, i1, i2, i3, o0, o1, o2, o3) !== 0) this.#fail(fn);
-  }
-  softmaxForward(out: Storage, inp: Storage, rows: number, cols: number): void {
-    if (this.#s.softmax_forward(p(out), p(inp), rows, cols) !== 0) {
-      this.#fail("softmax_forward");
-    }
-  }
-  softmaxBackward(
-    dinp: Storage,
-    dout: Storage,
-    out: Storage,
-    rows: number,
-    cols: number,
-  ): void {
-    if (this.#s.softmax_backward(p(dinp), p(dout), p(out), rows, cols) !== 0) {
-      this.#fail("softmax_backward");
-    }
-  }
-
-  affFuseForward(
-    out: Storage,
-    S: Storage,
-    F: Storage,
-    L: Storage,
-    G: Storage,
-    scale: number,
-    s: NchwSizes,
-  ): void {
-    const rc = this.#s.aff_fuse_forward(p(out), p(S), p(F), p(L), p(G), scale, s.N, s.C, s.H, s.W);
-    if (rc !== 0) this.#fail("aff_fuse_forward");
-  }
-  affFuseBackward(
-    dS: Storage,
-    dF: Storage,
-    dL: Storage,
-    dG: Storage,
-    dout: Storage,
-    S: Storage,
-    F: Storage,
-    L: Storage,
-    G: Storage,
-    scale: number,
-    s: NchwSizes,
-  ): void {
-    const rc = this.#s.aff_fuse_backward(
-      p(dS),
-      p(dF),
-      p(dL),
-      p(dG),
-      p(dout),
-      p(S),
-      p(F),
-      p(L),
-      p(G),
-      scale,
-      s.N,
-      s.C,
-      s.H,
-      s.W,
-    );
-    if (rc !== 0) this.#fail("aff_fuse_backward");
-  }
-
-  crossEntropyForward(
-    loss: Storage,
-    probs: Storage,
-    logits: Storage,
-    targets: Storage,
-    weights: Storage | null,
-    N: number,
-    K: number,
-  ): void {
-    const rc = this.#s.cross_entropy_forward(
-      p(loss),
-      p(probs),
-      p(logits),
-      p(targets),
-      pn(weights),
-      N,
-      K,
-    );
-    if (rc !== 0) this.#fail("cross_entropy_forward");
-  }
-  crossEntropyBackward(
-    dlogits: Storage,
-    dloss: Storage,
-    probs: Storage,
-    targets: Storage,
-    weights: Storage | null,
-    N: number,
-    K: number,
-  ): void {
-    const rc = this.#s.cross_entropy_backward(
-      p(dlogits),
-      p(dloss),
-      p(probs),
-      p(targets),
-      pn(weights),
-      N,
-      K,
-    );
-    if (rc !== 0) this.#fail("cross_entropy_backward");
-  }
-
-  dropoutForward(
-    out: Storage,
-    mask: Storage,
-    inp: Storage,
-    n: number,
-    p_: number,
-    seed: number,
-  ): void {
-    const rc = this.#s.dropout_forward(p(out), p(mask), p(inp), BigInt(n), p_, seed >>> 0);
-    if (rc !== 0) this.#fail("dropout_forward");
-  }
-
-  adamwUpdate(
-    param: Storage,
-    m: Storage,
-    v: Storage,
-    grad: Storage,
-    n: number,
-    h: AdamWHyper,
-    step: number,
-  ): void {
-    const rc = this.#s.adamw_update(
-      p(param),
-      p(m),
-      p(v),
-      p(grad),
-      BigInt(n),
-      h.lr,
-      h.beta1,
-      h.beta2,
-      h.eps,
-      h.weightDecay,
-      step,
-    );
-    if (rc !== 0) this.#fail("adamw_update");
   }
 }

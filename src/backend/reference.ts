@@ -1,22 +1,16 @@
 /**
- * The reference backend: every kernel of native/include/fbp.h written as plain loops in
- * TypeScript, with no tricks. It is slow on purpose and is the ground truth the native
- * backends are tested against (the role of tinygrad's ops_python.py and llm.c's
- * train_gpt2.c). With `precision: "f64"` it stores and computes in float64, which makes
- * central finite differences accurate enough to check gradients.
+ * The reference backend: every kernel of the contract (contract.ts, native/include/fbp.h)
+ * written as plain loops in TypeScript, with no tricks. It is slow on purpose and is the
+ * ground truth the native backends are tested against (the role of tinygrad's
+ * ops_python.py and llm.c's train_gpt2.c). With `precision: "f64"` it stores and computes
+ * in float64, which makes central finite differences accurate enough to check gradients.
+ * Each kernel first checks its arguments against the contract ({@link checkKernelArgs}),
+ * as the C libraries do.
  * @module
  */
-import type {
-  AdamWHyper,
-  Backend,
-  BinaryOpName,
-  ConvSizes,
-  NchwSizes,
-  PoolSizes,
-  Shape4,
-  Storage,
-  UnaryOpName,
-} from "./backend.ts";
+import type { Backend, Shape4, Storage } from "./backend.ts";
+import type { KernelArgs } from "./contract.ts";
+import { checkKernelArgs, windowSize } from "./check_args.ts";
 
 type Floats = Float32Array | Float64Array;
 
@@ -33,6 +27,11 @@ function d(s: Storage): Floats {
   return (s as ReferenceStorage).data;
 }
 
+/** The data of a nullable storage (null for NULL). */
+function dn(s: Storage | null): Floats | null {
+  return s ? d(s) : null;
+}
+
 /** The hash that decides dropout (documented in fbp.h; identical in every backend). */
 export function hashUniform(seed: number, i: number): number {
   let h = (Math.imul(i >>> 0, 0x9e3779b9) + (seed >>> 0)) >>> 0;
@@ -44,12 +43,113 @@ export function hashUniform(seed: number, i: number): number {
   return (h >>> 8) / 16777216;
 }
 
-function outSize(x: number, k: number, stride: number, pad: number): number {
-  return Math.floor((x + 2 * pad - k) / stride) + 1;
+type ConvArgs = KernelArgs<"conv2d_forward" | "conv2d_backward_data" | "conv2d_backward_weights">;
+
+/**
+ * The three convolution kernels (forward, backward data, backward weights) as one walk
+ * over the outputs (n, k, p, q) and, for each, the taps inside the input (c, r, t), in the
+ * order the sums are taken. `y` is out (forward) or dout; `x` is inp, or dinp (backward
+ * data); `w` is weight, or dweight (backward weights); `b` is bias or dbias (nullable).
+ * Gradient outputs must be zeroed by the caller.
+ */
+function convolve(
+  kind: "forward" | "data" | "weights",
+  s: ConvArgs,
+  y: Floats,
+  x: Floats,
+  w: Floats,
+  b: Floats | null,
+): void {
+  const { N, C, H, W, K, R, S, stride, pad } = s;
+  const P = windowSize(H, R, stride, pad), Q = windowSize(W, S, stride, pad);
+  for (let n = 0; n < N; n++) {
+    for (let k = 0; k < K; k++) {
+      for (let p = 0; p < P; p++) {
+        for (let q = 0; q < Q; q++) {
+          const oi = ((n * K + k) * P + p) * Q + q;
+          // forward: the accumulated output; backward: the output's gradient
+          let acc = kind === "forward" ? (b ? b[k] : 0) : y[oi];
+          if (kind === "weights" && b) b[k] += acc;
+          for (let c = 0; c < C; c++) {
+            for (let r = 0; r < R; r++) {
+              const h = p * stride - pad + r;
+              if (h < 0 || h >= H) continue;
+              for (let t = 0; t < S; t++) {
+                const ww = q * stride - pad + t;
+                if (ww < 0 || ww >= W) continue;
+                const xi = ((n * C + c) * H + h) * W + ww, wi = ((k * C + c) * R + r) * S + t;
+                if (kind === "forward") acc += x[xi] * w[wi];
+                else if (kind === "data") x[xi] += acc * w[wi];
+                else w[wi] += acc * x[xi];
+              }
+            }
+          }
+          if (kind === "forward") y[oi] = acc;
+        }
+      }
+    }
+  }
 }
 
-function strides(s: Shape4): [number, number, number, number] {
-  return [s[1] * s[2] * s[3], s[2] * s[3], s[3], 1];
+type PoolArgs = KernelArgs<"maxpool2d_forward" | "maxpool2d_backward">;
+
+/** Visits each output with the index of its window's first maximum (-1: all padding). */
+function maxpoolWalk(s: PoolArgs, x: Floats, visit: (oi: number, xi: number) => void): void {
+  const { N, C, H, W, kernel, stride, pad } = s;
+  const P = windowSize(H, kernel, stride, pad), Q = windowSize(W, kernel, stride, pad);
+  for (let nc = 0; nc < N * C; nc++) {
+    for (let p = 0; p < P; p++) {
+      for (let q = 0; q < Q; q++) {
+        let best = -Infinity, arg = -1;
+        for (let r = 0; r < kernel; r++) {
+          const h = p * stride - pad + r;
+          if (h < 0 || h >= H) continue;
+          for (let t = 0; t < kernel; t++) {
+            const w = q * stride - pad + t;
+            if (w < 0 || w >= W) continue;
+            const j = (nc * H + h) * W + w;
+            if (arg < 0 || x[j] > best) {
+              best = x[j];
+              arg = j;
+            }
+          }
+        }
+        visit((nc * P + p) * Q + q, arg);
+      }
+    }
+  }
+}
+
+/** Strides of a row-major 4-D shape, 0 along its dims of size 1 (which broadcast). */
+function strides(s: Shape4): number[] {
+  return [s[1] * s[2] * s[3], s[2] * s[3], s[3], 1].map((v, i) => s[i] === 1 ? 0 : v);
+}
+
+/** Row softmax of `x` (rows × cols) into `o`. */
+function softmaxRows(o: Floats, x: Floats, rows: number, cols: number): void {
+  for (let r = 0; r < rows; r++) {
+    let max = -Infinity;
+    for (let c = 0; c < cols; c++) max = Math.max(max, x[r * cols + c]);
+    let sum = 0;
+    for (let c = 0; c < cols; c++) sum += Math.exp(x[r * cols + c] - max);
+    for (let c = 0; c < cols; c++) o[r * cols + c] = Math.exp(x[r * cols + c] - max) / sum;
+  }
+}
+
+/** Batch-norm normalisation with given statistics (the inference forward). */
+function batchnormApply(a: KernelArgs<"batchnorm_forward_infer">): void {
+  const { N, C, H, W, eps } = a;
+  const o = d(a.out), x = d(a.inp), g = d(a.weight), b = d(a.bias), m = d(a.mean), v = d(a.var);
+  const HW = H * W;
+  for (let n = 0; n < N; n++) {
+    for (let c = 0; c < C; c++) {
+      const inv = 1 / Math.sqrt(v[c] + eps);
+      for (let i = 0; i < HW; i++) {
+        const j = (n * C + c) * HW + i;
+        o[j] = (x[j] - m[c]) * inv * g[c] + b[c];
+      }
+    }
+  }
 }
 
 /** Options of the reference backend. */
@@ -91,129 +191,41 @@ export class ReferenceBackend implements Backend {
   sync(): void {}
   releaseCache(): void {} // JS arrays: the garbage collector owns freed memory
 
-  fill(out: Storage, value: number, n: number): void {
-    d(out).fill(value, 0, n);
+  fillForward(a: KernelArgs<"fill_forward">): void {
+    if (!checkKernelArgs("fill_forward", a)) return;
+    d(a.out).fill(a.value, 0, a.n);
   }
-  copy(
-    out: Storage,
-    outOffset: number,
-    inp: Storage,
-    inOffset: number,
-    n: number,
-    accumulate: boolean,
-  ): void {
-    const o = d(out), x = d(inp);
+  copyForward(a: KernelArgs<"copy_forward">): void {
+    if (!checkKernelArgs("copy_forward", a)) return;
+    const { out_off, in_off, n, accumulate } = a;
+    const o = d(a.out), x = d(a.inp);
     for (let i = 0; i < n; i++) {
-      o[outOffset + i] = accumulate ? o[outOffset + i] + x[inOffset + i] : x[inOffset + i];
+      o[out_off + i] = accumulate ? o[out_off + i] + x[in_off + i] : x[in_off + i];
     }
   }
 
-  conv2dForward(
-    out: Storage,
-    inp: Storage,
-    weight: Storage,
-    bias: Storage | null,
-    s: ConvSizes,
-  ): void {
-    const { N, C, H, W, K, R, S, stride, pad } = s;
-    const P = outSize(H, R, stride, pad), Q = outSize(W, S, stride, pad);
-    const o = d(out), x = d(inp), w = d(weight), b = bias ? d(bias) : null;
-    for (let n = 0; n < N; n++) {
-      for (let k = 0; k < K; k++) {
-        for (let p = 0; p < P; p++) {
-          for (let q = 0; q < Q; q++) {
-            let acc = b ? b[k] : 0;
-            for (let c = 0; c < C; c++) {
-              for (let r = 0; r < R; r++) {
-                const h = p * stride - pad + r;
-                if (h < 0 || h >= H) continue;
-                for (let t = 0; t < S; t++) {
-                  const ww = q * stride - pad + t;
-                  if (ww < 0 || ww >= W) continue;
-                  acc += x[((n * C + c) * H + h) * W + ww] * w[((k * C + c) * R + r) * S + t];
-                }
-              }
-            }
-            o[((n * K + k) * P + p) * Q + q] = acc;
-          }
-        }
-      }
-    }
+  conv2dForward(a: KernelArgs<"conv2d_forward">): void {
+    if (!checkKernelArgs("conv2d_forward", a)) return;
+    convolve("forward", a, d(a.out), d(a.inp), d(a.weight), dn(a.bias));
   }
-  conv2dBackwardData(dinp: Storage, dout: Storage, weight: Storage, s: ConvSizes): void {
-    const { N, C, H, W, K, R, S, stride, pad } = s;
-    const P = outSize(H, R, stride, pad), Q = outSize(W, S, stride, pad);
-    const dx = d(dinp), dy = d(dout), w = d(weight);
-    dx.fill(0, 0, N * C * H * W);
-    for (let n = 0; n < N; n++) {
-      for (let k = 0; k < K; k++) {
-        for (let p = 0; p < P; p++) {
-          for (let q = 0; q < Q; q++) {
-            const g = dy[((n * K + k) * P + p) * Q + q];
-            for (let c = 0; c < C; c++) {
-              for (let r = 0; r < R; r++) {
-                const h = p * stride - pad + r;
-                if (h < 0 || h >= H) continue;
-                for (let t = 0; t < S; t++) {
-                  const ww = q * stride - pad + t;
-                  if (ww < 0 || ww >= W) continue;
-                  dx[((n * C + c) * H + h) * W + ww] += g * w[((k * C + c) * R + r) * S + t];
-                }
-              }
-            }
-          }
-        }
-      }
-    }
+  conv2dBackwardData(a: KernelArgs<"conv2d_backward_data">): void {
+    if (!checkKernelArgs("conv2d_backward_data", a)) return;
+    const dx = d(a.dinp);
+    dx.fill(0, 0, a.N * a.C * a.H * a.W);
+    convolve("data", a, d(a.dout), dx, d(a.weight), null);
   }
-  conv2dBackwardWeights(
-    dweight: Storage,
-    dbias: Storage | null,
-    dout: Storage,
-    inp: Storage,
-    s: ConvSizes,
-  ): void {
-    const { N, C, H, W, K, R, S, stride, pad } = s;
-    const P = outSize(H, R, stride, pad), Q = outSize(W, S, stride, pad);
-    const dw = d(dweight), dy = d(dout), x = d(inp);
-    dw.fill(0, 0, K * C * R * S);
-    const db = dbias ? d(dbias) : null;
-    if (db) db.fill(0, 0, K);
-    for (let n = 0; n < N; n++) {
-      for (let k = 0; k < K; k++) {
-        for (let p = 0; p < P; p++) {
-          for (let q = 0; q < Q; q++) {
-            const g = dy[((n * K + k) * P + p) * Q + q];
-            if (db) db[k] += g;
-            for (let c = 0; c < C; c++) {
-              for (let r = 0; r < R; r++) {
-                const h = p * stride - pad + r;
-                if (h < 0 || h >= H) continue;
-                for (let t = 0; t < S; t++) {
-                  const ww = q * stride - pad + t;
-                  if (ww < 0 || ww >= W) continue;
-                  dw[((k * C + c) * R + r) * S + t] += g * x[((n * C + c) * H + h) * W + ww];
-                }
-              }
-            }
-          }
-        }
-      }
-    }
+  conv2dBackwardWeights(a: KernelArgs<"conv2d_backward_weights">): void {
+    if (!checkKernelArgs("conv2d_backward_weights", a)) return;
+    const dw = d(a.dweight), db = dn(a.dbias);
+    dw.fill(0, 0, a.K * a.C * a.R * a.S);
+    if (db) db.fill(0, 0, a.K);
+    convolve("weights", a, d(a.dout), d(a.inp), dw, db);
   }
 
-  batchnormForwardTrain(
-    out: Storage,
-    mean: Storage,
-    variance: Storage,
-    inp: Storage,
-    weight: Storage,
-    bias: Storage,
-    s: NchwSizes,
-    eps: number,
-  ): void {
-    const { N, C, H, W } = s;
-    const x = d(inp), m = d(mean), v = d(variance);
+  batchnormForwardTrain(a: KernelArgs<"batchnorm_forward_train">): void {
+    if (!checkKernelArgs("batchnorm_forward_train", a)) return;
+    const { N, C, H, W } = a;
+    const x = d(a.inp), m = d(a.mean), v = d(a.var);
     const HW = H * W, count = N * HW;
     for (let c = 0; c < C; c++) {
       let sum = 0;
@@ -231,46 +243,17 @@ export class ReferenceBackend implements Backend {
       m[c] = mu;
       v[c] = sq / count;
     }
-    this.batchnormForwardInfer(out, inp, weight, bias, mean, variance, s, eps);
+    batchnormApply(a);
   }
-  batchnormForwardInfer(
-    out: Storage,
-    inp: Storage,
-    weight: Storage,
-    bias: Storage,
-    mean: Storage,
-    variance: Storage,
-    s: NchwSizes,
-    eps: number,
-  ): void {
-    const { N, C, H, W } = s;
-    const o = d(out), x = d(inp), g = d(weight), b = d(bias), m = d(mean), v = d(variance);
-    const HW = H * W;
-    for (let n = 0; n < N; n++) {
-      for (let c = 0; c < C; c++) {
-        const inv = 1 / Math.sqrt(v[c] + eps);
-        for (let i = 0; i < HW; i++) {
-          const j = (n * C + c) * HW + i;
-          o[j] = (x[j] - m[c]) * inv * g[c] + b[c];
-        }
-      }
-    }
+  batchnormForwardInfer(a: KernelArgs<"batchnorm_forward_infer">): void {
+    if (!checkKernelArgs("batchnorm_forward_infer", a)) return;
+    batchnormApply(a);
   }
-  batchnormBackward(
-    dinp: Storage,
-    dweight: Storage,
-    dbias: Storage,
-    dout: Storage,
-    inp: Storage,
-    mean: Storage,
-    variance: Storage,
-    weight: Storage,
-    s: NchwSizes,
-    eps: number,
-  ): void {
-    const { N, C, H, W } = s;
-    const dx = d(dinp), dg = d(dweight), db = d(dbias), dy = d(dout), x = d(inp);
-    const m = d(mean), v = d(variance), g = d(weight);
+  batchnormBackward(a: KernelArgs<"batchnorm_backward">): void {
+    if (!checkKernelArgs("batchnorm_backward", a)) return;
+    const { N, C, H, W, eps } = a;
+    const dx = d(a.dinp), dg = d(a.dweight), db = d(a.dbias), dy = d(a.dout), x = d(a.inp);
+    const m = d(a.mean), v = d(a.var), g = d(a.weight);
     const HW = H * W, count = N * HW;
     for (let c = 0; c < C; c++) {
       const inv = 1 / Math.sqrt(v[c] + eps);
@@ -295,70 +278,42 @@ export class ReferenceBackend implements Backend {
     }
   }
 
-  maxpool2dForward(out: Storage, inp: Storage, s: PoolSizes): void {
-    const o = d(out), x = d(inp);
-    this.#maxpoolWalk(s, x, (oi, xi) => {
+  maxpool2dForward(a: KernelArgs<"maxpool2d_forward">): void {
+    if (!checkKernelArgs("maxpool2d_forward", a)) return;
+    const o = d(a.out), x = d(a.inp);
+    maxpoolWalk(a, x, (oi, xi) => {
       o[oi] = xi < 0 ? -Infinity : x[xi];
     });
   }
-  maxpool2dBackward(dinp: Storage, dout: Storage, inp: Storage, s: PoolSizes): void {
-    const dx = d(dinp), dy = d(dout), x = d(inp);
-    dx.fill(0, 0, s.N * s.C * s.H * s.W);
-    this.#maxpoolWalk(s, x, (oi, xi) => {
+  maxpool2dBackward(a: KernelArgs<"maxpool2d_backward">): void {
+    if (!checkKernelArgs("maxpool2d_backward", a)) return;
+    const dx = d(a.dinp), dy = d(a.dout), x = d(a.inp);
+    dx.fill(0, 0, a.N * a.C * a.H * a.W);
+    maxpoolWalk(a, x, (oi, xi) => {
       if (xi >= 0) dx[xi] += dy[oi];
     });
   }
-  /** Visits each output with the index of its window's first maximum (-1: all padding). */
-  #maxpoolWalk(s: PoolSizes, x: Floats, visit: (oi: number, xi: number) => void): void {
-    const { N, C, H, W, kernel, stride, pad } = s;
-    const P = outSize(H, kernel, stride, pad), Q = outSize(W, kernel, stride, pad);
-    for (let nc = 0; nc < N * C; nc++) {
-      for (let p = 0; p < P; p++) {
-        for (let q = 0; q < Q; q++) {
-          let best = -Infinity, arg = -1;
-          for (let r = 0; r < kernel; r++) {
-            const h = p * stride - pad + r;
-            if (h < 0 || h >= H) continue;
-            for (let t = 0; t < kernel; t++) {
-              const w = q * stride - pad + t;
-              if (w < 0 || w >= W) continue;
-              const j = (nc * H + h) * W + w;
-              if (arg < 0 || x[j] > best) {
-                best = x[j];
-                arg = j;
-              }
-            }
-          }
-          visit((nc * P + p) * Q + q, arg);
-        }
-      }
-    }
-  }
-  avgpoolGlobalForward(out: Storage, inp: Storage, s: NchwSizes): void {
-    const o = d(out), x = d(inp), HW = s.H * s.W;
-    for (let nc = 0; nc < s.N * s.C; nc++) {
+  avgpoolGlobalForward(a: KernelArgs<"avgpool_global_forward">): void {
+    if (!checkKernelArgs("avgpool_global_forward", a)) return;
+    const o = d(a.out), x = d(a.inp), HW = a.H * a.W;
+    for (let nc = 0; nc < a.N * a.C; nc++) {
       let sum = 0;
       for (let i = 0; i < HW; i++) sum += x[nc * HW + i];
       o[nc] = sum / HW;
     }
   }
-  avgpoolGlobalBackward(dinp: Storage, dout: Storage, s: NchwSizes): void {
-    const dx = d(dinp), dy = d(dout), HW = s.H * s.W;
-    for (let nc = 0; nc < s.N * s.C; nc++) {
+  avgpoolGlobalBackward(a: KernelArgs<"avgpool_global_backward">): void {
+    if (!checkKernelArgs("avgpool_global_backward", a)) return;
+    const dx = d(a.dinp), dy = d(a.dout), HW = a.H * a.W;
+    for (let nc = 0; nc < a.N * a.C; nc++) {
       for (let i = 0; i < HW; i++) dx[nc * HW + i] = dy[nc] / HW;
     }
   }
 
-  linearForward(
-    out: Storage,
-    inp: Storage,
-    weight: Storage,
-    bias: Storage | null,
-    N: number,
-    I: number,
-    O: number,
-  ): void {
-    const o = d(out), x = d(inp), w = d(weight), b = bias ? d(bias) : null;
+  linearForward(a: KernelArgs<"linear_forward">): void {
+    if (!checkKernelArgs("linear_forward", a)) return;
+    const { N, I, O } = a;
+    const o = d(a.out), x = d(a.inp), w = d(a.weight), b = dn(a.bias);
     for (let n = 0; n < N; n++) {
       for (let j = 0; j < O; j++) {
         let acc = b ? b[j] : 0;
@@ -367,20 +322,12 @@ export class ReferenceBackend implements Backend {
       }
     }
   }
-  linearBackward(
-    dinp: Storage | null,
-    dweight: Storage,
-    dbias: Storage | null,
-    dout: Storage,
-    inp: Storage,
-    weight: Storage,
-    N: number,
-    I: number,
-    O: number,
-  ): void {
-    const dy = d(dout), x = d(inp), w = d(weight), dw = d(dweight);
-    if (dinp) {
-      const dx = d(dinp);
+  linearBackward(a: KernelArgs<"linear_backward">): void {
+    if (!checkKernelArgs("linear_backward", a)) return;
+    const { N, I, O } = a;
+    const dy = d(a.dout), x = d(a.inp), w = d(a.weight), dw = d(a.dweight);
+    const dx = dn(a.dinp), db = dn(a.dbias);
+    if (dx) {
       for (let n = 0; n < N; n++) {
         for (let i = 0; i < I; i++) {
           let acc = 0;
@@ -396,8 +343,7 @@ export class ReferenceBackend implements Backend {
         dw[j * I + i] = acc;
       }
     }
-    if (dbias) {
-      const db = d(dbias);
+    if (db) {
       for (let j = 0; j < O; j++) {
         let acc = 0;
         for (let n = 0; n < N; n++) acc += dy[n * O + j];
@@ -406,11 +352,12 @@ export class ReferenceBackend implements Backend {
     }
   }
 
-  unaryForward(out: Storage, inp: Storage, n: number, op: UnaryOpName): void {
-    const o = d(out), x = d(inp);
-    for (let i = 0; i < n; i++) {
+  unaryForward(a: KernelArgs<"unary_forward">): void {
+    if (!checkKernelArgs("unary_forward", a)) return;
+    const o = d(a.out), x = d(a.inp);
+    for (let i = 0; i < a.n; i++) {
       const v = x[i];
-      switch (op) {
+      switch (a.op) {
         case "relu":
           o[i] = v < 0 ? 0 : v; // NaN propagates (as in PyTorch), so guards see it
           break;
@@ -429,17 +376,12 @@ export class ReferenceBackend implements Backend {
       }
     }
   }
-  unaryBackward(
-    dinp: Storage,
-    dout: Storage,
-    inp: Storage,
-    out: Storage,
-    n: number,
-    op: UnaryOpName,
-  ): void {
-    const dx = d(dinp), dy = d(dout), x = d(inp), y = d(out);
-    for (let i = 0; i < n; i++) {
-      switch (op) {
+  unaryBackward(a: KernelArgs<"unary_backward">): void {
+    if (!checkKernelArgs("unary_backward", a)) return;
+    // Only the operand the derivative needs is given (checkKernelArgs saw to it).
+    const dx = d(a.dinp), dy = d(a.dout), x = dn(a.inp)!, y = dn(a.out)!;
+    for (let i = 0; i < a.n; i++) {
+      switch (a.op) {
         case "relu":
           dx[i] = x[i] > 0 ? dy[i] : 0;
           break;
@@ -458,89 +400,67 @@ export class ReferenceBackend implements Backend {
       }
     }
   }
-  scale(out: Storage, inp: Storage, alpha: number, beta: number, n: number): void {
-    const o = d(out), x = d(inp);
-    for (let i = 0; i < n; i++) o[i] = alpha * x[i] + beta;
+  scaleForward(a: KernelArgs<"scale_forward">): void {
+    if (!checkKernelArgs("scale_forward", a)) return;
+    const { alpha, beta } = a;
+    const o = d(a.out), x = d(a.inp);
+    for (let i = 0; i < a.n; i++) o[i] = alpha * x[i] + beta;
   }
-  binaryForward(
-    out: Storage,
-    a: Storage,
-    b: Storage,
-    aShape: Shape4,
-    bShape: Shape4,
-    op: BinaryOpName,
-  ): void {
-    const o = d(out), x = d(a), y = d(b);
-    const os = aShape.map((v, i) => Math.max(v, bShape[i])) as unknown as Shape4;
-    const as = strides(aShape), bs = strides(bShape);
+  binaryForward(a: KernelArgs<"binary_forward">): void {
+    if (!checkKernelArgs("binary_forward", a)) return;
+    const { aShape, bShape, op } = a;
+    const o = d(a.out), x = d(a.a), y = d(a.b);
+    const os = aShape.map((v, i) => Math.max(v, bShape[i]));
+    const [a0, a1, a2, a3] = strides(aShape), [b0, b1, b2, b3] = strides(bShape);
     let j = 0;
     for (let i0 = 0; i0 < os[0]; i0++) {
       for (let i1 = 0; i1 < os[1]; i1++) {
         for (let i2 = 0; i2 < os[2]; i2++) {
           for (let i3 = 0; i3 < os[3]; i3++) {
-            const ai = (aShape[0] === 1 ? 0 : i0 * as[0]) + (aShape[1] === 1 ? 0 : i1 * as[1]) +
-              (aShape[2] === 1 ? 0 : i2 * as[2]) + (aShape[3] === 1 ? 0 : i3);
-            const bi = (bShape[0] === 1 ? 0 : i0 * bs[0]) + (bShape[1] === 1 ? 0 : i1 * bs[1]) +
-              (bShape[2] === 1 ? 0 : i2 * bs[2]) + (bShape[3] === 1 ? 0 : i3);
-            const u = x[ai], v = y[bi];
+            const u = x[i0 * a0 + i1 * a1 + i2 * a2 + i3 * a3];
+            const v = y[i0 * b0 + i1 * b1 + i2 * b2 + i3 * b3];
             o[j++] = op === "add" ? u + v : op === "sub" ? u - v : op === "mul" ? u * v : u / v;
           }
         }
       }
     }
   }
-  sumTo(out: Storage, inp: Storage, inShape: Shape4, outShape: Shape4): void {
-    const o = d(out), x = d(inp), os = strides(outShape);
+  sumToForward(a: KernelArgs<"sum_to_forward">): void {
+    if (!checkKernelArgs("sum_to_forward", a)) return;
+    const { inShape: is } = a;
+    const o = d(a.out), x = d(a.inp), [s0, s1, s2, s3] = strides(a.outShape);
     const acc = new Float64Array(o.length);
     let j = 0;
-    for (let i0 = 0; i0 < inShape[0]; i0++) {
-      for (let i1 = 0; i1 < inShape[1]; i1++) {
-        for (let i2 = 0; i2 < inShape[2]; i2++) {
-          for (let i3 = 0; i3 < inShape[3]; i3++) {
-            const oi = (outShape[0] === 1 ? 0 : i0 * os[0]) +
-              (outShape[1] === 1 ? 0 : i1 * os[1]) + (outShape[2] === 1 ? 0 : i2 * os[2]) +
-              (outShape[3] === 1 ? 0 : i3);
-            acc[oi] += x[j++];
-          }
+    for (let i0 = 0; i0 < is[0]; i0++) {
+      for (let i1 = 0; i1 < is[1]; i1++) {
+        for (let i2 = 0; i2 < is[2]; i2++) {
+          for (let i3 = 0; i3 < is[3]; i3++) acc[i0 * s0 + i1 * s1 + i2 * s2 + i3 * s3] += x[j++];
         }
       }
     }
     o.set(acc);
   }
-  broadcastTo(out: Storage, inp: Storage, inShape: Shape4, outShape: Shape4): void {
-    const o = d(out), x = d(inp), is = strides(inShape);
+  broadcastForward(a: KernelArgs<"broadcast_forward">): void {
+    if (!checkKernelArgs("broadcast_forward", a)) return;
+    const { outShape: os } = a;
+    const o = d(a.out), x = d(a.inp), [s0, s1, s2, s3] = strides(a.inShape);
     let j = 0;
-    for (let i0 = 0; i0 < outShape[0]; i0++) {
-      for (let i1 = 0; i1 < outShape[1]; i1++) {
-        for (let i2 = 0; i2 < outShape[2]; i2++) {
-          for (let i3 = 0; i3 < outShape[3]; i3++) {
-            o[j++] = x[
-              (inShape[0] === 1 ? 0 : i0 * is[0]) + (inShape[1] === 1 ? 0 : i1 * is[1]) +
-              (inShape[2] === 1 ? 0 : i2 * is[2]) + (inShape[3] === 1 ? 0 : i3)
-            ];
-          }
+    for (let i0 = 0; i0 < os[0]; i0++) {
+      for (let i1 = 0; i1 < os[1]; i1++) {
+        for (let i2 = 0; i2 < os[2]; i2++) {
+          for (let i3 = 0; i3 < os[3]; i3++) o[j++] = x[i0 * s0 + i1 * s1 + i2 * s2 + i3 * s3];
         }
       }
     }
   }
-  softmaxForward(out: Storage, inp: Storage, rows: number, cols: number): void {
-    const o = d(out), x = d(inp);
-    for (let r = 0; r < rows; r++) {
-      let max = -Infinity;
-      for (let c = 0; c < cols; c++) max = Math.max(max, x[r * cols + c]);
-      let sum = 0;
-      for (let c = 0; c < cols; c++) sum += Math.exp(x[r * cols + c] - max);
-      for (let c = 0; c < cols; c++) o[r * cols + c] = Math.exp(x[r * cols + c] - max) / sum;
-    }
+  softmaxForward(a: KernelArgs<"softmax_forward">): void {
+    if (!checkKernelArgs("softmax_forward", a)) return;
+    softmaxRows(d(a.out), d(a.inp), a.rows, a.cols);
   }
-  softmaxBackward(
-    dinp: Storage,
-    dout: Storage,
-    out: Storage,
-    rows: number,
-    cols: number,
-  ): void {
-    const dx = d(dinp), dy = d(dout), y = d(out);
+  softmaxBackward(a: KernelArgs<"softmax_backward">): void {
+    if (!checkKernelArgs("softmax_backward", a)) return;
+    const { rows, cols } = a;
+    const dx = d(a.dinp), dy = d(a.dout), y = d(a.out);
     for (let r = 0; r < rows; r++) {
       let dot = 0;
       for (let c = 0; c < cols; c++) dot += dy[r * cols + c] * y[r * cols + c];
@@ -550,40 +470,24 @@ export class ReferenceBackend implements Backend {
     }
   }
 
-  affFuseForward(
-    out: Storage,
-    S: Storage,
-    F: Storage,
-    L: Storage,
-    G: Storage,
-    scale: number,
-    s: NchwSizes,
-  ): void {
-    const o = d(out), sv = d(S), fv = d(F), l = d(L), g = d(G);
-    const HW = s.H * s.W, n = s.N * s.C * HW;
+  affFuseForward(a: KernelArgs<"aff_fuse_forward">): void {
+    if (!checkKernelArgs("aff_fuse_forward", a)) return;
+    const { scale } = a;
+    const o = d(a.out), sv = d(a.S), fv = d(a.F), l = d(a.L), g = d(a.G);
+    const HW = a.H * a.W, n = a.N * a.C * HW;
     for (let i = 0; i < n; i++) {
       const w = 1 / (1 + Math.exp(-(l[i] + g[Math.floor(i / HW)])));
       const v = scale * (fv[i] + w * (sv[i] - fv[i]));
       o[i] = v < 0 ? 0 : v; // NaN propagates, as relu
     }
   }
-  affFuseBackward(
-    dS: Storage,
-    dF: Storage,
-    dL: Storage,
-    dG: Storage,
-    dout: Storage,
-    S: Storage,
-    F: Storage,
-    L: Storage,
-    G: Storage,
-    scale: number,
-    s: NchwSizes,
-  ): void {
-    const ds = d(dS), df = d(dF), dl = d(dL), dg = d(dG), dy = d(dout);
-    const sv = d(S), fv = d(F), l = d(L), g = d(G);
-    const HW = s.H * s.W;
-    for (let nc = 0; nc < s.N * s.C; nc++) {
+  affFuseBackward(a: KernelArgs<"aff_fuse_backward">): void {
+    if (!checkKernelArgs("aff_fuse_backward", a)) return;
+    const { scale } = a;
+    const ds = d(a.dS), df = d(a.dF), dl = d(a.dL), dg = d(a.dG), dy = d(a.dout);
+    const sv = d(a.S), fv = d(a.F), l = d(a.L), g = d(a.G);
+    const HW = a.H * a.W;
+    for (let nc = 0; nc < a.N * a.C; nc++) {
       let sum = 0;
       for (let j = 0; j < HW; j++) {
         const i = nc * HW + j;
@@ -600,17 +504,11 @@ export class ReferenceBackend implements Backend {
     }
   }
 
-  crossEntropyForward(
-    loss: Storage,
-    probs: Storage,
-    logits: Storage,
-    targets: Storage,
-    weights: Storage | null,
-    N: number,
-    K: number,
-  ): void {
-    this.softmaxForward(probs, logits, N, K);
-    const x = d(logits), t = d(targets), w = weights ? d(weights) : null;
+  crossEntropyForward(a: KernelArgs<"cross_entropy_forward">): void {
+    if (!checkKernelArgs("cross_entropy_forward", a)) return;
+    const { N, K } = a;
+    const x = d(a.logits), t = d(a.targets), w = dn(a.weights);
+    softmaxRows(d(a.probs), x, N, K);
     let sum = 0;
     for (let n = 0; n < N; n++) {
       const k = checkTarget(t[n], n, K);
@@ -621,19 +519,13 @@ export class ReferenceBackend implements Backend {
       for (let c = 0; c < K; c++) z += Math.exp(x[n * K + c] - max);
       sum += (w ? w[n] : 1) * (Math.log(z) + max - x[n * K + k]);
     }
-    d(loss)[0] = sum / N;
+    d(a.loss)[0] = sum / N;
   }
-  crossEntropyBackward(
-    dlogits: Storage,
-    dloss: Storage,
-    probs: Storage,
-    targets: Storage,
-    weights: Storage | null,
-    N: number,
-    K: number,
-  ): void {
-    const dx = d(dlogits), g = d(dloss)[0], p = d(probs), t = d(targets);
-    const w = weights ? d(weights) : null;
+  crossEntropyBackward(a: KernelArgs<"cross_entropy_backward">): void {
+    if (!checkKernelArgs("cross_entropy_backward", a)) return;
+    const { N, K } = a;
+    const dx = d(a.dlogits), g = d(a.dloss)[0], p = d(a.probs), t = d(a.targets);
+    const w = dn(a.weights);
     for (let n = 0; n < N; n++) {
       const k = checkTarget(t[n], n, K);
       const scale = g * (w ? w[n] : 1) / N;
@@ -643,17 +535,12 @@ export class ReferenceBackend implements Backend {
     }
   }
 
-  dropoutForward(
-    out: Storage,
-    mask: Storage,
-    inp: Storage,
-    n: number,
-    p: number,
-    seed: number,
-  ): void {
-    const o = d(out), m = d(mask), x = d(inp);
+  dropoutForward(a: KernelArgs<"dropout_forward">): void {
+    if (!checkKernelArgs("dropout_forward", a)) return;
+    const { n, seed } = a;
+    const o = d(a.out), m = d(a.mask), x = d(a.inp);
     // The ABI passes p as float32; native kernels round 1/(1−p) to float32 once.
-    const pf = Math.fround(p);
+    const pf = Math.fround(a.p);
     const keepScale = Math.fround(1 / (1 - pf));
     for (let i = 0; i < n; i++) {
       m[i] = hashUniform(seed, i) >= pf ? keepScale : 0;
@@ -661,26 +548,21 @@ export class ReferenceBackend implements Backend {
     }
   }
 
-  adamwUpdate(
-    param: Storage,
-    m: Storage,
-    v: Storage,
-    grad: Storage,
-    n: number,
-    h: AdamWHyper,
-    step: number,
-  ): void {
-    const w = d(param), mm = d(m), vv = d(v), g = d(grad);
-    const c1 = 1 - Math.pow(h.beta1, step), c2 = 1 - Math.pow(h.beta2, step);
-    for (let i = 0; i < n; i++) {
-      w[i] *= 1 - h.lr * h.weightDecay;
-      mm[i] = h.beta1 * mm[i] + (1 - h.beta1) * g[i];
-      vv[i] = h.beta2 * vv[i] + (1 - h.beta2) * g[i] * g[i];
-      w[i] -= h.lr * (mm[i] / c1) / (Math.sqrt(vv[i] / c2) + h.eps);
+  adamwUpdate(a: KernelArgs<"adamw_update">): void {
+    if (!checkKernelArgs("adamw_update", a)) return;
+    const { lr, beta1, beta2, eps, weight_decay, step } = a;
+    const w = d(a.param), mm = d(a.m), vv = d(a.v), g = d(a.grad);
+    const c1 = 1 - Math.pow(beta1, step), c2 = 1 - Math.pow(beta2, step);
+    for (let i = 0; i < a.n; i++) {
+      w[i] *= 1 - lr * weight_decay;
+      mm[i] = beta1 * mm[i] + (1 - beta1) * g[i];
+      vv[i] = beta2 * vv[i] + (1 - beta2) * g[i] * g[i];
+      w[i] -= lr * (mm[i] / c1) / (Math.sqrt(vv[i] / c2) + eps);
     }
   }
 }
 
+/** The class index of a cross-entropy target, or a RangeError (a data check C also makes). */
 function checkTarget(t: number, n: number, K: number): number {
   if (!Number.isInteger(t) || t < 0 || t >= K) {
     throw new RangeError(

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Rng } from "./rng.ts";
+import type { Rng } from "../random/rng.ts";
 
 /** ImageNet channel means (RGB, 0–1 scale), as torchvision's pretrained weights expect. */
 export const IMAGENET_MEAN: readonly [number, number, number] = [0.485, 0.456, 0.406];

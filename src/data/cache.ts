@@ -8,7 +8,7 @@
  */
 
 import { join, resolve } from "node:path";
-import { mix32 } from "./rng.ts";
+import { mix32 } from "../random/rng.ts";
 
 const MAGIC = 0x43504246; // "FBPC" little-endian
 

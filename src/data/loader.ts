@@ -17,7 +17,7 @@ import { BadImageError } from "./decode.ts";
 import type { PrepareRequest } from "./prepare.ts";
 import type { Problem } from "./problems.ts";
 import type { ImageRecord } from "./records.ts";
-import { Rng } from "./rng.ts";
+import { Rng } from "../random/rng.ts";
 import { DecodePool } from "./worker_pool.ts";
 
 /** A batch of images and labels; a missing label is −1. */

@@ -32,7 +32,7 @@ export type { RatingEntry, RatingsTable } from "./ratings.ts";
 export { countLabels, SCUT_CLASSES } from "./records.ts";
 export type { Dataset, ImageRecord, Split } from "./records.ts";
 export { resizeRgb, shorterSideSize } from "./resize.ts";
-export { Rng } from "./rng.ts";
+export { Rng } from "../random/rng.ts";
 export { readScut } from "./scut.ts";
 export { formatSource, parseSource, readSource, SOURCE_KINDS } from "./source.ts";
 export type { SourceSpec, SyntheticSourceOptions } from "./source.ts";

@@ -20,7 +20,7 @@ import { join } from "node:path";
 import { readClassFolders } from "./folders.ts";
 import { readListFile } from "./list_file.ts";
 import { readManifest } from "./manifest.ts";
-import { mix32 } from "./rng.ts";
+import { mix32 } from "../random/rng.ts";
 import type { Dataset } from "./records.ts";
 import { readScut } from "./scut.ts";
 import {

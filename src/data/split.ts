@@ -6,7 +6,7 @@
  */
 
 import type { Dataset, ImageRecord, Split } from "./records.ts";
-import { Rng } from "./rng.ts";
+import { Rng } from "../random/rng.ts";
 
 /** Options of {@link stratifiedSplit}. */
 export interface SplitOptions {

@@ -9,7 +9,7 @@
  * @module
  */
 import type { Backend } from "../backend/backend.ts";
-import type { Rng } from "../data/rng.ts";
+import type { Rng } from "../random/rng.ts";
 import { add, mul, relu } from "../ops/elementwise.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { Aff, type AffOptions } from "../nn/aff.ts";
@@ -20,20 +20,14 @@ import { Module } from "../nn/module.ts";
 /** A block's execute/skip decision: hard, or soft weights (shape [1]) from the policy. */
 export type Gate = "execute" | "skip" | { exec: Tensor; skip: Tensor };
 
+/** The shortcut's 1×1 conv and batch norm, named as torchvision's `downsample.0` / `.1`. */
 class Downsample extends Module {
   readonly conv: Conv2d;
   readonly bn: DatasetBatchNorm;
-  constructor(
-    cin: number,
-    cout: number,
-    stride: number,
-    keys: readonly string[],
-    rng: Rng,
-    backend?: Backend,
-  ) {
+  constructor(conv: Conv2d, bn: DatasetBatchNorm) {
     super();
-    this.conv = this.child("0", new Conv2d(cin, cout, rng, { kernel: 1, stride, backend }));
-    this.bn = this.child("1", new DatasetBatchNorm(cout, keys, backend));
+    this.conv = this.child("0", conv);
+    this.bn = this.child("1", bn);
   }
   forward(x: Tensor, key: string, training: boolean): Tensor {
     return this.bn.forward(this.conv.forward(x), key, training);
@@ -77,7 +71,13 @@ export class BasicBlock extends Module {
     );
     this.bn2 = this.child("bn2", new DatasetBatchNorm(cout, keys, backend));
     this.downsample = stride !== 1 || cin !== cout
-      ? this.child("downsample", new Downsample(cin, cout, stride, keys, rng, backend))
+      ? this.child(
+        "downsample",
+        new Downsample(
+          new Conv2d(cin, cout, rng, { kernel: 1, stride, backend }),
+          new DatasetBatchNorm(cout, keys, backend),
+        ),
+      )
       : null;
     this.aff = opts.aff
       ? this.child("aff", new Aff(cout, keys, rng, { ...opts.aff, backend }))

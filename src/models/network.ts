@@ -10,7 +10,7 @@
  * @module
  */
 import type { Backend } from "../backend/backend.ts";
-import { Rng } from "../data/rng.ts";
+import { Rng } from "../random/rng.ts";
 import { dropout } from "../ops/dropout.ts";
 import { relu } from "../ops/elementwise.ts";
 import { globalAvgPool, maxPool2d } from "../ops/pool.ts";

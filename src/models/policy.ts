@@ -6,7 +6,7 @@
  * Curriculum: only the last k blocks follow the policy; earlier ones execute.
  * @module
  */
-import type { Rng } from "../data/rng.ts";
+import type { Rng } from "../random/rng.ts";
 import { add, detach, mul, sub } from "../ops/elementwise.ts";
 import { slice } from "../ops/shape.ts";
 import { softmax } from "../ops/softmax.ts";

@@ -12,7 +12,7 @@
  * @module
  */
 import type { Backend } from "../backend/backend.ts";
-import type { Rng } from "../data/rng.ts";
+import type { Rng } from "../random/rng.ts";
 import { affFuse } from "../ops/aff.ts";
 import { add, relu } from "../ops/elementwise.ts";
 import { globalAvgPool } from "../ops/pool.ts";

@@ -4,7 +4,7 @@
  * @module
  */
 import type { Backend } from "../backend/backend.ts";
-import type { Rng } from "../data/rng.ts";
+import type { Rng } from "../random/rng.ts";
 import { conv2d } from "../ops/conv.ts";
 import { type Tensor, zeros } from "../tensor/tensor.ts";
 import { kaimingConv } from "./init.ts";

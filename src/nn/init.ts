@@ -4,7 +4,7 @@
  * default uniform(±1/√fan_in) for linear layers.
  * @module
  */
-import type { Rng } from "../data/rng.ts";
+import type { Rng } from "../random/rng.ts";
 import { shapeSize, type Tensor, tensor, type TensorOptions } from "../tensor/tensor.ts";
 
 /** Kaiming-normal (fan-out, ReLU gain) weights of a conv of shape (K, C, R, S). */

@@ -4,7 +4,7 @@
  * @module
  */
 import type { Backend } from "../backend/backend.ts";
-import type { Rng } from "../data/rng.ts";
+import type { Rng } from "../random/rng.ts";
 import { linear } from "../ops/linear.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { uniform } from "./init.ts";

@@ -45,31 +45,24 @@ export function affFuse(
   }
   const s: NchwSizes = { N, C, H, W };
   const out = empty(shortcut.shape, { backend: be });
-  be.affFuseForward(
-    out.storage,
-    shortcut.storage,
-    residual.storage,
-    local.storage,
-    global.storage,
-    scale,
-    s,
-  );
+  const S = shortcut.storage, F = residual.storage, L = local.storage, G = global.storage;
+  be.affFuseForward({ out: out.storage, S, F, L, G, scale, ...s });
   return record(out, op, [shortcut, residual, local, global], (g) => {
     const dS = empty(shortcut.shape, { backend: be }), dF = empty(shortcut.shape, { backend: be });
     const dL = empty(shortcut.shape, { backend: be }), dG = empty(global.shape, { backend: be });
-    be.affFuseBackward(
-      dS.storage,
-      dF.storage,
-      dL.storage,
-      dG.storage,
-      g.storage,
-      shortcut.storage,
-      residual.storage,
-      local.storage,
-      global.storage,
+    be.affFuseBackward({
+      dS: dS.storage,
+      dF: dF.storage,
+      dL: dL.storage,
+      dG: dG.storage,
+      dout: g.storage,
+      S,
+      F,
+      L,
+      G,
       scale,
-      s,
-    );
+      ...s,
+    });
     return [dS, dF, dL, dG];
   }, [shortcut, residual, local, global]);
 }

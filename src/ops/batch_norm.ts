@@ -49,16 +49,16 @@ export function batchNorm(
   const s: NchwSizes = { N, C, H, W };
   const out = empty(x.shape, { backend: be });
   if (!training) {
-    be.batchnormForwardInfer(
-      out.storage,
-      x.storage,
-      weight.storage,
-      bias.storage,
-      runningMean.storage,
-      runningVar.storage,
-      s,
+    be.batchnormForwardInfer({
+      out: out.storage,
+      inp: x.storage,
+      weight: weight.storage,
+      bias: bias.storage,
+      mean: runningMean.storage,
+      var: runningVar.storage,
+      ...s,
       eps,
-    );
+    });
     // Statistics are constants here: gradients reach x, weight and bias only.
     return record(out, op, [x, weight, bias], (g, needs) => {
       // y = γ·(x − μ)·inv + β: dx = dy·γ·inv, dγ = Σ dy·(x − μ)·inv, dβ = Σ dy.
@@ -79,33 +79,33 @@ export function batchNorm(
     );
   }
   const mean = empty([C], { backend: be }), variance = empty([C], { backend: be });
-  be.batchnormForwardTrain(
-    out.storage,
-    mean.storage,
-    variance.storage,
-    x.storage,
-    weight.storage,
-    bias.storage,
-    s,
+  be.batchnormForwardTrain({
+    out: out.storage,
+    mean: mean.storage,
+    var: variance.storage,
+    inp: x.storage,
+    weight: weight.storage,
+    bias: bias.storage,
+    ...s,
     eps,
-  );
+  });
   updateRunning(runningMean, mean, momentum, 1);
   updateRunning(runningVar, variance, momentum, count / (count - 1));
   return record(out, op, [x, weight, bias], (g) => {
     const dx = empty(x.shape, { backend: be });
     const dw = empty([C], { backend: be }), db = empty([C], { backend: be });
-    be.batchnormBackward(
-      dx.storage,
-      dw.storage,
-      db.storage,
-      g.storage,
-      x.storage,
-      mean.storage,
-      variance.storage,
-      weight.storage,
-      s,
+    be.batchnormBackward({
+      dinp: dx.storage,
+      dweight: dw.storage,
+      dbias: db.storage,
+      dout: g.storage,
+      inp: x.storage,
+      mean: mean.storage,
+      var: variance.storage,
+      weight: weight.storage,
+      ...s,
       eps,
-    );
+    });
     return [dx, dw, db];
   }, [x, weight, mean, variance]);
 }
@@ -114,9 +114,10 @@ export function batchNorm(
 function updateRunning(running: Tensor, batch: Tensor, m: number, correction: number): void {
   const be = running.backend, C = running.size;
   const a = be.alloc(C), b = be.alloc(C);
-  be.scale(a, running.storage, 1 - m, 0, C);
-  be.scale(b, batch.storage, m * correction, 0, C);
-  be.binaryForward(running.storage, a, b, [1, 1, 1, C], [1, 1, 1, C], "add");
+  be.scaleForward({ out: a, inp: running.storage, alpha: 1 - m, beta: 0, n: C });
+  be.scaleForward({ out: b, inp: batch.storage, alpha: m * correction, beta: 0, n: C });
+  const shape = [1, 1, 1, C] as const;
+  be.binaryForward({ out: running.storage, a, b, aShape: shape, bShape: shape, op: "add" });
   be.free(a);
   be.free(b);
 }

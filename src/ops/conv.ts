@@ -53,18 +53,30 @@ export function conv2d(x: Tensor, weight: Tensor, opts: Conv2dOptions = {}): Ten
   }
   const s: ConvSizes = { N, C, H, W, K, R, S, stride, pad };
   const out = empty([N, K, P, Q], { backend: be });
-  be.conv2dForward(out.storage, x.storage, weight.storage, bias?.storage ?? null, s);
+  be.conv2dForward({
+    out: out.storage,
+    inp: x.storage,
+    weight: weight.storage,
+    bias: bias?.storage ?? null,
+    ...s,
+  });
   const inputs = bias ? [x, weight, bias] : [x, weight];
   return record(out, op, inputs, (g, needs) => {
     let dx: Tensor | null = null, dw: Tensor | null = null, db: Tensor | null = null;
     if (needs[0]) {
       dx = empty(x.shape, { backend: be });
-      be.conv2dBackwardData(dx.storage, g.storage, weight.storage, s);
+      be.conv2dBackwardData({ dinp: dx.storage, dout: g.storage, weight: weight.storage, ...s });
     }
     if (needs[1] || (bias && needs[2])) {
       dw = empty(weight.shape, { backend: be });
       db = bias ? empty([K], { backend: be }) : null;
-      be.conv2dBackwardWeights(dw.storage, db?.storage ?? null, g.storage, x.storage, s);
+      be.conv2dBackwardWeights({
+        dweight: dw.storage,
+        dbias: db?.storage ?? null,
+        dout: g.storage,
+        inp: x.storage,
+        ...s,
+      });
     }
     return bias ? [dx, dw, db] : [dx, dw];
   }, [x, weight]);

@@ -22,11 +22,25 @@ export function dropout(x: Tensor, p: number, seed: number): Tensor {
   if (p === 0) return x;
   const out = empty(x.shape, { backend: be });
   const mask = empty(x.shape, { backend: be });
-  be.dropoutForward(out.storage, mask.storage, x.storage, x.size, p, seed >>> 0);
+  be.dropoutForward({
+    out: out.storage,
+    mask: mask.storage,
+    inp: x.storage,
+    n: x.size,
+    p,
+    seed: seed >>> 0,
+  });
   return record(out, op, [x], (g) => {
     const dx = empty(x.shape, { backend: be });
     const s = [1, 1, 1, x.size] as const;
-    be.binaryForward(dx.storage, g.storage, mask.storage, s, s, "mul");
+    be.binaryForward({
+      out: dx.storage,
+      a: g.storage,
+      b: mask.storage,
+      aShape: s,
+      bShape: s,
+      op: "mul",
+    });
     return [dx];
   });
 }

@@ -27,7 +27,7 @@ export function sumTo(x: Tensor, shape: readonly number[]): Tensor {
   }
   const out = empty(shape, { backend: b });
   const inShape = toShape4(op, x.shape), outShape = toShape4(op, shape);
-  b.sumTo(out.storage, x.storage, inShape, outShape);
+  b.sumToForward({ out: out.storage, inp: x.storage, inShape, outShape });
   return record(out, op, [x], (g) => [broadcastTo(g, x.shape)], []);
 }
 
@@ -45,7 +45,12 @@ export function broadcastTo(x: Tensor, shape: readonly number[]): Tensor {
     );
   }
   const out = empty(shape, { backend: b });
-  b.broadcastTo(out.storage, x.storage, toShape4(op, x.shape), toShape4(op, shape));
+  b.broadcastForward({
+    out: out.storage,
+    inp: x.storage,
+    inShape: toShape4(op, x.shape),
+    outShape: toShape4(op, shape),
+  });
   return record(out, op, [x], (g) => [sumTo(g, x.shape)], []);
 }
 
@@ -53,20 +58,20 @@ function binary(op: BinaryOpName, a: Tensor, b: Tensor): Tensor {
   const be = sameBackend(op, a, b);
   const shape = broadcastShape(op, a.shape, b.shape);
   const out = empty(shape, { backend: be });
-  be.binaryForward(
-    out.storage,
-    a.storage,
-    b.storage,
-    toShape4(op, a.shape),
-    toShape4(op, b.shape),
+  be.binaryForward({
+    out: out.storage,
+    a: a.storage,
+    b: b.storage,
+    aShape: toShape4(op, a.shape),
+    bShape: toShape4(op, b.shape),
     op,
-  );
+  });
   return out;
 }
 
 function scaleOp(x: Tensor, alpha: number, beta: number): Tensor {
   const out = empty(x.shape, { backend: x.backend });
-  x.backend.scale(out.storage, x.storage, alpha, beta, x.size);
+  x.backend.scaleForward({ out: out.storage, inp: x.storage, alpha, beta, n: x.size });
   return out;
 }
 
@@ -134,14 +139,14 @@ const FROM_OUTPUT: ReadonlySet<UnaryOpName> = new Set(["relu", "sigmoid", "exp"]
 function unary(op: UnaryOpName, x: Tensor): Tensor {
   const be = sameBackend(op, x);
   const out = empty(x.shape, { backend: be });
-  be.unaryForward(out.storage, x.storage, x.size, op);
+  be.unaryForward({ out: out.storage, inp: x.storage, n: x.size, op });
   const fromOutput = FROM_OUTPUT.has(op);
   return record(out, op, [x], (g) => {
     const dx = empty(x.shape, { backend: be });
     // Only the saved tensor is read (the other may be freed): each kernel reads either
     // its `inp` (relu, log, abs) or its `out` (sigmoid, exp) argument, never both.
     const src = fromOutput ? out.storage : x.storage;
-    be.unaryBackward(dx.storage, g.storage, src, src, x.size, op);
+    be.unaryBackward({ dinp: dx.storage, dout: g.storage, inp: src, out: src, n: x.size, op });
     return [dx];
   }, fromOutput ? [out] : [x]);
 }
@@ -185,10 +190,24 @@ export function mean(x: Tensor): Tensor {
 function reshape1(x: Tensor): Tensor {
   // A [1,1,…] tensor viewed as [1]: copy one value (cheap) to keep ownership simple.
   const out = empty([1], { backend: x.backend });
-  x.backend.copy(out.storage, 0, x.storage, 0, 1, false);
+  x.backend.copyForward({
+    out: out.storage,
+    out_off: 0,
+    inp: x.storage,
+    in_off: 0,
+    n: 1,
+    accumulate: false,
+  });
   return record(out, "reshape", [x], (g) => {
     const dx = empty(x.shape, { backend: x.backend });
-    x.backend.copy(dx.storage, 0, g.storage, 0, 1, false);
+    x.backend.copyForward({
+      out: dx.storage,
+      out_off: 0,
+      inp: g.storage,
+      in_off: 0,
+      n: 1,
+      accumulate: false,
+    });
     return [dx];
   });
 }
@@ -201,6 +220,13 @@ export function detach(x: Tensor): Tensor {
 
 function copyStorage(x: Tensor) {
   const s = x.backend.alloc(x.size);
-  x.backend.copy(s, 0, x.storage, 0, x.size, false);
+  x.backend.copyForward({
+    out: s,
+    out_off: 0,
+    inp: x.storage,
+    in_off: 0,
+    n: x.size,
+    accumulate: false,
+  });
   return s;
 }

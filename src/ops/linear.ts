@@ -24,23 +24,31 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
   }
   if (bias) checkShape(op, "bias", bias, [O]);
   const out = empty([N, O], { backend: be });
-  be.linearForward(out.storage, x.storage, weight.storage, bias?.storage ?? null, N, I, O);
+  be.linearForward({
+    out: out.storage,
+    inp: x.storage,
+    weight: weight.storage,
+    bias: bias?.storage ?? null,
+    N,
+    I,
+    O,
+  });
   const inputs = bias ? [x, weight, bias] : [x, weight];
   return record(out, op, inputs, (g, needs) => {
     const dx = needs[0] ? empty(x.shape, { backend: be }) : null;
     const dw = empty(weight.shape, { backend: be });
     const db = bias ? empty([O], { backend: be }) : null;
-    be.linearBackward(
-      dx?.storage ?? null,
-      dw.storage,
-      db?.storage ?? null,
-      g.storage,
-      x.storage,
-      weight.storage,
+    be.linearBackward({
+      dinp: dx?.storage ?? null,
+      dweight: dw.storage,
+      dbias: db?.storage ?? null,
+      dout: g.storage,
+      inp: x.storage,
+      weight: weight.storage,
       N,
       I,
       O,
-    );
+    });
     return bias ? [dx, dw, db] : [dx, dw];
   });
 }

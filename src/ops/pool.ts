@@ -39,10 +39,10 @@ export function maxPool2d(x: Tensor, opts: MaxPoolOptions = {}): Tensor {
   }
   const s: PoolSizes = { N, C, H, W, kernel, stride, pad };
   const out = empty([N, C, P, Q], { backend: be });
-  be.maxpool2dForward(out.storage, x.storage, s);
+  be.maxpool2dForward({ out: out.storage, inp: x.storage, ...s });
   return record(out, op, [x], (g) => {
     const dx = empty(x.shape, { backend: be });
-    be.maxpool2dBackward(dx.storage, g.storage, x.storage, s);
+    be.maxpool2dBackward({ dinp: dx.storage, dout: g.storage, inp: x.storage, ...s });
     return [dx];
   }, [x]);
 }
@@ -57,10 +57,10 @@ export function globalAvgPool(x: Tensor): Tensor {
   checkRank(op, "input", x, 4);
   const [N, C, H, W] = x.shape;
   const out = empty([N, C], { backend: be });
-  be.avgpoolGlobalForward(out.storage, x.storage, { N, C, H, W });
+  be.avgpoolGlobalForward({ out: out.storage, inp: x.storage, N, C, H, W });
   return record(out, op, [x], (g) => {
     const dx = empty(x.shape, { backend: be });
-    be.avgpoolGlobalBackward(dx.storage, g.storage, { N, C, H, W });
+    be.avgpoolGlobalBackward({ dinp: dx.storage, dout: g.storage, N, C, H, W });
     return [dx];
   }, []);
 }

@@ -20,10 +20,24 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
     );
   }
   const out = empty(shape, { backend: be });
-  be.copy(out.storage, 0, x.storage, 0, x.size, false);
+  be.copyForward({
+    out: out.storage,
+    out_off: 0,
+    inp: x.storage,
+    in_off: 0,
+    n: x.size,
+    accumulate: false,
+  });
   return record(out, "reshape", [x], (g) => {
     const dx = empty(x.shape, { backend: be });
-    be.copy(dx.storage, 0, g.storage, 0, x.size, false);
+    be.copyForward({
+      out: dx.storage,
+      out_off: 0,
+      inp: g.storage,
+      in_off: 0,
+      n: x.size,
+      accumulate: false,
+    });
     return [dx];
   }, []);
 }
@@ -42,11 +56,25 @@ export function slice(x: Tensor, offset: number, shape: readonly number[]): Tens
     );
   }
   const out = empty(shape, { backend: be });
-  be.copy(out.storage, 0, x.storage, offset, n, false);
+  be.copyForward({
+    out: out.storage,
+    out_off: 0,
+    inp: x.storage,
+    in_off: offset,
+    n: n,
+    accumulate: false,
+  });
   return record(out, "slice", [x], (g) => {
     const dx = empty(x.shape, { backend: be });
-    be.fill(dx.storage, 0, x.size);
-    be.copy(dx.storage, offset, g.storage, 0, n, false);
+    be.fillForward({ out: dx.storage, value: 0, n: x.size });
+    be.copyForward({
+      out: dx.storage,
+      out_off: offset,
+      inp: g.storage,
+      in_off: 0,
+      n: n,
+      accumulate: false,
+    });
     return [dx];
   });
 }
@@ -72,7 +100,14 @@ export function concat(xs: readonly Tensor[]): Tensor {
   const out = empty([rows, ...tail], { backend: be });
   let offset = 0;
   for (const x of xs) {
-    be.copy(out.storage, offset, x.storage, 0, x.size, false);
+    be.copyForward({
+      out: out.storage,
+      out_off: offset,
+      inp: x.storage,
+      in_off: 0,
+      n: x.size,
+      accumulate: false,
+    });
     offset += x.size;
   }
   return record(out, "concat", xs, (g, needs) => {
@@ -82,7 +117,14 @@ export function concat(xs: readonly Tensor[]): Tensor {
       at += x.size;
       if (!needs[i]) return null;
       const dx = empty(x.shape, { backend: be });
-      be.copy(dx.storage, 0, g.storage, start, x.size, false);
+      be.copyForward({
+        out: dx.storage,
+        out_off: 0,
+        inp: g.storage,
+        in_off: start,
+        n: x.size,
+        accumulate: false,
+      });
       return dx;
     });
   });

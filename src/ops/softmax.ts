@@ -16,10 +16,10 @@ export function softmax(x: Tensor): Tensor {
   if (x.rank < 1) throw new RangeError("Cannot run softmax: input must have rank ≥ 1");
   const cols = x.shape[x.rank - 1], rows = x.size / cols;
   const out = empty(x.shape, { backend: be });
-  be.softmaxForward(out.storage, x.storage, rows, cols);
+  be.softmaxForward({ out: out.storage, inp: x.storage, rows, cols });
   return record(out, op, [x], (g) => {
     const dx = empty(x.shape, { backend: be });
-    be.softmaxBackward(dx.storage, g.storage, out.storage, rows, cols);
+    be.softmaxBackward({ dinp: dx.storage, dout: g.storage, out: out.storage, rows, cols });
     return [dx];
   });
 }
@@ -54,26 +54,26 @@ export function crossEntropy(
   }
   const loss = empty([1], { backend: be });
   const probs = empty([N, K], { backend: be });
-  be.crossEntropyForward(
-    loss.storage,
-    probs.storage,
-    logits.storage,
-    targets.storage,
-    weights?.storage ?? null,
+  be.crossEntropyForward({
+    loss: loss.storage,
+    probs: probs.storage,
+    logits: logits.storage,
+    targets: targets.storage,
+    weights: weights?.storage ?? null,
     N,
     K,
-  );
+  });
   return record(loss, op, [logits], (g) => {
     const dx = empty([N, K], { backend: be });
-    be.crossEntropyBackward(
-      dx.storage,
-      g.storage,
-      probs.storage,
-      targets.storage,
-      weights?.storage ?? null,
+    be.crossEntropyBackward({
+      dlogits: dx.storage,
+      dloss: g.storage,
+      probs: probs.storage,
+      targets: targets.storage,
+      weights: weights?.storage ?? null,
       N,
       K,
-    );
+    });
     return [dx];
   });
 }

@@ -70,15 +70,20 @@ export class AdamW {
     for (let i = 0; i < this.#params.length; i++) {
       const p = this.#params[i];
       if (!p.grad) continue;
-      p.backend.adamwUpdate(
-        p.storage,
-        this.#m[i].storage,
-        this.#v[i].storage,
-        p.grad.storage,
-        p.size,
-        this.hyper,
-        this.stepCount,
-      );
+      const { lr, beta1, beta2, eps, weightDecay } = this.hyper;
+      p.backend.adamwUpdate({
+        param: p.storage,
+        m: this.#m[i].storage,
+        v: this.#v[i].storage,
+        grad: p.grad.storage,
+        n: p.size,
+        lr,
+        beta1,
+        beta2,
+        eps,
+        weight_decay: weightDecay,
+        step: this.stepCount,
+      });
     }
   }
 

@@ -246,7 +246,7 @@ export function empty(shape: readonly number[], opts: TensorOptions = {}): Tenso
 /** Creates a tensor filled with `value`. */
 export function full(shape: readonly number[], value: number, opts: TensorOptions = {}): Tensor {
   const t = empty(shape, opts);
-  t.backend.fill(t.storage, value, t.size);
+  t.backend.fillForward({ out: t.storage, value, n: t.size });
   return t;
 }
 

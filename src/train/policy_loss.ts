@@ -47,3 +47,17 @@ export function sharingLoss(logits: Tensor): Tensor | null {
   }
   return total;
 }
+
+/**
+ * The extra loss of a logit epoch: sparsityWeight·L_sparse over the curriculum window,
+ * plus shareWeight·L_share when there are several tasks.
+ */
+export function policyRegularisers(
+  logits: Tensor,
+  window: number,
+  weights: { sparsityWeight: number; shareWeight: number },
+): Tensor {
+  const sparse = mul(sparsityLoss(logits, window), weights.sparsityWeight);
+  const share = sharingLoss(logits);
+  return share ? add(sparse, mul(share, weights.shareWeight)) : sparse;
+}

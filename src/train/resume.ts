@@ -1,16 +1,15 @@
 /**
  * `last.safetensors`: everything needed to continue a run — the network's tensors, both
  * optimisers' moments (`optim.<name>.{m,v}.<param key>`), and the position and history as
- * JSON in the metadata key `resume`. Written atomically after every epoch and on Ctrl-C.
+ * JSON in the metadata key `resume`: a RunState (run_state.ts) on disk. Written atomically
+ * after every epoch and on Ctrl-C.
  * @module
  */
 import { parseSafetensors, writeSafetensors } from "../io/safetensors.ts";
-import type { HostTensor } from "../models/checkpoint.ts";
-import { stateToHost } from "../models/checkpoint.ts";
-import type { MultiTaskNet } from "../models/network.ts";
-import type { AdamW } from "../optim/adamw.ts";
+import { type HostTensor, loadState, stateToHost } from "../models/checkpoint.ts";
 import type { HistoryEntry, StageTime } from "./result.ts";
 import type { RunConfig } from "./run_config.ts";
+import type { RunState } from "./run_state.ts";
 
 /** Partial figures of an interrupted epoch. */
 export interface EpochAccumulator {
@@ -40,16 +39,31 @@ export interface ResumeState {
   policySteps: number;
 }
 
-/** Writes the resume file. */
-export async function writeResume(
-  path: string,
-  net: MultiTaskNet,
-  optimizers: Record<string, AdamW>,
-  state: ResumeState,
-): Promise<void> {
+/** The JSON part of the resume file, in its on-disk key order. */
+function savedState(s: RunState): ResumeState {
+  return {
+    position: s.position,
+    step: s.step,
+    partial: s.partial,
+    finalPolicy: s.finalPolicy,
+    bestVal: s.bestVal,
+    bestEpoch: s.bestEpoch,
+    history: s.history,
+    stages: s.stages,
+    weightSteps: s.weightsOpt.stepCount,
+    policySteps: s.policyOpt.stepCount,
+  };
+}
+
+/** The optimisers of a run by the name their moments are saved under. */
+const optimizers = (s: RunState) => [["weights", s.weightsOpt], ["policy", s.policyOpt]] as const;
+
+/** Writes the resume file of a run's state. */
+export async function writeResume(path: string, state: RunState): Promise<void> {
+  const { net } = state;
   const tensors = stateToHost(net);
   const keyOf = new Map(net.namedParameters().map(([k, t]) => [t, k]));
-  for (const [name, opt] of Object.entries(optimizers)) {
+  for (const [name, opt] of optimizers(state)) {
     const { m, v } = opt.moments;
     opt.params.forEach((p, i) => {
       const key = keyOf.get(p)!;
@@ -58,7 +72,7 @@ export async function writeResume(
     });
   }
   await writeSafetensors(path, tensors, {
-    metadata: { fbp: JSON.stringify(net.config), resume: JSON.stringify(state) },
+    metadata: { fbp: JSON.stringify(net.config), resume: JSON.stringify(savedState(state)) },
   });
 }
 
@@ -67,8 +81,11 @@ export interface Resume {
   state: ResumeState;
   /** Network tensors by key (optimiser entries removed). */
   weights: Map<string, HostTensor>;
-  /** Copies the saved moments of optimiser `name` into `opt`. */
-  restoreOptimizer(name: string, opt: AdamW, net: MultiTaskNet): void;
+  /**
+   * Puts the saved position, records, network tensors and optimiser moments and step
+   * counts into a state built for this run (its network already has the saved policy).
+   */
+  restoreInto(run: RunState): void;
 }
 
 /**
@@ -95,20 +112,27 @@ export async function readResume(path: string, config: RunConfig): Promise<Resum
   return {
     state,
     weights,
-    restoreOptimizer(name, opt, net) {
-      const keyOf = new Map(net.namedParameters().map(([k, t]) => [t, k]));
-      const { m, v } = opt.moments;
-      opt.params.forEach((p, i) => {
-        for (const [which, dst] of [["m", m[i]], ["v", v[i]]] as const) {
-          const src = moments.get(`optim.${name}.${which}.${keyOf.get(p)}`);
-          if (!src) {
-            throw new Error(
-              `Cannot resume from "${path}": optimiser entry for "${keyOf.get(p)}" is missing`,
-            );
+    restoreInto(run) {
+      const { weightSteps, policySteps, ...progress } = state;
+      Object.assign(run, progress);
+      loadState(run.net, weights, path);
+      const keyOf = new Map(run.net.namedParameters().map(([k, t]) => [t, k]));
+      for (const [name, opt] of optimizers(run)) {
+        const { m, v } = opt.moments;
+        opt.params.forEach((p, i) => {
+          for (const [which, dst] of [["m", m[i]], ["v", v[i]]] as const) {
+            const src = moments.get(`optim.${name}.${which}.${keyOf.get(p)}`);
+            if (!src) {
+              throw new Error(
+                `Cannot resume from "${path}": optimiser entry for "${keyOf.get(p)}" is missing`,
+              );
+            }
+            dst.backend.copyIn(dst.storage, src.data);
           }
-          dst.backend.copyIn(dst.storage, src.data);
-        }
-      });
+        });
+      }
+      run.weightsOpt.stepCount = weightSteps;
+      run.policyOpt.stepCount = policySteps;
     },
   };
 }

@@ -11,6 +11,7 @@ import { crossEntropy, softmax } from "../ops/softmax.ts";
 import { scope, type Tensor, tensor } from "../tensor/tensor.ts";
 import type { Gate } from "../models/basic_block.ts";
 import type { MultiTaskNet } from "../models/network.ts";
+import { argmaxRows } from "./metrics.ts";
 
 /** One database's batch with the integer targets of each of its tasks (−1 = unknown). */
 export interface StepBatch {
@@ -112,17 +113,6 @@ function checkBatch(b: StepBatch): number {
     }
   }
   return n;
-}
-
-/** Index of the largest value per row of (rows, cols) logits. */
-export function argmaxRows(logits: Float32Array, rows: number, cols: number): Int32Array {
-  const out = new Int32Array(rows);
-  for (let r = 0; r < rows; r++) {
-    let best = 0;
-    for (let c = 1; c < cols; c++) if (logits[r * cols + c] > logits[r * cols + best]) best = c;
-    out[r] = best;
-  }
-  return out;
 }
 
 function maskedTargets(t: Int32Array, backend: Tensor["backend"]) {

@@ -1,16 +1,20 @@
 /**
- * `--device cpu|cuda|auto` for every command that runs a network.
+ * `--device cpu|cuda|auto` for every command that runs a network, and the entry plumbing
+ * those commands share (their common options, `--help`, a required `--checkpoint`).
  * @module
  */
+import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import type { Backend } from "../../src/backend/backend.ts";
 import { loadBackend } from "../../src/backend/load.ts";
 import { setDefaultBackend } from "../../src/tensor/tensor.ts";
+import { runCli } from "./main.ts";
+import { HELP_OPTION, type ParsedArgs } from "./options.ts";
 
 /** The parseArgs options every command that runs a network shares. */
 export const NETWORK_CLI_OPTIONS = {
   json: { type: "boolean" },
   device: { type: "string" },
-  help: { type: "boolean", short: "h" },
+  ...HELP_OPTION,
 } as const;
 
 /** Help text line of the flag. */
@@ -36,4 +40,58 @@ export async function useDevice(device: string | undefined): Promise<Backend> {
   const backend = await loadBackend(name, { onNote });
   setDefaultBackend(backend);
   return backend;
+}
+
+/** What parseArgs gives a network command with its own `options` besides the shared ones. */
+export type NetworkArgs<O extends ParseArgsOptionsConfig, P extends boolean> = ParsedArgs<
+  typeof NETWORK_CLI_OPTIONS & O,
+  P
+>;
+
+/** A network command's flags and help text. */
+export interface NetworkCommand<O extends ParseArgsOptionsConfig, P extends boolean> {
+  /** Printed for -h / --help. */
+  help: string;
+  /** parseArgs options besides NETWORK_CLI_OPTIONS. */
+  options: O;
+  /** Whether it takes positional arguments (default: none are allowed). */
+  positionals?: P;
+}
+
+/**
+ * Runs a command that runs a network (through {@linkcode runCli}): parses `Deno.args` with
+ * NETWORK_CLI_OPTIONS and the command's own options, prints the help for -h / --help, and
+ * otherwise calls `main` with the parsed flags.
+ */
+export function runNetworkCli<
+  const O extends ParseArgsOptionsConfig,
+  const P extends boolean = false,
+>(
+  command: NetworkCommand<O, P>,
+  main: (args: NetworkArgs<O, P>) => Promise<number | void>,
+): Promise<void> {
+  return runCli(async () => {
+    const args = parseArgs({
+      args: Deno.args,
+      allowPositionals: command.positionals ?? false,
+      options: { ...NETWORK_CLI_OPTIONS, ...command.options },
+    });
+    if ((args.values as { help?: boolean }).help) {
+      console.log(command.help);
+      return 0;
+    }
+    return await main(args as NetworkArgs<O, P>);
+  });
+}
+
+/**
+ * The `--checkpoint FILE` a command needs.
+ * @param verb what the command does, for the error ("evaluate", "predict")
+ * @throws {Error} when the flag is missing
+ */
+export function requiredCheckpoint(values: { checkpoint?: string }, verb: string): string {
+  if (!values.checkpoint) {
+    throw new Error(`Cannot ${verb}: --checkpoint FILE is required (see --help)`);
+  }
+  return values.checkpoint;
 }

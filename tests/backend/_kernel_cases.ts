@@ -186,7 +186,8 @@ export function convTests(
         {
           inputs: { x: rand(nx, seed), w: rand(nw, seed + 1), b: rand(s.K, seed + 2) },
           outputs: { y: ny },
-          run: (b, t) => b.conv2dForward(t.y, t.x, t.w, bias ? t.b : null, s),
+          run: (b, t) =>
+            b.conv2dForward({ out: t.y, inp: t.x, weight: t.w, bias: bias ? t.b : null, ...s }),
         },
         tol.conv.atol,
         tol.conv.rtol,
@@ -196,7 +197,7 @@ export function convTests(
         {
           inputs: { dy: rand(ny, seed + 3), w: rand(nw, seed + 1) },
           outputs: { dx: nx },
-          run: (b, t) => b.conv2dBackwardData(t.dx, t.dy, t.w, s),
+          run: (b, t) => b.conv2dBackwardData({ dinp: t.dx, dout: t.dy, weight: t.w, ...s }),
         },
         tol.conv.atol,
         tol.conv.rtol,
@@ -206,7 +207,14 @@ export function convTests(
         {
           inputs: { dy: rand(ny, seed + 3), x: rand(nx, seed) },
           outputs: { dw: nw, db: s.K },
-          run: (b, t) => b.conv2dBackwardWeights(t.dw, bias ? t.db : null, t.dy, t.x, s),
+          run: (b, t) =>
+            b.conv2dBackwardWeights({
+              dweight: t.dw,
+              dbias: bias ? t.db : null,
+              dout: t.dy,
+              inp: t.x,
+              ...s,
+            }),
         },
         tol.convWeights.atol,
         tol.convWeights.rtol,
@@ -243,7 +251,11 @@ export function kernelTests(
 
   add("fill matches reference", () => {
     for (const n of [1, 1000, 100_003]) {
-      compare({ outputs: { out: n }, run: (b, t) => b.fill(t.out, -2.5, n) }, 0, 0);
+      compare(
+        { outputs: { out: n }, run: (b, t) => b.fillForward({ out: t.out, value: -2.5, n }) },
+        0,
+        0,
+      );
     }
   });
 
@@ -254,7 +266,8 @@ export function kernelTests(
           {
             inputs: { inp: rand(n + 9, 1) },
             inouts: { out: rand(n + 4, 2) },
-            run: (b, t) => b.copy(t.out, 3, t.inp, 7, n, accumulate),
+            run: (b, t) =>
+              b.copyForward({ out: t.out, out_off: 3, inp: t.inp, in_off: 7, n, accumulate }),
           },
           0,
           0,
@@ -300,7 +313,17 @@ export function kernelTests(
         {
           inputs: { x, g, beta },
           outputs: { y: n, mean: s.C, variance: s.C },
-          run: (b, t) => b.batchnormForwardTrain(t.y, t.mean, t.variance, t.x, t.g, t.beta, s, EPS),
+          run: (b, t) =>
+            b.batchnormForwardTrain({
+              out: t.y,
+              mean: t.mean,
+              var: t.variance,
+              inp: t.x,
+              weight: t.g,
+              bias: t.beta,
+              ...s,
+              eps: EPS,
+            }),
         },
         tol.batchnorm.atol,
         tol.batchnorm.rtol,
@@ -311,7 +334,17 @@ export function kernelTests(
         {
           inputs: { x, g, beta, mean: rand(s.C, seed + 3), variance: rand(s.C, seed + 4, 0.1, 2) },
           outputs: { y: n },
-          run: (b, t) => b.batchnormForwardInfer(t.y, t.x, t.g, t.beta, t.mean, t.variance, s, EPS),
+          run: (b, t) =>
+            b.batchnormForwardInfer({
+              out: t.y,
+              inp: t.x,
+              weight: t.g,
+              bias: t.beta,
+              mean: t.mean,
+              var: t.variance,
+              ...s,
+              eps: EPS,
+            }),
         },
         tol.batchnorm.atol,
         tol.batchnorm.rtol,
@@ -322,14 +355,35 @@ export function kernelTests(
       const stats = runOn(ref, {
         inputs: { x, g, beta },
         outputs: { y: n, mean: s.C, variance: s.C },
-        run: (b, t) => b.batchnormForwardTrain(t.y, t.mean, t.variance, t.x, t.g, t.beta, s, EPS),
+        run: (b, t) =>
+          b.batchnormForwardTrain({
+            out: t.y,
+            mean: t.mean,
+            var: t.variance,
+            inp: t.x,
+            weight: t.g,
+            bias: t.beta,
+            ...s,
+            eps: EPS,
+          }),
       });
       compare(
         {
           inputs: { dy: rand(n, seed + 5), x, mean: stats.mean, variance: stats.variance, g },
           outputs: { dx: n, dg: s.C, db: s.C },
           run: (b, t) =>
-            b.batchnormBackward(t.dx, t.dg, t.db, t.dy, t.x, t.mean, t.variance, t.g, s, EPS),
+            b.batchnormBackward({
+              dinp: t.dx,
+              dweight: t.dg,
+              dbias: t.db,
+              dout: t.dy,
+              inp: t.x,
+              mean: t.mean,
+              var: t.variance,
+              weight: t.g,
+              ...s,
+              eps: EPS,
+            }),
         },
         tol.batchnormBackward.atol,
         tol.batchnormBackward.rtol,
@@ -358,7 +412,7 @@ export function kernelTests(
         {
           inputs: { x },
           outputs: { y: s.N * s.C * P * Q },
-          run: (b, t) => b.maxpool2dForward(t.y, t.x, s),
+          run: (b, t) => b.maxpool2dForward({ out: t.y, inp: t.x, ...s }),
         },
         0,
         0,
@@ -369,7 +423,7 @@ export function kernelTests(
         {
           inputs: { x, dy: rand(s.N * s.C * P * Q, 300 + i) },
           outputs: { dx: n },
-          run: (b, t) => b.maxpool2dBackward(t.dx, t.dy, t.x, s),
+          run: (b, t) => b.maxpool2dBackward({ dinp: t.dx, dout: t.dy, inp: t.x, ...s }),
         },
         1e-6,
         1e-6,
@@ -389,7 +443,7 @@ export function kernelTests(
         {
           inputs: { x: rand(n, 400 + i) },
           outputs: { y: s.N * s.C },
-          run: (b, t) => b.avgpoolGlobalForward(t.y, t.x, s),
+          run: (b, t) => b.avgpoolGlobalForward({ out: t.y, inp: t.x, ...s }),
         },
         1e-6,
         1e-6,
@@ -400,7 +454,7 @@ export function kernelTests(
         {
           inputs: { dy: rand(s.N * s.C, 500 + i) },
           outputs: { dx: n },
-          run: (b, t) => b.avgpoolGlobalBackward(t.dx, t.dy, s),
+          run: (b, t) => b.avgpoolGlobalBackward({ dinp: t.dx, dout: t.dy, ...s }),
         },
         0,
         1e-7,
@@ -423,7 +477,8 @@ export function kernelTests(
         {
           inputs: { x, w, bv },
           outputs: { y: N * O },
-          run: (b, t) => b.linearForward(t.y, t.x, t.w, bias ? t.bv : null, N, I, O),
+          run: (b, t) =>
+            b.linearForward({ out: t.y, inp: t.x, weight: t.w, bias: bias ? t.bv : null, N, I, O }),
         },
         tol.linear.atol,
         tol.linear.rtol,
@@ -436,17 +491,17 @@ export function kernelTests(
             inputs: { x, w, dy: rand(N * O, 630 + i) },
             outputs: { dx: N * I, dw: O * I, db: O },
             run: (b, t) =>
-              b.linearBackward(
-                withDinp ? t.dx : null,
-                t.dw,
-                bias ? t.db : null,
-                t.dy,
-                t.x,
-                t.w,
+              b.linearBackward({
+                dinp: withDinp ? t.dx : null,
+                dweight: t.dw,
+                dbias: bias ? t.db : null,
+                dout: t.dy,
+                inp: t.x,
+                weight: t.w,
                 N,
                 I,
                 O,
-              ),
+              }),
           },
           tol.linear.atol,
           tol.linear.rtol,
@@ -473,7 +528,7 @@ export function kernelTests(
           {
             inputs: { x: input(n, n) },
             outputs: { y: n },
-            run: (b, t) => b.unaryForward(t.y, t.x, n, op),
+            run: (b, t) => b.unaryForward({ out: t.y, inp: t.x, n, op }),
           },
           1e-7,
           rtol,
@@ -486,13 +541,13 @@ export function kernelTests(
         const y = runOn(ref, {
           inputs: { x },
           outputs: { y: n },
-          run: (b, t) => b.unaryForward(t.y, t.x, n, op),
+          run: (b, t) => b.unaryForward({ out: t.y, inp: t.x, n, op }),
         }).y;
         compare(
           {
             inputs: { x, y, dy: rand(n, n + 1) },
             outputs: { dx: n },
-            run: (b, t) => b.unaryBackward(t.dx, t.dy, t.x, t.y, n, op),
+            run: (b, t) => b.unaryBackward({ dinp: t.dx, dout: t.dy, inp: t.x, out: t.y, n, op }),
           },
           1e-7,
           1e-6,
@@ -507,7 +562,7 @@ export function kernelTests(
         {
           inputs: { x: rand(n, 700) },
           outputs: { y: n },
-          run: (b, t) => b.scale(t.y, t.x, -1.75, 0.5, n),
+          run: (b, t) => b.scaleForward({ out: t.y, inp: t.x, alpha: -1.75, beta: 0.5, n }),
         },
         1e-7,
         1e-7,
@@ -538,7 +593,8 @@ export function kernelTests(
             {
               inputs: { a: rand(size(as), 810 + i), b },
               outputs: { y: os[0] * os[1] * os[2] * os[3] },
-              run: (be, t) => be.binaryForward(t.y, t.a, t.b, as, bs, op),
+              run: (be, t) =>
+                be.binaryForward({ out: t.y, a: t.a, b: t.b, aShape: as, bShape: bs, op }),
             },
             0,
             1e-7,
@@ -569,7 +625,7 @@ export function kernelTests(
           {
             inputs: { x: rand(size(is), 900 + i) },
             outputs: { y: size(os) },
-            run: (b, t) => b.sumTo(t.y, t.x, is, os),
+            run: (b, t) => b.sumToForward({ out: t.y, inp: t.x, inShape: is, outShape: os }),
           },
           1e-6,
           1e-6,
@@ -586,7 +642,8 @@ export function kernelTests(
           {
             inputs: { x: rand(size(small), 950 + i) },
             outputs: { y: size(big) },
-            run: (b, t) => b.broadcastTo(t.y, t.x, small, big),
+            run: (b, t) =>
+              b.broadcastForward({ out: t.y, inp: t.x, inShape: small, outShape: big }),
           },
           0,
           0,
@@ -610,7 +667,7 @@ export function kernelTests(
         {
           inputs: { x },
           outputs: { y: rows * cols },
-          run: (b, t) => b.softmaxForward(t.y, t.x, rows, cols),
+          run: (b, t) => b.softmaxForward({ out: t.y, inp: t.x, rows, cols }),
         },
         1e-7,
         1e-5,
@@ -620,13 +677,13 @@ export function kernelTests(
       const y = runOn(ref, {
         inputs: { x },
         outputs: { y: rows * cols },
-        run: (b, t) => b.softmaxForward(t.y, t.x, rows, cols),
+        run: (b, t) => b.softmaxForward({ out: t.y, inp: t.x, rows, cols }),
       }).y;
       compare(
         {
           inputs: { y, dy: rand(rows * cols, 1010 + i) },
           outputs: { dx: rows * cols },
-          run: (b, t) => b.softmaxBackward(t.dx, t.dy, t.y, rows, cols),
+          run: (b, t) => b.softmaxBackward({ dinp: t.dx, dout: t.dy, out: t.y, rows, cols }),
         },
         1e-7,
         1e-5,
@@ -652,15 +709,15 @@ export function kernelTests(
           inputs: { logits, targets, weights },
           outputs: { loss: 1, probs: N * K },
           run: (b, t) =>
-            b.crossEntropyForward(
-              t.loss,
-              t.probs,
-              t.logits,
-              t.targets,
-              weighted ? t.weights : null,
+            b.crossEntropyForward({
+              loss: t.loss,
+              probs: t.probs,
+              logits: t.logits,
+              targets: t.targets,
+              weights: weighted ? t.weights : null,
               N,
               K,
-            ),
+            }),
         },
         1e-6,
         1e-5,
@@ -670,22 +727,22 @@ export function kernelTests(
       const probs = runOn(ref, {
         inputs: { logits },
         outputs: { probs: N * K },
-        run: (b, t) => b.softmaxForward(t.probs, t.logits, N, K),
+        run: (b, t) => b.softmaxForward({ out: t.probs, inp: t.logits, rows: N, cols: K }),
       }).probs;
       compare(
         {
           inputs: { probs, targets, weights, dloss: Float32Array.of(0.7) },
           outputs: { dlogits: N * K },
           run: (b, t) =>
-            b.crossEntropyBackward(
-              t.dlogits,
-              t.dloss,
-              t.probs,
-              t.targets,
-              weighted ? t.weights : null,
+            b.crossEntropyBackward({
+              dlogits: t.dlogits,
+              dloss: t.dloss,
+              probs: t.probs,
+              targets: t.targets,
+              weights: weighted ? t.weights : null,
               N,
               K,
-            ),
+            }),
         },
         1e-7,
         1e-6,
@@ -699,7 +756,7 @@ export function kernelTests(
     return {
       inputs: { x: rand(n, 1200) },
       outputs: { y: n, mask: n },
-      run: (b, t) => b.dropoutForward(t.y, t.mask, t.x, n, p, seed),
+      run: (b, t) => b.dropoutForward({ out: t.y, mask: t.mask, inp: t.x, n, p, seed }),
     };
   }
 
@@ -721,7 +778,7 @@ export function kernelTests(
   });
 
   add("adamw_update matches reference over several steps", () => {
-    const h = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01 };
+    const h = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01 };
     for (const n of [1, 1001, 100_003]) {
       compare(
         {
@@ -729,7 +786,15 @@ export function kernelTests(
           inouts: { w: rand(n, 1302), m: new Float32Array(n), v: new Float32Array(n) },
           run: (b, t) => {
             for (let step = 1; step <= 10; step++) {
-              b.adamwUpdate(t.w, t.m, t.v, step % 2 ? t.g1 : t.g2, n, h, step);
+              b.adamwUpdate({
+                param: t.w,
+                m: t.m,
+                v: t.v,
+                grad: step % 2 ? t.g1 : t.g2,
+                n,
+                ...h,
+                step,
+              });
             }
           },
         },
@@ -761,7 +826,8 @@ export function kernelTests(
           {
             inputs,
             outputs: { y: n },
-            run: (b, t) => b.affFuseForward(t.y, t.S, t.F, t.L, t.G, scale, s),
+            run: (b, t) =>
+              b.affFuseForward({ out: t.y, S: t.S, F: t.F, L: t.L, G: t.G, scale, ...s }),
           },
           1e-5,
           1e-4,
@@ -772,7 +838,19 @@ export function kernelTests(
           inputs: { ...inputs, dy: rand(n, seed + 4) },
           outputs: { dS: n, dF: n, dL: n, dG: nc },
           run: (b, t) =>
-            b.affFuseBackward(t.dS, t.dF, t.dL, t.dG, t.dy, t.S, t.F, t.L, t.G, scale, s),
+            b.affFuseBackward({
+              dS: t.dS,
+              dF: t.dF,
+              dL: t.dL,
+              dG: t.dG,
+              dout: t.dy,
+              S: t.S,
+              F: t.F,
+              L: t.L,
+              G: t.G,
+              scale,
+              ...s,
+            }),
         };
         compare(c, 1e-5, 1e-4, ["dS", "dF", "dL"]);
         compare(c, 1e-4, 1e-4, ["dG"]); // a sum over H·W terms

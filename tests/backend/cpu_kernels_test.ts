@@ -63,13 +63,13 @@ Deno.test({
     Number(/VmRSS:\s+(\d+) kB/.exec(Deno.readTextFileSync("/proc/self/status"))![1]) / 1024;
   const n = 64 << 18; // 64 MiB of floats
   const s = cpu.alloc(n);
-  cpu.fill(s, 1, n); // touch every page
+  cpu.fillForward({ out: s, value: 1, n }); // touch every page
   cpu.free(s); // kept by the allocator for the next request of this size
   const cached = rssMiB();
   cpu.releaseCache();
   assert.ok(rssMiB() < cached - 48, `RSS ${rssMiB()} MiB after release, ${cached} MiB before`);
   const again = cpu.alloc(n); // the allocator still works after a release
-  cpu.fill(again, 2, n);
+  cpu.fillForward({ out: again, value: 2, n });
   assert.equal(cpu.copyOut(again)[n - 1], 2);
   cpu.free(again);
 });
@@ -85,13 +85,14 @@ Deno.test("cross_entropy target out of range throws the C message", () => {
   };
   cpu.copyIn(t.logits, rand(6, 1));
   cpu.copyIn(t.targets, Float32Array.of(1, 3));
+  const ce = { targets: t.targets, weights: null, N: 2, K: 3 };
   assert.throws(
-    () => cpu.crossEntropyForward(t.loss, t.probs, t.logits, t.targets, null, 2, 3),
+    () => cpu.crossEntropyForward({ ...ce, loss: t.loss, probs: t.probs, logits: t.logits }),
     /^Error: Cannot run kernel "cross_entropy_forward": loss\.c:\d+: .*target of sample 1 is 3, expected an integer in 0\.\.2/,
   );
   cpu.copyIn(t.targets, Float32Array.of(0.5, 1));
   assert.throws(
-    () => cpu.crossEntropyBackward(t.probs, t.loss, t.probs, t.targets, null, 2, 3),
+    () => cpu.crossEntropyBackward({ ...ce, dlogits: t.probs, dloss: t.loss, probs: t.probs }),
     /cross_entropy_backward.*target of sample 0 is 0\.5/,
   );
   for (const s of Object.values(t)) cpu.free(s);
@@ -101,16 +102,27 @@ Deno.test("a bad size throws the C message instead of crashing", () => {
   const x = cpu.alloc(16), w = cpu.alloc(25), y = cpu.alloc(16);
   const s = { N: 1, C: 1, H: 4, W: 4, K: 1, R: 5, S: 5, stride: 1, pad: 0 };
   assert.throws(
-    () => cpu.conv2dForward(y, x, w, null, s),
-    /^Error: Cannot run kernel "conv2d_forward": conv\.c:\d+: conv2d_forward: output size 0x0 < 1/,
+    () => cpu.conv2dForward({ out: y, inp: x, weight: w, bias: null, ...s }),
+    /^Error: Cannot run kernel "conv2d_forward": abi\.inc:\d+: conv2d_forward: output size 'P' is 0 < 1/,
   );
   assert.throws(
-    () => cpu.conv2dBackwardData(x, y, w, { ...s, R: 1, S: 1, stride: 0 }),
+    () => cpu.conv2dBackwardData({ dinp: x, dout: y, weight: w, ...s, R: 1, S: 1, stride: 0 }),
     /conv2d_backward_data: size 'stride' must be >= 1, got 0/,
   );
-  assert.throws(() => cpu.fill(y, 0, -1), /fill_forward.*runtime\.c:\d+: .*'n' must be >= 0/);
   assert.throws(
-    () => cpu.binaryForward(y, x, x, [1, 2, 2, 4], [1, 4, 1, 4], "add"),
+    () => cpu.fillForward({ out: y, value: 0, n: -1 }),
+    /fill_forward.*abi\.inc:\d+: .*'n' must be >= 0/,
+  );
+  assert.throws(
+    () =>
+      cpu.binaryForward({
+        out: y,
+        a: x,
+        b: x,
+        aShape: [1, 2, 2, 4],
+        bShape: [1, 4, 1, 4],
+        op: "add",
+      }),
     /binary_forward: dim 1 of a \(2\) and b \(4\) cannot broadcast/,
   );
   for (const st of [x, w, y]) cpu.free(st);
@@ -120,7 +132,10 @@ Deno.test("a freed storage is rejected with a message naming the argument", () =
   const s = cpu.alloc(4);
   cpu.free(s);
   cpu.free(s); // freeing twice is harmless
-  assert.throws(() => cpu.fill(s, 1, 4), /fill_forward: argument 'out' is NULL/);
+  assert.throws(
+    () => cpu.fillForward({ out: s, value: 1, n: 4 }),
+    /fill_forward: argument 'out' is NULL/,
+  );
 });
 
 Deno.test("opening a missing library throws a clear message", () => {

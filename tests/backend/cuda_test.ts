@@ -20,7 +20,7 @@ import {
   CUDA_LIBRARY_PATH,
   findNvcc,
   REPO_ROOT,
-} from "../../src/backend/native_build.ts";
+} from "../../tasks/_build/native_build.ts";
 import { cudaForTests } from "../backends.ts";
 import { CPU_TOLERANCES, kernelTests, rand, type Tolerances } from "./_kernel_cases.ts";
 
@@ -65,13 +65,14 @@ Deno.test({
     const t = { loss: b.alloc(1), probs: b.alloc(6), logits: b.alloc(6), targets: b.alloc(2) };
     b.copyIn(t.logits, rand(6, 1));
     b.copyIn(t.targets, Float32Array.of(1, 3));
+    const ce = { targets: t.targets, weights: null, N: 2, K: 3 };
     assert.throws(
-      () => b.crossEntropyForward(t.loss, t.probs, t.logits, t.targets, null, 2, 3),
+      () => b.crossEntropyForward({ ...ce, loss: t.loss, probs: t.probs, logits: t.logits }),
       /^Error: Cannot run kernel "cross_entropy_forward": loss\.cu:\d+: .*target of sample 1 is 3, expected an integer in 0\.\.2/,
     );
     b.copyIn(t.targets, Float32Array.of(0.5, 1));
     assert.throws(
-      () => b.crossEntropyBackward(t.probs, t.loss, t.probs, t.targets, null, 2, 3),
+      () => b.crossEntropyBackward({ ...ce, dlogits: t.probs, dloss: t.loss, probs: t.probs }),
       /cross_entropy_backward.*target of sample 0 is 0\.5/,
     );
     for (const s of Object.values(t)) b.free(s);
@@ -86,17 +87,31 @@ Deno.test({
     const x = b.alloc(16), w = b.alloc(25), y = b.alloc(16);
     const s = { N: 1, C: 1, H: 4, W: 4, K: 1, R: 5, S: 5, stride: 1, pad: 0 };
     assert.throws(
-      () => b.conv2dForward(y, x, w, null, s),
-      /conv\.cu:\d+: conv2d_forward: output size 0x0 < 1/,
+      () => b.conv2dForward({ out: y, inp: x, weight: w, bias: null, ...s }),
+      /abi\.inc:\d+: conv2d_forward: output size 'P' is 0 < 1/,
     );
     assert.throws(
-      () => b.binaryForward(y, x, x, [1, 2, 2, 4], [1, 4, 1, 4], "add"),
+      () =>
+        b.binaryForward({
+          out: y,
+          a: x,
+          b: x,
+          aShape: [1, 2, 2, 4],
+          bShape: [1, 4, 1, 4],
+          op: "add",
+        }),
       /binary_forward: dim 1 of a \(2\) and b \(4\) cannot broadcast/,
     );
-    assert.throws(() => b.fill(y, 0, -1), /fill_forward.*memory\.cu:\d+: .*'n' must be >= 0/);
+    assert.throws(
+      () => b.fillForward({ out: y, value: 0, n: -1 }),
+      /fill_forward.*abi\.inc:\d+: .*'n' must be >= 0/,
+    );
     for (const st of [x, w, y]) b.free(st);
     b.free(y); // freeing twice is harmless
-    assert.throws(() => b.fill(y, 1, 4), /fill_forward: argument 'out' is NULL/);
+    assert.throws(
+      () => b.fillForward({ out: y, value: 1, n: 4 }),
+      /fill_forward: argument 'out' is NULL/,
+    );
   },
 });
 
@@ -112,7 +127,7 @@ Deno.test({
     for (let step = 0; step < 3; step++) {
       const a = b.alloc(n), o = b.alloc(n);
       b.copyIn(a, x);
-      b.scale(o, a, 2, 1, n);
+      b.scaleForward({ out: o, inp: a, alpha: 2, beta: 1, n });
       const got = b.copyOut(o);
       for (const i of [0, 1, n >> 1, n - 1]) assert.equal(got[i], Math.fround(2 * x[i] + 1));
       b.free(a);

@@ -55,8 +55,8 @@ for (const s of SHAPES) {
         const [S, F, L, G, dy] = host.map((a) => store(b, a));
         const out = b.alloc(n), dS = b.alloc(n), dF = b.alloc(n), dL = b.alloc(n);
         const dG = b.alloc(nc);
-        b.affFuseForward(out, S, F, L, G, scale, s);
-        b.affFuseBackward(dS, dF, dL, dG, dy, S, F, L, G, scale, s);
+        b.affFuseForward({ out, S, F, L, G, scale, ...s });
+        b.affFuseBackward({ dS, dF, dL, dG, dout: dy, S, F, L, G, scale, ...s });
         outs.push([out, dS, dF, dL, dG].map((x) => b.copyOut(x)));
         for (const x of [S, F, L, G, dy, out, dS, dF, dL, dG]) b.free(x);
       }

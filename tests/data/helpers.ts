@@ -27,12 +27,7 @@ export async function rejectsWith(fn: () => Promise<unknown>, text: string): Pro
   } catch (e) {
     caught = e;
   }
-  assert.ok(caught instanceof Error, `expected a rejection containing "${text}", got none`);
-  assert.ok(
-    caught.message.includes(text),
-    `expected message containing "${text}", got "${caught.message}"`,
-  );
-  return caught;
+  return errorContaining(caught, text, "a rejection");
 }
 
 /** Asserts that `fn` throws an Error whose message contains `text`. */
@@ -43,7 +38,12 @@ export function throwsWith(fn: () => unknown, text: string): Error {
   } catch (e) {
     caught = e;
   }
-  assert.ok(caught instanceof Error, `expected an error containing "${text}", got none`);
+  return errorContaining(caught, text, "an error");
+}
+
+/** Asserts that `caught` (undefined: nothing was thrown) is an Error whose message contains `text`. */
+function errorContaining(caught: unknown, text: string, expected: string): Error {
+  assert.ok(caught instanceof Error, `expected ${expected} containing "${text}", got none`);
   assert.ok(
     caught.message.includes(text),
     `expected message containing "${text}", got "${caught.message}"`,

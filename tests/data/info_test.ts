@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { collectInfo, formatInfo } from "../../src/data/info.ts";
 import { readScut } from "../../src/data/scut.ts";
-import { ratingRows, tempDir, writeScut } from "./fixtures.ts";
+import { ratingRows, withTempDir, writeScut } from "./fixtures.ts";
 import { rejectsWith } from "./helpers.ts";
 
 const NAMES = ["AF1", "AF2", "AF3", "AM1", "AM2", "CF1", "CF2", "CM1", "CM2", "CM3"];
@@ -25,8 +25,7 @@ async function fixture(dir: string): Promise<string> {
 }
 
 Deno.test("collectInfo() counts decodable images per class and split and lists every problem", async () => {
-  const [dir, done] = await tempDir();
-  try {
+  await withTempDir(async (dir) => {
     const d = await readScut(await fixture(dir));
     const info = await collectInfo(d, { workers: 2 });
     assert.equal(info.images, 8);
@@ -78,9 +77,7 @@ Deno.test("collectInfo() counts decodable images per class and split and lists e
       () => collectInfo(d, { onBadImage: "fail", workers: 1 }),
       `Cannot decode image "${join(dir, "Images", "CF2.jpg")}": corrupt image data`,
     );
-  } finally {
-    await done();
-  }
+  });
 });
 
 const DATA = fileURLToPath(new URL("../../tasks/data.ts", import.meta.url));
@@ -97,8 +94,7 @@ async function cli(...args: string[]): Promise<{ code: number; out: string; err:
 }
 
 Deno.test("data info --json prints images, skipped, problems and labels", async () => {
-  const [dir, done] = await tempDir();
-  try {
+  await withTempDir(async (dir) => {
     await fixture(dir);
     const r = await cli("info", `scut:${dir}`, "--json");
     assert.equal(r.code, 0, r.err);
@@ -124,14 +120,11 @@ Deno.test("data info --json prints images, skipped, problems and labels", async 
     const spec = await cli("info", "scut");
     assert.equal(spec.code, 1);
     assert.match(spec.err, /Cannot parse data source "scut": expected "<kind>:<path>"/);
-  } finally {
-    await done();
-  }
+  });
 });
 
 Deno.test("data synth writes a database that data info reads; --help works for each command", async () => {
-  const [dir, done] = await tempDir();
-  try {
+  await withTempDir(async (dir) => {
     const out = join(dir, "synth db");
     const r = await cli("synth", "--out", out, "--count", "12", "--size", "32", "--seed", "2");
     assert.equal(r.code, 0, r.err);
@@ -171,7 +164,5 @@ Deno.test("data synth writes a database that data info reads; --help works for e
       unknown.err,
       /Cannot run "data frobnicate": unknown command: expected info, synth or manifest/,
     );
-  } finally {
-    await done();
-  }
+  });
 });

@@ -7,7 +7,7 @@ import type { ImageRecord } from "../../src/data/records.ts";
 import { resizeRgb, shorterSideSize } from "../../src/data/resize.ts";
 import { benchPipeline } from "../../src/data/pipeline_bench.ts";
 import { DecodePool } from "../../src/data/worker_pool.ts";
-import { corruptJpeg, solidImage, tempDir } from "./fixtures.ts";
+import { corruptJpeg, solidImage, withTempDir } from "./fixtures.ts";
 import { rejectsWith, throwsWith } from "./helpers.ts";
 
 Deno.test("resizeRgb() keeps constants, copies at scale 1 and averages when shrinking", () => {
@@ -74,168 +74,168 @@ async function collect(loader: BatchLoader, epoch: number): Promise<Batch[]> {
 }
 
 Deno.test("BatchLoader makes NCHW batches with labels, −1 where missing", async () => {
-  const [dir, done] = await tempDir();
-  const recs = await fixture(dir, 10);
-  const loader = new BatchLoader(recs, { batchSize: 4, size: 16, workers: 0 });
-  try {
-    const batches = await collect(loader, 0);
-    assert.deepEqual(batches.map((b) => b.paths.length), [4, 4, 2]); // eval keeps the last part
-    const b = batches[0];
-    assert.equal(b.images.length, 4 * 3 * 16 * 16);
-    assert.deepEqual(b.paths, recs.slice(0, 4).map((r) => r.path)); // eval keeps order
-    assert.deepEqual(Object.keys(b.labels), ["beauty", "gender"]);
-    assert.deepEqual(Array.from(b.labels.beauty), [0, 1, 2, 3]);
-    assert.deepEqual(Array.from(b.labels.gender), [0, -1, 0, -1]);
-    // Image 1 is a solid colour (53, 97, 151) apart from its corner marker: the centre pixel
-    // of its green plane must be that colour normalised (JPEG keeps solid colours within 2).
-    const g = b.images[1 * 768 + 256 + 8 * 16 + 8];
-    assert.ok(Math.abs(g - (97 / 255 - IMAGENET_MEAN[1]) / IMAGENET_STD[1]) < 0.05, `${g}`);
-    assert.equal(loader.batchesPerEpoch, 3);
-  } finally {
-    loader.close();
-    await done();
-  }
+  await withTempDir(async (dir) => {
+    const recs = await fixture(dir, 10);
+    const loader = new BatchLoader(recs, { batchSize: 4, size: 16, workers: 0 });
+    try {
+      const batches = await collect(loader, 0);
+      assert.deepEqual(batches.map((b) => b.paths.length), [4, 4, 2]); // eval keeps the last part
+      const b = batches[0];
+      assert.equal(b.images.length, 4 * 3 * 16 * 16);
+      assert.deepEqual(b.paths, recs.slice(0, 4).map((r) => r.path)); // eval keeps order
+      assert.deepEqual(Object.keys(b.labels), ["beauty", "gender"]);
+      assert.deepEqual(Array.from(b.labels.beauty), [0, 1, 2, 3]);
+      assert.deepEqual(Array.from(b.labels.gender), [0, -1, 0, -1]);
+      // Image 1 is a solid colour (53, 97, 151) apart from its corner marker: the centre pixel
+      // of its green plane must be that colour normalised (JPEG keeps solid colours within 2).
+      const g = b.images[1 * 768 + 256 + 8 * 16 + 8];
+      assert.ok(Math.abs(g - (97 / 255 - IMAGENET_MEAN[1]) / IMAGENET_STD[1]) < 0.05, `${g}`);
+      assert.equal(loader.batchesPerEpoch, 3);
+    } finally {
+      loader.close();
+    }
+  });
 });
 
 Deno.test("BatchLoader training batches are fixed by the seed, whatever the workers", async () => {
-  const [dir, done] = await tempDir();
-  const recs = await fixture(dir, 9);
-  const opts = { batchSize: 4, train: true, size: 16, resize: 20 };
-  const loaders = [
-    new BatchLoader(recs, { ...opts, seed: 4, workers: 0 }),
-    new BatchLoader(recs, { ...opts, seed: 4, workers: 2 }),
-    new BatchLoader(recs, { ...opts, seed: 5, workers: 1 }),
-  ];
-  try {
-    const [a, b, c] = await Promise.all(loaders.map((l) => collect(l, 0)));
-    assert.equal(a.length, 2); // training drops the last partial batch
-    assert.deepEqual(a, b);
-    assert.notDeepEqual(a.map((x) => x.paths), c.map((x) => x.paths));
-    const a1 = await collect(loaders[0], 1);
-    assert.notDeepEqual(a1.map((x) => x.paths), a.map((x) => x.paths)); // new epoch, new order
-    assert.deepEqual(await collect(loaders[1], 1), a1);
-    // Labels follow their images through the shuffle.
-    for (const batch of a) {
-      batch.paths.forEach((p, i) => {
-        assert.equal(batch.labels.beauty[i], recs.find((r) => r.path === p)!.labels.beauty);
-      });
+  await withTempDir(async (dir) => {
+    const recs = await fixture(dir, 9);
+    const opts = { batchSize: 4, train: true, size: 16, resize: 20 };
+    const loaders = [
+      new BatchLoader(recs, { ...opts, seed: 4, workers: 0 }),
+      new BatchLoader(recs, { ...opts, seed: 4, workers: 2 }),
+      new BatchLoader(recs, { ...opts, seed: 5, workers: 1 }),
+    ];
+    try {
+      const [a, b, c] = await Promise.all(loaders.map((l) => collect(l, 0)));
+      assert.equal(a.length, 2); // training drops the last partial batch
+      assert.deepEqual(a, b);
+      assert.notDeepEqual(a.map((x) => x.paths), c.map((x) => x.paths));
+      const a1 = await collect(loaders[0], 1);
+      assert.notDeepEqual(a1.map((x) => x.paths), a.map((x) => x.paths)); // new epoch, new order
+      assert.deepEqual(await collect(loaders[1], 1), a1);
+      // Labels follow their images through the shuffle.
+      for (const batch of a) {
+        batch.paths.forEach((p, i) => {
+          assert.equal(batch.labels.beauty[i], recs.find((r) => r.path === p)!.labels.beauty);
+        });
+      }
+    } finally {
+      for (const l of loaders) l.close();
     }
-  } finally {
-    for (const l of loaders) l.close();
-    await done();
-  }
+  });
 });
 
 Deno.test("BatchLoader.next() streams across epochs and drawTogether() takes one batch per database", async () => {
-  const [dir, done] = await tempDir();
-  const recs = await fixture(dir, 7);
-  const pool = new DecodePool({ workers: 2 });
-  const a = new BatchLoader(recs, { batchSize: 3, train: true, size: 8, resize: 10, pool });
-  const b = new BatchLoader(recs.slice(0, 4), {
-    batchSize: 2,
-    train: true,
-    size: 8,
-    resize: 10,
-    pool,
-    seed: 9,
-  });
-  try {
-    const epochs: number[] = [];
-    for (let i = 0; i < 5; i++) {
-      const got = await drawTogether({ scut: a, lsafbd: b });
-      assert.deepEqual(Object.keys(got), ["scut", "lsafbd"]);
-      assert.equal(got.scut.paths.length, 3);
-      assert.equal(got.lsafbd.paths.length, 2);
-      epochs.push(a.lastEpoch);
+  await withTempDir(async (dir) => {
+    const recs = await fixture(dir, 7);
+    const pool = new DecodePool({ workers: 2 });
+    const a = new BatchLoader(recs, { batchSize: 3, train: true, size: 8, resize: 10, pool });
+    const b = new BatchLoader(recs.slice(0, 4), {
+      batchSize: 2,
+      train: true,
+      size: 8,
+      resize: 10,
+      pool,
+      seed: 9,
+    });
+    try {
+      const epochs: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        const got = await drawTogether({ scut: a, lsafbd: b });
+        assert.deepEqual(Object.keys(got), ["scut", "lsafbd"]);
+        assert.equal(got.scut.paths.length, 3);
+        assert.equal(got.lsafbd.paths.length, 2);
+        epochs.push(a.lastEpoch);
+      }
+      assert.deepEqual(epochs, [0, 0, 1, 1, 2]); // 2 full batches of 3 per epoch of 7
+      const tiny = new BatchLoader(recs.slice(0, 2), { batchSize: 3, train: true, size: 8, pool });
+      await rejectsWith(
+        () => tiny.next(),
+        "Cannot draw a batch: 2 usable images, fewer than one batch of 3",
+      );
+    } finally {
+      a.close();
+      b.close();
+      pool.close();
     }
-    assert.deepEqual(epochs, [0, 0, 1, 1, 2]); // 2 full batches of 3 per epoch of 7
-    const tiny = new BatchLoader(recs.slice(0, 2), { batchSize: 3, train: true, size: 8, pool });
-    await rejectsWith(
-      () => tiny.next(),
-      "Cannot draw a batch: 2 usable images, fewer than one batch of 3",
-    );
-  } finally {
-    a.close();
-    b.close();
-    pool.close();
-    await done();
-  }
+  });
 });
 
 Deno.test("BatchLoader with a cache gives the same batches and fills one file per image", async () => {
-  const [dir, done] = await tempDir();
-  const recs = await fixture(dir, 6);
-  const cacheDir = join(dir, "cache");
-  const opts = { batchSize: 3, train: true, size: 16, resize: 20, seed: 2, workers: 2 };
-  const plain = new BatchLoader(recs, opts);
-  const cached = new BatchLoader(recs, { ...opts, cacheDir });
-  try {
-    const want = [await collect(plain, 0), await collect(plain, 1)];
-    assert.deepEqual(await collect(cached, 0), want[0]); // fills
-    assert.equal([...Deno.readDirSync(cacheDir)].length, 6);
-    assert.deepEqual(await collect(cached, 1), want[1]); // reads
-    assert.equal([...Deno.readDirSync(cacheDir)].length, 6);
-    // An edited image misses the cache (its mtime and size are in the key).
-    await Deno.writeFile(
-      recs[0].path,
-      await solidImage([1, 2, 3], { width: 50, height: 30, format: "png" }),
-    );
-    const img = await loadResized(recs[0].path, 20, cacheDir);
-    assert.deepEqual([img.width, img.height], [33, 20]);
-    assert.equal([...Deno.readDirSync(cacheDir)].length, 7);
-  } finally {
-    plain.close();
-    cached.close();
-    await done();
-  }
+  await withTempDir(async (dir) => {
+    const recs = await fixture(dir, 6);
+    const cacheDir = join(dir, "cache");
+    const opts = { batchSize: 3, train: true, size: 16, resize: 20, seed: 2, workers: 2 };
+    const plain = new BatchLoader(recs, opts);
+    const cached = new BatchLoader(recs, { ...opts, cacheDir });
+    try {
+      const want = [await collect(plain, 0), await collect(plain, 1)];
+      assert.deepEqual(await collect(cached, 0), want[0]); // fills
+      assert.equal([...Deno.readDirSync(cacheDir)].length, 6);
+      assert.deepEqual(await collect(cached, 1), want[1]); // reads
+      assert.equal([...Deno.readDirSync(cacheDir)].length, 6);
+      // An edited image misses the cache (its mtime and size are in the key).
+      await Deno.writeFile(
+        recs[0].path,
+        await solidImage([1, 2, 3], { width: 50, height: 30, format: "png" }),
+      );
+      const img = await loadResized(recs[0].path, 20, cacheDir);
+      assert.deepEqual([img.width, img.height], [33, 20]);
+      assert.equal([...Deno.readDirSync(cacheDir)].length, 7);
+    } finally {
+      plain.close();
+      cached.close();
+    }
+  });
 });
 
 Deno.test("BatchLoader skips or fails on a corrupt JPEG and a zero-byte file per policy", async () => {
-  const [dir, done] = await tempDir();
-  const recs = await fixture(dir, 4);
-  const corrupt = join(dir, "corrupt.jpg"), empty = join(dir, "empty.jpg");
-  await Deno.writeFile(corrupt, await corruptJpeg());
-  await Deno.writeFile(empty, new Uint8Array(0));
-  const all = [...recs.slice(0, 2), { path: corrupt, labels: { beauty: 1 } }, {
-    path: empty,
-    labels: { beauty: 2 },
-  }, ...recs.slice(2)];
-  const skip = new BatchLoader(all, { batchSize: 3, size: 8, workers: 2 });
-  const fail = new BatchLoader(all, { batchSize: 3, size: 8, workers: 2, onBadImage: "fail" });
-  try {
-    const batches = await collect(skip, 0);
-    assert.deepEqual(batches.map((b) => b.paths.length), [2, 2]);
-    assert.deepEqual(batches.flatMap((b) => b.paths), recs.map((r) => r.path));
-    assert.deepEqual(skip.problems, [
-      {
-        file: corrupt,
-        message:
-          "corrupt image data (JPEG is truncated: segment 0xC4 at byte 210 declares 181 bytes, 133 remain); skipped",
-        skipped: true,
-      },
-      { file: empty, message: "file is empty (0 bytes); skipped", skipped: true },
-    ]);
-    await collect(skip, 1); // known bad images are left out up front and not reported twice
-    assert.equal(skip.problems.length, 2);
-    await rejectsWith(
-      () => collect(fail, 0),
-      `Cannot decode image "${corrupt}": corrupt image data`,
-    );
-    const inline = new BatchLoader([all[3]], {
-      batchSize: 1,
-      size: 8,
-      workers: 0,
-      onBadImage: "fail",
-    });
-    await rejectsWith(
-      () => collect(inline, 0),
-      `Cannot decode image "${empty}": file is empty (0 bytes)`,
-    );
-  } finally {
-    skip.close();
-    fail.close();
-    await done();
-  }
+  await withTempDir(async (dir) => {
+    const recs = await fixture(dir, 4);
+    const corrupt = join(dir, "corrupt.jpg"), empty = join(dir, "empty.jpg");
+    await Deno.writeFile(corrupt, await corruptJpeg());
+    await Deno.writeFile(empty, new Uint8Array(0));
+    const all = [...recs.slice(0, 2), { path: corrupt, labels: { beauty: 1 } }, {
+      path: empty,
+      labels: { beauty: 2 },
+    }, ...recs.slice(2)];
+    const skip = new BatchLoader(all, { batchSize: 3, size: 8, workers: 2 });
+    const fail = new BatchLoader(all, { batchSize: 3, size: 8, workers: 2, onBadImage: "fail" });
+    try {
+      const batches = await collect(skip, 0);
+      assert.deepEqual(batches.map((b) => b.paths.length), [2, 2]);
+      assert.deepEqual(batches.flatMap((b) => b.paths), recs.map((r) => r.path));
+      assert.deepEqual(skip.problems, [
+        {
+          file: corrupt,
+          message:
+            "corrupt image data (JPEG is truncated: segment 0xC4 at byte 210 declares 181 bytes, 133 remain); skipped",
+          skipped: true,
+        },
+        { file: empty, message: "file is empty (0 bytes); skipped", skipped: true },
+      ]);
+      await collect(skip, 1); // known bad images are left out up front and not reported twice
+      assert.equal(skip.problems.length, 2);
+      await rejectsWith(
+        () => collect(fail, 0),
+        `Cannot decode image "${corrupt}": corrupt image data`,
+      );
+      const inline = new BatchLoader([all[3]], {
+        batchSize: 1,
+        size: 8,
+        workers: 0,
+        onBadImage: "fail",
+      });
+      await rejectsWith(
+        () => collect(inline, 0),
+        `Cannot decode image "${empty}": file is empty (0 bytes)`,
+      );
+    } finally {
+      skip.close();
+      fail.close();
+    }
+  });
 });
 
 Deno.test("BatchLoader rejects bad options", () => {

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { basename, join } from "node:path";
 import { readScut } from "../../src/data/scut.ts";
 import { countLabels } from "../../src/data/records.ts";
-import { ratingRows, type ScutSpec, tempDir, writeScut } from "./fixtures.ts";
+import { ratingRows, type ScutSpec, withTempDir, writeScut } from "./fixtures.ts";
 import { problem, rejectsWith } from "./helpers.ts";
 
 const LABELS = [
@@ -84,8 +84,7 @@ function grades(d: Awaited<ReturnType<typeof readScut>>): Record<string, number>
 }
 
 Deno.test("readScut() reads labels, grades, gender and race with exact counts", async () => {
-  const [dir, done] = await tempDir();
-  try {
+  await withTempDir(async (dir) => {
     const d = await readScut(await writeScut(dir, spec(XLSX)));
     assert.equal(d.records.length, 8);
     assert.deepEqual(grades(d), GRADES);
@@ -110,14 +109,11 @@ Deno.test("readScut() reads labels, grades, gender and race with exact counts", 
       gender: ["F", "M"],
       race: ["A", "C"],
     });
-  } finally {
-    await done();
-  }
+  });
 });
 
 Deno.test("readScut() reports every mismatch with file and line and counts skips", async () => {
-  const [dir, done] = await tempDir();
-  try {
+  await withTempDir(async (dir) => {
     const d = await readScut(await writeScut(dir, spec(XLSX)));
     const labels = join(dir, "train_test_files", "All_labels.txt");
     const ratings = join(dir, "All_Ratings.xlsx");
@@ -178,14 +174,11 @@ Deno.test("readScut() reports every mismatch with file and line and counts skips
     assert.ok(
       d.problems.every((p) => p.file === labels || p.file === ratings || p.file.includes(dir)),
     );
-  } finally {
-    await done();
-  }
+  });
 });
 
 Deno.test("readScut() reads the official split and cross-validation folds", async () => {
-  const [dir, done] = await tempDir();
-  try {
+  await withTempDir(async (dir) => {
     const d = await readScut(await writeScut(dir, spec(XLSX)));
     const names = (idx: number[]) => idx.map((i) => basename(d.records[i].path));
     assert.deepEqual(Object.keys(d.splits), ["official", "cv1"]);
@@ -200,14 +193,11 @@ Deno.test("readScut() reads the official split and cross-validation folds", asyn
     assert.deepEqual(d.splits.official.val, []);
     assert.deepEqual(names(d.splits.cv1.test), ["CM1.jpg", "X1.jpg"]);
     assert.equal(d.splits.cv1.train.length, 6);
-  } finally {
-    await done();
-  }
+  });
 });
 
 Deno.test("readScut() reads a CSV export of the ratings like the xlsx", async () => {
-  const [dir, done] = await tempDir();
-  try {
+  await withTempDir(async (dir) => {
     const csv = "Rater,Filename,Rating,original Rating\n" +
       ratingRows(RATINGS).map((r) => r.join(",")).join("\n") + "\n";
     const d = await readScut(await writeScut(dir, spec(csv)));
@@ -216,14 +206,11 @@ Deno.test("readScut() reads a CSV export of the ratings like the xlsx", async ()
       [problem(d.problems, "unknown image").line, problem(d.problems, "unknown image").file],
       [29, join(dir, "All_Ratings.csv")],
     );
-  } finally {
-    await done();
-  }
+  });
 });
 
 Deno.test("readScut() without ratings uses round(mean) − 1 and says so", async () => {
-  const [dir, done] = await tempDir();
-  try {
+  await withTempDir(async (dir) => {
     const d = await readScut(await writeScut(dir, spec(undefined)));
     assert.deepEqual(grades(d), { AF1: 2, AF2: 3, AF3: 2, AM1: 2, AM2: 4, CF1: 3, CM1: 3, X1: 2 });
     const p = problem(d.problems, "no All_Ratings.xlsx or All_Ratings.csv");
@@ -233,14 +220,11 @@ Deno.test("readScut() without ratings uses round(mean) − 1 and says so", async
         "round(mean score) − 1, not the most-given rating − 1 the paper uses",
     );
     assert.equal(basename(p.file), "All_labels.txt");
-  } finally {
-    await done();
-  }
+  });
 });
 
 Deno.test("readScut() throws for a missing folder, Images/, labels file or ratings header", async () => {
-  const [dir, done] = await tempDir();
-  try {
+  await withTempDir(async (dir) => {
     await rejectsWith(
       () => readScut(join(dir, "nope")),
       `Cannot read SCUT-FBP5500 at "${join(dir, "nope")}": folder not found`,
@@ -262,7 +246,5 @@ Deno.test("readScut() throws for a missing folder, Images/, labels file or ratin
     );
     await Deno.writeTextFile(join(dir, "All_Ratings.xlsx"), "not a zip");
     await rejectsWith(() => readScut(dir), "not a valid xlsx workbook");
-  } finally {
-    await done();
-  }
+  });
 });

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { formatSource, parseSource, readSource, type SourceSpec } from "../../src/data/source.ts";
-import { solidImage, tempDir, writeScut } from "./fixtures.ts";
+import { solidImage, withTempDir, writeScut } from "./fixtures.ts";
 import { rejectsWith, throwsWith } from "./helpers.ts";
 
 Deno.test("parseSource() parses every kind", () => {
@@ -94,8 +94,7 @@ Deno.test("formatSource() writes what parseSource() reads", () => {
 });
 
 Deno.test("readSource() reads each kind, including SCUT folders with spaces and %", async () => {
-  const [dir, done] = await tempDir();
-  try {
+  await withTempDir(async (dir) => {
     const scut = join(dir, "SCUT-FBP5500 v2 (100%)");
     await writeScut(scut, {
       images: ["AF1.jpg", "CM1.jpg"],
@@ -124,14 +123,11 @@ Deno.test("readSource() reads each kind, including SCUT folders with spaces and 
     await Deno.writeTextFile(join(dir, "m.csv"), "path,label\nf/1/x.png,1\n");
     assert.equal((await readSource(`csv:${join(dir, "m.csv")}`)).records.length, 1);
     await rejectsWith(() => readSource("folders:"), `missing path after "folders:"`);
-  } finally {
-    await done();
-  }
+  });
 });
 
 Deno.test("readSource() generates a synthetic source once and keeps only the asked labels", async () => {
-  const [dir, done] = await tempDir();
-  try {
+  await withTempDir(async (dir) => {
     const spec = `synthetic:count=12,size=32,raters=5,dir=${join(dir, "s")},labels=gender`;
     const d = await readSource(spec);
     assert.equal(d.name, "synthetic");
@@ -146,7 +142,5 @@ Deno.test("readSource() generates a synthetic source once and keeps only the ask
       () => readSource(`synthetic:count=3,dir=${dir}`),
       `Cannot write synthetic database to "${dir}": folder is not empty and holds no synthetic.json`,
     );
-  } finally {
-    await done();
-  }
+  });
 });

@@ -6,7 +6,7 @@ import { readManifest, writeManifest } from "../../src/data/manifest.ts";
 import { countLabels } from "../../src/data/records.ts";
 import { readScut } from "../../src/data/scut.ts";
 import { stratifiedSplit } from "../../src/data/split.ts";
-import { solidImage, tempDir, writeScut } from "./fixtures.ts";
+import { solidImage, withTempDir, writeScut } from "./fixtures.ts";
 import { problem, rejectsWith } from "./helpers.ts";
 
 async function images(dir: string, names: string[]): Promise<void> {
@@ -17,8 +17,7 @@ async function images(dir: string, names: string[]): Promise<void> {
 }
 
 Deno.test("readManifest() reads paths, labels, score and split, reporting bad rows", async () => {
-  const [dir, done] = await tempDir();
-  try {
+  await withTempDir(async (dir) => {
     await images(dir, ["img/a.jpg", "img/b.jpg", "img/c, d.jpg", "img/e.jpg", "img/f.jpg"]);
     const csv = [
       "Path,beauty,gender,score,split",
@@ -64,14 +63,11 @@ Deno.test("readManifest() reads paths, labels, score and split, reporting bad ro
       "duplicate entry": 1,
       "image without label": 1,
     });
-  } finally {
-    await done();
-  }
+  });
 });
 
 Deno.test("readManifest() throws for a missing file, an empty file or no path column", async () => {
-  const [dir, done] = await tempDir();
-  try {
+  await withTempDir(async (dir) => {
     const file = join(dir, "m.csv");
     await rejectsWith(() => readManifest(file), `Cannot read manifest "${file}": file not found`);
     await Deno.writeTextFile(file, "");
@@ -87,14 +83,11 @@ Deno.test("readManifest() throws for a missing file, an empty file or no path co
       () => readManifest(file),
       `Cannot parse CSV file "${file}": line 2: unterminated quoted field`,
     );
-  } finally {
-    await done();
-  }
+  });
 });
 
 Deno.test("writeManifest() round-trips a SCUT database with its split", async () => {
-  const [dir, done] = await tempDir();
-  try {
+  await withTempDir(async (dir) => {
     const names = ["AF1", "AF2", "AM1", "AM2", "CF1", "CM1"];
     const root = await writeScut(join(dir, "scut"), {
       images: names.map((n) => `${n}.jpg`),
@@ -112,14 +105,11 @@ Deno.test("writeManifest() round-trips a SCUT database with its split", async ()
     assert.deepEqual(back.records.map((r) => r.labels), scut.records.map((r) => r.labels));
     assert.deepEqual(back.records.map((r) => r.score), scut.records.map((r) => r.score));
     assert.deepEqual(back.splits.manifest, split);
-  } finally {
-    await done();
-  }
+  });
 });
 
 Deno.test("readClassFolders() reads <root>/<class>/<image> and reports stray files", async () => {
-  const [dir, done] = await tempDir();
-  try {
+  await withTempDir(async (dir) => {
     await images(dir, ["0/a.jpg", "0/b.png", "2/c.jpg", "2/d.JPG", "2/e.jpeg", "4/f.jpg"]);
     await Deno.writeTextFile(join(dir, "README.txt"), "hello");
     await Deno.writeTextFile(join(dir, "2", "notes.txt"), "x");
@@ -142,15 +132,12 @@ Deno.test("readClassFolders() reads <root>/<class>/<image> and reports stray fil
     );
     assert.equal(problem(d.problems, `class "3" has no images`).file, join(dir, "3"));
     // Non-integer class names are numbered in sorted order.
-    const [dir2, done2] = await tempDir();
-    try {
+    await withTempDir(async (dir2) => {
       await images(dir2, ["ugly/a.jpg", "beautiful/b.jpg", "plain/c.jpg"]);
       const d2 = await readClassFolders(dir2, { label: "look" });
       assert.deepEqual(d2.classes, { look: ["beautiful", "plain", "ugly"] });
       assert.deepEqual(d2.records.map((r) => r.labels.look), [0, 1, 2]);
-    } finally {
-      await done2();
-    }
+    });
     await rejectsWith(
       () => readClassFolders(join(dir, "nope")),
       `Cannot read class folders at "${join(dir, "nope")}": folder not found`,
@@ -159,14 +146,11 @@ Deno.test("readClassFolders() reads <root>/<class>/<image> and reports stray fil
       () => readClassFolders(join(dir, "3")),
       "no subfolders: expected <root>/<class>/<image>",
     );
-  } finally {
-    await done();
-  }
+  });
 });
 
 Deno.test("readListFile() reads <path> <int label> lines with an optional image root", async () => {
-  const [dir, done] = await tempDir();
-  try {
+  await withTempDir(async (dir) => {
     await images(dir, ["imgs/a 1.jpg", "imgs/b.jpg", "imgs/c.jpg", "imgs/d.jpg"]);
     const text = [
       "a 1.jpg 3", // space in the path
@@ -210,7 +194,5 @@ Deno.test("readListFile() reads <path> <int label> lines with an optional image 
       () => readListFile(join(dir, "none.txt")),
       `Cannot read list file "${join(dir, "none.txt")}": file not found`,
     );
-  } finally {
-    await done();
-  }
+  });
 });

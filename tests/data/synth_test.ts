@@ -8,7 +8,7 @@ import { resizeRgb } from "../../src/data/resize.ts";
 import { readScut } from "../../src/data/scut.ts";
 import { assertDisjoint } from "../../src/data/split.ts";
 import { generateSynthetic, simulateFaces } from "../../src/data/synth/generate.ts";
-import { tempDir } from "./fixtures.ts";
+import { withTempDir } from "./fixtures.ts";
 import { rejectsWith } from "./helpers.ts";
 
 async function files(dir: string, base = dir): Promise<Map<string, Uint8Array>> {
@@ -22,8 +22,7 @@ async function files(dir: string, base = dir): Promise<Map<string, Uint8Array>> 
 }
 
 Deno.test("generateSynthetic() is deterministic for a seed", async () => {
-  const [dir, done] = await tempDir();
-  try {
+  await withTempDir(async (dir) => {
     const opts = { count: 24, size: 32, raters: 7 };
     await generateSynthetic({ ...opts, out: join(dir, "a") });
     await generateSynthetic({ ...opts, out: join(dir, "b") });
@@ -40,14 +39,11 @@ Deno.test("generateSynthetic() is deterministic for a seed", async () => {
       await readRatings(join(dir, "b", "All_Ratings.xlsx"), log),
     );
     assert.notDeepEqual(c.get("Images/AF1.jpg"), a.get("Images/AF1.jpg"));
-  } finally {
-    await done();
-  }
+  });
 });
 
 Deno.test("generateSynthetic() writes a SCUT-FBP5500 layout the reader reads cleanly", async () => {
-  const [dir, done] = await tempDir();
-  try {
+  await withTempDir(async (dir) => {
     const r = await generateSynthetic({ out: dir, count: 24, size: 32, raters: 9, seed: 3 });
     assert.deepEqual(r.groups, { AF: 9, AM: 9, CF: 3, CM: 3 });
     const d = await readScut(dir);
@@ -66,14 +62,11 @@ Deno.test("generateSynthetic() writes a SCUT-FBP5500 layout the reader reads cle
       d.records.map((r) => r.labels.beauty),
       faces.map((f) => beautyGrade(f.ratings, f.ratings.reduce((a, b) => a + b) / 9).grade),
     );
-  } finally {
-    await done();
-  }
+  });
 });
 
 Deno.test("generateSynthetic() options: female-only PNG database, CSV ratings, no ratings", async () => {
-  const [dir, done] = await tempDir();
-  try {
+  await withTempDir(async (dir) => {
     const out = join(dir, "f");
     const r = await generateSynthetic({
       out,
@@ -104,9 +97,7 @@ Deno.test("generateSynthetic() options: female-only PNG database, CSV ratings, n
       () => generateSynthetic({ out: join(dir, "x"), genders: "X" as "F" }),
       `Cannot generate synthetic database: genders must be "FM", "F" or "M": current value is "X"`,
     );
-  } finally {
-    await done();
-  }
+  });
 });
 
 Deno.test("synthetic labels are learnable from the drawn features", async () => {
@@ -121,8 +112,7 @@ Deno.test("synthetic labels are learnable from the drawn features", async () => 
   const noisy = faces.filter((f) => f.noisy).length;
   assert.ok(noisy > 8 && noisy < 35, `${noisy} noisy labels of 400 at 5%`);
   // Gender: a nearest-centroid classifier on 12×12 thumbnails beats chance by far.
-  const [dir, done] = await tempDir();
-  try {
+  await withTempDir(async (dir) => {
     await generateSynthetic({ out: dir, count: 120, size: 48, ratings: "none", labelNoise: 0 });
     const d = await readScut(dir);
     const thumbs = await Promise.all(d.records.map(async (r) => {
@@ -144,9 +134,7 @@ Deno.test("synthetic labels are learnable from the drawn features", async () => 
       return guess === d.records[i].labels.gender;
     }).length;
     assert.ok(right / test.length > 0.75, `gender accuracy ${right}/${test.length}`);
-  } finally {
-    await done();
-  }
+  });
 });
 
 Deno.test("synthetic beauty grades are bell-shaped, independent of sex, and show in the pixels", async () => {
@@ -164,8 +152,7 @@ Deno.test("synthetic beauty grades are bell-shaped, independent of sex, and show
   assert.ok(Math.abs(bySex[0] - bySex[1]) < 0.15, `mean score F ${bySex[0]}, M ${bySex[1]}`);
   // Pixels: at 32 px a face's redness (blotchy, flushed skin) already ranks low grades
   // (0–1) above high ones (3–4) for almost every pair.
-  const [dir, done] = await tempDir();
-  try {
+  await withTempDir(async (dir) => {
     await generateSynthetic({
       out: dir,
       count: 120,
@@ -190,7 +177,5 @@ Deno.test("synthetic beauty grades are bell-shaped, independent of sex, and show
     const pairs = low.flatMap((l) => high.map((h) => (l > h ? 1 : 0)));
     assert.ok(low.length > 10 && high.length > 10, `${low.length} low, ${high.length} high`);
     assert.ok(mean(pairs) > 0.9, `low grades redder than high ones in ${mean(pairs)} of pairs`);
-  } finally {
-    await done();
-  }
+  });
 });

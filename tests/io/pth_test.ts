@@ -187,26 +187,22 @@ Deno.test("parsePth() checks storages against their entries", async () => {
 });
 
 Deno.test("parsePth() refuses views outside their storage", async () => {
-  await assertFormatRejects(
-    async () => await parsePth(await oneTensor({ offset: 3, size: [4] })),
-    'tensor "w" reads storage "0" up to element 6, but the storage holds 6 elements',
-  );
-  await assertFormatRejects(
-    async () => await parsePth(await oneTensor({ size: [3, 2], stride: [2, 3] })),
-    "up to element 7",
-  );
-  await assertFormatRejects(
-    async () => await parsePth(await oneTensor({ size: [100], stride: [0] })),
-    'tensor "w" has 100 elements but its storage holds 6: expanded (stride 0) tensors',
-  );
-  await assertFormatRejects(
-    async () => await parsePth(await oneTensor({ size: [2, 3], stride: [1] })),
-    "tensor size has 2 dimensions but its stride has 1",
-  );
-  await assertFormatRejects(
-    async () => await parsePth(await oneTensor({ offset: -1 })),
-    "storage offset is not a non-negative integer: current value is -1",
-  );
+  const cases: [Partial<PickledTensor>, string][] = [
+    [
+      { offset: 3, size: [4] },
+      'tensor "w" reads storage "0" up to element 6, but the storage holds 6 elements',
+    ],
+    [{ size: [3, 2], stride: [2, 3] }, "up to element 7"],
+    [
+      { size: [100], stride: [0] },
+      'tensor "w" has 100 elements but its storage holds 6: expanded (stride 0) tensors',
+    ],
+    [{ size: [2, 3], stride: [1] }, "tensor size has 2 dimensions but its stride has 1"],
+    [{ offset: -1 }, "storage offset is not a non-negative integer: current value is -1"],
+  ];
+  for (const [view, message] of cases) {
+    await assertFormatRejects(async () => await parsePth(await oneTensor(view)), message);
+  }
   // An empty view may point anywhere.
   const empty = await parsePth(await oneTensor({ offset: 6, size: [0, 9], stride: [9, 1] }));
   assert.deepEqual(empty.get("w")!.shape, [0, 9]);
@@ -225,23 +221,17 @@ Deno.test("parsePth() bounds the output to 4x the file size", async () => {
 Deno.test("parsePth() checks byteorder and version entries", async () => {
   const pickle = stateDictPickle([{ key: "w", storage: "0", numel: 1, size: [1], stride: [1] }]);
   const storages = { "0": f32Bytes([1]) };
-  const little = await buildPth(pickle, storages, [{
-    name: "archive/byteorder",
-    data: bytesOf("little"),
-  }]);
+  /** The file with one more entry `name` holding `text`. */
+  const withEntry = (name: string, text: string) =>
+    buildPth(pickle, storages, [{ name, data: bytesOf(text) }]);
+  const little = await withEntry("archive/byteorder", "little");
   assert.deepEqual([...(await parsePth(little)).get("w")!.data], [1]);
-  const big = await buildPth(pickle, storages, [{
-    name: "archive/byteorder",
-    data: bytesOf("big"),
-  }]);
+  const big = await withEntry("archive/byteorder", "big");
   await assertFormatRejects(
     () => parsePth(big),
     'written with byte order "big": only "little" is supported',
   );
-  const version = await buildPth(pickle, storages, [{
-    name: "archive/.data/version",
-    data: bytesOf("x"),
-  }]);
+  const version = await withEntry("archive/.data/version", "x");
   await assertFormatRejects(
     () => parsePth(version),
     'entry "archive/.data/version" is not a version number',

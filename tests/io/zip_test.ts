@@ -21,6 +21,18 @@ function patched(zip: Uint8Array, offset: number, value: number, bytes: 2 | 4): 
   return copy;
 }
 
+/** Asserts that ZipArchive.open() refuses `zip` with a message containing `message`. */
+function refuses(zip: Uint8Array, message: string): void {
+  assertFormatError(() => ZipArchive.open(zip), message);
+}
+
+/** {@link refuses} for patched copies of `zip`: [offset, value, bytes (2 or 4), message]. */
+function refusesPatched(zip: Uint8Array, cases: [number, number, 2 | 4, string][]): void {
+  for (const [offset, value, bytes, message] of cases) {
+    refuses(patched(zip, offset, value, bytes), message);
+  }
+}
+
 Deno.test("ZipArchive reads stored and deflated entries and checks their CRC", async () => {
   const zip = await buildZip([
     { name: "a/data.pkl", data: text("pickle") },
@@ -57,26 +69,15 @@ Deno.test("ZipArchive rejects truncated archives and bad end records", async () 
     () => ZipArchive.open(zip.subarray(0, 10), { source: "t.pth", what: ".pth file" }),
     'Cannot read .pth file "t.pth": file is 10 bytes, too short',
   );
-  assertFormatError(
-    () => ZipArchive.open(zip.subarray(0, zip.length - 1)),
-    "end of central directory record not found",
-  );
-  assertFormatError(
-    () => ZipArchive.open(bytesOf(zip, "junk")),
-    "end of central directory record not found",
-  );
+  refuses(zip.subarray(0, zip.length - 1), "end of central directory record not found");
+  refuses(bytesOf(zip, "junk"), "end of central directory record not found");
   const end = zip.length - 22;
-  assertFormatError(
-    () => ZipArchive.open(patched(zip, end + 4, 1, 2)),
-    "multi-disk archives are not supported",
-  );
-  assertFormatError(
-    () => ZipArchive.open(patched(zip, end + 16, 0xfffff0, 4)),
-    "central directory runs past its end",
-  );
-  assertFormatError(() => ZipArchive.open(patched(zip, end + 10, 9, 2)), "multi-disk");
-  const many = patched(patched(zip, end + 8, 9, 2), end + 10, 9, 2);
-  assertFormatError(() => ZipArchive.open(many), "cannot hold 9 entries");
+  refusesPatched(zip, [
+    [end + 4, 1, 2, "multi-disk archives are not supported"],
+    [end + 16, 0xfffff0, 4, "central directory runs past its end"],
+    [end + 10, 9, 2, "multi-disk"],
+  ]);
+  refuses(patched(patched(zip, end + 8, 9, 2), end + 10, 9, 2), "cannot hold 9 entries");
 });
 
 Deno.test("ZipArchive rejects entries with bad sizes, offsets, names or methods", async () => {
@@ -85,51 +86,29 @@ Deno.test("ZipArchive rejects entries with bad sizes, offsets, names or methods"
     { name: "a/two", data: text("second entry") },
   ]);
   const c = centralAt(zip);
-  assertFormatError(
-    () => ZipArchive.open(patched(zip, c + 20, 9999, 4)),
-    'entry "a/one" has data past the end of the entries',
-  );
-  assertFormatError(
-    () => ZipArchive.open(patched(zip, c + 24, 3, 4)),
-    'entry "a/one" is stored but its sizes differ: 11 stored, 3 declared',
-  );
-  assertFormatError(
-    () => ZipArchive.open(patched(zip, c + 10, 12, 2)),
-    'entry "a/one" uses compression method 12: only stored (0) and deflate (8)',
-  );
-  assertFormatError(() => ZipArchive.open(patched(zip, c + 8, 1, 2)), 'entry "a/one" is encrypted');
-  assertFormatError(
-    () => ZipArchive.open(patched(zip, c + 42, 3, 4)),
-    'entry "a/one" has no local header at byte 3',
-  );
-  assertFormatError(
-    () => ZipArchive.open(patched(zip, c, 0, 4)),
-    "central directory entry 0 is malformed",
-  );
+  refusesPatched(zip, [
+    [c + 20, 9999, 4, 'entry "a/one" has data past the end of the entries'],
+    [c + 24, 3, 4, 'entry "a/one" is stored but its sizes differ: 11 stored, 3 declared'],
+    [c + 10, 12, 2, 'entry "a/one" uses compression method 12: only stored (0) and deflate (8)'],
+    [c + 8, 1, 2, 'entry "a/one" is encrypted'],
+    [c + 42, 3, 4, 'entry "a/one" has no local header at byte 3'],
+    [c, 0, 4, "central directory entry 0 is malformed"],
+  ]);
   // Rename the second local header so it differs from its central record.
   const second = 30 + 5 + 11;
   const renamed = zip.slice();
   renamed[second + 30 + 4] = "X".charCodeAt(0);
-  assertFormatError(
-    () => ZipArchive.open(renamed),
-    'entry "a/two" has a different name in its local header',
-  );
+  refuses(renamed, 'entry "a/two" has a different name in its local header');
   // Point the second entry at the first local header: the names disagree.
-  assertFormatError(
-    () => ZipArchive.open(patched(zip, c + 46 + 5 + 42, 0, 4)),
-    'a/two" has a different name',
-  );
+  refuses(patched(zip, c + 46 + 5 + 42, 0, 4), 'a/two" has a different name');
   const nonUtf8 = zip.slice();
   nonUtf8[c + 46] = 0xff;
-  assertFormatError(
-    () => ZipArchive.open(nonUtf8),
-    "central directory entry 0 has a name that is not valid UTF-8",
-  );
+  refuses(nonUtf8, "central directory entry 0 has a name that is not valid UTF-8");
   const twice = await buildZip([{ name: "same", data: text("1") }, {
     name: "same",
     data: text("2"),
   }]);
-  assertFormatError(() => ZipArchive.open(twice), 'entry "same" appears twice');
+  refuses(twice, 'entry "same" appears twice');
 });
 
 Deno.test("ZipArchive rejects overlapping entries", async () => {
@@ -140,7 +119,7 @@ Deno.test("ZipArchive rejects overlapping entries", async () => {
   // Make entry "n" claim 20 bytes: its data then runs over the local header of "n2".
   const c = centralAt(zip);
   const grown = patched(patched(zip, c + 20, 20, 4), c + 24, 20, 4);
-  assertFormatError(() => ZipArchive.open(grown), 'entries "n" and "n2" overlap');
+  refuses(grown, 'entries "n" and "n2" overlap');
 });
 
 Deno.test("ZipArchive rejects corrupt data on read", async () => {
@@ -166,10 +145,7 @@ Deno.test("ZipArchive rejects corrupt data on read", async () => {
     () => ZipArchive.open(patched(zip, second + 24, 6000, 4)).read("packed"),
     "inflates to 5200 bytes, expected 6000",
   );
-  assertFormatError(
-    () => ZipArchive.open(patched(zip, second + 24, 0x7fffffff, 4)),
-    "more than deflate can produce",
-  );
+  refuses(patched(zip, second + 24, 0x7fffffff, 4), "more than deflate can produce");
   const garbage = zip.slice();
   const data = 30 + 5 + 10 + 30 + 6;
   garbage.fill(0xff, data, data + 8);

@@ -41,23 +41,39 @@ for (const { name, backend } of await testBackends()) {
     return net;
   };
   const input = (k: string) => tensor(get(k).data, get(k).shape, { backend });
+  /**
+   * Runs every database's `<stage>.<db>.images` through `net` (in training mode for the
+   * "train" stage), checks each task's logits against `<stage>.<task>.logits` and returns
+   * them in order.
+   */
+  const checkedLogits = (
+    net: MultiTaskNet,
+    stage: "eval" | "train",
+    gates: Map<string, Gate[]>,
+  ) => {
+    const all: [string, Tensor][] = [];
+    const training = stage === "train";
+    for (const db of config.databases) {
+      const logits = net.forward(input(`${stage}.${db}.images`), db, { training, gates });
+      for (const [task, out] of logits) {
+        assertClose(
+          `${stage} logits of ${task}`,
+          out.toArray(),
+          get(`${stage}.${task}.logits`).data,
+          1e-4,
+          1e-3,
+        );
+        all.push([task, out]);
+      }
+    }
+    return all;
+  };
 
   Deno.test(`network eval forward with a fixed mixed policy matches PyTorch (${name})`, () => {
     const net = build();
     scope(() => {
       const gates = new Map(Object.entries(fixture.policy).map(([t, p]) => [t, fixedGates(p)]));
-      for (const db of config.databases) {
-        const logits = net.forward(input(`eval.${db}.images`), db, { gates });
-        for (const [task, out] of logits) {
-          assertClose(
-            `eval logits of ${task}`,
-            out.toArray(),
-            get(`eval.${task}.logits`).data,
-            1e-4,
-            1e-3,
-          );
-        }
-      }
+      checkedLogits(net, "eval", gates);
     });
     net.dispose();
   });
@@ -68,19 +84,9 @@ for (const { name, backend } of await testBackends()) {
       const perTask = gumbelGates(net.policy.logits, get("train.noise").data, { tau: fixture.tau });
       const gates = new Map<string, Gate[]>(config.tasks.map((t, i) => [t.name, perTask[i]]));
       let loss: Tensor | null = null;
-      for (const db of config.databases) {
-        const logits = net.forward(input(`train.${db}.images`), db, { training: true, gates });
-        for (const [task, out] of logits) {
-          assertClose(
-            `train logits of ${task}`,
-            out.toArray(),
-            get(`train.${task}.logits`).data,
-            1e-4,
-            1e-3,
-          );
-          const ce = mul(crossEntropy(out, input(`train.${task}.targets`)), fixture.lambdas[task]);
-          loss = loss ? add(loss, ce) : ce;
-        }
+      for (const [task, out] of checkedLogits(net, "train", gates)) {
+        const ce = mul(crossEntropy(out, input(`train.${task}.targets`)), fixture.lambdas[task]);
+        loss = loss ? add(loss, ce) : ce;
       }
       assertClose("loss", loss!.toArray(), get("train.loss").data, 1e-5, 1e-4);
       backward(loss!);

@@ -18,7 +18,7 @@ import {
   stateToHost,
 } from "../../src/models/checkpoint.ts";
 import { serializeSafetensors } from "../../src/io/safetensors.ts";
-import { Rng } from "../../src/data/rng.ts";
+import { Rng } from "../../src/random/rng.ts";
 import type { Gate } from "../../src/models/basic_block.ts";
 import { countingBackend } from "../counting_backend.ts";
 import { assertClose } from "../ops/harness.ts";
@@ -36,6 +36,17 @@ const tiny = (over: Partial<NetworkConfig> = {}): NetworkConfig =>
     widths: [4, 4, 8, 8],
     dropout: 0,
     ...over,
+  });
+
+/** {@link tiny} with beauty on database "a" and gender on "b". */
+const twoDatabases = (): NetworkConfig =>
+  tiny({
+    tasks: [{ name: "beauty", classes: 5, database: "a" }, {
+      name: "gender",
+      classes: 2,
+      database: "b",
+    }],
+    databases: ["a", "b"],
   });
 
 function images(
@@ -220,17 +231,7 @@ Deno.test("importTorchvisionResnet18() copies each BN into every database copy a
   tv.set("bn1.num_batches_tracked", { shape: [], data: new Float32Array([1]) });
   const path = await Deno.makeTempFile({ suffix: ".safetensors" });
   await Deno.writeFile(path, serializeSafetensors(tv));
-  const target = new MultiTaskNet(
-    tiny({
-      tasks: [{ name: "beauty", classes: 5, database: "a" }, {
-        name: "gender",
-        classes: 2,
-        database: "b",
-      }],
-      databases: ["a", "b"],
-    }),
-    { seed: 2 },
-  );
+  const target = new MultiTaskNet(twoDatabases(), { seed: 2 });
   const copied = await importTorchvisionResnet18(target, path);
   const t = target.stateDict();
   assert.deepEqual(
@@ -253,16 +254,7 @@ Deno.test("importTorchvisionResnet18() copies each BN into every database copy a
 
 Deno.test("importTorchvisionResnet18() reads a torch.save .pth (int64 counters, fc head)", async () => {
   const path = new URL("../testdata/resnet18_narrow.pth", import.meta.url).pathname;
-  const net = new MultiTaskNet(
-    tiny({
-      tasks: [{ name: "beauty", classes: 5, database: "a" }, {
-        name: "gender",
-        classes: 2,
-        database: "b",
-      }],
-      databases: ["a", "b"],
-    }),
-  );
+  const net = new MultiTaskNet(twoDatabases());
   // 20 convs, 20 BNs × 4 tensors × 2 databases.
   assert.equal(await importTorchvisionResnet18(net, path), 20 + 20 * 4 * 2);
   const { readPth } = await import("../../src/io/pth.ts");

@@ -317,27 +317,26 @@ async function targets(dir: string): Promise<Target[]> {
       return Promise.resolve({ files, result: () => Promise.resolve(parse(text, file)) });
     },
   });
+  /** A reader of one file `<img>/<fileName>`, written as a mutant of `seedText`. */
+  const oneFile = (
+    name: string,
+    fileName: string,
+    seedText: string,
+    read: (file: string) => Promise<unknown>,
+  ): Target => ({
+    name,
+    async run(rng) {
+      const files = new Map<string, number>();
+      const file = join(img, fileName);
+      await write(file, mutant(rng, seedText), files);
+      return { files, result: () => read(file) };
+    },
+  });
   return [
     pure("csv parser", csvSeed, (t, f) => parseCsv(t, f, new ProblemLog())),
     pure("text lines", listSeed, (t, f) => splitLines(t, f, new ProblemLog())),
-    {
-      name: "list file",
-      async run(rng) {
-        const files = new Map<string, number>();
-        const file = join(img, "list.txt");
-        await write(file, mutant(rng, listSeed), files);
-        return { files, result: () => readListFile(file) };
-      },
-    },
-    {
-      name: "manifest csv",
-      async run(rng) {
-        const files = new Map<string, number>();
-        const file = join(img, "manifest.csv");
-        await write(file, mutant(rng, csvSeed), files);
-        return { files, result: () => readManifest(file) };
-      },
-    },
+    oneFile("list file", "list.txt", listSeed, readListFile),
+    oneFile("manifest csv", "manifest.csv", csvSeed, readManifest),
     {
       name: "scut labels+splits",
       async run(rng) {

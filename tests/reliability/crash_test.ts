@@ -14,30 +14,22 @@ import { readSource } from "../../src/data/source.ts";
 import { parseSafetensors } from "../../src/io/safetensors.ts";
 import { checkpointConfig } from "../../src/models/checkpoint.ts";
 import { readResume } from "../../src/train/resume.ts";
-import { RUN_DEFAULTS, type RunConfig } from "../../src/train/run_config.ts";
+import type { RunConfig } from "../../src/train/run_config.ts";
 import { mulberry32 } from "../io/_helpers.ts";
+import { genderBaseline, tinyRun, tinyRunCommand } from "../_run_helpers.ts";
 
 const root = await Deno.makeTempDir({ prefix: "fbp-crash-" });
 const people = `synthetic:dir=${root}/people,count=120,size=40,seed=4,labels=gender,labelNoise=0`;
 await readSource(people); // generate the images once, before any child races to
 
 function tinyConfig(name: string, out = join(root, name)): RunConfig {
-  return {
-    ...RUN_DEFAULTS,
-    name,
-    out,
-    method: "baseline",
-    databases: [{ name: "people", source: people }],
-    tasks: [{ name: "gender", database: "people", label: "gender", lambda: 1 }],
+  return tinyRun(name, out, {
+    ...genderBaseline(people, 16),
     widths: [32, 32, 64, 64],
-    imageSize: 32,
-    resize: 36,
     batch: 12,
     lr: 3e-3,
-    epochs: { warmup: 0, policy: 0, retrain: 1, baseline: 16 },
-    workers: 0,
     dropout: 0.1,
-  };
+  });
 }
 
 interface Child {
@@ -47,17 +39,8 @@ interface Child {
 }
 
 async function spawnRun(config: RunConfig, resume: boolean, extra: string[] = []): Promise<Child> {
-  const file = join(root, `${config.name}.json`);
-  await Deno.writeTextFile(file, JSON.stringify(config));
-  const script = new URL("./_tiny_run.ts", import.meta.url).pathname;
-  const process = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", script, file, ...(resume ? ["resume"] : []), ...extra],
-    stdout: "piped",
-    stderr: "piped",
-    // One thread: under CPU contention an OpenMP team spin-waits for descheduled threads
-    // and a 3 s run can take minutes; both runs compared use the same count.
-    env: { OMP_NUM_THREADS: "1" },
-  }).spawn();
+  const args = resume ? ["resume", ...extra] : extra;
+  const process = (await tinyRunCommand(config, root, args, "piped")).spawn();
   const output = (async () => {
     const [out, err] = await Promise.all([
       new Response(process.stdout).text(),

@@ -14,18 +14,9 @@ import { readImageHeader } from "../../src/data/image_header.ts";
 import { prepareImage } from "../../src/data/prepare.ts";
 import type { ImageRecord } from "../../src/data/records.ts";
 import { crc32 } from "../../src/io/crc32.ts";
+import { bytesOf } from "../io/_helpers.ts";
 
 const root = await Deno.makeTempDir({ prefix: "fbp-images-" });
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
 
 async function zlib(data: Uint8Array): Promise<Uint8Array> {
   const stream = new Blob([data as BlobPart]).stream().pipeThrough(
@@ -56,6 +47,22 @@ function ihdr(w: number, h: number, depth: number, color: number): Uint8Array {
 
 const PNG_SIGNATURE = new Uint8Array([137, 80, 78, 71, 13, 10, 26, 10]);
 
+/** A PNG file whose header says `ihdr(w, h, depth, color)` and whose IDAT holds `raw` rows. */
+async function pngFile(
+  w: number,
+  h: number,
+  depth: number,
+  color: number,
+  raw: Uint8Array,
+): Promise<Uint8Array> {
+  return bytesOf(
+    PNG_SIGNATURE,
+    pngChunk("IHDR", ihdr(w, h, depth, color)),
+    pngChunk("IDAT", await zlib(raw)),
+    pngChunk("IEND", new Uint8Array(0)),
+  );
+}
+
 /**
  * A PNG written sample by sample (filter 0): `pixel(x, y)` gives the channel values of
  * colour type `color` (0 grey, 2 RGB, 4 grey+alpha, 6 RGBA) at bit depth 8 or 16.
@@ -81,12 +88,7 @@ async function png(
       }
     }
   }
-  return concat([
-    PNG_SIGNATURE,
-    pngChunk("IHDR", ihdr(w, h, depth, color)),
-    pngChunk("IDAT", await zlib(raw)),
-    pngChunk("IEND", new Uint8Array(0)),
-  ]);
+  return await pngFile(w, h, depth, color, raw);
 }
 
 async function jpeg(w: number, h: number): Promise<Uint8Array> {
@@ -155,12 +157,7 @@ Deno.test("decodeImage() reads 1×1 images and the loader resizes them", async (
 Deno.test("decodeImage() refuses 20000×20000 headers before decoding", async () => {
   // A PNG whose IHDR says 20000×20000 with a few bytes of data: the decoder would allocate
   // 1.6 GB for it; the header check refuses it at once.
-  const hugePng = concat([
-    PNG_SIGNATURE,
-    pngChunk("IHDR", ihdr(20000, 20000, 8, 2)),
-    pngChunk("IDAT", await zlib(new Uint8Array(64))),
-    pngChunk("IEND", new Uint8Array(0)),
-  ]);
+  const hugePng = await pngFile(20000, 20000, 8, 2, new Uint8Array(64));
   const hugeJpg = (await jpeg(16, 16)).slice();
   const sof = sofOffset(hugeJpg);
   hugeJpg.set([0x4e, 0x20, 0x4e, 0x20], sof + 5); // height, width = 20000
@@ -175,12 +172,7 @@ Deno.test("decodeImage() refuses 20000×20000 headers before decoding", async ()
     );
     assert.ok(performance.now() - t0 < 200, "refused without decoding");
   }
-  const zeroWide = concat([
-    PNG_SIGNATURE,
-    pngChunk("IHDR", ihdr(0, 5, 8, 2)),
-    pngChunk("IDAT", await zlib(new Uint8Array(5))),
-    pngChunk("IEND", new Uint8Array(0)),
-  ]);
+  const zeroWide = await pngFile(0, 5, 8, 2, new Uint8Array(5));
   await rejectsBad(zeroWide, /png header gives a size of 0×5/);
   await rejectsBad(new TextEncoder().encode("GIF89a......"), /^not a JPEG or PNG file$/);
 });
@@ -283,12 +275,7 @@ Deno.test("BatchLoader skips every kind of bad image, or fails at the first, per
     ["folder.jpg", "dir", /it is a directory/],
     [
       "huge.png",
-      concat([
-        PNG_SIGNATURE,
-        pngChunk("IHDR", ihdr(20000, 20000, 8, 2)),
-        pngChunk("IDAT", await zlib(new Uint8Array(8))),
-        pngChunk("IEND", new Uint8Array(0)),
-      ]),
+      await pngFile(20000, 20000, 8, 2, new Uint8Array(8)),
       /refused before decoding/,
     ],
   ];

@@ -7,44 +7,25 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { readSource } from "../../src/data/source.ts";
-import { RUN_DEFAULTS, type RunConfig } from "../../src/train/run_config.ts";
 import { RunLock } from "../../src/train/run_dir.ts";
+import { genderBaseline, tinyRun, tinyRunCommand } from "../_run_helpers.ts";
 
 const root = await Deno.makeTempDir({ prefix: "fbp-lock-" });
 const people = `synthetic:dir=${root}/people,count=60,size=40,seed=4,labels=gender`;
 await readSource(people);
 
 Deno.test("a second training process on the same folder is refused while the first runs", async () => {
-  const config: RunConfig = {
-    ...RUN_DEFAULTS,
-    name: "locked",
-    out: join(root, "run"),
-    method: "baseline",
-    databases: [{ name: "people", source: people }],
-    tasks: [{ name: "gender", database: "people", label: "gender", lambda: 1 }],
-    widths: [4, 4, 8, 8],
-    imageSize: 32,
-    resize: 36,
+  const config = tinyRun("locked", join(root, "run"), {
+    ...genderBaseline(people, 1000),
     batch: 6,
-    epochs: { warmup: 0, policy: 0, retrain: 1, baseline: 1000 },
-    workers: 0,
-  };
-  const file = join(root, "config.json");
-  await Deno.writeTextFile(file, JSON.stringify(config));
-  const script = new URL("./_tiny_run.ts", import.meta.url).pathname;
-  const spawn = () =>
-    new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", script, file],
-      stdout: "null",
-      stderr: "piped",
-      env: { OMP_NUM_THREADS: "1" },
-    }).spawn();
-  const first = spawn();
+  });
+  const command = await tinyRunCommand(config, root, [], "null");
+  const first = command.spawn();
   try {
     while (!(await Deno.stat(join(config.out, "log.jsonl")).then(() => true, () => false))) {
       await new Promise((r) => setTimeout(r, 10));
     }
-    const second = await spawn().output();
+    const second = await command.output();
     assert.equal(second.code, 1);
     assert.match(
       new TextDecoder().decode(second.stderr),

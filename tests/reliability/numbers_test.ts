@@ -18,9 +18,10 @@ import {
 import { MultiTaskNet } from "../../src/models/network.ts";
 import { readPth } from "../../src/io/pth.ts";
 import { setDefaultBackend } from "../../src/tensor/tensor.ts";
-import { RUN_DEFAULTS, type RunConfig } from "../../src/train/run_config.ts";
+import type { RunConfig } from "../../src/train/run_config.ts";
 import { BadBatchError, NonFiniteInputError, trainStep } from "../../src/train/step.ts";
 import { train, type TrainOptions } from "../../src/train/trainer.ts";
+import { genderBaseline, tinyRun } from "../_run_helpers.ts";
 
 const backend = await loadBackend("cpu");
 setDefaultBackend(backend);
@@ -28,22 +29,12 @@ const root = await Deno.makeTempDir({ prefix: "fbp-numbers-" });
 const people = `synthetic:dir=${root}/people,count=60,size=40,seed=4,labels=gender,labelNoise=0`;
 
 function tiny(name: string, over: Partial<RunConfig> = {}): RunConfig {
-  return {
-    ...RUN_DEFAULTS,
-    name,
-    out: join(root, name),
-    method: "baseline",
-    databases: [{ name: "people", source: people }],
-    tasks: [{ name: "gender", database: "people", label: "gender", lambda: 1 }],
-    widths: [4, 4, 8, 8],
-    imageSize: 32,
-    resize: 36,
+  return tinyRun(name, join(root, name), {
+    ...genderBaseline(people, 2),
     batch: 6,
     lr: 3e-3,
-    epochs: { warmup: 0, policy: 0, retrain: 1, baseline: 2 },
-    workers: 0,
     ...over,
-  };
+  });
 }
 
 async function stops(

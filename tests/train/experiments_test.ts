@@ -7,37 +7,20 @@ import { join } from "node:path";
 import { loadBackend } from "../../src/backend/load.ts";
 import { setDefaultBackend } from "../../src/tensor/tensor.ts";
 import { planComparison, planSweep, runAll } from "../../src/train/experiments.ts";
-import { RUN_DEFAULTS, type RunConfig } from "../../src/train/run_config.ts";
-import { comparisonTable, sweepTable } from "../../src/train/tables.ts";
+import { comparisonTable, sweepTable } from "../../src/report/tables.ts";
+import { tinyRun, twoTasks } from "../_run_helpers.ts";
 
 const backend = await loadBackend("cpu");
 setDefaultBackend(backend);
 const root = await Deno.makeTempDir({ prefix: "fbp-exp-" });
-const base: RunConfig = {
-  ...RUN_DEFAULTS,
-  name: "base",
-  out: join(root, "base"),
-  databases: [
-    {
-      name: "faces",
-      source: `synthetic:dir=${root}/faces,count=50,size=36,seed=7,genders=F,labels=beauty`,
-    },
-    {
-      name: "people",
-      source: `synthetic:dir=${root}/people,count=50,size=36,seed=8,labels=gender`,
-    },
-  ],
-  tasks: [
-    { name: "beauty", database: "faces", label: "beauty", lambda: 1 },
-    { name: "gender", database: "people", label: "gender", lambda: 0.6 },
-  ],
-  widths: [4, 4, 8, 8],
-  imageSize: 32,
-  resize: 36,
+const base = tinyRun("base", join(root, "base"), {
+  ...twoTasks(
+    `synthetic:dir=${root}/faces,count=50,size=36,seed=7,genders=F,labels=beauty`,
+    `synthetic:dir=${root}/people,count=50,size=36,seed=8,labels=gender`,
+  ),
   batch: 8,
   epochs: { warmup: 1, policy: 1, retrain: 1, baseline: 1 },
-  workers: 0,
-};
+});
 
 Deno.test("sweep-ratios trains every ratio × batch and fills Tables 9–10", async () => {
   const runs = planSweep(base, [[1, 0.7], [1, 0.5]], [8, 4], join(root, "sweep"));

@@ -7,9 +7,10 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { loadBackend } from "../../src/backend/load.ts";
 import { setDefaultBackend } from "../../src/tensor/tensor.ts";
-import { RUN_DEFAULTS, type RunConfig } from "../../src/train/run_config.ts";
+import type { RunConfig } from "../../src/train/run_config.ts";
 import { RunInterrupted, train } from "../../src/train/trainer.ts";
 import type { RunResult } from "../../src/train/result.ts";
+import { tinyRun, twoTasks } from "../_run_helpers.ts";
 
 const backend = await loadBackend("cpu");
 setDefaultBackend(backend);
@@ -19,25 +20,15 @@ const beautyDb =
 const genderDb = `synthetic:dir=${root}/people,count=400,size=40,seed=4,labels=gender,labelNoise=0`;
 
 function tinyConfig(name: string, over: Partial<RunConfig> = {}): RunConfig {
-  return {
-    ...RUN_DEFAULTS,
-    name,
-    out: join(root, "runs", name),
-    databases: [{ name: "faces", source: beautyDb }, { name: "people", source: genderDb }],
-    tasks: [
-      { name: "beauty", database: "faces", label: "beauty", lambda: 1 },
-      { name: "gender", database: "people", label: "gender", lambda: 0.6 },
-    ],
+  return tinyRun(name, join(root, "runs", name), {
+    ...twoTasks(beautyDb, genderDb),
     widths: [8, 8, 16, 16],
-    imageSize: 32,
-    resize: 36,
     batch: 16,
     lr: 3e-3,
     epochs: { warmup: 3, policy: 3, retrain: 10, baseline: 4 },
-    workers: 0,
     dropout: 0.1,
     ...over,
-  };
+  });
 }
 
 let full: RunResult | null = null;

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Rng } from "../rng.ts";
+import type { Rng } from "../../random/rng.ts";
 import type { FaceFeatures, Rgb } from "./features.ts";
 
 /** A shape: signed distance (face units, negative inside) and a colour per point. */

@@ -10,7 +10,7 @@
  * @module
  */
 
-import type { Rng } from "../rng.ts";
+import type { Rng } from "../../random/rng.ts";
 
 /** RGB colour, 0–255 per channel. */
 export type Rgb = [number, number, number];

@@ -14,7 +14,7 @@ import ExcelJS from "exceljs";
 import { Image } from "imagescript";
 import { join } from "node:path";
 import { formatCsv } from "../csv.ts";
-import { Rng } from "../rng.ts";
+import { Rng } from "../../random/rng.ts";
 import { drawFace } from "./draw.ts";
 import { type FaceFeatures, sampleFeatures, STYLE_COUNT, trueScore } from "./features.ts";
 

@@ -12,7 +12,7 @@ import {
   sweepCsv,
   sweepJson,
   sweepTable,
-} from "../../src/train/tables.ts";
+} from "../../src/report/tables.ts";
 
 function metrics(accuracy: number, f1Weighted: number, f1Macro: number): TaskMetrics {
   return {

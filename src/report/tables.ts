@@ -11,8 +11,8 @@
  * 0–1 and seconds, with snake_case keys like metrics.json's `f1_macro`.
  * @module
  */
-import { csvText, markdownTable } from "./report_markdown.ts";
-import type { RunResult } from "./result.ts";
+import { csvText, markdownTable } from "./markdown.ts";
+import type { RunResult } from "../train/result.ts";
 
 /** A finished run with its row label (e.g. "ResNet18 + AFF", "1:0.6 (batch 32)"). */
 export interface LabelledRun {

@@ -7,7 +7,7 @@ import {
   lossPlot,
   policyPlot,
   sweepPlot,
-} from "../../src/train/plots.ts";
+} from "../../src/report/plots.ts";
 import type { HistoryEntry, RunResult } from "../../src/train/result.ts";
 
 /**

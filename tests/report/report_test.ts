@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { classificationMetrics } from "../../src/train/metrics.ts";
-import { renderReport, writeReport } from "../../src/train/report.ts";
+import { renderReport, writeReport } from "../../src/report/report.ts";
 import type { RunResult } from "../../src/train/result.ts";
 
 const beauty = classificationMetrics([0, 1, 2, 2, 1], [0, 1, 2, 1, 1], ["1", "2", "3"]);

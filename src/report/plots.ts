@@ -8,7 +8,7 @@
 import type { TopLevelSpec } from "vega-lite";
 import { blockName } from "../models/config.ts";
 import { renderSvg } from "./plot_render.ts";
-import type { HistoryEntry, TaskMetrics } from "./result.ts";
+import type { HistoryEntry, TaskMetrics } from "../train/result.ts";
 import type { LabelledRun } from "./tables.ts";
 
 /** The stages that form one phase of the curves (policy learning alternates two stages). */
@@ -170,6 +170,65 @@ export function accuracyPlot(history: readonly HistoryEntry[]): Promise<string> 
   }));
 }
 
+/** A nominal axis of a cell grid. */
+interface GridAxis {
+  field: string;
+  sort: readonly string[];
+  title: string;
+  axis?: Record<string, string | number>;
+}
+
+/** What a cell grid draws: a rect per datum at (x, y), filled by a colour channel, labelled. */
+interface GridOptions {
+  title: string;
+  values: Record<string, string | number>[];
+  /** Cell width and height in pixels. */
+  cell: [number, number];
+  x: GridAxis;
+  y: GridAxis;
+  /** Width of the white lines between cells. */
+  strokeWidth: number;
+  /** The rects' colour channel. */
+  fill: Record<string, unknown>;
+  fontSize: number;
+  /** The labels' text channel. */
+  text: Record<string, string>;
+  /** Vega expression true on dark cells, whose label is white; other labels are `ink`. */
+  dark: string;
+  ink: string;
+}
+
+/** A heat-map with a label in every cell (the policy, confusion matrices). */
+function cellGridSpec(o: GridOptions): TopLevelSpec {
+  const axis = ({ field, sort, title, axis }: GridAxis) => ({
+    field,
+    type: "nominal" as const,
+    sort: [...sort],
+    title,
+    ...(axis ? { axis } : {}),
+  });
+  return {
+    title: o.title,
+    data: { values: o.values },
+    width: { step: o.cell[0] },
+    height: { step: o.cell[1] },
+    encoding: { x: axis(o.x), y: axis(o.y) },
+    layer: [
+      {
+        mark: { type: "rect", stroke: "white", strokeWidth: o.strokeWidth },
+        encoding: { color: o.fill },
+      },
+      {
+        mark: { type: "text", fontSize: o.fontSize },
+        encoding: {
+          text: o.text,
+          color: { condition: { test: o.dark, value: "white" }, value: o.ink },
+        },
+      },
+    ],
+  } as TopLevelSpec;
+}
+
 /**
  * The policy as a tasks × blocks heat-map: a filled cell executes the block, a pale one skips.
  * @param policy task → 1 (execute) / 0 (skip) per block, blocks in network order
@@ -182,39 +241,24 @@ export function policyPlot(policy: Readonly<Record<string, readonly number[]>>):
   const values = tasks.flatMap((task) =>
     policy[task].map((v, b) => ({ task, block: names[b], state: v === 1 ? "execute" : "skip" }))
   );
-  return renderSvg({
+  return renderSvg(cellGridSpec({
     title: "Policy (blocks each task executes)",
-    data: { values },
-    width: { step: 64 },
-    height: { step: 30 },
-    encoding: {
-      x: { field: "block", type: "nominal", sort: names, title: "block", axis: { labelAngle: 0 } },
-      y: { field: "task", type: "nominal", sort: tasks, title: "task" },
+    values,
+    cell: [64, 30],
+    x: { field: "block", sort: names, title: "block", axis: { labelAngle: 0 } },
+    y: { field: "task", sort: tasks, title: "task" },
+    strokeWidth: 2,
+    fill: {
+      field: "state",
+      type: "nominal",
+      title: "block",
+      scale: { domain: ["execute", "skip"], range: ["#3b6ea8", "#e5e7eb"] },
     },
-    layer: [
-      {
-        mark: { type: "rect", stroke: "white", strokeWidth: 2 },
-        encoding: {
-          color: {
-            field: "state",
-            type: "nominal",
-            title: "block",
-            scale: { domain: ["execute", "skip"], range: ["#3b6ea8", "#e5e7eb"] },
-          },
-        },
-      },
-      {
-        mark: { type: "text", fontSize: 11 },
-        encoding: {
-          text: { field: "state" },
-          color: {
-            condition: { test: "datum.state === 'execute'", value: "white" },
-            value: "#444",
-          },
-        },
-      },
-    ],
-  });
+    fontSize: 11,
+    text: { field: "state" },
+    dark: "datum.state === 'execute'",
+    ink: "#444",
+  }));
 }
 
 /**
@@ -234,43 +278,30 @@ export function confusionPlot(task: string, metrics: TaskMetrics): Promise<strin
       rate: total === 0 ? 0 : count / total,
     }));
   });
-  return renderSvg({
+  return renderSvg(cellGridSpec({
     title: `${task}: confusion matrix (n = ${metrics.count})`,
-    data: { values },
-    width: { step: 44 },
-    height: { step: 44 },
-    encoding: {
-      x: {
-        field: "predicted",
-        type: "nominal",
-        sort: classes,
-        title: "predicted",
-        axis: { orient: "top", labelAngle: 0 },
-      },
-      y: { field: "actual", type: "nominal", sort: classes, title: "true" },
+    values,
+    cell: [44, 44],
+    x: {
+      field: "predicted",
+      sort: classes,
+      title: "predicted",
+      axis: { orient: "top", labelAngle: 0 },
     },
-    layer: [
-      {
-        mark: { type: "rect", stroke: "white", strokeWidth: 1 },
-        encoding: {
-          color: {
-            field: "rate",
-            type: "quantitative",
-            title: "row share",
-            scale: { scheme: "blues", domain: [0, 1] },
-            legend: { format: ".0%" },
-          },
-        },
-      },
-      {
-        mark: { type: "text", fontSize: 12 },
-        encoding: {
-          text: { field: "count", type: "quantitative" },
-          color: { condition: { test: "datum.rate > 0.5", value: "white" }, value: "#222" },
-        },
-      },
-    ],
-  });
+    y: { field: "actual", sort: classes, title: "true" },
+    strokeWidth: 1,
+    fill: {
+      field: "rate",
+      type: "quantitative",
+      title: "row share",
+      scale: { scheme: "blues", domain: [0, 1] },
+      legend: { format: ".0%" },
+    },
+    fontSize: 12,
+    text: { field: "count", type: "quantitative" },
+    dark: "datum.rate > 0.5",
+    ink: "#222",
+  }));
 }
 
 /**

@@ -8,8 +8,8 @@ import { join } from "node:path";
 import { writeFileAtomic } from "../io/atomic_write.ts";
 import { blockName } from "../models/config.ts";
 import { accuracyPlot, confusionPlot, lossPlot, policyPlot } from "./plots.ts";
-import { markdownTable } from "./report_markdown.ts";
-import type { RunResult, TaskMetrics } from "./result.ts";
+import { markdownTable } from "./markdown.ts";
+import type { RunResult, TaskMetrics } from "../train/result.ts";
 import { formatDuration, formatPercent, runTable } from "./tables.ts";
 
 /** A rendered report: Markdown text and SVG documents by file name. */

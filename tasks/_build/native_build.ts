@@ -8,14 +8,15 @@
  * processes (e.g. test workers) that race to build never load a half-written library.
  * @module
  */
-import { basename, join, relative } from "node:path";
-import { fileURLToPath } from "node:url";
+import { basename, join } from "node:path";
+import {
+  CPU_LIBRARY_PATH,
+  CUDA_LIBRARY_PATH,
+  displayPath,
+  REPO_ROOT,
+} from "../../src/backend/library_paths.ts";
 
-/** The repository root (two folders above this file). */
-export const REPO_ROOT: string = fileURLToPath(new URL("../../", import.meta.url));
-
-/** Where the built CPU library lives. */
-export const CPU_LIBRARY_PATH: string = join(REPO_ROOT, "native", "build", "libfbp_cpu.so");
+export { CPU_LIBRARY_PATH, CUDA_LIBRARY_PATH, displayPath, REPO_ROOT };
 
 /**
  * Compiler flags of the CPU library (part of the stamp, so changing them rebuilds).
@@ -33,9 +34,6 @@ export const CPU_CFLAGS: readonly string[] = [
   "-Wall",
   "-Wextra",
 ];
-
-/** Where the built CUDA library lives. */
-export const CUDA_LIBRARY_PATH: string = join(REPO_ROOT, "native", "build", "libfbp_cuda.so");
 
 /**
  * nvcc flags of the CUDA library (part of the stamp). Machine code for sm_75 (Turing) and
@@ -85,7 +83,10 @@ export async function ensureCpuLibrary(options: BuildOptions = {}): Promise<stri
 export async function buildCpuLibrary(options: BuildOptions = {}): Promise<BuildResult> {
   const start = performance.now();
   const compiler = Deno.env.get("CC") || "cc";
-  const sources = await listSources([["native/include", /\.h$/], ["native/cpu", /./]]);
+  const sources = await listSources([["native/include", /\.h$/], ["native/common", /./], [
+    "native/cpu",
+    /./,
+  ]]);
   const cFiles = sources.filter((f) => f.startsWith("native/cpu/") && f.endsWith(".c"));
   if (cFiles.length === 0) {
     throw new Error(`No C sources found under ${join(REPO_ROOT, "native/cpu")}`);
@@ -94,6 +95,8 @@ export async function buildCpuLibrary(options: BuildOptions = {}): Promise<Build
     ...CPU_CFLAGS,
     "-I",
     "native/include",
+    "-I",
+    "native/common",
     ...cFiles,
     "-o",
     output,
@@ -108,7 +111,7 @@ export async function buildCpuLibrary(options: BuildOptions = {}): Promise<Build
   if (!options.force && await isCurrent(stampPath, digest, CPU_LIBRARY_PATH)) {
     return { path: CPU_LIBRARY_PATH, built: false, seconds: (performance.now() - start) / 1000 };
   }
-  await ensureOneDnnHeader(compiler, options.quiet ?? false);
+  await ensureOneDnnHeader(compiler);
   await Deno.mkdir(join(REPO_ROOT, "native", "build"), { recursive: true });
   const tmp = `${CPU_LIBRARY_PATH}.${Deno.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`;
   try {
@@ -171,7 +174,7 @@ export async function buildCudaLibrary(options: BuildOptions = {}): Promise<Buil
   const start = performance.now();
   const nvcc = await findNvcc();
   if (nvcc === null) return null;
-  const sources = await listSources([["native/include", /\.h$/], [
+  const sources = await listSources([["native/include", /\.h$/], ["native/common", /./], [
     "native/cuda",
     /\.(cu|cuh|h)$/,
   ]]);
@@ -183,6 +186,8 @@ export async function buildCudaLibrary(options: BuildOptions = {}): Promise<Buil
     ...CUDA_NVCC_FLAGS,
     "-I",
     "native/include",
+    "-I",
+    "native/common",
     "-c",
     src,
     "-o",
@@ -305,31 +310,16 @@ function compilerMissing(compiler: string): string {
     ` (or set CC to a compiler).`;
 }
 
-/** Checks that <oneapi/dnnl/dnnl.h> is visible to the compiler; installs it when root. */
-async function ensureOneDnnHeader(compiler: string, quiet: boolean): Promise<void> {
+/**
+ * Checks that <oneapi/dnnl/dnnl.h> is visible to the compiler. Installing it is a setup
+ * step (README, .ci/run), never a side effect of a build.
+ */
+async function ensureOneDnnHeader(compiler: string): Promise<void> {
   if (await hasHeader(compiler)) return;
-  const install = "apt-get install -y libdnnl-dev";
-  if (Deno.uid() !== 0) {
-    throw new Error(
-      `Cannot build the CPU library: the oneDNN header <oneapi/dnnl/dnnl.h> is missing. ` +
-        `Install the Debian package libdnnl-dev: \`sudo ${install}\``,
-    );
-  }
-  if (!quiet) console.error(`cpu: oneDNN header missing, running \`${install}\``);
-  const env = { DEBIAN_FRONTEND: "noninteractive" };
-  const apt = (args: string[]) =>
-    run("apt-get", args, { env, missing: "apt-get not found", inherit: !quiet });
-  let res = await apt(["install", "-y", "libdnnl-dev"]);
-  if (res.code !== 0) {
-    res = await apt(["update"]);
-    if (res.code === 0) res = await apt(["install", "-y", "libdnnl-dev"]);
-  }
-  if (res.code !== 0 || !await hasHeader(compiler)) {
-    throw new Error(
-      `Cannot build the CPU library: installing libdnnl-dev failed (\`${install}\`)` +
-        (res.text ? `:\n${res.text}` : ""),
-    );
-  }
+  throw new Error(
+    `Cannot build the CPU library: the oneDNN header <oneapi/dnnl/dnnl.h> is missing. ` +
+      "Install the Debian package libdnnl-dev: `apt-get install -y libdnnl-dev`",
+  );
 }
 
 async function hasHeader(compiler: string): Promise<boolean> {
@@ -387,10 +377,4 @@ async function run(
     if (err instanceof Deno.errors.NotFound) throw new Error(opts.missing);
     throw err;
   }
-}
-
-/** The library path relative to the current directory, for messages. */
-export function displayPath(path: string): string {
-  const rel = relative(Deno.cwd(), path);
-  return rel.startsWith("..") ? path : rel;
 }

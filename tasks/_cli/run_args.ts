@@ -4,49 +4,52 @@
  * @module
  */
 import { join } from "node:path";
-import type { BnMode } from "../nn/batch_norm.ts";
-import { presetConfig, type PresetName, PRESETS } from "./presets.ts";
-import type { DatabaseSpec, RunConfig, TaskSpec } from "./run_config.ts";
+import type { BnMode } from "../../src/nn/batch_norm.ts";
+import { presetConfig, type PresetName, PRESETS } from "../../src/train/presets.ts";
+import type { DatabaseSpec, RunConfig, TaskSpec } from "../../src/train/run_config.ts";
+import { stringOptions } from "./options.ts";
 
 /** node:util parseArgs option table of the run flags. */
 export const RUN_OPTIONS = {
-  preset: { type: "string" },
-  scut: { type: "string" },
-  lsafbd: { type: "string" },
+  ...stringOptions("preset", "scut", "lsafbd"),
   db: { type: "string", multiple: true },
   task: { type: "string", multiple: true },
   aff: { type: "boolean" },
   "no-aff": { type: "boolean" },
-  policy: { type: "string" },
-  pretrained: { type: "string" },
-  "warmup-epochs": { type: "string" },
-  "policy-epochs": { type: "string" },
-  "retrain-epochs": { type: "string" },
-  epochs: { type: "string" },
-  batch: { type: "string" },
-  lr: { type: "string" },
-  "lr-schedule": { type: "string" },
-  "weight-decay": { type: "string" },
-  seed: { type: "string" },
-  "image-size": { type: "string" },
-  resize: { type: "string" },
-  tau: { type: "string" },
-  "tau-decay": { type: "string" },
-  "curriculum-speed": { type: "string" },
-  "sparsity-weight": { type: "string" },
-  "share-weight": { type: "string" },
-  "policy-lr": { type: "string" },
+  ...stringOptions(
+    "policy",
+    "pretrained",
+    "warmup-epochs",
+    "policy-epochs",
+    "retrain-epochs",
+    "epochs",
+    "batch",
+    "lr",
+    "lr-schedule",
+    "weight-decay",
+    "seed",
+    "image-size",
+    "resize",
+    "tau",
+    "tau-decay",
+    "curriculum-speed",
+    "sparsity-weight",
+    "share-weight",
+    "policy-lr",
+  ),
   "hard-gumbel": { type: "boolean" },
-  "final-policy": { type: "string" },
-  bn: { type: "string" },
-  "aff-scale": { type: "string" },
-  dropout: { type: "string" },
-  widths: { type: "string" },
-  workers: { type: "string" },
-  cache: { type: "string" },
-  "on-bad-image": { type: "string" },
-  out: { type: "string" },
-  name: { type: "string" },
+  ...stringOptions(
+    "final-policy",
+    "bn",
+    "aff-scale",
+    "dropout",
+    "widths",
+    "workers",
+    "cache",
+    "on-bad-image",
+    "out",
+    "name",
+  ),
 } as const;
 
 /** Help text of the run flags. */

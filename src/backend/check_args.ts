@@ -1,0 +1,134 @@
+/**
+ * The contract's argument checks in TypeScript, for backends without a C library (the
+ * reference backend). They follow the order and wording of the C checks that
+ * tasks/_build/abi_codegen.ts generates from the same table, and add one check C cannot
+ * make: every buffer holds at least the elements its sizes say.
+ * @module
+ */
+import { type KernelArgs, type KernelName, KERNELS } from "./contract.ts";
+import { cParams, type Rule, type Storage } from "./kernel_spec.ts";
+
+/** Most elements any buffer can have (as FBP_MAX_NUMEL in C, 64-bit size_t). */
+export const MAX_NUMEL: number = Math.floor((2 ** 64 - 64) / 4);
+
+type Flat = Map<string, unknown>;
+
+function size(v: Flat, name: string): number {
+  return v.get(name) as number;
+}
+
+/** Output size of a window of `k` over `x` with stride and symmetric padding. */
+export function windowSize(x: number, k: number, stride: number, pad: number): number {
+  const span = x + 2 * pad - k;
+  return span < 0 ? 0 : Math.floor(span / stride) + 1;
+}
+
+function checkRule(fn: string, rule: Rule, v: Flat, tensorOf: (prefix: string) => string) {
+  const fail = (msg: string): never => {
+    throw new RangeError(`${fn}: ${msg}`);
+  };
+  switch (rule[0]) {
+    case "window": {
+      const [, out, x, k, stride, pad] = rule;
+      const o = windowSize(size(v, x), size(v, k), size(v, stride), size(v, pad));
+      v.set(out, o);
+      if (o < 1) {
+        fail(
+          `output size '${out}' is ${o} < 1 (${x} ${size(v, x)}, ${k} ${size(v, k)}, ` +
+            `stride ${size(v, stride)}, pad ${size(v, pad)})`,
+        );
+      }
+      return;
+    }
+    case "max":
+      v.set(rule[1], Math.max(size(v, rule[2]), size(v, rule[3])));
+      return;
+    case "broadcast":
+      for (let k = 0; k < 4; k++) {
+        const a = size(v, rule[1] + k), b = size(v, rule[2] + k);
+        if (a !== b && a !== 1 && b !== 1) {
+          fail(`dim ${k} of ${rule[1]} (${a}) and ${rule[2]} (${b}) cannot broadcast`);
+        }
+      }
+      return;
+    case "reduce":
+      for (let k = 0; k < 4; k++) {
+        const from = size(v, rule[1] + k), to = size(v, rule[2] + k);
+        if (to !== from && to !== 1) {
+          fail(`dim ${k} of ${tensorOf(rule[2])} (${to}) must be ${from} or 1`);
+        }
+      }
+      return;
+    case "span":
+      if (size(v, rule[1]) > MAX_NUMEL - size(v, rule[2])) {
+        fail(
+          `offset + n is past any buffer (${rule[1]} ${size(v, rule[1])}, n ${size(v, rule[2])})`,
+        );
+      }
+      return;
+  }
+}
+
+/**
+ * Checks the named arguments of kernel `name` against its contract.
+ * @returns false when the call has nothing to do (an empty count), true otherwise
+ * @throws {RangeError} naming the kernel and the argument, as the C library would
+ */
+export function checkKernelArgs<N extends KernelName>(name: N, named: KernelArgs<N>): boolean {
+  const args = named as unknown as Readonly<Record<string, unknown>>;
+  const spec = KERNELS[name];
+  const params = cParams(spec);
+  const v: Flat = new Map();
+  const fail = (msg: string): never => {
+    throw new RangeError(`${name}: ${msg}`);
+  };
+  for (const { name: p, arg, spec: a, index } of params) {
+    const value = a.kind === "shape4" ? (args[arg] as readonly number[])[index!] : args[arg];
+    switch (a.kind) {
+      case "int":
+        if (!((value as number) >= a.min)) {
+          fail(`${a.size ? "size " : ""}'${p}' must be >= ${a.min}, got ${value}`);
+        }
+        break;
+      case "shape4":
+        if (!((value as number) >= 1)) fail(`size '${p}' must be >= 1, got ${value}`);
+        break;
+      case "enum":
+        if (a.values[value as string] === undefined) fail(`unknown ${p} ${String(value)}`);
+        break;
+      case "float":
+        if (
+          (a.min !== undefined && !((value as number) >= a.min)) ||
+          (a.max !== undefined && !((value as number) <= a.max))
+        ) {
+          const range = a.max === undefined ? `>= ${a.min}` : `in [${a.min}, ${a.max}]`;
+          fail(`${p} must be ${range}, got ${value}`);
+        }
+        break;
+    }
+    v.set(p, value);
+  }
+  const tensorOf = (prefix: string) =>
+    params.find((q) => q.spec.kind === "tensor" && q.spec.dims[0] === `${prefix}0`)?.name ??
+      prefix;
+  for (const rule of spec.rules ?? []) checkRule(name, rule, v, tensorOf);
+  if (spec.emptyIf !== undefined && size(v, spec.emptyIf) === 0) return false;
+  for (const { name: p, spec: a } of params) {
+    if (a.kind !== "tensor") continue;
+    const s = v.get(p) as Storage | null | undefined;
+    let required = !a.nullable;
+    if (a.requiredIf) required = a.requiredIf.values.includes(v.get(a.requiredIf.arg) as string);
+    if (s === null || s === undefined) {
+      if (required) fail(`argument '${p}' is NULL`);
+      continue;
+    }
+    const numel = a.dims.reduce((n, d) => n * size(v, d), 1);
+    if (numel > MAX_NUMEL) {
+      fail(`${p} (${a.dims.join(", ")}) has more elements than any buffer can hold`);
+    }
+    if (s.size < numel) {
+      fail(`${p} holds ${s.size} floats, expected ${numel} (${a.dims.join("×")})`);
+    }
+  }
+  return true;
+}

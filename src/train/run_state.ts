@@ -1,0 +1,124 @@
+/**
+ * Everything a run changes as it goes, in one object: the network, its two optimisers,
+ * where the run is in its epoch plan, and what it has recorded so far. `last.safetensors`
+ * saves all of it (resume.ts), so a run stopped anywhere goes on with the same numbers.
+ * There is no random-generator state to keep: every draw is a function of the seed, the
+ * plan position and the step.
+ * @module
+ */
+import type { NetworkConfig } from "../models/config.ts";
+import { importTorchvisionResnet18 } from "../models/checkpoint.ts";
+import { MultiTaskNet } from "../models/network.ts";
+import { AdamW } from "../optim/adamw.ts";
+import type { HistoryEntry, StageTime } from "./result.ts";
+import type { EpochAccumulator, Resume } from "./resume.ts";
+import type { RunConfig } from "./run_config.ts";
+import type { RunInputs } from "./run_context.ts";
+
+/** The mutable state of a run. */
+export interface RunState {
+  net: MultiTaskNet;
+  /** AdamW over the network weights; re-training replaces it along with the network. */
+  weightsOpt: AdamW;
+  /** AdamW over the policy logits (the policy being learnt). */
+  policyOpt: AdamW;
+  /** Index into the plan of the epoch running, or next to run; its entry names the stage. */
+  position: number;
+  /** Steps of that epoch already done, and their figures (when resumed mid-epoch). */
+  step: number;
+  partial: EpochAccumulator | null;
+  /** The policy fixed on entering re-training; null before. */
+  finalPolicy: Record<string, number[]> | null;
+  /** First task's best validation accuracy in the final stage, kept in checkpoint.safetensors. */
+  bestVal: number;
+  bestEpoch: number;
+  history: HistoryEntry[];
+  /** Wall time and epochs per stage. */
+  stages: StageTime[];
+}
+
+/** Task config of the network, from the run's tasks and the data's classes. */
+function networkConfig(inputs: RunInputs, policy?: Record<string, number[]>): NetworkConfig {
+  const c = inputs.config;
+  return {
+    arch: "resnet18",
+    tasks: c.tasks.map((t) => ({
+      name: t.name,
+      classes: inputs.classes[t.name].length,
+      database: t.database,
+    })),
+    databases: c.databases.map((d) => d.name),
+    aff: c.aff,
+    affScale: c.affScale,
+    affReduction: c.affReduction,
+    bn: c.bn,
+    policy,
+    dropout: c.dropout,
+    widths: c.widths,
+    imageSize: c.imageSize,
+  };
+}
+
+/** The initial network (seeded, then `--pretrained` weights), executing `policy` if given. */
+export async function buildNet(
+  inputs: RunInputs,
+  policy?: Record<string, number[]>,
+): Promise<MultiTaskNet> {
+  const c = inputs.config;
+  const net = new MultiTaskNet(networkConfig(inputs, policy), {
+    seed: c.seed,
+    backend: inputs.opts.backend,
+  });
+  if (c.pretrained) await importTorchvisionResnet18(net, c.pretrained, inputs.pretrained);
+  return net;
+}
+
+/** A fresh optimiser over the network weights. */
+export function weightsOptimizer(c: RunConfig, net: MultiTaskNet): AdamW {
+  return new AdamW(net.weightParameters(), { lr: c.lr, weightDecay: c.weightDecay });
+}
+
+/** The state at the start of a run, or where `resume` left it. */
+export async function createRunState(
+  inputs: RunInputs,
+  resume: Resume | null,
+): Promise<RunState> {
+  const c = inputs.config;
+  // A resumed re-training needs its fixed policy built into the network.
+  const net = await buildNet(inputs, resume?.state.finalPolicy ?? undefined);
+  const state: RunState = {
+    net,
+    weightsOpt: weightsOptimizer(c, net),
+    policyOpt: new AdamW([net.policy.logits], {
+      lr: c.policyLr,
+      weightDecay: c.policyWeightDecay,
+    }),
+    position: 0,
+    step: 0,
+    partial: null,
+    finalPolicy: null,
+    bestVal: -1,
+    bestEpoch: 0,
+    history: [],
+    stages: [],
+  };
+  resume?.restoreInto(state);
+  return state;
+}
+
+/** The wall-time entry of a stage, added on its first use. */
+export function stageTime(state: RunState, stage: string): StageTime {
+  let s = state.stages.find((x) => x.stage === stage);
+  if (!s) {
+    s = { stage, epochs: 0, seconds: 0 };
+    state.stages.push(s);
+  }
+  return s;
+}
+
+/** Frees the tensors of the network and optimisers. */
+export function disposeRunState(state: RunState): void {
+  state.weightsOpt.dispose();
+  state.policyOpt.dispose();
+  state.net.dispose();
+}

@@ -1,0 +1,123 @@
+/**
+ * What sets AdaShare's stages and the baseline apart; the rest of an epoch is the same for
+ * all of them (epoch.ts):
+ *   warm-up, baseline: the whole network (every block executed) learns its weights;
+ *   policy learning: alternately the weights (on train-w) and the policy logits (on
+ *     train-p), through soft Gumbel gates;
+ *   re-training: the initial weights again, in a network that executes the fixed policy.
+ * @module
+ */
+import { BLOCKS } from "../models/config.ts";
+import type { MultiTaskNet } from "../models/network.ts";
+import { argmaxPolicy, gumbelGates, gumbelNoise, samplePolicy } from "../models/policy.ts";
+import { Rng } from "../random/rng.ts";
+import type { EpochKind } from "./plan.ts";
+import type { RunConfig } from "./run_config.ts";
+import type { Gates, RunContext } from "./run_context.ts";
+import { buildNet, type RunState, weightsOptimizer } from "./run_state.ts";
+
+/** What a training step's gates may depend on. */
+export interface GateDraw {
+  /** The step's seed. */
+  seed: number;
+  /** Gumbel temperature and curriculum window of the epoch. */
+  tau: number;
+  window: number;
+  config: RunConfig;
+}
+
+/** The rules of the epochs of one kind. */
+export interface StageRules {
+  /** The training split its steps draw from. */
+  part: "train" | "trainW" | "trainP";
+  /** Its steps update the policy logits (weights frozen) rather than the weights. */
+  learnsLogits: boolean;
+  /** Policy learning: soft gates at temperature τ (kept in the history), no LR schedule. */
+  policyPhase: boolean;
+  /** A training step's gates, built inside the step's scope since they hold tensors. */
+  stepGates(net: MultiTaskNet, draw: GateDraw): () => Gates;
+  /** The gates of its validation: the policy the network would run with. */
+  evalGates(net: MultiTaskNet): Gates;
+  /** Runs before each of its epochs. */
+  enter?(ctx: RunContext, state: RunState): Promise<void>;
+}
+
+const wholeNetwork = (net: MultiTaskNet): Gates => net.allExecuteGates();
+const hardPolicy = (net: MultiTaskNet): Gates => net.evalGates();
+
+/** Gumbel-softmax gates over the logits, with the noise drawn from the step's seed. */
+function softGates(net: MultiTaskNet, d: GateDraw): () => Gates {
+  const noise = gumbelNoise(net.policy.logits.size, new Rng(d.seed, 0x6b));
+  return () => {
+    const perTask = gumbelGates(net.policy.logits, noise, {
+      tau: d.tau,
+      hard: d.config.hardGumbel,
+      window: d.window,
+    });
+    return new Map(d.config.tasks.map((t, i) => [t.name, perTask[i]]));
+  };
+}
+
+/**
+ * Entering re-training: fixes the policy (argmax or a sample of the learnt logits) and
+ * restarts from the initial weights in a network that executes it. The learnt logits are
+ * copied over, so the network still reports them.
+ */
+async function fixPolicy(ctx: RunContext, state: RunState): Promise<void> {
+  if (state.finalPolicy) return; // fixed before this run was resumed
+  const { config } = ctx;
+  const logits = state.net.policy.logits.toArray();
+  const T = config.tasks.length;
+  const p = config.finalPolicy === "argmax"
+    ? argmaxPolicy(logits, T, BLOCKS)
+    : samplePolicy(logits, T, BLOCKS, new Rng(config.seed, 0xf1a1));
+  state.finalPolicy = Object.fromEntries(config.tasks.map((t, i) => [t.name, p[i]]));
+  const fresh = await buildNet(ctx, state.finalPolicy);
+  const carried = fresh.policy.logits;
+  carried.backend.copyIn(carried.storage, logits);
+  state.weightsOpt.dispose();
+  state.net.dispose();
+  state.net = fresh;
+  state.weightsOpt = weightsOptimizer(config, fresh);
+  ctx.note(
+    `policy fixed: ${
+      Object.entries(state.finalPolicy).map(([t, v]) => `${t} ${v.join("")}`).join(", ")
+    }`,
+  );
+}
+
+const WHOLE_NETWORK: StageRules = {
+  part: "train",
+  learnsLogits: false,
+  policyPhase: false,
+  stepGates: (net) => () => wholeNetwork(net),
+  evalGates: wholeNetwork,
+};
+
+/** The rules of each epoch kind. */
+export const STAGES: Readonly<Record<EpochKind, StageRules>> = {
+  warmup: WHOLE_NETWORK,
+  "policy-weights": {
+    part: "trainW",
+    learnsLogits: false,
+    policyPhase: true,
+    stepGates: softGates,
+    evalGates: hardPolicy,
+  },
+  "policy-logits": {
+    part: "trainP",
+    learnsLogits: true,
+    policyPhase: true,
+    stepGates: softGates,
+    evalGates: hardPolicy,
+  },
+  retrain: {
+    part: "train",
+    learnsLogits: false,
+    policyPhase: false,
+    stepGates: (net) => () => hardPolicy(net),
+    evalGates: hardPolicy,
+    enter: fixPolicy,
+  },
+  baseline: WHOLE_NETWORK,
+};

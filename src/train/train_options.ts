@@ -1,0 +1,55 @@
+/**
+ * How a caller drives and watches train(): options, progress events, and the error an
+ * interrupted run ends with. The trainer re-exports all three.
+ * @module
+ */
+import type { Backend } from "../backend/backend.ts";
+import type { HostTensor } from "../models/checkpoint.ts";
+import type { PlannedEpoch } from "./plan.ts";
+import type { HistoryEntry } from "./result.ts";
+import type { StepBatch } from "./step.ts";
+
+/** Progress of the running epoch, for progress bars. */
+export interface ProgressEvent {
+  kind: PlannedEpoch["kind"];
+  epoch: number;
+  of: number;
+  step: number;
+  steps: number;
+  /** Images processed in this epoch so far. */
+  images: number;
+  /** Seconds spent in this epoch so far. */
+  seconds: number;
+  /** Running mean loss of the epoch. */
+  loss: number;
+}
+
+/** Options of train(). */
+export interface TrainOptions {
+  backend: Backend;
+  /** Continue from `last.safetensors` in the run folder. */
+  resume?: boolean;
+  /** Called after every step. */
+  onProgress?: (e: ProgressEvent) => void;
+  /** Called after every epoch with its history entry. */
+  onEpoch?: (e: HistoryEntry) => void;
+  /** Messages for the user (data problems, stage changes). */
+  onNote?: (message: string) => void;
+  /** When aborted: finish the step, write `last.safetensors`, throw RunInterrupted. */
+  signal?: AbortSignal;
+  /**
+   * The `--pretrained` tensors when the caller already read and checked them with
+   * readPretrainedWeights (the CLI does, before loading a backend); read here otherwise.
+   */
+  pretrained?: ReadonlyMap<string, HostTensor>;
+  /** Test hook: may alter a batch before its step (e.g. inject a NaN), by plan position and step. */
+  transformBatch?: (position: number, step: number, batch: StepBatch) => void;
+}
+
+/** The run stopped on request; `last.safetensors` holds where it was. */
+export class RunInterrupted extends Error {
+  constructor(readonly lastPath: string) {
+    super(`Run interrupted: its state is in "${lastPath}". Hint: continue with --resume`);
+    this.name = "RunInterrupted";
+  }
+}

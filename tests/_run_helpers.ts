@@ -1,0 +1,77 @@
+/**
+ * Small training runs for the tests that train (tests/train, tests/reliability): run
+ * configs of a narrow network on 32×32 synthetic images, and the command that trains one
+ * in a child process (tests/reliability/_tiny_run.ts).
+ * @module
+ */
+import { join } from "node:path";
+import { RUN_DEFAULTS, type RunConfig } from "../src/train/run_config.ts";
+
+/**
+ * A run config: RUN_DEFAULTS with a 4-4-8-8 network on 32×32 images (resized from 36)
+ * decoded without workers, then `over` (which names the databases and tasks).
+ */
+export function tinyRun(
+  name: string,
+  out: string,
+  over: Partial<RunConfig> & Pick<RunConfig, "databases" | "tasks">,
+): RunConfig {
+  return {
+    ...RUN_DEFAULTS,
+    name,
+    out,
+    widths: [4, 4, 8, 8],
+    imageSize: 32,
+    resize: 36,
+    workers: 0,
+    ...over,
+  };
+}
+
+/** A single-task baseline of `epochs` epochs: "gender" on the one database "people". */
+export function genderBaseline(
+  people: string,
+  epochs: number,
+): Pick<RunConfig, "method" | "databases" | "tasks" | "epochs"> {
+  return {
+    method: "baseline",
+    databases: [{ name: "people", source: people }],
+    tasks: [{ name: "gender", database: "people", label: "gender", lambda: 1 }],
+    epochs: { warmup: 0, policy: 0, retrain: 1, baseline: epochs },
+  };
+}
+
+/** The method's two tasks: "beauty" (λ 1) on database "faces", "gender" (λ 0.6) on "people". */
+export function twoTasks(faces: string, people: string): Pick<RunConfig, "databases" | "tasks"> {
+  return {
+    databases: [{ name: "faces", source: faces }, { name: "people", source: people }],
+    tasks: [
+      { name: "beauty", database: "faces", label: "beauty", lambda: 1 },
+      { name: "gender", database: "people", label: "gender", lambda: 0.6 },
+    ],
+  };
+}
+
+/**
+ * Writes `config` to `<dir>/<name>.json` and returns the command that trains it in a child
+ * process (tests/reliability/_tiny_run.ts, with `args` after the config file), its stderr
+ * piped.
+ */
+export async function tinyRunCommand(
+  config: RunConfig,
+  dir: string,
+  args: string[],
+  stdout: "piped" | "null",
+): Promise<Deno.Command> {
+  const file = join(dir, `${config.name}.json`);
+  await Deno.writeTextFile(file, JSON.stringify(config));
+  const script = new URL("./reliability/_tiny_run.ts", import.meta.url).pathname;
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", script, file, ...args],
+    stdout,
+    stderr: "piped",
+    // One thread: under CPU contention an OpenMP team spin-waits for descheduled threads
+    // and a 3 s run can take minutes; runs compared with each other use the same count.
+    env: { OMP_NUM_THREADS: "1" },
+  });
+}
