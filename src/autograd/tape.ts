@@ -10,7 +10,7 @@
  */
 import { keep, ones, scope, type Tensor } from "../tensor/tensor.ts";
 import { add } from "../ops/elementwise.ts";
-import { isGradEnabled, noGrad } from "./grad_mode.ts";
+import { isGradEnabled, noGrad } from "../tensor/grad_mode.ts";
 
 export { isGradEnabled, noGrad };
 

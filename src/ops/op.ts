@@ -5,7 +5,7 @@
  * @module
  */
 import { formatShape, type GradNode, type Tensor } from "../tensor/tensor.ts";
-import { isGradEnabled } from "../autograd/grad_mode.ts";
+import { isGradEnabled } from "../tensor/grad_mode.ts";
 import type { Backend, Shape4 } from "../backend/backend.ts";
 
 /**

@@ -7,34 +7,11 @@
  */
 import { parseSafetensors, writeSafetensors } from "../io/safetensors.ts";
 import { type HostTensor, loadState, stateToHost } from "../models/checkpoint.ts";
-import type { HistoryEntry, StageTime } from "./result.ts";
 import type { RunConfig } from "./run_config.ts";
-import type { RunState } from "./run_state.ts";
+import type { RunProgress, RunState } from "./run_state.ts";
 
-/** Partial figures of an interrupted epoch. */
-export interface EpochAccumulator {
-  loss: number;
-  steps: number;
-  images: number;
-  correct: Record<string, number>;
-  count: Record<string, number>;
-  /** Sum of per-step cross-entropy and number of steps, per task. */
-  taskLoss: Record<string, number>;
-  taskSteps: Record<string, number>;
-}
-
-/** Where a run is and what it has done so far. */
-export interface ResumeState {
-  /** Index into the epoch plan of the next epoch to run (or the interrupted one). */
-  position: number;
-  /** Steps of that epoch already done. */
-  step: number;
-  partial: EpochAccumulator | null;
-  finalPolicy: Record<string, number[]> | null;
-  bestVal: number;
-  bestEpoch: number;
-  history: HistoryEntry[];
-  stages: StageTime[];
+/** Where a run is and what it has done so far, as stored in the file. */
+export interface ResumeState extends RunProgress {
   weightSteps: number;
   policySteps: number;
 }

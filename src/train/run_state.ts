@@ -11,17 +11,23 @@ import { importTorchvisionResnet18 } from "../models/checkpoint.ts";
 import { MultiTaskNet } from "../models/network.ts";
 import { AdamW } from "../optim/adamw.ts";
 import type { HistoryEntry, StageTime } from "./result.ts";
-import type { EpochAccumulator, Resume } from "./resume.ts";
 import type { RunConfig } from "./run_config.ts";
 import type { RunInputs } from "./run_context.ts";
 
-/** The mutable state of a run. */
-export interface RunState {
-  net: MultiTaskNet;
-  /** AdamW over the network weights; re-training replaces it along with the network. */
-  weightsOpt: AdamW;
-  /** AdamW over the policy logits (the policy being learnt). */
-  policyOpt: AdamW;
+/** Partial figures of an interrupted epoch. */
+export interface EpochAccumulator {
+  loss: number;
+  steps: number;
+  images: number;
+  correct: Record<string, number>;
+  count: Record<string, number>;
+  /** Sum of per-step cross-entropy and number of steps, per task. */
+  taskLoss: Record<string, number>;
+  taskSteps: Record<string, number>;
+}
+
+/** Where a run is and what it has done so far (what `last.safetensors` stores as JSON). */
+export interface RunProgress {
   /** Index into the plan of the epoch running, or next to run; its entry names the stage. */
   position: number;
   /** Steps of that epoch already done, and their figures (when resumed mid-epoch). */
@@ -35,6 +41,15 @@ export interface RunState {
   history: HistoryEntry[];
   /** Wall time and epochs per stage. */
   stages: StageTime[];
+}
+
+/** The mutable state of a run: its progress, the network and the optimisers. */
+export interface RunState extends RunProgress {
+  net: MultiTaskNet;
+  /** AdamW over the network weights; re-training replaces it along with the network. */
+  weightsOpt: AdamW;
+  /** AdamW over the policy logits (the policy being learnt). */
+  policyOpt: AdamW;
 }
 
 /** Task config of the network, from the run's tasks and the data's classes. */
@@ -78,14 +93,16 @@ export function weightsOptimizer(c: RunConfig, net: MultiTaskNet): AdamW {
   return new AdamW(net.weightParameters(), { lr: c.lr, weightDecay: c.weightDecay });
 }
 
-/** The state at the start of a run, or where `resume` left it. */
+/**
+ * The state at the start of a run (a resume file then restores its progress into it).
+ * @param finalPolicy the fixed policy of a run resumed in re-training, built into the network
+ */
 export async function createRunState(
   inputs: RunInputs,
-  resume: Resume | null,
+  finalPolicy?: Record<string, number[]>,
 ): Promise<RunState> {
   const c = inputs.config;
-  // A resumed re-training needs its fixed policy built into the network.
-  const net = await buildNet(inputs, resume?.state.finalPolicy ?? undefined);
+  const net = await buildNet(inputs, finalPolicy);
   const state: RunState = {
     net,
     weightsOpt: weightsOptimizer(c, net),
@@ -102,7 +119,6 @@ export async function createRunState(
     history: [],
     stages: [],
   };
-  resume?.restoreInto(state);
   return state;
 }
 

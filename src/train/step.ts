@@ -5,7 +5,7 @@
  * @module
  */
 import { backward } from "../autograd/tape.ts";
-import { noGrad } from "../autograd/grad_mode.ts";
+import { noGrad } from "../tensor/grad_mode.ts";
 import { add, mul } from "../ops/elementwise.ts";
 import { crossEntropy, softmax } from "../ops/softmax.ts";
 import { scope, type Tensor, tensor } from "../tensor/tensor.ts";

@@ -84,7 +84,9 @@ async function runLocked(
     lastPath,
     bestPath: join(config.out, "checkpoint.safetensors"),
   };
-  const state = await createRunState(inputs, resume);
+  // A resumed re-training needs its fixed policy built into the network.
+  const state = await createRunState(inputs, resume?.state.finalPolicy ?? undefined);
+  resume?.restoreInto(state);
   if (resume) {
     note(`resuming at epoch ${state.position + 1} of ${inputs.plan.length}, step ${state.step}`);
   }

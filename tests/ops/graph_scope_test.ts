@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { ReferenceBackend } from "../../src/backend/reference.ts";
 import { backward } from "../../src/autograd/tape.ts";
-import { noGrad } from "../../src/autograd/grad_mode.ts";
+import { noGrad } from "../../src/tensor/grad_mode.ts";
 import * as ops from "../../src/ops/mod.ts";
 import {
   graphScope,
