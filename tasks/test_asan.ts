@@ -18,7 +18,8 @@ import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { CPU_CFLAGS, displayPath, REPO_ROOT } from "./_build/native_build.ts";
 
-const HELP = `Builds native/build/libfbp_cpu_asan.so (-fsanitize=address,undefined) and runs the
+const HELP = `Builds native/build/libfbp_cpu_asan.so (-fsanitize=address,undefined; native/cpu/*.c
+with the shared argument checks of native/common/abi.inc) and runs the
 native-facing tests against it (FBP_CPU_LIB selects the library, LD_PRELOAD loads libasan
 first). A sanitizer report aborts the run with a stack trace into native/cpu/*.c.
 

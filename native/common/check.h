@@ -1,8 +1,8 @@
 /*
  * check.h — the helpers of the argument checks that both backends share (abi.inc and the
  * kernels): the largest buffer, overflow-safe element counts and window output sizes.
- * Each backend's internal header defines fbp_set_error and may define FBP_FILE (the
- * file name its messages start with).
+ * Each backend defines fbp_set_error (in its runtime file) and its internal header may
+ * define FBP_FILE (the file name its messages start with) before including this.
  */
 #ifndef FBP_CHECK_H
 #define FBP_CHECK_H

@@ -44,9 +44,6 @@ int impl_unary_forward(float *out, const float *inp, int64_t n, int op) {
 
 int impl_unary_backward(float *dinp, const float *dout, const float *inp, const float *out,
                         int64_t n, int op) {
-  /* Only the operand the derivative needs is required. */
-  if (op == FBP_SIGMOID || op == FBP_EXP) REQUIRE_PTR(out);
-  else REQUIRE_PTR(inp);
   switch (op) {
   case FBP_RELU:
     FBP_PAR_FOR_SIMD(n > FBP_PAR_MIN,

@@ -1,7 +1,8 @@
 /*
  * internal.h — private helpers shared by the files of the cpu backend (not part of the
- * ABI). Error reporting, argument validation macros, the oneDNN engine/stream, and the
- * shape-keyed primitive cache used by conv.c and pool.c.
+ * ABI). Error reporting, the checks of the runtime functions, the oneDNN engine/stream, and
+ * the shape-keyed primitive cache used by conv.c and pool.c. The kernels' argument checks
+ * are shared with the cuda backend: native/common/abi.inc, generated from the contract.
  */
 #ifndef FBP_CPU_INTERNAL_H
 #define FBP_CPU_INTERNAL_H
@@ -61,13 +62,10 @@ int fbp_dnnl_error(const char *file, int line, const char *call, dnnl_status_t s
     if (fbp_st_ != dnnl_success) return fbp_dnnl_error(FBP_FILE, __LINE__, #call, fbp_st_); \
   } while (0)
 
-/* Argument validation: each returns an error naming the argument. */
+/* Checks of the runtime functions (fbp_alloc, fbp_copy_in, …; the kernels are checked by
+ * abi.inc): each returns an error naming the argument. */
 #define REQUIRE_PTR(p) \
   do { if ((p) == NULL) FAIL("%s: argument '%s' is NULL", __func__, #p); } while (0)
-#define REQUIRE_POS(v)                                                              \
-  do {                                                                              \
-    if ((v) <= 0) FAIL("%s: size '%s' must be >= 1, got %lld", __func__, #v, (long long)(v)); \
-  } while (0)
 #define REQUIRE_NONNEG(v)                                                           \
   do {                                                                              \
     if ((v) < 0) FAIL("%s: '%s' must be >= 0, got %lld", __func__, #v, (long long)(v)); \

@@ -32,7 +32,7 @@ static int64_t bad_target(const float *targets, int N, int K) {
 
 int impl_cross_entropy_forward(float *loss, float *probs, const float *logits,
                                const float *targets, const float *weights, int N, int K) {
-  CHECK_TARGETS(__func__);
+  CHECK_TARGETS("cross_entropy_forward");
   double total = 0;
   for (int64_t n = 0; n < N; n++) {
     const float *x = logits + n * K;
@@ -57,7 +57,7 @@ int impl_cross_entropy_forward(float *loss, float *probs, const float *logits,
 
 int impl_cross_entropy_backward(float *dlogits, const float *dloss, const float *probs,
                                 const float *targets, const float *weights, int N, int K) {
-  CHECK_TARGETS(__func__);
+  CHECK_TARGETS("cross_entropy_backward");
   float g = dloss[0];
   FBP_PAR_FOR((int64_t)N * K > FBP_PAR_MIN,
     for (int64_t n = 0; n < N; n++) {

@@ -1,10 +1,10 @@
 /*
  * memory.cu — fill_forward and copy_forward on device memory.
  *
- * A plain copy is cudaMemcpyAsync (device to device, on the stream). The ABI leaves
- * overlapping ranges of one buffer undefined; they get the cpu backend's results all the
- * same (memmove for a copy, an in-order loop for +=) from a one-thread kernel, a rare and
- * slow path that keeps the backends interchangeable.
+ * A plain copy is cudaMemcpyAsync (device to device, on the stream). Overlapping ranges of
+ * one buffer get the cpu backend's results (memmove for a copy, an in-order loop for +=,
+ * as fbp.h says) from a one-thread kernel, a rare and slow path that keeps the backends
+ * interchangeable.
  */
 #include "internal.cuh"
 

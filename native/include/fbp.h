@@ -49,6 +49,9 @@ int fbp_copy_in(float *dst, const float *host_src, int64_t n);
 int fbp_copy_out(float *host_dst, const float *src, int64_t n);
 /* Waits until every queued kernel has finished (no-op on cpu). */
 int fbp_sync(void);
+/* Digest of the kernel contract this library was generated from (src/backend/contract.ts):
+ * the TypeScript binding refuses a library built from another one. */
+const char *fbp_contract(void);
 
 /* ---- enums ------------------------------------------------------------------------- */
 

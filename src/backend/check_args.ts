@@ -8,7 +8,8 @@
 import { type KernelArgs, type KernelName, KERNELS } from "./contract.ts";
 import { cParams, type Rule, type Storage } from "./kernel_spec.ts";
 
-/** Most elements any buffer can have (as FBP_MAX_NUMEL in C, 64-bit size_t). */
+/** Most elements any buffer can have: FBP_MAX_NUMEL in C (2^62 − 17 with a 64-bit size_t),
+ * to the precision of a double. */
 export const MAX_NUMEL: number = Math.floor((2 ** 64 - 64) / 4);
 
 type Flat = Map<string, unknown>;
@@ -69,6 +70,15 @@ function checkRule(fn: string, rule: Rule, v: Flat, tensorOf: (prefix: string) =
   }
 }
 
+/** The elements `["span", off, n, tensor]` rules reach in `tensor` (0 when none). */
+function spanOf(rules: readonly Rule[] | undefined, tensor: string, v: Flat): number {
+  let need = 0;
+  for (const r of rules ?? []) {
+    if (r[0] === "span" && r[3] === tensor) need = Math.max(need, size(v, r[1]) + size(v, r[2]));
+  }
+  return need;
+}
+
 /**
  * Checks the named arguments of kernel `name` against its contract.
  * @returns false when the call has nothing to do (an empty count), true otherwise
@@ -86,22 +96,28 @@ export function checkKernelArgs<N extends KernelName>(name: N, named: KernelArgs
     const value = a.kind === "shape4" ? (args[arg] as readonly number[])[index!] : args[arg];
     switch (a.kind) {
       case "int":
+        if (!Number.isInteger(value)) fail(`'${p}' must be an integer, got ${value}`);
         if (!((value as number) >= a.min)) {
           fail(`${a.size ? "size " : ""}'${p}' must be >= ${a.min}, got ${value}`);
         }
         break;
       case "shape4":
+        if (!Number.isInteger(value)) fail(`'${p}' must be an integer, got ${value}`);
         if (!((value as number) >= 1)) fail(`size '${p}' must be >= 1, got ${value}`);
         break;
       case "enum":
-        if (a.values[value as string] === undefined) fail(`unknown ${p} ${String(value)}`);
+        if (!Object.hasOwn(a.values, value as string)) fail(`unknown ${p} ${String(value)}`);
         break;
       case "float":
         if (
           (a.min !== undefined && !((value as number) >= a.min)) ||
           (a.max !== undefined && !((value as number) <= a.max))
         ) {
-          const range = a.max === undefined ? `>= ${a.min}` : `in [${a.min}, ${a.max}]`;
+          const range = a.max === undefined
+            ? `>= ${a.min}`
+            : a.min === undefined
+            ? `<= ${a.max}`
+            : `in [${a.min}, ${a.max}]`;
           fail(`${p} must be ${range}, got ${value}`);
         }
         break;
@@ -112,8 +128,17 @@ export function checkKernelArgs<N extends KernelName>(name: N, named: KernelArgs
     params.find((q) => q.spec.kind === "tensor" && q.spec.dims[0] === `${prefix}0`)?.name ??
       prefix;
   for (const rule of spec.rules ?? []) checkRule(name, rule, v, tensorOf);
+  // In abi.inc's order: element counts, then the empty call, then NULL and buffer sizes.
+  const tensors = params.filter((q) => q.spec.kind === "tensor");
+  const numel = new Map<string, number>();
+  for (const { name: p, spec: a } of tensors) {
+    const dims = (a as { dims: readonly string[] }).dims;
+    const n = dims.reduce((n, d) => n * size(v, d), 1);
+    if (n > MAX_NUMEL) fail(`${p} (${dims.join(", ")}) has more elements than any buffer can hold`);
+    numel.set(p, n);
+  }
   if (spec.emptyIf !== undefined && size(v, spec.emptyIf) === 0) return false;
-  for (const { name: p, spec: a } of params) {
+  for (const { name: p, spec: a } of tensors) {
     if (a.kind !== "tensor") continue;
     const s = v.get(p) as Storage | null | undefined;
     let required = !a.nullable;
@@ -122,12 +147,9 @@ export function checkKernelArgs<N extends KernelName>(name: N, named: KernelArgs
       if (required) fail(`argument '${p}' is NULL`);
       continue;
     }
-    const numel = a.dims.reduce((n, d) => n * size(v, d), 1);
-    if (numel > MAX_NUMEL) {
-      fail(`${p} (${a.dims.join(", ")}) has more elements than any buffer can hold`);
-    }
-    if (s.size < numel) {
-      fail(`${p} holds ${s.size} floats, expected ${numel} (${a.dims.join("×")})`);
+    const need = Math.max(numel.get(p)!, spanOf(spec.rules, p, v));
+    if (s.size < need) {
+      fail(`${p} holds ${s.size} floats, expected at least ${need}`);
     }
   }
   return true;

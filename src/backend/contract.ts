@@ -22,6 +22,7 @@
  */
 
 import {
+  contractDigest,
   count,
   d4,
   type EnumArg,
@@ -82,10 +83,11 @@ export const ENUMS = {
 const unaryOp: EnumArg = { kind: "enum", cType: "fbp_unary_op", values: UnaryOp };
 const binaryOp: EnumArg = { kind: "enum", cType: "fbp_binary_op", values: BinaryOp };
 
-/** Every kernel: C name → arguments and rules. Order of `args` is the C parameter order. */
-// The table's literal type is the point: Kernels and KernelArgs are derived from it, so it
-// is not annotated (a slow type for JSR's fast check, accepted for one source of truth).
-// deno-lint-ignore no-slow-types
+/**
+ * Every kernel: C name → arguments (in C parameter order) and rules. Argument names are
+ * the C parameter names, so the TypeScript side uses them as written here (`out_off`,
+ * `weight_decay`); 4-D shapes are one argument (`aShape`) for the C ints `a0..a3`.
+ */
 export const KERNELS: Readonly<Record<KernelName, KernelSpec>> = {
   fill_forward: {
     section: "memory",
@@ -105,7 +107,7 @@ export const KERNELS: Readonly<Record<KernelName, KernelSpec>> = {
       n: count,
       accumulate: { kind: "bool" },
     },
-    rules: [["span", "out_off", "n"], ["span", "in_off", "n"]],
+    rules: [["span", "out_off", "n", "out"], ["span", "in_off", "n", "inp"]],
     emptyIf: "n",
   },
   conv2d_forward: {
@@ -434,3 +436,6 @@ export const KERNELS: Readonly<Record<KernelName, KernelSpec>> = {
 
 /** Every kernel name, in declaration order. */
 export const KERNEL_NAMES: readonly KernelName[] = Object.keys(KERNELS) as KernelName[];
+
+/** The digest of this contract (kernels and enum codes) that generated libraries carry. */
+export const CONTRACT_DIGEST: string = contractDigest({ KERNELS, ENUMS });

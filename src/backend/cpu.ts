@@ -38,8 +38,8 @@ export function openCpuBackend(libPath: string): CpuBackend {
  * `FBP_CPU_LIB` names another build to open as is (e.g. the AddressSanitizer variant of
  * `deno task test:asan`, native/build/libfbp_cpu_asan.so).
  */
-export function loadCpuBackend(): Promise<CpuBackend> {
-  return Promise.resolve().then(() =>
-    openCpuBackend(Deno.env.get("FBP_CPU_LIB") || CPU_LIBRARY_PATH)
-  );
+// async so that a failure is a rejected promise, as for the other backends.
+// deno-lint-ignore require-await
+export async function loadCpuBackend(): Promise<CpuBackend> {
+  return openCpuBackend(Deno.env.get("FBP_CPU_LIB") || CPU_LIBRARY_PATH);
 }

@@ -23,9 +23,8 @@ export { FBP_ABI_SYMBOLS } from "./native.ts";
 export { NativeStorage as CudaStorage };
 
 /**
- * The CUDA backend cannot run here: no nvcc to build it, no device or driver, or cuDNN /
- * cuBLAS missing. `loadBackend("auto")` falls back to the CPU on this error; any other
- * error (e.g. a failed build) is a bug and is not swallowed.
+ * The CUDA backend cannot run here: its library is not built (no nvcc), no device or
+ * driver, or cuDNN / cuBLAS missing. `loadBackend("auto")` falls back to the CPU.
  */
 export class CudaUnavailableError extends Error {
   override name = "CudaUnavailableError";

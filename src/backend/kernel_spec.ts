@@ -30,7 +30,7 @@ export interface TensorArg {
 export interface IntArg {
   readonly kind: "int";
   readonly c: "int" | "int64_t";
-  /** Smallest valid value: 1 for sizes (the default), 0 for counts and offsets. */
+  /** Smallest valid value: 1 for sizes, 0 for counts and offsets. */
   readonly min: number;
   /** Wording of the error: "size" (`size 'N' must be >= 1`) or a plain value. */
   readonly size?: boolean;
@@ -76,14 +76,15 @@ export type ArgSpec = TensorArg | IntArg | FloatArg | U32Arg | BoolArg | EnumArg
  * - `["max", o, a, b]`: o = max(a, b) (a size the output has);
  * - `["broadcast", a, b]`: shapes a and b are equal or 1 in each dimension;
  * - `["reduce", from, to]`: each dimension of `to` equals that of `from` or is 1;
- * - `["span", off, n]`: off + n stays below the largest buffer.
+ * - `["span", off, n, tensor]`: off + n stays below the largest buffer (and, where sizes
+ *   are known, within `tensor`).
  */
 export type Rule =
   | readonly ["window", string, string, string, string, string]
   | readonly ["max", string, string, string]
   | readonly ["broadcast", string, string]
   | readonly ["reduce", string, string]
-  | readonly ["span", string, string];
+  | readonly ["span", string, string, string];
 
 /** One kernel of the ABI. */
 export interface KernelSpec {
@@ -134,15 +135,6 @@ export function d4(prefix: string): string[] {
   return [`${prefix}0`, `${prefix}1`, `${prefix}2`, `${prefix}3`];
 }
 
-/** The TypeScript value of one argument. */
-export type ArgValue<A> = A extends { kind: "tensor"; nullable: true } ? Storage | null
-  : A extends { kind: "tensor"; requiredIf: unknown } ? Storage | null
-  : A extends { kind: "tensor" } ? Storage
-  : A extends { kind: "enum"; values: infer V } ? keyof V
-  : A extends { kind: "bool" } ? boolean
-  : A extends { kind: "shape4" } ? Shape4
-  : number;
-
 /** snake_case → camelCase, at the type level ("conv2d_forward" → "conv2dForward"). */
 export type CamelCase<S extends string> = S extends `${infer A}_${infer B}`
   ? `${A}${Capitalize<CamelCase<B>>}`
@@ -164,4 +156,20 @@ export function cParams(
     } else params.push({ name: arg, arg, spec: a });
   }
   return params;
+}
+
+/**
+ * A digest of a contract table (FNV-1a over its JSON, two 32-bit lanes): the generated C
+ * returns the digest it was generated from (`fbp_contract()`), so a library built from an
+ * older contract is refused when it is opened instead of misreading its arguments.
+ */
+export function contractDigest(table: unknown): string {
+  const text = JSON.stringify(table);
+  let a = 0x811c9dc5, b = 0x01000193 ^ 0x5bd1e995;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x01000193) ^ (b >>> 15);
+  }
+  return (a >>> 0).toString(16).padStart(8, "0") + (b >>> 0).toString(16).padStart(8, "0");
 }

@@ -28,7 +28,7 @@ let fallbackNoted = false;
  * Loads a backend: "cpu" (oneDNN through FFI), "cuda" (NVIDIA GPU: own kernels, cuDNN and
  * cuBLAS), both built beforehand by `deno task build`, "reference" (slow, pure
  * TypeScript), or "auto" (CUDA when it can run here, otherwise the CPU).
- * @throws {Error} when the name is unknown, a native library cannot be built or opened,
+ * @throws {Error} when the name is unknown, a native library is not built or cannot be opened,
  * or "cuda" cannot run here (a CudaUnavailableError saying which call failed, e.g. "no
  * CUDA device: cudaGetDeviceCount returned 35 (…)")
  */

@@ -13,7 +13,13 @@
  * @module
  */
 import type { Backend, Storage } from "./backend.ts";
-import { KERNEL_NAMES, type KernelName, KERNELS, type Kernels } from "./contract.ts";
+import {
+  CONTRACT_DIGEST,
+  KERNEL_NAMES,
+  type KernelName,
+  KERNELS,
+  type Kernels,
+} from "./contract.ts";
 import { type ArgSpec, cParams, methodName } from "./kernel_spec.ts";
 import { displayPath } from "./library_paths.ts";
 
@@ -30,6 +36,7 @@ const RUNTIME_SYMBOLS = {
   fbp_copy_out: { parameters: ["buffer", P, L], result: I },
   fbp_sync: { parameters: [], result: I },
   fbp_release_cache: { parameters: [], result: I },
+  fbp_contract: { parameters: [], result: P },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The FFI type of one C parameter. */
@@ -96,7 +103,7 @@ function marshalExpression(param: ReturnType<typeof cParams>[number], i: number)
       return `(${v} ? 1 : 0)`;
     case "enum":
       // An unknown name becomes -1, which the library refuses naming the kernel.
-      return `(codes[${i}][${v}] ?? -1)`;
+      return `(Object.hasOwn(codes[${i}], ${v}) ? codes[${i}][${v}] : -1)`;
     case "shape4":
       return `${v}[${index}]`;
     default:
@@ -177,6 +184,14 @@ export class NativeBackend extends KernelMethods implements Backend {
     this.#lib = lib;
     this.#s = lib.symbols;
     this.libraryPath = libraryPath;
+    const built = cString(this.#s.fbp_contract());
+    if (built !== CONTRACT_DIGEST) {
+      throw new Error(
+        `Cannot use the ${name} backend library ${displayPath(libraryPath)}: it was built ` +
+          `from another kernel contract (${built}, expected ${CONTRACT_DIGEST}). ` +
+          "Hint: run `deno task build`",
+      );
+    }
     if (this.#s.fbp_init() !== 0) throw initError(cString(this.#s.fbp_last_error()));
     this.info = cString(this.#s.fbp_backend_info());
     for (const name of KERNEL_NAMES) this.#bind(name);
@@ -185,7 +200,13 @@ export class NativeBackend extends KernelMethods implements Backend {
   /** Installs the method of kernel `name`: marshal the named arguments, call, check. */
   #bind(name: KernelName): void {
     const method = kernelMethod(name, this.#s[name], () => this.#fail(name));
-    Object.defineProperty(this, methodName(name), { value: method });
+    // Writable and configurable, so a Proxy around the backend (bench's profile, the
+    // counting test backend) may return its own wrapper for the method.
+    Object.defineProperty(this, methodName(name), {
+      value: method,
+      writable: true,
+      configurable: true,
+    });
   }
 
   /** Unloads the library; storages of this backend must not be used afterwards. */

@@ -16,7 +16,7 @@
  * @module
  */
 import { join } from "node:path";
-import { ENUMS, KERNEL_NAMES, KERNELS } from "../../src/backend/contract.ts";
+import { CONTRACT_DIGEST, ENUMS, KERNEL_NAMES, KERNELS } from "../../src/backend/contract.ts";
 import {
   type ArgSpec,
   cParams,
@@ -123,6 +123,9 @@ int fbp_copy_in(float *dst, const float *host_src, int64_t n);
 int fbp_copy_out(float *host_dst, const float *src, int64_t n);
 /* Waits until every queued kernel has finished (no-op on cpu). */
 int fbp_sync(void);
+/* Digest of the kernel contract this library was generated from (src/backend/contract.ts):
+ * the TypeScript binding refuses a library built from another one. */
+const char *fbp_contract(void);
 
 /* ---- enums ------------------------------------------------------------------------- */
 `);
@@ -194,11 +197,16 @@ function checks(name: string, spec: KernelSpec): string[] {
       const codes = Object.values(a.values);
       fail(`${p} < ${Math.min(...codes)} || ${p} > ${Math.max(...codes)}`, `unknown ${p} %d`, p);
     } else if (a.kind === "float" && (a.min !== undefined || a.max !== undefined)) {
+      // (float)(x): the bound exactly as the contract writes it, as a C float.
       const conds = [
-        ...(a.min !== undefined ? [`${p} >= ${a.min.toFixed(1)}f`] : []),
-        ...(a.max !== undefined ? [`${p} <= ${a.max.toFixed(1)}f`] : []),
+        ...(a.min !== undefined ? [`${p} >= (float)(${a.min})`] : []),
+        ...(a.max !== undefined ? [`${p} <= (float)(${a.max})`] : []),
       ];
-      const range = a.max === undefined ? `>= ${a.min}` : `in [${a.min}, ${a.max}]`;
+      const range = a.max === undefined
+        ? `>= ${a.min}`
+        : a.min === undefined
+        ? `<= ${a.max}`
+        : `in [${a.min}, ${a.max}]`;
       fail(`!(${conds.join(" && ")})`, `${p} must be ${range}, got %g`, `(double)${p}`);
     }
   }
@@ -289,7 +297,7 @@ function abiSource(): string {
  * arguments against the kernel contract (sizes, NULL pointers, element counts that fit a
  * buffer, enum codes and ranges), then calls the backend's impl_<kernel> (kernels.h).
  * Included once by each backend (native/cpu/abi.c, native/cuda/abi.cu) after its own
- * internal header, which defines FBP_ABI_FAIL and may define FBP_KERNEL_READY.
+ * internal header, which may define FBP_FILE and FBP_KERNEL_READY (check.h has the rest).
  *
  * ${GENERATED}
  */
@@ -301,6 +309,8 @@ function abiSource(): string {
 #ifndef FBP_KERNEL_READY
 #define FBP_KERNEL_READY(fn) 0
 #endif
+
+const char *fbp_contract(void) { return "${CONTRACT_DIGEST}"; }
 `,
   ];
   for (const name of KERNEL_NAMES) {

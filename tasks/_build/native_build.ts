@@ -1,10 +1,10 @@
 /**
  * Builds the native CPU library (native/cpu/*.c over oneDNN) and, where `nvcc` exists, the
- * CUDA library (native/cuda/*.cu) on demand.
+ * CUDA library (native/cuda/*.cu), for `deno task build`.
  *
- * The library is rebuilt only when the SHA-256 of its sources (native/include/*.h,
- * native/cpu/*), the compiler and the flags differs from the stamp written next to it in
- * native/build/. Output goes to a temporary file that is renamed into place, so parallel
+ * A library is rebuilt only when the SHA-256 of its sources (native/include/*.h,
+ * native/common/*, and native/cpu/* or native/cuda/*), the compiler and the flags differs
+ * from the stamp written next to it in native/build/. Output goes to a temporary file that is renamed into place, so parallel
  * processes (e.g. test workers) that race to build never load a half-written library.
  * @module
  */
@@ -56,7 +56,7 @@ export const CUDA_NVCC_FLAGS: readonly string[] = [
   "arch=compute_90,code=[sm_90,compute_90]",
 ];
 
-/** Options of {@link ensureCpuLibrary}. */
+/** Options of {@link buildCpuLibrary} and {@link buildCudaLibrary}. */
 export interface BuildOptions {
   /** Print nothing (the default prints what is being built and compiler warnings). */
   quiet?: boolean;
@@ -74,12 +74,7 @@ export interface BuildResult {
   seconds: number;
 }
 
-/** Ensures the CPU library is built and current; returns its absolute path. */
-export async function ensureCpuLibrary(options: BuildOptions = {}): Promise<string> {
-  return (await buildCpuLibrary(options)).path;
-}
-
-/** Like {@link ensureCpuLibrary}, but also reports whether a compile happened. */
+/** Builds the CPU library when its sources changed; says whether a compile happened. */
 export async function buildCpuLibrary(options: BuildOptions = {}): Promise<BuildResult> {
   const start = performance.now();
   const compiler = Deno.env.get("CC") || "cc";
@@ -159,13 +154,8 @@ export async function findNvcc(): Promise<string | null> {
   return null;
 }
 
-/** Ensures the CUDA library is built and current; its path, or null when nvcc is missing. */
-export async function ensureCudaLibrary(options: BuildOptions = {}): Promise<string | null> {
-  return (await buildCudaLibrary(options))?.path ?? null;
-}
-
 /**
- * Like {@link ensureCudaLibrary}, but also reports whether a compile happened. Without
+ * Builds the CUDA library when its sources changed; says whether a compile happened. Without
  * nvcc it returns null (callers show {@link CUDA_SKIPPED_NOTICE}). Each .cu file
  * compiles to an object in parallel (one nvcc per core: the build then takes about 10 s on
  * 2 cores), nvcc links them, and the result is renamed into place as the CPU build's is.
@@ -343,11 +333,8 @@ async function hasHeader(compiler: string): Promise<boolean> {
 }
 
 interface RunOptions {
-  env?: Record<string, string>;
   /** Message of the Error thrown when the program does not exist. */
   missing: string;
-  /** Show the program's output live instead of capturing it. */
-  inherit?: boolean;
 }
 
 /** Runs a program in the repository root; returns its exit code and combined output. */
@@ -356,10 +343,9 @@ async function run(
   args: string[],
   opts: RunOptions,
 ): Promise<{ code: number; text: string }> {
-  const io = opts.inherit ? "inherit" : "piped";
   // A sanitizer runtime preloaded into this process (deno task test:asan) must not reach
   // the compilers: nvcc's front end crashes with libasan preloaded.
-  const env = { ...Deno.env.toObject(), ...opts.env };
+  const env = Deno.env.toObject();
   delete env.LD_PRELOAD;
   try {
     const out = await new Deno.Command(program, {
@@ -367,11 +353,11 @@ async function run(
       cwd: REPO_ROOT,
       env,
       clearEnv: true,
-      stdout: io,
-      stderr: io,
+      stdout: "piped",
+      stderr: "piped",
     }).output();
     const dec = new TextDecoder();
-    const text = opts.inherit ? "" : dec.decode(out.stdout) + dec.decode(out.stderr);
+    const text = dec.decode(out.stdout) + dec.decode(out.stderr);
     return { code: out.code, text };
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) throw new Error(opts.missing);

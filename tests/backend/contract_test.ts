@@ -8,11 +8,11 @@ import { join } from "node:path";
 import { KERNEL_NAMES, KERNELS } from "../../src/backend/contract.ts";
 import { cParams, methodName } from "../../src/backend/kernel_spec.ts";
 import { REPO_ROOT } from "../../src/backend/library_paths.ts";
-import { FBP_ABI_SYMBOLS } from "../../src/backend/native.ts";
+import { FBP_ABI_SYMBOLS, NativeBackend, type NativeLibrary } from "../../src/backend/native.ts";
 import { ReferenceBackend } from "../../src/backend/reference.ts";
 import { generatedAbiFiles } from "../../tasks/_build/abi_codegen.ts";
 
-Deno.test("the committed fbp.h, kernels.h and abi.inc are what the contract generates", async () => {
+Deno.test("the committed fbp.h, kernels.h, abi.inc and kernel_types.ts are what the contract generates", async () => {
   for (const [rel, text] of Object.entries(generatedAbiFiles())) {
     const onDisk = await Deno.readTextFile(join(REPO_ROOT, rel));
     assert.ok(onDisk === text, `${rel} differs from src/backend/contract.ts: run deno task build`);
@@ -64,4 +64,16 @@ Deno.test("the reference backend implements every kernel of the contract", () =>
   for (const name of KERNEL_NAMES) {
     assert.equal(typeof b[methodName(name)], "function", `reference lacks ${methodName(name)}`);
   }
+});
+
+Deno.test("a library built from another contract is refused when it is opened", () => {
+  const digest = new TextEncoder().encode("0123456789abcdef\0");
+  const fake = {
+    symbols: { fbp_contract: () => Deno.UnsafePointer.of(digest), fbp_init: () => 0 },
+    close() {},
+  } as unknown as NativeLibrary;
+  assert.throws(
+    () => new NativeBackend("cpu", fake, "old/libfbp_cpu.so", (r) => new Error(r)),
+    /built from another kernel contract \(0123456789abcdef, expected [0-9a-f]{16}\).*deno task build/,
+  );
 });

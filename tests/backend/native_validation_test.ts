@@ -122,10 +122,10 @@ Deno.test("sizes of 0 or below are errors naming the size", () => {
 });
 
 Deno.test("sizes whose product overflows, or exceeds any buffer, are errors", () => {
-  // Each 4-D buffer whose sizes are parameters is blown up in turn (two int sizes cannot
-  // exceed a buffer) (the others stay tiny); a
-  // blown-up buffer may first break a shape rule (broadcast, reduce, window), but every kernel with
-  // such a buffer must refuse at least one of them as too large to exist.
+  // Each 4-D buffer whose sizes are parameters is blown up in turn, the others staying tiny
+  // (two int sizes cannot exceed a buffer). A blown-up buffer may first break a shape rule
+  // (broadcast, reduce, window), but every kernel with such buffers must refuse at least
+  // one of them as too large to exist.
   for (const f of FNS) {
     const groups = f.params
       .filter((p) => p.spec.kind === "tensor" && p.spec.dims.length >= 4)
