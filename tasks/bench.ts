@@ -8,7 +8,6 @@
  * Usage: deno run -A tasks/bench.ts [--json] [--only name,...] [--reps n] [--device d] [--help]
  * @module
  */
-import { parseArgs } from "node:util";
 import type { Backend, ConvSizes, Storage } from "../src/backend/backend.ts";
 import { type CpuBackend, loadCpuBackend } from "../src/backend/cpu.ts";
 import { loadBackend } from "../src/backend/load.ts";
@@ -23,6 +22,7 @@ import { Rng } from "../src/random/rng.ts";
 import { setDefaultBackend } from "../src/tensor/tensor.ts";
 import { predictBatch, type StepBatch, trainStep } from "../src/train/step.ts";
 import { runCli } from "./_cli/main.ts";
+import { numberFlag, parseFlags } from "./_cli/options.ts";
 
 /** Shared state handed to every section. */
 interface Context {
@@ -561,6 +561,9 @@ const SECTIONS: Section[] = [
   },
 ];
 
+/** Timed repetitions allowed: a median needs one, and 1000 of the slowest section take hours. */
+const REPS_RANGE = { integer: true, min: 1, max: 1000 };
+
 /** Sections `--vs-torch` runs when `--only` is not given. */
 const VS_TORCH_SECTIONS = ["ceiling", "resnet18", "full", "profile"];
 
@@ -575,7 +578,7 @@ Usage: deno task bench [--json] [--only name,...] [--reps n] [--vs-torch] [--dev
                 print both sides and their ratio; without --only it runs the sections
                 ${VS_TORCH_SECTIONS.join(", ")}
   --only names  run only these sections (comma-separated)
-  --reps n      timed repetitions per measurement (default 5; the median is reported)
+  --reps n      timed repetitions per measurement, 1–1000 (default 5; the median is reported)
   --device d    backend of the sections that run the network (network, resnet18, full):
                 cpu (default), cuda or auto
   --help        show this help
@@ -584,7 +587,7 @@ Sections:
 ${SECTIONS.map((s) => `  ${s.name.padEnd(10)} ${s.description}`).join("\n")}`;
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
+  const { values } = parseFlags({
     args: Deno.args,
     options: {
       json: { type: "boolean", default: false },
@@ -599,16 +602,22 @@ async function main(): Promise<void> {
     console.log(HELP);
     return;
   }
-  const reps = Number(values.reps);
-  if (!Number.isInteger(reps) || reps < 1) {
-    throw new Error(`--reps must be >= 1, got ${values.reps}`);
+  const reps = numberFlag(values.reps, "reps", REPS_RANGE)!;
+  if (!["cpu", "cuda", "auto"].includes(values.device)) {
+    throw new Error(
+      `Cannot parse --device: expected one of cpu, cuda, auto: current value is "${values.device}"`,
+    );
   }
   const only = values.only?.split(",").map((s) => s.trim()).filter((s) => s) ??
     (values["vs-torch"] ? VS_TORCH_SECTIONS : undefined);
+  const known = SECTIONS.map((s) => s.name).join(", ");
+  if (only?.length === 0) {
+    throw new Error(`Cannot parse --only: expected section names (${known}): none given`);
+  }
   for (const name of only ?? []) {
     if (!SECTIONS.some((s) => s.name === name)) {
       throw new Error(
-        `Unknown section "${name}"; known: ${SECTIONS.map((s) => s.name).join(", ")}`,
+        `Cannot parse --only: unknown section "${name}": known are ${known}`,
       );
     }
   }

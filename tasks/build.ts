@@ -4,7 +4,6 @@
  * Usage: deno run -A tasks/build.ts [--quiet] [--force] [--help]
  * @module
  */
-import { parseArgs } from "node:util";
 import {
   buildCpuLibrary,
   buildCudaLibrary,
@@ -13,6 +12,7 @@ import {
   displayPath,
 } from "./_build/native_build.ts";
 import { runCli } from "./_cli/main.ts";
+import { parseFlags } from "./_cli/options.ts";
 import { staleAbiFiles, writeAbiFiles } from "./_build/abi_codegen.ts";
 
 /** A native library this task knows how to build; null: skipped, with `skipped` as notice. */
@@ -31,8 +31,8 @@ const TARGETS: Target[] = [
 
 const HELP = `Builds the native backend libraries (native/build/) when their sources changed:
 libfbp_cpu.so always, libfbp_cuda.so where nvcc is found (else skipped with a notice).
-First it writes the C side of the kernel contract (native/include/fbp.h,
-native/common/kernels.h and abi.inc) from src/backend/contract.ts.
+First it writes the files generated from the kernel contract (src/backend/contract.ts):
+native/include/fbp.h, native/common/kernels.h and abi.inc, src/backend/kernel_types.ts.
 
 Usage: deno task build [--quiet] [--force]
 
@@ -42,7 +42,7 @@ Usage: deno task build [--quiet] [--force]
   --help    show this help`;
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
+  const { values } = parseFlags({
     args: Deno.args,
     options: {
       quiet: { type: "boolean", default: false },

@@ -6,7 +6,8 @@
  * @module
  */
 import { join } from "node:path";
-import { planComparison } from "../src/train/experiments.ts";
+import { planComparison, type PlannedRun } from "../src/train/experiments.ts";
+import { validateRunConfig } from "../src/train/run_config.ts";
 import { RUN_HELP, RUN_OPTIONS, runConfigFromArgs } from "./_cli/run_args.ts";
 import { comparisonCsv, comparisonJson, comparisonTable } from "../src/report/tables.ts";
 import { DEVICE_HELP, runNetworkCli } from "./_cli/device.ts";
@@ -29,12 +30,33 @@ ${RUN_HELP}
 Example:
   deno task compare --preset paper-scut --scut data/SCUT-FBP5500_v2 --pretrained resnet18.pth`;
 
+/** Checks every planned run before the first starts: `--epochs 0` fails now, not hours in. */
+function validatePlan(runs: readonly PlannedRun[]): void {
+  for (const run of runs) {
+    try {
+      validateRunConfig(run.config);
+    } catch (e) {
+      throw new Error(`${(e as Error).message} (run ${run.config.name})`);
+    }
+  }
+}
+
 await runNetworkCli(
   { help: HELP, options: { ...RUN_OPTIONS, dir: { type: "string" } } },
   async ({ values }) => {
+    for (const flag of ["policy", "aff", "no-aff"] as const) {
+      if (values[flag] !== undefined) {
+        throw new Error(
+          `Cannot parse --${flag}: the comparison trains the baselines and the method, ` +
+            "each with and without AFF",
+        );
+      }
+    }
     const base = runConfigFromArgs(values);
     const dir = values.dir ?? join("runs", `compare-${values.preset ?? "default"}`);
-    await runExperiment(values, planComparison(base, dir), {
+    const runs = planComparison(base, dir);
+    validatePlan(runs);
+    await runExperiment(values, runs, {
       out: join(dir, "compare"),
       describe: (run, how) => `${run.label} (${run.config.name}): ${how}`,
       tables: (done) => ({

@@ -11,6 +11,10 @@ import { DecodePool } from "../src/data/worker_pool.ts";
 import { loadCheckpoint } from "../src/models/checkpoint.ts";
 import { type EvalPart, evaluateParts } from "../src/train/evaluate.ts";
 import { DEVICE_HELP, requiredCheckpoint, runNetworkCli, useDevice } from "./_cli/device.ts";
+import { numberFlag, SEED_RANGE } from "./_cli/options.ts";
+
+/** The --split values. */
+const SPLITS = ["test", "val", "train", "all", "official", "cv1", "cv2", "cv3", "cv4", "cv5"];
 
 const HELP = `Usage: deno task eval --checkpoint FILE [--split test|val|train|all] [NAME=]SOURCE...
 
@@ -20,7 +24,8 @@ split (stratified 6:2:2 with --seed, as in training; or a split the source ships
 
   --checkpoint FILE        a checkpoint.safetensors written by deno task train
   --split NAME             test (default) | val | train | all | official | cv1..cv5
-  --seed N                 seed of the stratified split (the training seed; default 0)
+  --seed N                 seed of the stratified split, 0–4294967295 (the training seed;
+                           default 0)
   --label TASK=LABEL       label name of a task when it differs from the task name
   --json                   print the metrics as one JSON object (last line)
   --out DIR                also write metrics.json there
@@ -42,6 +47,20 @@ await runNetworkCli({
   },
 }, async ({ values, positionals }) => {
   const checkpoint = requiredCheckpoint(values, "evaluate");
+  // Every flag is checked before the checkpoint, the backend or any data is read.
+  const split = values.split ?? "test";
+  if (!SPLITS.includes(split)) {
+    throw new Error(
+      `Cannot parse --split: expected one of ${SPLITS.join(", ")}: current value is "${split}"`,
+    );
+  }
+  const seed = numberFlag(values.seed, "seed", SEED_RANGE) ?? 0;
+  const labels = new Map<string, string>();
+  for (const l of values.label ?? []) {
+    const m = /^([^=]+)=(.+)$/.exec(l);
+    if (!m) throw new Error(`Cannot parse --label: expected TASK=LABEL: current value is "${l}"`);
+    labels.set(m[1], m[2]);
+  }
   const backend = await useDevice(values.device);
   const net = await loadCheckpoint(checkpoint, { backend });
   const dbs = net.config.databases;
@@ -52,9 +71,15 @@ await runNetworkCli({
       }); ${positionals.length} source(s) given`,
     );
   }
-  const labels = new Map((values.label ?? []).map((l) => l.split("=") as [string, string]));
-  const split = values.split ?? "test";
-  const seed = Number(values.seed ?? 0);
+  for (const task of labels.keys()) {
+    if (!net.config.tasks.some((t) => t.name === task)) {
+      throw new Error(
+        `Cannot parse --label ${task}=…: the checkpoint has no task "${task}" (it has ${
+          net.config.tasks.map((t) => t.name).join(", ")
+        })`,
+      );
+    }
+  }
   const pool = new DecodePool({ workers: 2 });
   const parts: EvalPart[] = [];
   const classes: Record<string, string[]> = {};

@@ -6,12 +6,13 @@
  * @module
  */
 import { join } from "node:path";
-import { planSweep } from "../src/train/experiments.ts";
+import { type PlannedRun, planSweep } from "../src/train/experiments.ts";
 import { RUN_HELP, RUN_OPTIONS, runConfigFromArgs } from "./_cli/run_args.ts";
 import { sweepCsv, sweepJson, sweepTable } from "../src/report/tables.ts";
 import { sweepPlot } from "../src/report/plots.ts";
 import { DEVICE_HELP, runNetworkCli } from "./_cli/device.ts";
 import { runExperiment } from "./_cli/training.ts";
+import { validateRunConfig } from "../src/train/run_config.ts";
 
 const HELP = `Usage: deno task sweep-ratios [--ratios 1:0.7,1:0.6,1:0.5] [--batches 32,16] [options]
 
@@ -20,7 +21,8 @@ Trains the method once per loss-weight ratio λ1:λ2 and batch size (the paper's
 sweep.md, sweep.csv, sweep.json and a bar chart sweep.svg there. Runs already complete are reused; a stopped
 sweep continues where it stopped.
 
-  --ratios LIST            λ1:λ2 pairs, comma-separated (default 1:0.7,1:0.6,1:0.5)
+  --ratios LIST            λ1:λ2 pairs, comma-separated, weights 0–1000 (default
+                           1:0.7,1:0.6,1:0.5)
   --batches LIST           batch sizes (default 32,16)
   --dir DIR                the sweep folder
   --json                   print the table as JSON (last line of stdout)
@@ -32,24 +34,54 @@ ${RUN_HELP}
 Example:
   deno task sweep-ratios --preset paper-scut --scut data/SCUT-FBP5500_v2`;
 
-/** Parses "1:0.7,1:0.6" into pairs. */
+/** Largest loss weight in --ratios: far above the paper's (≤ 1), a typo beyond it. */
+const MAX_LAMBDA = 1000;
+
+/** Parses "1:0.7,1:0.6" into pairs: decimal weights from 0 to MAX_LAMBDA, not both 0. */
 function parseRatios(text: string): [number, number][] {
+  const seen = new Set<string>();
   return text.split(",").map((pair) => {
-    const m = /^\s*([\d.]+)\s*:\s*([\d.]+)\s*$/.exec(pair);
-    if (!m) throw new Error(`Cannot parse --ratios: "${pair}" is not of the form λ1:λ2`);
-    return [Number(m[1]), Number(m[2])];
+    const m = /^\s*([\d.]+(?:e-?\d+)?)\s*:\s*([\d.]+(?:e-?\d+)?)\s*$/i.exec(pair);
+    const l = m ? [Number(m[1]), Number(m[2])] : [];
+    if (!m || !l.every(Number.isFinite)) {
+      throw new Error(`Cannot parse --ratios: "${pair}" is not of the form λ1:λ2`);
+    }
+    if (l.some((v) => v > MAX_LAMBDA) || (l[0] === 0 && l[1] === 0)) {
+      throw new Error(
+        `Cannot parse --ratios: "${pair}": each weight must be from 0 to ${MAX_LAMBDA}, ` +
+          "and not both 0",
+      );
+    }
+    const key = `${l[0]}:${l[1]}`;
+    if (seen.has(key)) throw new Error(`Cannot parse --ratios: ${key} is given twice`);
+    seen.add(key);
+    return [l[0], l[1]];
   });
 }
 
-/** Parses "32,16" into batch sizes. */
+/** Parses "32,16" into batch sizes (integers ≥ 2; the run config bounds the largest). */
 function parseBatches(text: string): number[] {
+  const seen = new Set<number>();
   return text.split(",").map((b) => {
-    const n = Number(b);
-    if (!Number.isInteger(n) || n < 2) {
+    const n = /^\s*\d+\s*$/.test(b) ? Number(b) : NaN;
+    if (!Number.isSafeInteger(n) || n < 2) {
       throw new Error(`Cannot parse --batches: "${b}" is not a batch size ≥ 2`);
     }
+    if (seen.has(n)) throw new Error(`Cannot parse --batches: ${n} is given twice`);
+    seen.add(n);
     return n;
   });
+}
+
+/** Checks every planned run before the first starts: a bad batch fails now, not hours in. */
+function validatePlan(runs: readonly PlannedRun[]): void {
+  for (const run of runs) {
+    try {
+      validateRunConfig(run.config);
+    } catch (e) {
+      throw new Error(`${(e as Error).message} (run ${run.config.name})`);
+    }
+  }
 }
 
 await runNetworkCli({
@@ -61,11 +93,16 @@ await runNetworkCli({
     dir: { type: "string" },
   },
 }, async ({ values }) => {
+  if (values.batch !== undefined) {
+    throw new Error("Cannot parse --batch: the sweep sets each run's batch: use --batches");
+  }
   const base = runConfigFromArgs(values);
   const ratios = parseRatios(values.ratios ?? "1:0.7,1:0.6,1:0.5");
   const batches = parseBatches(values.batches ?? "32,16");
   const dir = values.dir ?? join("runs", `sweep-${values.preset ?? "default"}`);
-  await runExperiment(values, planSweep(base, ratios, batches, dir), {
+  const runs = planSweep(base, ratios, batches, dir);
+  validatePlan(runs);
+  await runExperiment(values, runs, {
     out: join(dir, "sweep"),
     describe: (run, how) => `${run.label}: ${how} (${run.config.out})`,
     tables: async (done) => ({

@@ -6,9 +6,16 @@
 import { join } from "node:path";
 import { readPretrainedWeights } from "../src/models/checkpoint.ts";
 import { writeReport } from "../src/report/report.ts";
-import { RUN_HELP, RUN_OPTIONS, runConfigFromArgs } from "./_cli/run_args.ts";
-import type { RunConfig } from "../src/train/run_config.ts";
+import { resumedRunConfig, RUN_HELP, RUN_OPTIONS, runConfigFromArgs } from "./_cli/run_args.ts";
+import {
+  availableMemory,
+  checkRunMemory,
+  type RunConfig,
+  validateRunConfig,
+} from "../src/train/run_config.ts";
 import { runTable } from "../src/report/tables.ts";
+import { finishedRun, readRunConfig } from "../src/train/resume.ts";
+import { checkRunFolder, freeRunFolder, inspectRunFolder } from "../src/train/run_dir.ts";
 import { RunInterrupted, train } from "../src/train/trainer.ts";
 import type { RunResult } from "../src/train/result.ts";
 import { DEVICE_HELP, runNetworkCli, useDevice } from "./_cli/device.ts";
@@ -24,7 +31,10 @@ prints the paper-style table. With no options: the built-in synthetic two-databa
 
 ${RUN_HELP}
 Run control:
-  --resume DIR             continue a stopped run from DIR/last.safetensors
+  --resume DIR             continue the stopped run in DIR (it reads and writes DIR only);
+                           run options given must match the run's, except --workers
+  --force                  replace the run in --out: deletes the files a run writes
+                           there (only those), after every option and data source is checked
   --json                   print the result as one JSON object (last line of stdout)
 ${DEVICE_HELP}
   -h, --help               this help
@@ -58,24 +68,49 @@ export function resultSummary(r: RunResult): Record<string, unknown> {
 
 await runNetworkCli({
   help: HELP,
-  options: { ...RUN_OPTIONS, resume: { type: "string" } },
+  options: { ...RUN_OPTIONS, resume: { type: "string" }, force: { type: "boolean" } },
 }, async ({ values }) => {
   let config: RunConfig;
-  if (values.resume) {
-    const path = join(values.resume, "config.json");
-    try {
-      config = JSON.parse(await Deno.readTextFile(path));
-    } catch {
-      throw new Error(`Cannot resume "${values.resume}": it has no readable config.json`);
+  if (values.resume !== undefined) {
+    if (values.force) {
+      throw new Error(
+        `Cannot use --force with --resume: --resume continues the run in "${values.resume}", --force replaces it`,
+      );
+    }
+    const dir = values.resume;
+    checkRunFolder(dir, await inspectRunFolder(dir), "resume");
+    config = resumedRunConfig(await readRunConfig(dir), values, dir);
+    validateRunConfig(config);
+    const finished = await finishedRun(config);
+    if (finished) {
+      // Killed between its metrics and its report: the report is all that is left to do.
+      const reportMissing = await Deno.stat(join(dir, "report.md")).then(() => false, () => true);
+      if (reportMissing) await writeReport(dir, finished.result);
+      console.log(
+        `${dir} finished: ${finished.done} of ${finished.of} epochs, ${
+          reportMissing ? "wrote its missing report.md" : "nothing to do"
+        }`,
+      );
+      if (values.json) console.log(JSON.stringify(resultSummary(finished.result)));
+      return 0;
     }
   } else {
     config = runConfigFromArgs(values);
+    // A default folder that holds a run (or anything) is kept: the run goes to <name>-2, …
+    if (values.out === undefined && !values.force) config.out = await freeRunFolder(config.out);
+    validateRunConfig(config);
+    checkRunFolder(
+      config.out,
+      await inspectRunFolder(config.out),
+      values.force ? "force" : "new",
+    );
   }
   // A bad --pretrained file fails first: before a backend is loaded (or built) or data read.
   const pretrained = config.pretrained
     ? await readPretrainedWeights(config.pretrained, config.widths)
     : undefined;
   const backend = await useDevice(values.device);
+  checkRunMemory(config, availableMemory(backend.name));
   const bar = new ProgressBar();
   bar.note(`run ${config.name} → ${config.out} (${backend.name} backend)`);
   const controller = new AbortController();
@@ -90,7 +125,8 @@ await runNetworkCli({
       ...trainingOptions(bar),
       backend,
       pretrained,
-      resume: Boolean(values.resume),
+      resume: values.resume !== undefined,
+      force: Boolean(values.force),
       signal: controller.signal,
     });
   } catch (e) {

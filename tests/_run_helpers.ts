@@ -75,3 +75,55 @@ export async function tinyRunCommand(
     env: { OMP_NUM_THREADS: "1" },
   });
 }
+
+/** What a command printed and how it ended. */
+export interface TaskOutput {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs `tasks/<name>.ts` with `args` in a child process (in `cwd`, one OpenMP thread) and
+ * returns its exit code and output.
+ */
+export async function runTask(name: string, args: string[], cwd?: string): Promise<TaskOutput> {
+  const tool = new URL(`../tasks/${name}.ts`, import.meta.url).pathname;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", tool, ...args],
+    cwd,
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1", OMP_NUM_THREADS: "1" },
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+/** Every file under `dir` (hidden ones too) by path relative to it, with its bytes. */
+export async function snapshot(dir: string): Promise<Map<string, Uint8Array>> {
+  const files = new Map<string, Uint8Array>();
+  const walk = async (sub: string) => {
+    for await (const e of Deno.readDir(join(dir, sub))) {
+      const rel = sub ? join(sub, e.name) : e.name;
+      if (e.isDirectory) await walk(rel);
+      else files.set(rel, await Deno.readFile(join(dir, rel)));
+    }
+  };
+  await walk("");
+  return new Map([...files].sort(([a], [b]) => a.localeCompare(b)));
+}
+
+/** Copies a folder of files (and subfolders) to `to`, which must not exist. */
+export async function copyFolder(from: string, to: string): Promise<void> {
+  await Deno.mkdir(to, { recursive: true });
+  for (const [rel, bytes] of await snapshot(from)) {
+    await Deno.mkdir(join(to, rel, ".."), { recursive: true });
+    await Deno.writeFile(join(to, rel), bytes);
+  }
+}
+
+/** Whether a path exists. */
+export function exists(path: string): Promise<boolean> {
+  return Deno.lstat(path).then(() => true, () => false);
+}

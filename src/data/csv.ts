@@ -6,6 +6,7 @@
  */
 
 import type { ProblemLog } from "./problems.ts";
+import { lineTooLongError, MAX_LINE_LENGTH } from "./text_lines.ts";
 
 /** One CSV record with the 1-based line it starts on. */
 export interface CsvRow {
@@ -15,7 +16,8 @@ export interface CsvRow {
 
 function pickDelimiter(text: string): string {
   const end = text.indexOf("\n");
-  const head = end < 0 ? text : text.slice(0, end);
+  // A header past the line limit is refused by the parser; do not split megabytes here.
+  const head = text.slice(0, Math.min(end < 0 ? text.length : end, MAX_LINE_LENGTH + 1));
   let best = ",";
   let bestCount = -1;
   for (const d of [",", "\t", ";"]) {
@@ -28,7 +30,9 @@ function pickDelimiter(text: string): string {
 /**
  * Parses CSV text into rows; blank lines are skipped, unquoted cells trimmed, and CRLF
  * endings and trimmed whitespace reported once each to `log`.
- * @throws {Error} `Cannot parse CSV file "f": line N: unterminated quoted field`
+ * @throws {Error} `Cannot parse CSV file "f": line N: unterminated quoted field`, or a
+ *   record (a line, or several joined by a quoted field) longer than
+ *   {@link MAX_LINE_LENGTH}, refused as soon as it passes the limit
  */
 export function parseCsv(text: string, file: string, log: ProblemLog): CsvRow[] {
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
@@ -40,6 +44,7 @@ export function parseCsv(text: string, file: string, log: ProblemLog): CsvRow[] 
   let quoted = false;
   let wasQuoted = false;
   let rowLine = 1;
+  let rowStart = 0;
   let crlf = 0, crlfFirst = 0, space = 0, spaceFirst = 0;
   let rowHasSpace = false;
   const endCell = () => {
@@ -60,6 +65,10 @@ export function parseCsv(text: string, file: string, log: ProblemLog): CsvRow[] 
     rowHasSpace = false;
   };
   for (let i = 0; i < text.length; i++) {
+    if (i - rowStart > MAX_LINE_LENGTH + 1) { // + 1: a CR before the LF
+      const hint = quoted ? "is a quoted field not closed?" : undefined;
+      throw lineTooLongError(`Cannot parse CSV file "${file}"`, rowLine, undefined, hint);
+    }
     const ch = text[i];
     if (quoted) {
       if (ch === '"') {
@@ -83,6 +92,7 @@ export function parseCsv(text: string, file: string, log: ProblemLog): CsvRow[] 
       endRow();
       line++;
       rowLine = line;
+      rowStart = i + 1;
     } else {
       cell += ch;
     }

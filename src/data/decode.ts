@@ -5,6 +5,7 @@
  */
 
 import { Image } from "imagescript";
+import { fileKind } from "./fs_util.ts";
 import { ImageHeaderError, readImageHeader } from "./image_header.ts";
 
 /**
@@ -42,6 +43,29 @@ export class BadImageError extends Error {
 }
 
 /**
+ * What a failure of imagescript's decoders means, in words. Its PNG decoder reports only a
+ * status number ("png: failed to decode (-8)"), its JPEG decoder only "failed to decode",
+ * and corrupt JPEG data can end in a WebAssembly trap ("unreachable"). The file's structure
+ * (chunks, CRCs, segments) was checked before, so what is left is the image data itself.
+ */
+function decoderReason(e: unknown, format: "png" | "jpeg", width: number, height: number) {
+  const msg = e instanceof Error ? e.message : String(e);
+  if (msg === "Unsupported image type") return "not a JPEG or PNG file";
+  const status = /^png: failed to decode \((-?\d+)\)$/.exec(msg)?.[1];
+  if (status === "-8") {
+    return `corrupt PNG image data: the compressed pixels (IDAT) do not decode to the ` +
+      `${width}×${height} image its header gives`;
+  }
+  if (status !== undefined) {
+    return `PNG not supported or damaged: the decoder refused it (status ${status})`;
+  }
+  if (format === "jpeg" || msg === "unreachable" || msg.startsWith("jpg:")) {
+    return "corrupt JPEG image data: the decoder could not read the compressed pixels";
+  }
+  return `corrupt image data (${msg.split("\n")[0].slice(0, 100)})`;
+}
+
+/**
  * Decodes image bytes (JPEG or PNG; grey, RGB, RGBA, 8- or 16-bit) to 8-bit RGBA. The
  * header is checked first (structure, CRCs, size), so a damaged file is named with what is
  * wrong and an oversized one is refused before anything is allocated for its pixels.
@@ -75,14 +99,7 @@ export async function decodeImage(bytes: Uint8Array, path: string): Promise<Rgba
   try {
     img = await Image.decode(bytes);
   } catch (e) {
-    const msg = e instanceof Error ? e.message : String(e);
-    // imagescript's JPEG decoder is WebAssembly; corrupt data can end in a wasm trap.
-    const why = msg === "Unsupported image type"
-      ? "not a JPEG or PNG file"
-      : msg === "unreachable"
-      ? "corrupt image data"
-      : `corrupt image data (${msg})`;
-    throw new BadImageError(path, why);
+    throw new BadImageError(path, decoderReason(e, header.format, width, height));
   }
   const b = img.bitmap;
   return {
@@ -109,7 +126,7 @@ export async function readImage(path: string): Promise<Rgba> {
     // forever), is refused by kind; a huge file by size, before it is read.
     const info = await Deno.stat(path);
     if (info.isDirectory) throw new BadImageError(path, "it is a directory");
-    if (!info.isFile) throw new BadImageError(path, "not a regular file");
+    if (!info.isFile) throw new BadImageError(path, `it is ${fileKind(info)}, not an image file`);
     if (info.size > MAX_IMAGE_FILE_BYTES) {
       throw new BadImageError(
         path,

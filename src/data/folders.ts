@@ -5,7 +5,7 @@
  */
 
 import { join } from "node:path";
-import { classTable, isOutOfRangeLabel, MAX_CLASSES } from "./classes.ts";
+import { labelColumn } from "./classes.ts";
 import { isDirectory, isImageName, listDir } from "./fs_util.ts";
 import { ProblemLog } from "./problems.ts";
 import type { Dataset, ImageRecord } from "./records.ts";
@@ -18,7 +18,10 @@ export interface FolderOptions {
 
 /**
  * Reads `<root>/<class>/<image>`; files outside class folders, non-image files and nested
- * folders are skipped and reported.
+ * folders are skipped and reported, hidden entries (".git") ignored. A folder named
+ * neither like a class id nor like a class name of the others (`-1` or `2.5` beside `0`,
+ * `1`; `NA`) is a label error: its images are left out and a task on the label is refused
+ * (see classes.ts), as is a class folder without images.
  * @throws {Error} When `root` is not a folder or has no class folders.
  */
 export async function readClassFolders(
@@ -35,11 +38,11 @@ export async function readClassFolders(
   const dirs: string[] = [];
   for (const e of await listDir(root)) {
     const path = join(root, e.name);
+    if (e.name.startsWith(".")) continue;
     if (e.isDirectory || (e.isSymlink && (await isDirectory(path)))) {
       dirs.push(e.name);
       continue;
     }
-    if (e.name.startsWith(".")) continue;
     log.skip("file outside class folders", path, undefined, "not in a class folder; ignored");
   }
   if (dirs.length === 0) {
@@ -47,12 +50,18 @@ export async function readClassFolders(
       `Cannot read class folders at "${root}": no subfolders: expected <root>/<class>/<image>`,
     );
   }
-  for (const cls of [...dirs]) {
-    if (isOutOfRangeLabel(cls)) {
-      const msg = `class folder "${cls}" is out of range: a label has at most ${MAX_CLASSES} ` +
-        `classes; ignored`;
-      log.skip("label out of range", join(root, cls), undefined, msg);
-      dirs.splice(dirs.indexOf(cls), 1);
+  // Folder names are the labels: ids or names; a folder named neither is a label error.
+  const col = labelColumn(label, dirs.map((d) => ({ value: d, file: join(root, d) })));
+  for (const [i, cls] of dirs.entries()) {
+    const bad = col.bad.get(i);
+    if (bad) {
+      log.labelError(
+        label,
+        join(root, cls),
+        undefined,
+        `${bad.message}; folder ignored`,
+        bad.reason,
+      );
       continue;
     }
     let n = 0;
@@ -70,19 +79,19 @@ export async function readClassFolders(
     }
     if (n === 0) log.warn(join(root, cls), undefined, `class "${cls}" has no images`);
   }
-  const table = classTable(dirs);
   const records: ImageRecord[] = found.map(({ cls, path }) => ({
     path,
-    labels: { [label]: table.index.get(cls)! },
+    labels: { [label]: col.table.index.get(cls)! },
   }));
   return {
     name: "folders",
     source,
     root,
     records,
-    classes: { [label]: table.names },
+    classes: { [label]: col.table.names },
     splits: {},
     problems: log.problems,
     skips: log.skips,
+    classOrigins: { [label]: col.origins },
   };
 }

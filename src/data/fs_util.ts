@@ -61,3 +61,33 @@ export function isImageName(name: string): boolean {
   const lower = name.toLowerCase();
   return IMAGE_EXTENSIONS.some((e) => lower.endsWith(e));
 }
+
+/** "a character device", "a FIFO" … for a path that is not a regular file or a folder. */
+export function fileKind(info: Deno.FileInfo): string {
+  return info.isCharDevice
+    ? "a character device"
+    : info.isBlockDevice
+    ? "a block device"
+    : info.isFifo
+    ? "a FIFO (named pipe)"
+    : info.isSocket
+    ? "a socket"
+    : info.isSymlink
+    ? "a symbolic link"
+    : "something other than a regular file";
+}
+
+/**
+ * Why an image a list or manifest names cannot be read, or null when it is a regular file:
+ * "not found", or what it is instead (a device, a FIFO, a folder…).
+ */
+export async function listedImageProblem(path: string): Promise<string | null> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(path);
+  } catch {
+    return `image "${path}" not found`;
+  }
+  if (info.isFile) return null;
+  return `image "${path}" is ${info.isDirectory ? "a folder" : fileKind(info)}, not an image file`;
+}

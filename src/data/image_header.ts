@@ -36,6 +36,9 @@ const PNG_DEPTHS: Record<number, number[]> = {
   6: [8, 16],
 };
 
+/** The critical chunks of PNG (the spec's four; others are ancillary or unknown). */
+const PNG_CRITICAL = ["IHDR", "PLTE", "IDAT", "IEND"];
+
 /** True when the bytes start like a PNG file. */
 function isPng(b: Uint8Array): boolean {
   return b.length >= 8 && PNG_SIGNATURE.every((v, i) => b[i] === v);
@@ -56,7 +59,7 @@ function pngHeader(b: Uint8Array): ImageHeader {
     throw new ImageHeaderError(why);
   };
   const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  let at = 8, width = 0, height = 0, idat = 0, end = false;
+  let at = 8, width = 0, height = 0, idat = 0, end = false, color = 0, plte = false;
   while (!end) {
     if (at + 8 > b.length) fail(`PNG is truncated at byte ${at}: no IEND chunk`);
     const length = dv.getUint32(at);
@@ -75,7 +78,8 @@ function pngHeader(b: Uint8Array): ImageHeader {
       if (name !== "IHDR" || length !== 13) fail("PNG does not start with a 13-byte IHDR chunk");
       width = dv.getUint32(at + 8);
       height = dv.getUint32(at + 12);
-      const depth = b[at + 16], color = b[at + 17];
+      const depth = b[at + 16];
+      color = b[at + 17];
       if (!(PNG_DEPTHS[color] ?? []).includes(depth)) {
         fail(`PNG has an invalid colour type ${color} with bit depth ${depth}`);
       }
@@ -84,6 +88,17 @@ function pngHeader(b: Uint8Array): ImageHeader {
       }
     } else if (name === "IHDR") {
       fail(`PNG has a second IHDR chunk at byte ${at}`);
+    }
+    if (!/^[A-Za-z]{4}$/.test(name)) {
+      fail(`PNG chunk at byte ${at} has an invalid name ${chunkName(b, at + 4)}`);
+    }
+    // A critical chunk (upper-case first letter) the decoder does not know makes it fail.
+    if (/^[A-Z]/.test(name) && !PNG_CRITICAL.includes(name)) {
+      fail(`PNG has an unknown critical chunk "${name}" at byte ${at}`);
+    }
+    if (name === "PLTE") plte = true;
+    if (name === "IDAT" && color === 3 && !plte) {
+      fail(`PNG has a palette colour type but no PLTE chunk before its image data (byte ${at})`);
     }
     if (name === "IDAT") idat++;
     if (name === "IEND") end = true;

@@ -4,6 +4,7 @@
  * @module
  */
 
+import { checkLabel } from "./classes.ts";
 import { BadImageError } from "./decode.ts";
 import type { BadImagePolicy } from "./loader.ts";
 import { formatProblem, type Problem } from "./problems.ts";
@@ -35,6 +36,12 @@ export interface DataInfo {
   labels: Record<string, Record<string, number>>;
   /** Class names per label (index = integer label). */
   classes: Record<string, string[]>;
+  /**
+   * Per label, every reason a task on it is refused (values that are not classes of their
+   * column, empty classes, names differing only in case or spaces, a declared count not
+   * met: see classes.ts); `[]` for a label that can be trained on.
+   */
+  labelErrors: Record<string, Problem[]>;
   /** Per split ("stratified" 6:2:2 and the source's own): counts per part. */
   splits: Record<string, Record<"train" | "val" | "test", PartInfo>>;
   /** Whether every image was decoded to check it. */
@@ -51,6 +58,8 @@ export interface InfoOptions {
   workers?: number;
   /** Seed of the stratified split (default 0). */
   seed?: number;
+  /** Class counts declared per label (as a task's `--task NAME=DB:LABEL:λ:K` does). */
+  classes?: Record<string, number>;
 }
 
 /**
@@ -82,6 +91,12 @@ export async function collectInfo(dataset: Dataset, options: InfoOptions = {}): 
     }
   }
   const records = dataset.records.filter((_, i) => good.has(i));
+  const declared = options.classes ?? {};
+  const labelErrors: Record<string, Problem[]> = {};
+  for (const label of new Set([...Object.keys(dataset.classes), ...Object.keys(declared)])) {
+    const k = Object.hasOwn(declared, label) ? declared[label] : undefined;
+    labelErrors[label] = checkLabel(dataset, label, k).errors;
+  }
   const part = (idx: number[]): PartInfo => {
     const rs: ImageRecord[] = idx.filter((i) => good.has(i)).map((i) => dataset.records[i]);
     return { images: rs.length, labels: countLabels(rs, dataset.classes) };
@@ -102,17 +117,38 @@ export async function collectInfo(dataset: Dataset, options: InfoOptions = {}): 
     problems,
     labels: countLabels(records, dataset.classes),
     classes: dataset.classes,
+    labelErrors,
     splits,
     decoded: decode,
   };
 }
 
-/** Formats counts as `F 250  M 250`. */
-function counts(c: Record<string, number>): string {
-  return Object.entries(c).map(([k, v]) => `${k} ${v}`).join("  ");
+/**
+ * Formats counts as `F 250  M 250`; runs of empty class ids are joined (`5–998 none`), and
+ * past `max` entries the rest is counted.
+ */
+function counts(c: Record<string, number>, max = 40): string {
+  const entries = Object.entries(c);
+  const ids = entries.every(([k], i) => k === String(i));
+  const parts: string[] = [];
+  for (let i = 0; i < entries.length; i++) {
+    let j = i;
+    if (ids && entries[i][1] === 0) {
+      while (j + 1 < entries.length && entries[j + 1][1] === 0) j++;
+    }
+    parts.push(j > i + 1 ? `${i}–${j} none` : `${entries[i][0]} ${entries[i][1]}`);
+    if (j === i + 1) parts.push(`${j} 0`);
+    i = j;
+  }
+  const more = parts.length > max ? `  … ${parts.length - max} more (--json for all)` : "";
+  return parts.slice(0, max).join("  ") + more;
 }
 
-/** Renders {@link DataInfo} as text for a terminal; at most `maxProblems` problems listed. */
+/**
+ * Renders {@link DataInfo} as text for a terminal: counts per class of every label (its
+ * class table), the label errors that refuse a task, splits, and at most `maxProblems` of
+ * the other problems.
+ */
 export function formatInfo(info: DataInfo, maxProblems = 50): string {
   const lines = [
     `source   ${info.source}`,
@@ -120,9 +156,21 @@ export function formatInfo(info: DataInfo, maxProblems = 50): string {
     `skipped  ${info.skipped}`,
   ];
   for (const [reason, n] of Object.entries(info.skips)) lines.push(`  ${reason}: ${n}`);
-  lines.push("", "labels");
+  lines.push("", "labels (images per class)");
+  const errors = Object.entries(info.labelErrors).filter(([, e]) => e.length > 0);
   for (const [name, c] of Object.entries(info.labels)) {
-    lines.push(`  ${name.padEnd(8)} ${counts(c)}`);
+    const n = info.labelErrors[name]?.length ?? 0;
+    const flag = n === 0 ? "" : `  ✗ ${n} label error${n === 1 ? "" : "s"}`;
+    lines.push(`  ${name.padEnd(8)} ${counts(c)}${flag}`);
+  }
+  if (errors.length > 0) {
+    const all = errors.flatMap(([, e]) => e);
+    const names = errors.map(([l]) => `"${l}"`).join(", ");
+    lines.push("", `label errors (${all.length}): a task on ${names} is refused until fixed`);
+    for (const p of all.slice(0, maxProblems)) lines.push(`  ${formatProblem(p)}`);
+    if (all.length > maxProblems) {
+      lines.push(`  … ${all.length - maxProblems} more (use --json for all)`);
+    }
   }
   lines.push("", "splits");
   for (const [name, s] of Object.entries(info.splits)) {
@@ -134,10 +182,14 @@ export function formatInfo(info: DataInfo, maxProblems = 50): string {
       }
     }
   }
-  lines.push("", `problems (${info.problems.length})`);
-  for (const p of info.problems.slice(0, maxProblems)) lines.push(`  ${formatProblem(p)}`);
-  if (info.problems.length > maxProblems) {
-    lines.push(`  … ${info.problems.length - maxProblems} more (use --json for all)`);
+  // Label errors the reader found are listed above; the rest here.
+  const others = info.problems.filter((p) =>
+    !(p.error && p.label !== undefined && Object.hasOwn(info.labelErrors, p.label))
+  );
+  lines.push("", `problems (${others.length})`);
+  for (const p of others.slice(0, maxProblems)) lines.push(`  ${formatProblem(p)}`);
+  if (others.length > maxProblems) {
+    lines.push(`  … ${others.length - maxProblems} more (use --json for all)`);
   }
   return lines.join("\n");
 }

@@ -6,9 +6,9 @@
  */
 
 import { dirname, isAbsolute, join } from "node:path";
-import { isOutOfRangeLabel, MAX_CLASSES } from "./classes.ts";
-import { isFile } from "./fs_util.ts";
-import { ProblemLog } from "./problems.ts";
+import { labelColumn } from "./classes.ts";
+import { listedImageProblem } from "./fs_util.ts";
+import { ProblemLog, quote } from "./problems.ts";
 import type { Dataset, ImageRecord } from "./records.ts";
 import { readTextLines } from "./text_lines.ts";
 
@@ -21,8 +21,10 @@ export interface ListOptions {
 }
 
 /**
- * Reads a list file; malformed lines, bad labels, duplicates and missing images are
- * skipped and reported with their line.
+ * Reads a list file; malformed lines, duplicates and missing images are skipped and
+ * reported with their line. A label that is not a class id (an integer ≥ 0 written in
+ * digits, below MAX_CLASSES) is a label error naming its line: the line is skipped and a
+ * task on the label is refused (see classes.ts).
  * @throws {Error} When the list file cannot be read.
  */
 export async function readListFile(
@@ -33,26 +35,16 @@ export async function readListFile(
   const label = options.label ?? "label";
   const root = options.imageRoot ?? dirname(file);
   const log = new ProblemLog();
-  const records: ImageRecord[] = [];
+  const entries: { line: number; path: string; value: string }[] = [];
   const seen = new Map<string, number>();
-  let max = -1;
   for (const { line, text } of await readTextLines(file, "list file", log)) {
     const m = /^(.*\S)\s+(\S+)$/.exec(text);
     if (!m) {
-      const msg = `expected "<path> <int label>": current line is "${text}"`;
+      const msg = `expected "<path> <int label>": current line is ${quote(text)}`;
       log.skip("malformed line", file, line, msg);
       continue;
     }
     const [, p, value] = m;
-    if (!/^\d+$/.test(value)) {
-      log.skip("bad label", file, line, `label "${value}" is not a non-negative integer`);
-      continue;
-    }
-    if (isOutOfRangeLabel(value)) {
-      const msg = `label ${value} is out of range: a label has at most ${MAX_CLASSES} classes`;
-      log.skip("label out of range", file, line, msg);
-      continue;
-    }
     const path = isAbsolute(p) ? p : join(root, p);
     if (seen.has(path)) {
       log.skip(
@@ -64,22 +56,34 @@ export async function readListFile(
       continue;
     }
     seen.set(path, line);
-    if (!(await isFile(path))) {
-      log.skip("image listed but missing", file, line, `image "${path}" not found`);
+    const problem = await listedImageProblem(path);
+    if (problem !== null) {
+      log.skip("image listed but missing", file, line, problem);
       continue;
     }
-    const v = Number(value);
-    max = Math.max(max, v);
-    records.push({ path, labels: { [label]: v } });
+    entries.push({ line, path, value });
   }
+  // Every label of a list file is a class id; a value that is not is a label error.
+  const col = labelColumn(
+    label,
+    entries.map((e) => ({ value: e.value, file, line: e.line })),
+    "ids",
+  );
+  const records: ImageRecord[] = [];
+  entries.forEach(({ line, path, value }, i) => {
+    const bad = col.bad.get(i);
+    if (bad) log.labelError(label, file, line, bad.message, bad.reason);
+    else records.push({ path, labels: { [label]: col.table.index.get(value)! } });
+  });
   return {
     name: "list",
     source,
     root,
     records,
-    classes: { [label]: Array.from({ length: max + 1 }, (_, i) => String(i)) },
+    classes: { [label]: col.table.names },
     splits: {},
     problems: log.problems,
     skips: log.skips,
+    classOrigins: { [label]: col.origins },
   };
 }

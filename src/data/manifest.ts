@@ -7,19 +7,22 @@
  */
 
 import { dirname, isAbsolute, join, relative } from "node:path";
-import { classTable, isOutOfRangeLabel, MAX_CLASSES } from "./classes.ts";
+import { labelColumn } from "./classes.ts";
 import { formatCsv, parseCsv } from "./csv.ts";
-import { isFile } from "./fs_util.ts";
-import { ProblemLog } from "./problems.ts";
-import type { Dataset, ImageRecord, Split } from "./records.ts";
+import { listedImageProblem } from "./fs_util.ts";
+import { ProblemLog, quote } from "./problems.ts";
+import type { ClassOrigin, Dataset, ImageRecord, Split } from "./records.ts";
 import { readFileOrThrow } from "./text_lines.ts";
 
 const PATH_COLUMNS = ["path", "file", "filename", "image", "imagepath"];
 const SPLITS = ["train", "val", "test"] as const;
 
 /**
- * Reads a manifest CSV. Rows with a missing image, a wrong cell count, a duplicate path,
- * a bad score or no label are skipped and reported with their line.
+ * Reads a manifest CSV. Rows with a missing image, a wrong cell count, a duplicate path
+ * or no label are skipped and reported with their line. Each label column holds class ids
+ * (integers ≥ 0 written in digits) or class names; a value that is neither (`-1`, `2.5`,
+ * `NaN` among ids, a number among names) is a label error naming its line: the value is
+ * left out, and a task on that label is refused (see classes.ts).
  * @throws {Error} When the file cannot be read, is empty, or has no path column.
  */
 export async function readManifest(file: string, source = `csv:${file}`): Promise<Dataset> {
@@ -33,7 +36,7 @@ export async function readManifest(file: string, source = `csv:${file}`): Promis
   if (pathCol < 0) {
     throw new Error(
       `Cannot read manifest "${file}": line ${rows[0].line}: no path column ` +
-        `(one of ${PATH_COLUMNS.join(", ")}): header is "${header.join(",")}"`,
+        `(one of ${PATH_COLUMNS.join(", ")}): header is ${quote(header.join(","))}`,
     );
   }
   const scoreCol = norm.indexOf("score");
@@ -78,40 +81,52 @@ export async function readManifest(file: string, source = `csv:${file}`): Promis
         line,
         `"${p}" listed again (first at line ${seen.get(path)})`,
       );
-    } else if (labelCols.some((c) => isOutOfRangeLabel(cells[c]))) {
-      const c = labelCols.find((c) => isOutOfRangeLabel(cells[c]))!;
-      const msg = `label "${header[c]}" is ${cells[c]}, out of range: a label has at most ` +
-        `${MAX_CLASSES} classes`;
-      log.skip("label out of range", file, line, msg);
     } else if (labelCols.every((c) => cells[c] === "")) {
       seen.set(path, line);
       log.skip("image without label", file, line, `"${p}" has no label`);
-    } else if (!(await isFile(path))) {
-      seen.set(path, line);
-      log.skip("image listed but missing", file, line, `image "${path}" not found`);
     } else {
+      const problem = await listedImageProblem(path);
       seen.set(path, line);
+      if (problem !== null) {
+        log.skip("image listed but missing", file, line, problem);
+        continue;
+      }
       kept.push({ line, cells, path });
     }
   }
+  // Each label column is ids or names; a value that is neither is a label error.
   const classes: Record<string, string[]> = {};
-  const tables = labelCols.map((c) => {
-    const t = classTable(kept.map((k) => k.cells[c]).filter((v) => v !== ""));
-    classes[header[c]] = t.names;
-    return t;
+  const classOrigins: Record<string, (ClassOrigin | undefined)[]> = {};
+  const columns = labelCols.map((c) => {
+    const filled = [...kept.keys()].filter((i) => kept[i].cells[c] !== "");
+    const cells = filled.map((i) => ({ value: kept[i].cells[c], file, line: kept[i].line }));
+    const col = labelColumn(header[c], cells);
+    classes[header[c]] = col.table.names;
+    classOrigins[header[c]] = col.origins;
+    const bad = new Map([...col.bad].map(([j, b]) => [filled[j], b]));
+    return { c, name: header[c], index: col.table.index, bad };
   });
   const records: ImageRecord[] = [];
   const split: Split = { train: [], val: [], test: [] };
   let hasSplit = false;
-  for (const { line, cells, path } of kept) {
+  for (const [i, { line, cells, path }] of kept.entries()) {
     const rec: ImageRecord = { path, labels: {} };
-    labelCols.forEach((c, k) => {
-      if (cells[c] !== "") rec.labels[header[c]] = tables[k].index.get(cells[c])!;
+    for (const col of columns) {
+      if (cells[col.c] !== "" && !col.bad.has(i)) {
+        rec.labels[col.name] = col.index.get(cells[col.c])!;
+      }
+    }
+    // A row left with no label is skipped, under the reason of its first bad value.
+    const none = Object.keys(rec.labels).length === 0;
+    columns.filter((col) => col.bad.has(i)).forEach((col, k) => {
+      const { reason, message } = col.bad.get(i)!;
+      log.labelError(col.name, file, line, message, none && k === 0 ? reason : undefined);
     });
+    if (none) continue;
     if (scoreCol >= 0 && cells[scoreCol] !== "") {
       const s = Number(cells[scoreCol]);
       if (Number.isFinite(s)) rec.score = s;
-      else log.warn(file, line, `score "${cells[scoreCol]}" is not a number; score left out`);
+      else log.warn(file, line, `score ${quote(cells[scoreCol])} is not a number; score left out`);
     }
     if (splitCol >= 0) {
       const v = cells[splitCol].toLowerCase() as typeof SPLITS[number];
@@ -119,7 +134,9 @@ export async function readManifest(file: string, source = `csv:${file}`): Promis
         split[v].push(records.length);
         hasSplit = true;
       } else {
-        const msg = `split "${cells[splitCol]}" is not one of ${SPLITS.join(", ")}; in no split`;
+        const msg = `split ${quote(cells[splitCol])} is not one of ${
+          SPLITS.join(", ")
+        }; in no split`;
         log.warn(file, line, msg);
       }
     }
@@ -134,6 +151,7 @@ export async function readManifest(file: string, source = `csv:${file}`): Promis
     splits: hasSplit ? { manifest: split } : {},
     problems: log.problems,
     skips: log.skips,
+    classOrigins,
   };
 }
 

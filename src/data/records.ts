@@ -31,6 +31,14 @@ export interface Split {
   test: number[];
 }
 
+/** Where a class of a label was first seen: a file and, for files of lines, the line. */
+export interface ClassOrigin {
+  /** The label file (manifest, list file) or, for class folders, the class folder. */
+  file: string;
+  /** 1-based line of the first entry with this class. */
+  line?: number;
+}
+
 /** A database as read from a source, with its problems. */
 export interface Dataset {
   /** Short name: the source kind ("scut", "csv", "folders", "list", "synthetic"). */
@@ -49,6 +57,13 @@ export interface Dataset {
   problems: Problem[];
   /** Skipped entries per reason. */
   skips: Record<string, number>;
+  /**
+   * For each label whose class table the reader built from the values it read (manifest
+   * columns, list files, class folders): where each class was first seen (index = class;
+   * undefined for a class no entry has). Absent for labels whose classes the format fixes
+   * (SCUT-FBP5500's grades, genders and races). See classes.ts for what is checked.
+   */
+  classOrigins?: Record<string, (ClassOrigin | undefined)[]>;
 }
 
 /** Class names of the SCUT-FBP5500 labels (index = integer label). */

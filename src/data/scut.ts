@@ -17,7 +17,7 @@
 import { join } from "node:path";
 import { beautyGrade } from "./grade.ts";
 import { findEntry, isDirectory, isImageName, listDir } from "./fs_util.ts";
-import { ProblemLog } from "./problems.ts";
+import { ProblemLog, quote } from "./problems.ts";
 import { imageStem, type RatingsTable, readRatings } from "./ratings.ts";
 import { type Dataset, type ImageRecord, SCUT_CLASSES, type Split } from "./records.ts";
 import { readTextLines } from "./text_lines.ts";
@@ -46,18 +46,21 @@ async function readLabelFile(
     const parts = text.split(/\s+/);
     mentioned.add(imageStem(parts[0]));
     if (parts.length !== 2) {
-      const msg = `expected "<file> <mean score>": current line is "${text}"`;
+      const msg = `expected "<file> <mean score>": current line is ${quote(text)}`;
       log.skip("malformed line", path, line, msg);
       continue;
     }
     const [name, s] = parts;
     const score = Number(s);
-    if (!Number.isFinite(score)) {
-      log.skip("malformed line", path, line, `score "${s}" is not a number`);
+    // The mean score decides the beauty grade (of an image without ratings, and in ties):
+    // a score that is not a decimal number in 1–5 is a beauty label error.
+    if (!/^\d+(\.\d*)?$|^\.\d+$/.test(s)) {
+      const msg = `score ${quote(s)} is not a number: expected a mean score in 1–5 such as 3.25`;
+      log.labelError("beauty", path, line, msg, "malformed line");
       continue;
     }
     if (score < 1 || score > 5) {
-      log.skip("score outside 1–5", path, line, `score ${s} is outside 1–5`);
+      log.labelError("beauty", path, line, `score ${s} is outside 1–5`, "score outside 1–5");
       continue;
     }
     const first = seen.get(name);

@@ -217,12 +217,12 @@ export async function ensureSynthetic(options: SyntheticSourceOptions): Promise<
 
 /** Keeps only the named labels of a dataset (records and class tables). */
 function keepLabels(d: Dataset, labels: readonly string[]): Dataset {
-  const classes = Object.fromEntries(Object.entries(d.classes).filter(([k]) => labels.includes(k)));
-  const records = d.records.map((r) => ({
-    ...r,
-    labels: Object.fromEntries(Object.entries(r.labels).filter(([k]) => labels.includes(k))),
-  }));
-  return { ...d, classes, records };
+  const keep = <T>(o: Record<string, T>) =>
+    Object.fromEntries(Object.entries(o).filter(([k]) => labels.includes(k)));
+  const records = d.records.map((r) => ({ ...r, labels: keep(r.labels) }));
+  const out: Dataset = { ...d, classes: keep(d.classes), records };
+  if (d.classOrigins) out.classOrigins = keep(d.classOrigins);
+  return out;
 }
 
 /**

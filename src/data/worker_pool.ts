@@ -23,6 +23,12 @@ interface Slot {
 
 const PER_WORKER = 2;
 
+/**
+ * Most decode workers a pool starts: each is a thread with its own engine (tens of MB), so
+ * a typo such as `--workers 100000` is refused instead of exhausting memory.
+ */
+export const MAX_DECODE_WORKERS = 256;
+
 /** Options of {@link DecodePool}. */
 export interface PoolOptions {
   /** Number of workers; 0 runs everything inline (default 2). */
@@ -44,6 +50,12 @@ export class DecodePool {
     if (!Number.isInteger(n) || n < 0) {
       throw new RangeError(
         `Cannot start decode pool: workers must be an integer ≥ 0: current value is ${n}`,
+      );
+    }
+    if (n > MAX_DECODE_WORKERS) {
+      throw new RangeError(
+        `Cannot start decode pool: workers must be at most ${MAX_DECODE_WORKERS}: ` +
+          `current value is ${n}`,
       );
     }
     this.workers = n;

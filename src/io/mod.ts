@@ -22,6 +22,7 @@
 export { writeFileAtomic } from "./atomic_write.ts";
 export { parsePth, readPth, type ReadPthOptions } from "./pth.ts";
 export {
+  CHECKSUM_KEY,
   MAX_HEADER_BYTES,
   parseSafetensors,
   readSafetensors,

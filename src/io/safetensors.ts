@@ -9,10 +9,24 @@
  * overlap, no hole, nothing after), and no allocation is driven by a declared size, only
  * by bytes that are present: outputs total at most 2× the file size (F16/BF16 widen).
  * Writing emits F32 only, keys sorted, the header padded with spaces to 8 bytes.
+ *
+ * Integrity: fbp's writer adds `__metadata__.fbp_checksum = "crc32:<8 hex digits>"`, and the
+ * reader verifies it whenever it is present (files of other tools, which have none, load as
+ * before; other readers see one more metadata string). It covers what a load uses: the
+ * UTF-8 of the JSON text `[metadata pairs sorted by key, without fbp_checksum, [[name,
+ * dtype, shape] sorted by name]]`, then each tensor's bytes in name order (the data buffer
+ * as fbp writes it). So a flipped byte in the tensors, in the model config or in the resume
+ * state is refused, while the layout (offsets, padding, key order) may differ. CRC-32,
+ * not a cryptographic hash: the checksum sits in the file it protects, so whoever can edit
+ * the file can rewrite it, and a hash would add no protection against tampering; against
+ * accidental damage CRC-32 catches every burst of up to 32 bits and all but 1 in 2^32
+ * random changes, and zlib computes it natively at about 20 GB/s (2 ms for a ResNet18
+ * checkpoint of 45 MB, where SHA-256 takes about 20 times as long).
  * @module
  */
 
 import { writeFileAtomic } from "./atomic_write.ts";
+import { crc32 } from "./crc32.ts";
 import {
   decodeToFloat32,
   DTYPE_SIZE,
@@ -26,8 +40,10 @@ import { quote, WeightsFormatError } from "./weights_format_error.ts";
 export interface SafetensorsFile {
   /** Tensors in data-offset order, keyed by name. */
   tensors: Map<string, WeightsTensor>;
-  /** The `__metadata__` string map (empty when the file has none). */
+  /** The `__metadata__` string map (empty when the file has none), without `fbp_checksum`. */
   metadata: Record<string, string>;
+  /** The file's `fbp_checksum` (verified), or undefined when it has none. */
+  checksum?: string;
 }
 
 /** A tensor to write: row-major float32 values and their shape. */
@@ -48,6 +64,11 @@ export interface ReadSafetensorsOptions {
 export interface WriteSafetensorsOptions {
   /** String map stored as `__metadata__` (e.g. `{fbp: JSON.stringify(config)}`). */
   metadata?: Record<string, string>;
+  /**
+   * Add `fbp_checksum` (default true); a `fbp_checksum` in `metadata` is always replaced
+   * by the writer's own, or dropped when false.
+   */
+  checksum?: boolean;
 }
 
 /** The spec caps the header at 100 MB so that a reader never parses a huge JSON. */
@@ -56,6 +77,9 @@ export const MAX_HEADER_BYTES = 100_000_000;
 export const MAX_JSON_DEPTH = 8;
 
 const METADATA_KEY = "__metadata__";
+/** The `__metadata__` key of the checksum fbp writes and verifies. */
+export const CHECKSUM_KEY = "fbp_checksum";
+const CHECKSUM_FORMAT = /^crc32:[0-9a-f]{8}$/;
 const SUPPORTED = new Set<string>(["F32", "F16", "BF16", "I64"]);
 // Dtypes of the spec that this reader knows but cannot convert to float32.
 const KNOWN_UNSUPPORTED = new Set<string>([
@@ -132,6 +156,11 @@ export function parseSafetensors(
     else entries.push(validateEntry(key, info, dataSize, fail));
   }
   checkTiling(entries, dataSize, fail);
+  const checksum = metadata[CHECKSUM_KEY];
+  if (checksum !== undefined) {
+    delete metadata[CHECKSUM_KEY];
+    verifyChecksum(checksum, metadata, entries, bytes.subarray(dataStart), file);
+  }
 
   const tensors = new Map<string, WeightsTensor>();
   for (const e of entries) {
@@ -142,7 +171,68 @@ export function parseSafetensors(
     );
     tensors.set(e.key, { dtype: e.dtype, shape: e.shape, data });
   }
-  return { tensors, metadata };
+  return checksum === undefined ? { tensors, metadata } : { tensors, metadata, checksum };
+}
+
+/** A tensor as the checksum sees it: name, dtype, shape and its little-endian bytes. */
+interface ChecksumPart {
+  key: string;
+  dtype: string;
+  shape: readonly number[];
+  bytes: () => Uint8Array;
+}
+
+/**
+ * The `fbp_checksum` value of a file's content (see the module documentation).
+ * @param metadata the metadata without `fbp_checksum`
+ * @param parts the tensors, in any order
+ */
+function contentChecksum(metadata: Record<string, string>, parts: ChecksumPart[]): string {
+  const byName = (a: { key: string }, b: { key: string }) =>
+    a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
+  const sorted = [...parts].sort(byName);
+  const pairs = Object.keys(metadata).sort().map((k) => [k, metadata[k]]);
+  const table = sorted.map((p) => [p.key, p.dtype, p.shape]);
+  let crc = crc32(new TextEncoder().encode(JSON.stringify([pairs, table])));
+  for (const p of sorted) crc = crc32(p.bytes(), crc);
+  return `crc32:${crc.toString(16).padStart(8, "0")}`;
+}
+
+/** Refuses a file whose content does not match its `fbp_checksum`. */
+function verifyChecksum(
+  recorded: string,
+  metadata: Record<string, string>,
+  entries: readonly Entry[],
+  data: Uint8Array,
+  file: string,
+): void {
+  const damaged = (detail: string): never => {
+    throw new WeightsFormatError(`"${file}" is damaged: ${detail}`, { file, key: CHECKSUM_KEY });
+  };
+  if (!CHECKSUM_FORMAT.test(recorded)) {
+    damaged(
+      `metadata ${quote(CHECKSUM_KEY)} is ${quote(recorded)}, expected "crc32:" and 8 hex digits`,
+    );
+  }
+  const actual = contentChecksum(
+    metadata,
+    entries.map((e) => ({ ...e, bytes: () => data.subarray(e.begin, e.end) })),
+  );
+  if (actual !== recorded) {
+    damaged(
+      `checksum mismatch: its tensors and metadata give ${actual}, its metadata records ` +
+        `${recorded} (the file changed after fbp wrote it)`,
+    );
+  }
+}
+
+/** A float32 array's bytes in little-endian order (a view on little-endian hosts). */
+function littleEndianBytes(data: Float32Array): Uint8Array {
+  if (HOST_IS_LITTLE_ENDIAN) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  const out = new Uint8Array(data.byteLength);
+  const view = new DataView(out.buffer);
+  for (let i = 0; i < data.length; i++) view.setFloat32(4 * i, data[i], true);
+  return out;
 }
 
 /** Decodes and parses the JSON header after checking encoding, shape and nesting depth. */
@@ -338,8 +428,8 @@ export function serializeSafetensors(
   tensors: ReadonlyMap<string, TensorToWrite>,
   options: WriteSafetensorsOptions = {},
 ): Uint8Array {
-  const header: Record<string, unknown> = {};
-  const metadata = options.metadata ?? {};
+  const metadata: Record<string, string> = { ...options.metadata };
+  delete metadata[CHECKSUM_KEY];
   const metaKeys = Object.keys(metadata).sort();
   for (const k of metaKeys) {
     if (typeof metadata[k] !== "string") {
@@ -349,10 +439,8 @@ export function serializeSafetensors(
       );
     }
   }
-  if (metaKeys.length > 0) {
-    header[METADATA_KEY] = Object.fromEntries(metaKeys.map((k) => [k, metadata[k]]));
-  }
   const keys = [...tensors.keys()].sort();
+  const table: [string, unknown][] = [];
   let offset = 0;
   for (const key of keys) {
     if (key === METADATA_KEY) {
@@ -375,10 +463,29 @@ export function serializeSafetensors(
           `but ${data.length} values`,
       );
     }
-    header[key] = { dtype: "F32", shape: [...shape], data_offsets: [offset, offset + 4 * count] };
+    table.push([key, {
+      dtype: "F32",
+      shape: [...shape],
+      data_offsets: [offset, offset + 4 * count],
+    }]);
     offset += 4 * count;
   }
-  const json = new TextEncoder().encode(JSON.stringify(header));
+  if (options.checksum ?? true) {
+    metadata[CHECKSUM_KEY] = contentChecksum(
+      metadata,
+      keys.map((key) => {
+        const t = tensors.get(key)!;
+        return { key, dtype: "F32", shape: t.shape, bytes: () => littleEndianBytes(t.data) };
+      }),
+    );
+    metaKeys.push(CHECKSUM_KEY);
+    metaKeys.sort();
+  }
+  if (metaKeys.length > 0) {
+    table.unshift([METADATA_KEY, Object.fromEntries(metaKeys.map((k) => [k, metadata[k]]))]);
+  }
+  // fromEntries defines own properties in order: a "__proto__" key stays a plain key.
+  const json = new TextEncoder().encode(JSON.stringify(Object.fromEntries(table)));
   // Pad with spaces so the data starts 8-byte aligned (8-byte length prefix + header).
   const headerLength = Math.ceil(json.length / 8) * 8;
   const out = new Uint8Array(8 + headerLength + offset);
@@ -388,12 +495,7 @@ export function serializeSafetensors(
   let position = 8 + headerLength;
   for (const key of keys) {
     const { data } = tensors.get(key)!;
-    const raw = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-    if (HOST_IS_LITTLE_ENDIAN) out.set(raw, position);
-    else {
-      const view = new DataView(out.buffer, position, data.byteLength);
-      for (let i = 0; i < data.length; i++) view.setFloat32(4 * i, data[i], true);
-    }
+    out.set(littleEndianBytes(data), position);
     position += data.byteLength;
   }
   return out;

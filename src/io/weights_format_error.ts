@@ -10,6 +10,8 @@ export interface WeightsFormatErrorOptions {
   file: string;
   /** The tensor or entry key involved, when there is one. */
   key?: string;
+  /** What is wrong, without the file (the end of the message); defaults to the message. */
+  detail?: string;
   /** The underlying error, when one caused this. */
   cause?: unknown;
 }
@@ -23,6 +25,8 @@ export class WeightsFormatError extends Error {
   readonly file: string;
   /** The tensor or entry key involved, when there is one. */
   readonly key: string | undefined;
+  /** What is wrong, without the file: for callers that word the message their way. */
+  readonly detail: string;
 
   /**
    * Creates the error.
@@ -34,6 +38,7 @@ export class WeightsFormatError extends Error {
     this.name = "WeightsFormatError";
     this.file = options.file;
     this.key = options.key;
+    this.detail = options.detail ?? message;
   }
 }
 

@@ -5,9 +5,15 @@
  * The central directory is the source of truth (torch writes zeros in the local sizes and a
  * data descriptor after the data). Every offset and size is checked against the file before
  * use; entries may not overlap; STORED entries are returned as views without copying;
- * DEFLATE entries are inflated with `DecompressionStream("deflate-raw")`, never beyond
- * their declared size, which itself may not exceed deflate's maximum ratio (1032:1).
- * Each entry's CRC-32 is verified on read.
+ * DEFLATE entries are inflated with `DecompressionStream("deflate-raw")`, fed 16 KiB at a
+ * time and stopped as soon as they pass their declared size, which itself may not exceed
+ * deflate's maximum ratio (1032:1). Each entry's CRC-32 is verified on read.
+ *
+ * Zip bombs: {@linkcode ZipArchive.checkDeclaredSizes} refuses an archive whose entries
+ * declare more than a limit (before anything is inflated), and
+ * {@linkcode ZipArchive.verify} inflates an entry without keeping it, so an archive can be
+ * proven to inflate to its declared sizes before it is handed to a library that trusts
+ * them (exceljs for `.xlsx`). {@linkcode writeStoredZip} writes a small archive back.
  * @module
  */
 
@@ -49,6 +55,8 @@ const MAX16 = 0xffff;
 const MAX32 = 0xffffffff;
 /** Deflate cannot expand more than 1032:1 (RFC 1951: 258 bytes from a 2-bit code). */
 const MAX_DEFLATE_RATIO = 1032;
+/** Compressed bytes fed to the inflater at a time: one step yields at most ~16.5 MiB. */
+const INFLATE_SLICE = 16 * 1024;
 
 type Fail = (detail: string, key?: string) => never;
 
@@ -78,10 +86,36 @@ export class ZipArchive {
     const fail: Fail = (detail, key) => {
       throw new WeightsFormatError(
         `Cannot read ${options.what ?? "zip archive"} "${file}": ${detail}`,
-        { file, key },
+        { file, key, detail },
       );
     };
     return new ZipArchive(bytes, readDirectory(bytes, fail), fail);
+  }
+
+  /**
+   * Refuses the archive when an entry, or all of them together, declare more than `limit`
+   * bytes uncompressed: the check a zip bomb must pass before anything is inflated.
+   * @param limit the most bytes allowed, each and in all
+   * @param hint appended in parentheses to the message (e.g. how to raise the limit)
+   * @throws {WeightsFormatError} naming the archive and the entry
+   */
+  checkDeclaredSizes(limit: number, hint?: string): void {
+    const tail = `, more than the limit of ${limit} bytes${hint ? ` (${hint})` : ""}`;
+    let total = 0;
+    for (const e of this.entries.values()) {
+      if (e.uncompressedSize > limit) {
+        this.#fail(
+          `entry ${quote(e.name)} declares ${e.uncompressedSize} bytes uncompressed${tail}`,
+          e.name,
+        );
+      }
+      total += e.uncompressedSize;
+    }
+    if (total > limit) {
+      this.#fail(
+        `its ${this.entries.size} entries declare ${total} bytes uncompressed in all${tail}`,
+      );
+    }
   }
 
   /**
@@ -105,15 +139,39 @@ export class ZipArchive {
     if (!entry) this.#fail(`entry ${quote(name)} is missing`, name);
     const e = entry as ZipEntry;
     const raw = this.#bytes.subarray(e.dataOffset, e.dataOffset + e.compressedSize);
-    const data = e.method === 0 ? raw : await inflate(raw, e, this.#fail);
-    const actual = crc32(data);
-    if (actual !== e.crc32) {
-      this.#fail(
-        `entry ${quote(name)} is corrupt: CRC-32 is ${hex(actual)}, expected ${hex(e.crc32)}`,
-        name,
-      );
+    if (e.method === 0) {
+      checkCrc(e, crc32(raw), this.#fail);
+      return raw;
     }
-    return data;
+    const chunks: Uint8Array[] = [];
+    const crc = await inflate(raw, e, this.#fail, (chunk) => chunks.push(chunk));
+    checkCrc(e, crc, this.#fail);
+    return concat(chunks, e.uncompressedSize);
+  }
+
+  /**
+   * Checks that an entry inflates to exactly its declared size and CRC-32, without keeping
+   * its bytes: memory stays at one inflate step (about 16 MiB) whatever the entry holds.
+   * @param name the path inside the archive
+   * @throws {WeightsFormatError} as {@linkcode ZipArchive.read} does
+   */
+  async verify(name: string): Promise<void> {
+    const entry = this.entries.get(name);
+    if (!entry) this.#fail(`entry ${quote(name)} is missing`, name);
+    const e = entry as ZipEntry;
+    const raw = this.#bytes.subarray(e.dataOffset, e.dataOffset + e.compressedSize);
+    const crc = e.method === 0 ? crc32(raw) : await inflate(raw, e, this.#fail, () => {});
+    checkCrc(e, crc, this.#fail);
+  }
+}
+
+/** Refuses an entry whose CRC-32 is not the declared one. */
+function checkCrc(e: ZipEntry, actual: number, fail: Fail): void {
+  if (actual !== e.crc32) {
+    fail(
+      `entry ${quote(e.name)} is corrupt: CRC-32 is ${hex(actual)}, expected ${hex(e.crc32)}`,
+      e.name,
+    );
   }
 }
 
@@ -280,13 +338,30 @@ function readDirectory(bytes: Uint8Array, fail: Fail): Map<string, ZipEntry> {
   return entries;
 }
 
-/** Inflates a raw-deflate entry, stopping as soon as it exceeds its declared size. */
-async function inflate(raw: Uint8Array, entry: ZipEntry, fail: Fail): Promise<Uint8Array> {
+/**
+ * Inflates a raw-deflate entry 16 KiB of input at a time, handing each piece to `onChunk`
+ * and stopping as soon as the output passes the declared size.
+ * @returns the CRC-32 of the output
+ */
+async function inflate(
+  raw: Uint8Array,
+  entry: ZipEntry,
+  fail: Fail,
+  onChunk: (chunk: Uint8Array) => void,
+): Promise<number> {
   const expected = entry.uncompressedSize;
-  const chunks: Uint8Array[] = [];
+  let fed = 0;
+  const input = new ReadableStream<Uint8Array<ArrayBuffer>>({
+    pull(controller) {
+      if (fed >= raw.length) return controller.close();
+      // A copy: the stream may transfer what it is given.
+      controller.enqueue(raw.slice(fed, fed + INFLATE_SLICE));
+      fed += INFLATE_SLICE;
+    },
+  }, { highWaterMark: 0 });
+  const reader = input.pipeThrough(new DecompressionStream("deflate-raw")).getReader();
   let length = 0;
-  const reader = new Blob([raw as Uint8Array<ArrayBuffer>]).stream()
-    .pipeThrough(new DecompressionStream("deflate-raw")).getReader();
+  let crc = 0;
   let problem: string | undefined;
   try {
     for (;;) {
@@ -297,7 +372,8 @@ async function inflate(raw: Uint8Array, entry: ZipEntry, fail: Fail): Promise<Ui
         problem = `inflates to more than its declared ${expected} bytes`;
         break;
       }
-      chunks.push(value);
+      crc = crc32(value, crc);
+      onChunk(value);
     }
   } catch (e) {
     problem = `is not valid deflate data: ${e instanceof Error ? e.message : String(e)}`;
@@ -312,6 +388,11 @@ async function inflate(raw: Uint8Array, entry: ZipEntry, fail: Fail): Promise<Ui
       entry.name,
     );
   }
+  return crc;
+}
+
+/** Joins chunks of known total length (no copy for a single chunk). */
+function concat(chunks: Uint8Array[], length: number): Uint8Array {
   if (chunks.length === 1) return chunks[0];
   const out = new Uint8Array(length);
   let position = 0;
@@ -319,5 +400,60 @@ async function inflate(raw: Uint8Array, entry: ZipEntry, fail: Fail): Promise<Ui
     out.set(c, position);
     position += c.length;
   }
+  return out;
+}
+
+/**
+ * Writes a zip archive of stored (uncompressed) entries, in the order given: what
+ * {@linkcode ZipArchive} and other readers (JSZip, unzip) read back.
+ * @param files the entries: path inside the archive and bytes
+ * @returns the archive bytes
+ * @throws {RangeError} when the archive would need zip64 (4 GiB or 65535 entries)
+ */
+export function writeStoredZip(files: readonly { name: string; data: Uint8Array }[]): Uint8Array {
+  const names = files.map((f) => new TextEncoder().encode(f.name));
+  const localSize = files.reduce((n, f, i) => n + 30 + names[i].length + f.data.length, 0);
+  const centralSize = names.reduce((n, name) => n + 46 + name.length, 0);
+  if (files.length >= MAX16 || localSize + centralSize >= MAX32) {
+    throw new RangeError(
+      `Cannot write zip: ${files.length} entries, ${localSize} bytes: too large`,
+    );
+  }
+  const out = new Uint8Array(localSize + centralSize + 22);
+  const view = new DataView(out.buffer);
+  const central: [number, number][] = []; // offset and CRC of each entry
+  let p = 0;
+  files.forEach((f, i) => {
+    const crc = crc32(f.data);
+    central.push([p, crc]);
+    view.setUint32(p, LOCAL, true);
+    view.setUint16(p + 4, 20, true); // version needed: 2.0
+    view.setUint16(p + 6, 0x0800, true); // names are UTF-8
+    view.setUint32(p + 14, crc, true);
+    view.setUint32(p + 18, f.data.length, true);
+    view.setUint32(p + 22, f.data.length, true);
+    view.setUint16(p + 26, names[i].length, true);
+    out.set(names[i], p + 30);
+    out.set(f.data, p + 30 + names[i].length);
+    p += 30 + names[i].length + f.data.length;
+  });
+  files.forEach((f, i) => {
+    view.setUint32(p, CENTRAL, true);
+    view.setUint16(p + 4, 20, true);
+    view.setUint16(p + 6, 20, true);
+    view.setUint16(p + 8, 0x0800, true);
+    view.setUint32(p + 16, central[i][1], true);
+    view.setUint32(p + 20, f.data.length, true);
+    view.setUint32(p + 24, f.data.length, true);
+    view.setUint16(p + 28, names[i].length, true);
+    view.setUint32(p + 42, central[i][0], true);
+    out.set(names[i], p + 46);
+    p += 46 + names[i].length;
+  });
+  view.setUint32(p, EOCD, true);
+  view.setUint16(p + 8, files.length, true);
+  view.setUint16(p + 10, files.length, true);
+  view.setUint32(p + 12, centralSize, true);
+  view.setUint32(p + 16, localSize, true);
   return out;
 }

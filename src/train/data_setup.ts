@@ -4,6 +4,7 @@
  * before any training starts, so a config that cannot work fails in seconds.
  * @module
  */
+import { taskClasses } from "../data/classes.ts";
 import { chooseSplit, stratifiedSplit } from "../data/split.ts";
 import { readSource } from "../data/source.ts";
 import type { Dataset, ImageRecord } from "../data/records.ts";
@@ -56,7 +57,7 @@ export async function prepareData(
           `Cannot start the run: label "${t.label}" of database "${db.name}" has ${names.length} class`,
         );
       }
-      classes[t.name] = [...names];
+      classes[t.name] = taskClasses(dataset, config.tasks.find((s) => s.name === t.name)!);
     }
     const split = chooseSplit(dataset, db.split ?? "stratified", {
       seed: config.seed,

@@ -2,12 +2,17 @@
  * The paper's experiments as groups of independent runs under one folder: the λ1:λ2
  * sweep (Tables 9–10) and the comparison of baselines and the method with and without AFF
  * (Tables 3–8). A run whose `metrics.json` exists is reused; one with a `last.safetensors`
- * is resumed; so a killed sweep continues where it stopped.
+ * is resumed; one that stopped before its first epoch ended is started again; so a killed
+ * sweep continues where it stopped. Each only when the folder's config.json is the planned
+ * run's (apart from its folder and the decode workers): a folder of another run, or of
+ * other files, is refused.
  * @module
  */
 import { join } from "node:path";
 import type { RunResult } from "./result.ts";
-import type { RunConfig } from "./run_config.ts";
+import { configDifferences, type RunConfig } from "./run_config.ts";
+import { inspectRunFolder } from "./run_dir.ts";
+import { readRunConfig, RESUME_MAY_CHANGE } from "./resume.ts";
 import { train, type TrainOptions } from "./trainer.ts";
 
 /** One planned run of an experiment. */
@@ -39,17 +44,44 @@ export async function runAll(
 ): Promise<ExperimentRun[]> {
   const out: ExperimentRun[] = [];
   for (const [i, run] of runs.entries()) {
-    const metrics = join(run.config.out, "metrics.json");
-    if (await exists(metrics)) {
+    const dir = run.config.out;
+    const folder = await inspectRunFolder(dir);
+    // A run folder without config.json holds only the lock of a run killed as it started.
+    const own = folder.kind === "run" &&
+      (!folder.runFiles.includes("config.json") || await sameRun(run.config));
+    const metrics = join(dir, "metrics.json");
+    if (own && await exists(metrics)) {
       opts.onRun?.(i, run, "reused");
       out.push({ label: run.label, result: JSON.parse(await Deno.readTextFile(metrics)) });
       continue;
     }
-    const resume = await exists(join(run.config.out, "last.safetensors"));
+    const resume = own && await exists(join(dir, "last.safetensors"));
     opts.onRun?.(i, run, resume ? "resumed" : "new");
-    out.push({ label: run.label, result: await train(run.config, { ...opts, resume }) });
+    // Its own run killed before a first epoch ended is replaced; any other folder that is
+    // not empty is refused by train().
+    const force = own && !resume;
+    out.push({ label: run.label, result: await train(run.config, { ...opts, resume, force }) });
   }
   return out;
+}
+
+/**
+ * Whether the run folder's config.json is this planned run's (apart from its folder and
+ * the options a resumed run may change).
+ * @throws {Error} naming the folder and the options when it is another run's
+ */
+async function sameRun(config: RunConfig): Promise<boolean> {
+  const stored = await readRunConfig(config.out).catch(() => undefined);
+  if (!stored) return false;
+  const differ = configDifferences(stored, config, ["out", ...RESUME_MAY_CHANGE]);
+  if (differ.length > 0) {
+    throw new Error(
+      `Cannot reuse run "${config.out}": it was trained with other options (${
+        differ.join(", ")
+      }) than this experiment plans. Hint: choose another --dir, or move that run away`,
+    );
+  }
+  return true;
 }
 
 /** λ1:λ2 ratio as written in the paper's tables ("1:0.6"). */

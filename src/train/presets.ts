@@ -1,6 +1,8 @@
 /**
  * Ready-made run configs: the newcomer's default (a small synthetic two-database set that
- * trains the full method in minutes on a 2-core CPU) and the paper's two settings.
+ * trains the full method in minutes on a 2-core CPU) and the paper's two settings. Every
+ * preset task declares its classes (beauty: 5 grades, gender: 2), so a database whose
+ * labels do not fit (a sixth grade, a third gender spelling) is refused before the run.
  * @module
  */
 import { RUN_DEFAULTS, type RunConfig } from "./run_config.ts";
@@ -40,8 +42,8 @@ export function presetConfig(
         { name: "people", source: DEFAULT_SOURCES.genderDb },
       ],
       tasks: [
-        { name: "beauty", database: "faces", label: "beauty", lambda: 1 },
-        { name: "gender", database: "people", label: "gender", lambda: 0.6 },
+        { name: "beauty", database: "faces", label: "beauty", lambda: 1, classes: 5 },
+        { name: "gender", database: "people", label: "gender", lambda: 0.6, classes: 2 },
       ],
       imageSize: 64,
       resize: 72,
@@ -64,8 +66,8 @@ export function presetConfig(
         source: data.scut.includes(":") ? data.scut : `scut:${data.scut}`,
       }],
       tasks: [
-        { name: "beauty", database: "scut", label: "beauty", lambda: 1 },
-        { name: "gender", database: "scut", label: "gender", lambda: 0.6 },
+        { name: "beauty", database: "scut", label: "beauty", lambda: 1, classes: 5 },
+        { name: "gender", database: "scut", label: "gender", lambda: 0.6, classes: 2 },
       ],
     };
   }
@@ -79,8 +81,8 @@ export function presetConfig(
       { name: "scut", source: data.scut.includes(":") ? data.scut : `scut:${data.scut}` },
     ],
     tasks: [
-      { name: "beauty", database: "lsafbd", label: "beauty", lambda: 1 },
-      { name: "gender", database: "scut", label: "gender", lambda: 0.6 },
+      { name: "beauty", database: "lsafbd", label: "beauty", lambda: 1, classes: 5 },
+      { name: "gender", database: "scut", label: "gender", lambda: 0.6, classes: 2 },
     ],
   };
 }

@@ -5,15 +5,23 @@
  * after every epoch and on Ctrl-C.
  * @module
  */
+import { join } from "node:path";
 import { parseSafetensors, writeSafetensors } from "../io/safetensors.ts";
 import { type HostTensor, loadState, stateToHost } from "../models/checkpoint.ts";
-import type { RunConfig } from "./run_config.ts";
+import { planEpochs } from "./plan.ts";
+import type { RunResult } from "./result.ts";
+import { configDifferences, isRunConfig, type RunConfig } from "./run_config.ts";
 import type { RunProgress, RunState } from "./run_state.ts";
 
 /** Where a run is and what it has done so far, as stored in the file. */
 export interface ResumeState extends RunProgress {
   weightSteps: number;
   policySteps: number;
+  /**
+   * The weight optimiser's learning rate: the policy stage's weight epochs run without a
+   * schedule, at the rate the warm-up's last step left. Absent in files of older runs.
+   */
+  weightsLr?: number;
 }
 
 /** The JSON part of the resume file, in its on-disk key order. */
@@ -29,6 +37,7 @@ function savedState(s: RunState): ResumeState {
     stages: s.stages,
     weightSteps: s.weightsOpt.stepCount,
     policySteps: s.policyOpt.stepCount,
+    weightsLr: s.weightsOpt.hyper.lr,
   };
 }
 
@@ -75,7 +84,8 @@ export async function readResume(path: string, config: RunConfig): Promise<Resum
     bytes = await Deno.readFile(path);
   } catch {
     throw new Error(
-      `Cannot resume run "${config.out}": "${path}" does not exist. Hint: start it without --resume`,
+      `Cannot resume run "${config.out}": "${path}" does not exist (the run stopped before ` +
+        `its first epoch ended). Hint: start it again with --out ${config.out} --force`,
     );
   }
   const file = parseSafetensors(bytes, { source: path });
@@ -85,12 +95,15 @@ export async function readResume(path: string, config: RunConfig): Promise<Resum
   const state = JSON.parse(file.metadata.resume) as ResumeState;
   const weights = new Map<string, HostTensor>();
   const moments = new Map<string, HostTensor>();
-  for (const [k, t] of file.tensors) (k.startsWith("optim.") ? moments : weights).set(k, t);
+  for (const [k, t] of file.tensors) {
+    checkFinite(path, k, t);
+    (k.startsWith("optim.") ? moments : weights).set(k, t);
+  }
   return {
     state,
     weights,
     restoreInto(run) {
-      const { weightSteps, policySteps, ...progress } = state;
+      const { weightSteps, policySteps, weightsLr, ...progress } = state;
       Object.assign(run, progress);
       loadState(run.net, weights, path);
       const keyOf = new Map(run.net.namedParameters().map(([k, t]) => [t, k]));
@@ -110,6 +123,111 @@ export async function readResume(path: string, config: RunConfig): Promise<Resum
       }
       run.weightsOpt.stepCount = weightSteps;
       run.policyOpt.stepCount = policySteps;
+      if (weightsLr !== undefined) run.weightsOpt.hyper.lr = weightsLr;
     },
   };
+}
+
+/**
+ * Refuses a resume-file tensor holding NaN or ±Infinity: the run never saves such weights
+ * (each epoch checks them first), so the file was damaged after it was written.
+ */
+function checkFinite(path: string, key: string, t: HostTensor): void {
+  for (let i = 0; i < t.data.length; i++) {
+    const v = t.data[i];
+    if (v - v !== 0) {
+      throw new Error(
+        `Cannot resume from "${path}": the checkpoint is damaged: tensor "${key}" holds ${v} ` +
+          `(element ${i}), which training never saves. Hint: restore the file from a copy, or ` +
+          `start the run again with --force`,
+      );
+    }
+  }
+}
+
+/** Options that a resumed run may change: they do not change its numbers. */
+export const RESUME_MAY_CHANGE: readonly (keyof RunConfig)[] = ["workers"];
+
+/**
+ * Reads the config.json of a run folder.
+ * @throws {Error} naming the folder when there is none or it is not a run config
+ */
+export async function readRunConfig(dir: string): Promise<RunConfig> {
+  const path = join(dir, "config.json");
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    const why = e instanceof Deno.errors.NotFound ? "it has no config.json" : (e as Error).message;
+    throw new Error(`Cannot resume run "${dir}": ${why}. Hint: give the folder of a stopped run`);
+  }
+  let config: unknown;
+  try {
+    config = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`Cannot resume run "${dir}": "${path}" is not JSON: ${(e as Error).message}`);
+  }
+  if (!isRunConfig(config)) {
+    throw new Error(`Cannot resume run "${dir}": "${path}" is not the config of a run`);
+  }
+  return config;
+}
+
+/**
+ * Compares a resumed run's config with the one in its folder: `out` is the folder itself,
+ * RESUME_MAY_CHANGE may differ; any other difference is refused.
+ * @returns the fields that changed, as `{field: [stored, now]}`
+ * @throws {Error} naming every other field that differs
+ */
+export function resumeChanges(
+  stored: RunConfig,
+  config: RunConfig,
+): Record<string, [unknown, unknown]> {
+  const differ = configDifferences(stored, config, ["out", ...RESUME_MAY_CHANGE]);
+  if (differ.length > 0) {
+    throw new Error(
+      `Cannot resume run "${config.out}": these options differ from its config.json: ` +
+        `${differ.join(", ")} (a resumed run keeps its options; only ${
+          RESUME_MAY_CHANGE.join(", ")
+        } and the device may change). Hint: resume it with its own options, or start a new ` +
+        `run with another --out`,
+    );
+  }
+  const changed: Record<string, [unknown, unknown]> = {};
+  for (const k of RESUME_MAY_CHANGE) {
+    if (stored[k] !== config[k]) changed[k] = [stored[k], config[k]];
+  }
+  return changed;
+}
+
+/** A run that has nothing left to do: every planned epoch done, metrics written. */
+export interface FinishedRun {
+  /** Epochs done and planned (equal). */
+  done: number;
+  of: number;
+  /** Its metrics.json. */
+  result: RunResult;
+}
+
+/**
+ * The finished run in `config.out`, or null when it has epochs or its metrics left to do
+ * (or no resume file). Reads only.
+ */
+export async function finishedRun(config: RunConfig): Promise<FinishedRun | null> {
+  const of = planEpochs(config).length;
+  let state: ResumeState;
+  try {
+    const path = join(config.out, "last.safetensors");
+    const file = parseSafetensors(await Deno.readFile(path), { source: path });
+    state = JSON.parse(file.metadata.resume ?? "null");
+  } catch {
+    return null;
+  }
+  if (!state || !(state.position >= of)) return null;
+  try {
+    const result = JSON.parse(await Deno.readTextFile(join(config.out, "metrics.json")));
+    return { done: state.position, of, result };
+  } catch {
+    return null;
+  }
 }

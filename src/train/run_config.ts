@@ -26,6 +26,11 @@ export interface TaskSpec {
   label: string;
   /** Loss weight λ ≥ 0. */
   lambda: number;
+  /**
+   * Classes the task declares (`--task NAME=DB:LABEL:λ:K`): labels must be ids 0..K−1 or
+   * exactly K names (src/data/classes.ts); absent: the label's own table is checked.
+   */
+  classes?: number;
 }
 
 /** Stage lengths in epochs. */
@@ -127,6 +132,29 @@ export const RUN_DEFAULTS: Omit<RunConfig, "name" | "out" | "databases" | "tasks
 const NAME = /^[A-Za-z0-9_-]+$/;
 
 /**
+ * Upper bounds of the size options: far above any run this trainer is meant for, low
+ * enough that a typo (`--image-size 100000`) is refused by name instead of failing inside
+ * an allocation. The memory a run needs is checked separately (checkRunMemory).
+ */
+export const RUN_LIMITS = {
+  imageSize: 4096,
+  resize: 8192,
+  batch: 4096,
+  width: 4096,
+  epochs: 100_000,
+  workers: 256,
+  seed: 0xffff_ffff,
+  /** Learning rates (weights and policy logits): far above any that learns (1e-3 default). */
+  lr: 1000,
+  /** Loss weights (λ, sparsity, share) and weight decay. */
+  weight: 1000,
+  /** Gumbel-Softmax temperature. */
+  tau: 1000,
+  /** AFF scale s (2 by default; the weights then sum to s). */
+  affScale: 100,
+} as const;
+
+/**
  * Checks a config's own consistency (what needs no data): names, references, ranges.
  * @throws {Error} `Cannot start the run: <field> …` naming the field and value
  */
@@ -158,8 +186,10 @@ export function validateRunConfig(c: RunConfig): void {
         }`,
       );
     }
-    if (!(Number.isFinite(t.lambda) && t.lambda >= 0)) {
-      fail(`λ of task "${t.name}" must be ≥ 0: current value is ${t.lambda}`);
+    if (!(Number.isFinite(t.lambda) && t.lambda >= 0 && t.lambda <= RUN_LIMITS.weight)) {
+      fail(
+        `λ of task "${t.name}" must be from 0 to ${RUN_LIMITS.weight}: current value is ${t.lambda}`,
+      );
     }
   }
   for (const d of dbNames) {
@@ -173,26 +203,66 @@ export function validateRunConfig(c: RunConfig): void {
       fail(`${what} must be a positive integer: current value is ${v}`);
     }
   };
+  const atMost = (v: number, max: number, what: string) => {
+    if (v > max) fail(`${what} must be at most ${max}: current value is ${v}`);
+  };
+  if (typeof c.out !== "string" || c.out === "") fail("the run folder (out) is empty");
   positiveInt(c.batch, "batch");
   if (c.batch < 2) {
     fail("batch must be at least 2 (batch norm needs two images): current value is 1");
   }
+  atMost(c.batch, RUN_LIMITS.batch, "batch");
   positiveInt(c.imageSize, "image size");
   if (c.imageSize < 32) fail(`image size must be at least 32: current value is ${c.imageSize}`);
+  atMost(c.imageSize, RUN_LIMITS.imageSize, "image size");
+  positiveInt(c.resize, "resize");
   if (c.resize < c.imageSize) {
     fail(`resize (${c.resize}) must be at least the image size (${c.imageSize})`);
   }
+  atMost(c.resize, RUN_LIMITS.resize, "resize");
+  if (
+    !Array.isArray(c.widths) || c.widths.length !== 4 ||
+    c.widths.some((w) => !(Number.isInteger(w) && w >= 1 && w <= RUN_LIMITS.width))
+  ) {
+    fail(
+      `widths must be 4 integers from 1 to ${RUN_LIMITS.width}: current value is ${
+        JSON.stringify(c.widths)
+      }`,
+    );
+  }
+  if (!(Number.isInteger(c.workers) && c.workers >= 0)) {
+    fail(`workers must be an integer ≥ 0: current value is ${c.workers}`);
+  }
+  atMost(c.workers, RUN_LIMITS.workers, "workers");
+  if (!(Number.isInteger(c.seed) && c.seed >= 0 && c.seed <= RUN_LIMITS.seed)) {
+    fail(`seed must be an integer from 0 to ${RUN_LIMITS.seed}: current value is ${c.seed}`);
+  }
+  if (!(Number.isInteger(c.affReduction) && c.affReduction >= 1)) {
+    fail(`AFF reduction must be a positive integer: current value is ${c.affReduction}`);
+  }
+  if (!(c.affScale > 0 && Number.isFinite(c.affScale))) {
+    fail(`AFF scale must be > 0: current value is ${c.affScale}`);
+  }
+  atMost(c.affScale, RUN_LIMITS.affScale, "AFF scale");
   for (const [k, v] of Object.entries(c.epochs)) {
     if (!(Number.isInteger(v) && v >= 0)) {
       fail(`epochs.${k} must be an integer ≥ 0: current value is ${v}`);
     }
+    atMost(v, RUN_LIMITS.epochs, `epochs.${k}`);
   }
   if (c.method === "adashare" && c.epochs.retrain < 1) {
     fail("epochs.retrain must be ≥ 1 for the adashare method");
   }
   if (c.method === "baseline" && c.epochs.baseline < 1) fail("epochs.baseline must be ≥ 1");
-  for (const [k, v] of [["lr", c.lr], ["policy lr", c.policyLr], ["tau", c.tau]] as const) {
+  for (
+    const [k, v, max] of [
+      ["lr", c.lr, RUN_LIMITS.lr],
+      ["policy lr", c.policyLr, RUN_LIMITS.lr],
+      ["tau", c.tau, RUN_LIMITS.tau],
+    ] as const
+  ) {
     if (!(v > 0 && Number.isFinite(v))) fail(`${k} must be > 0: current value is ${v}`);
+    atMost(v, max, k);
   }
   if (!(c.tauDecay > 0 && c.tauDecay <= 1)) {
     fail(`tau decay must be in (0, 1]: current value is ${c.tauDecay}`);
@@ -201,6 +271,7 @@ export function validateRunConfig(c: RunConfig): void {
     fail(`dropout must be in [0, 1): current value is ${c.dropout}`);
   }
   positiveInt(c.curriculumSpeed, "curriculum speed");
+  atMost(c.curriculumSpeed, RUN_LIMITS.epochs, "curriculum speed");
   for (
     const [k, v] of [["weight decay", c.weightDecay], ["sparsity weight", c.sparsityWeight], [
       "share weight",
@@ -208,5 +279,126 @@ export function validateRunConfig(c: RunConfig): void {
     ]] as const
   ) {
     if (!(v >= 0)) fail(`${k} must be ≥ 0: current value is ${v}`);
+    atMost(v, RUN_LIMITS.weight, k);
   }
+}
+
+/** Bytes as "812 MiB", "1.8 TiB". */
+export function formatBytes(bytes: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+  let v = bytes, u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${v >= 100 || u === 0 ? Math.round(v) : v.toFixed(1)} ${units[u]}`;
+}
+
+/**
+ * A rough estimate of the memory one training step of the run needs, in bytes — a lower
+ * estimate on purpose, for refusing runs that cannot fit (an image size of 100000 asks for
+ * terabytes), not for predicting the peak. It counts:
+ * - activations kept for backward, per image of every task's batch (each task runs the
+ *   network on its database's batch): the stem's convolution, norm and ReLU outputs at
+ *   S/2 × S/2 (S the image size) and the max-pool output at S/4, then 8 tensors per basic
+ *   block (12 with AFF), two blocks per layer, layer i at S/2^(i+1) with widths[i]
+ *   channels;
+ * - the decoded input batches (3 × S × S per image);
+ * - the weights with their gradients and two Adam moments (4 floats per weight).
+ * Floats are 4 bytes. Against measured peaks (README, "Speed and memory": ResNet18 at
+ * 224², batch 32: 1.42 GiB; the method, two tasks with AFF: 3.23 GiB) it gives 1.2 and
+ * 3.0 GiB.
+ */
+export function estimateRunMemory(c: RunConfig): number {
+  const s = c.imageSize;
+  const [w1, w2, w3, w4] = c.widths;
+  const area = (div: number) => Math.ceil(s / div) ** 2;
+  const perBlock = c.aff ? 12 : 8;
+  const activations = 3 * w1 * area(2) + w1 * area(4) +
+    2 * perBlock * (w1 * area(4) + w2 * area(8) + w3 * area(16) + w4 * area(32));
+  const images = c.batch * c.tasks.length;
+  // ResNet18's convolutions: the 7×7 stem, 3×3 convs (4 per layer), 1×1 downsamples.
+  const weights = 3 * 49 * w1 + 4 * 9 * w1 * w1 +
+    [[w1, w2], [w2, w3], [w3, w4]].reduce((a, [i, o]) => a + 9 * i * o + 27 * o * o + i * o, 0);
+  return 4 * (images * (activations + 3 * s * s) + 4 * weights);
+}
+
+/**
+ * The memory a run on the named backend may use, for checkRunMemory: what the host has
+ * available; unbounded on CUDA, whose activations live in GPU memory that the host cannot
+ * see (the CUDA backend reports an allocation that fails there), and where the process
+ * may not read the system's memory figures (no --allow-sys).
+ */
+export function availableMemory(backend: string): number {
+  if (backend === "cuda") return Infinity;
+  try {
+    return Deno.systemMemoryInfo().available;
+  } catch {
+    return Infinity;
+  }
+}
+
+/**
+ * Refuses a run whose estimated memory (estimateRunMemory) exceeds `available` bytes.
+ * @throws {Error} naming the estimate, what is available and the options that drive it
+ */
+export function checkRunMemory(c: RunConfig, available: number): void {
+  const need = estimateRunMemory(c);
+  if (need > available) {
+    throw new Error(
+      `Cannot start the run: it needs about ${formatBytes(need)} of memory (image size ` +
+        `${c.imageSize}, batch ${c.batch} × ${c.tasks.length} task${
+          c.tasks.length === 1 ? "" : "s"
+        }, widths ${c.widths.join(",")}) and ${formatBytes(available)} is available. ` +
+        `Hint: lower --image-size or --batch`,
+    );
+  }
+}
+
+/** Whether a parsed JSON value looks like a RunConfig (a run folder's config.json). */
+export function isRunConfig(v: unknown): v is RunConfig {
+  if (typeof v !== "object" || v === null) return false;
+  const c = v as Record<string, unknown>;
+  return typeof c.name === "string" && Array.isArray(c.databases) && Array.isArray(c.tasks) &&
+    (c.method === "adashare" || c.method === "baseline");
+}
+
+/** JSON text with object keys sorted, undefined members left out: equal configs, equal text. */
+function canonical(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(",")}]`;
+  if (typeof v === "object" && v !== null) {
+    const keys = Object.keys(v).filter((k) => (v as Record<string, unknown>)[k] !== undefined);
+    return `{${
+      keys.sort().map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
+        .join(",")
+    }}`;
+  }
+  return JSON.stringify(v) ?? "null";
+}
+
+/**
+ * The fields in which two run configs differ, as dotted paths ("batch", "epochs.retrain"),
+ * in `a`'s key order; fields in `ignore` are left out.
+ */
+export function configDifferences(
+  a: RunConfig,
+  b: RunConfig,
+  ignore: readonly string[] = [],
+): string[] {
+  const out: string[] = [];
+  const ra = a as unknown as Record<string, unknown>, rb = b as unknown as Record<string, unknown>;
+  const keys = [...new Set([...Object.keys(ra), ...Object.keys(rb)])];
+  for (const k of keys) {
+    if (ignore.includes(k)) continue;
+    const [x, y] = [ra[k], rb[k]];
+    if (k === "epochs" && typeof x === "object" && typeof y === "object" && x && y) {
+      for (const e of [...new Set([...Object.keys(x), ...Object.keys(y)])]) {
+        const [ex, ey] = [(x as Record<string, unknown>)[e], (y as Record<string, unknown>)[e]];
+        if (canonical(ex) !== canonical(ey)) out.push(`epochs.${e}`);
+      }
+    } else if (canonical(x) !== canonical(y)) {
+      out.push(k);
+    }
+  }
+  return out;
 }

@@ -93,6 +93,11 @@ export function weightsOptimizer(c: RunConfig, net: MultiTaskNet): AdamW {
   return new AdamW(net.weightParameters(), { lr: c.lr, weightDecay: c.weightDecay });
 }
 
+/** A fresh optimiser over the network's policy logits. */
+export function policyOptimizer(c: RunConfig, net: MultiTaskNet): AdamW {
+  return new AdamW([net.policy.logits], { lr: c.policyLr, weightDecay: c.policyWeightDecay });
+}
+
 /**
  * The state at the start of a run (a resume file then restores its progress into it).
  * @param finalPolicy the fixed policy of a run resumed in re-training, built into the network
@@ -106,10 +111,7 @@ export async function createRunState(
   const state: RunState = {
     net,
     weightsOpt: weightsOptimizer(c, net),
-    policyOpt: new AdamW([net.policy.logits], {
-      lr: c.policyLr,
-      weightDecay: c.policyWeightDecay,
-    }),
+    policyOpt: policyOptimizer(c, net),
     position: 0,
     step: 0,
     partial: null,

@@ -14,7 +14,7 @@ import { Rng } from "../random/rng.ts";
 import type { EpochKind } from "./plan.ts";
 import type { RunConfig } from "./run_config.ts";
 import type { Gates, RunContext } from "./run_context.ts";
-import { buildNet, type RunState, weightsOptimizer } from "./run_state.ts";
+import { buildNet, policyOptimizer, type RunState, weightsOptimizer } from "./run_state.ts";
 
 /** What a training step's gates may depend on. */
 export interface GateDraw {
@@ -61,7 +61,9 @@ function softGates(net: MultiTaskNet, d: GateDraw): () => Gates {
 /**
  * Entering re-training: fixes the policy (argmax or a sample of the learnt logits) and
  * restarts from the initial weights in a network that executes it. The learnt logits are
- * copied over, so the network still reports them.
+ * copied over, so the network still reports them, and so is their optimiser's state: the
+ * policy optimiser moves to the new network's logits (the resume file names its moments
+ * by them), with the same moments and step count.
  */
 async function fixPolicy(ctx: RunContext, state: RunState): Promise<void> {
   if (state.finalPolicy) return; // fixed before this run was resumed
@@ -75,10 +77,19 @@ async function fixPolicy(ctx: RunContext, state: RunState): Promise<void> {
   const fresh = await buildNet(ctx, state.finalPolicy);
   const carried = fresh.policy.logits;
   carried.backend.copyIn(carried.storage, logits);
+  const policyOpt = policyOptimizer(config, fresh);
+  const [from, to] = [state.policyOpt.moments, policyOpt.moments];
+  for (const which of ["m", "v"] as const) {
+    const dst = to[which][0];
+    dst.backend.copyIn(dst.storage, from[which][0].toArray());
+  }
+  policyOpt.stepCount = state.policyOpt.stepCount;
   state.weightsOpt.dispose();
+  state.policyOpt.dispose();
   state.net.dispose();
   state.net = fresh;
   state.weightsOpt = weightsOptimizer(config, fresh);
+  state.policyOpt = policyOpt;
   ctx.note(
     `policy fixed: ${
       Object.entries(state.finalPolicy).map(([t, v]) => `${t} ${v.join("")}`).join(", ")

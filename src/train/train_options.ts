@@ -27,8 +27,19 @@ export interface ProgressEvent {
 /** Options of train(). */
 export interface TrainOptions {
   backend: Backend;
-  /** Continue from `last.safetensors` in the run folder. */
+  /**
+   * Continue from `last.safetensors` in the run folder (`config.out`), whose config.json
+   * must match `config` except in `out` and `workers` (recorded in `log.jsonl`).
+   */
   resume?: boolean;
+  /**
+   * Replace the run in `config.out`: delete the files a run writes there (run_dir.ts
+   * RUN_FILES) once every option and data source is checked. Without it a folder holding
+   * a run is refused; a folder holding other files is refused either way.
+   */
+  force?: boolean;
+  /** Called after `force` deletes each file of the old run (tests kill the process there). */
+  onRemoved?: (name: string) => void;
   /** Called after every step. */
   onProgress?: (e: ProgressEvent) => void;
   /** Called after every epoch with its history entry. */

@@ -16,13 +16,25 @@
 import { join } from "node:path";
 import { type HostTensor, loadState, readPretrainedWeights } from "../models/checkpoint.ts";
 import { parseSafetensors } from "../io/safetensors.ts";
-import { prepareData, type PreparedDatabase } from "./data_setup.ts";
+import { prepareData, type PreparedDatabase, type TaskClasses } from "./data_setup.ts";
 import { runEpoch } from "./epoch.ts";
 import { planEpochs } from "./plan.ts";
 import type { RunResult } from "./result.ts";
-import { readResume } from "./resume.ts";
-import { RunLock, writeJsonAtomic, writeRunFile } from "./run_dir.ts";
-import { type RunConfig, validateRunConfig } from "./run_config.ts";
+import { finishedRun, readResume, readRunConfig, type Resume, resumeChanges } from "./resume.ts";
+import {
+  checkRunFolder,
+  inspectRunFolder,
+  RunLock,
+  takeRunFolder,
+  writeJsonAtomic,
+  writeRunFile,
+} from "./run_dir.ts";
+import {
+  availableMemory,
+  checkRunMemory,
+  type RunConfig,
+  validateRunConfig,
+} from "./run_config.ts";
 import { openRunContext, type RunContext, type RunInputs } from "./run_context.ts";
 import { createRunState, disposeRunState, type RunState } from "./run_state.ts";
 import { STAGES } from "./stages.ts";
@@ -30,17 +42,52 @@ import type { TrainOptions } from "./train_options.ts";
 
 export { type ProgressEvent, RunInterrupted, type TrainOptions } from "./train_options.ts";
 
-/** Trains per the config; returns the result (also written to the run folder). */
+/**
+ * Trains per the config; returns the result (also written to the run folder).
+ *
+ * Everything is checked before the run folder is created or changed: the config (sizes
+ * bounded), the folder (a new run needs a missing or empty one, `force` a run folder,
+ * `resume` the run's own folder and options), the `--pretrained` file, the memory the run
+ * needs (on the CPU: estimateRunMemory against the available memory), and every data
+ * source. A refused run leaves nothing behind. Resuming a finished run returns its
+ * metrics.json and changes nothing.
+ */
 export async function train(config: RunConfig, opts: TrainOptions): Promise<RunResult> {
   validateRunConfig(config);
+  if (opts.resume && opts.force) {
+    throw new Error(
+      `Cannot start run "${config.out}": resume and force both given: resume continues the run, force replaces it`,
+    );
+  }
+  const mode = opts.resume ? "resume" : opts.force ? "force" : "new";
+  await RunLock.checkFree(config.out);
+  checkRunFolder(config.out, await inspectRunFolder(config.out), mode);
+  const note = opts.onNote ?? (() => {});
+  let resume: Resume | null = null;
+  let changed: Record<string, [unknown, unknown]> = {};
+  if (opts.resume) {
+    changed = resumeChanges(await readRunConfig(config.out), config);
+    const finished = await finishedRun(config);
+    if (finished) {
+      note(`${config.out} finished: ${finished.done} of ${finished.of} epochs, nothing to do`);
+      return finished.result;
+    }
+    resume = await readResume(join(config.out, "last.safetensors"), config);
+    // The best checkpoint is kept across the resume: a damaged one is refused now, not
+    // after the remaining epochs (reading it verifies its checksum).
+    const best = join(config.out, "checkpoint.safetensors");
+    const bytes = await Deno.readFile(best).catch(() => null);
+    if (bytes) parseSafetensors(bytes, { source: best });
+  }
   // A bad --pretrained file fails now, before the run folder is touched or data is read.
   const pretrained = config.pretrained
     ? opts.pretrained ?? await readPretrainedWeights(config.pretrained, config.widths)
     : undefined;
-  const note = opts.onNote ?? (() => {});
-  const lock = await RunLock.acquire(config.out);
+  checkRunMemory(config, availableMemory(opts.backend.name));
+  const data = await prepareData(config);
+  const lock = await takeRunFolder(config.out, mode, opts.onRemoved);
   try {
-    return await runLocked(config, opts, note, pretrained);
+    return await runLocked(config, opts, note, pretrained, data, resume, changed);
   } finally {
     await lock.release();
   }
@@ -63,14 +110,15 @@ async function runLocked(
   opts: TrainOptions,
   note: (m: string) => void,
   pretrained: ReadonlyMap<string, HostTensor> | undefined,
+  { databases, classes }: { databases: PreparedDatabase[]; classes: TaskClasses },
+  resume: Resume | null,
+  changed: Record<string, [unknown, unknown]>,
 ): Promise<RunResult> {
   const lastPath = join(config.out, "last.safetensors");
-  const resume = opts.resume ? await readResume(lastPath, config) : null;
-  if (!opts.resume) {
+  if (!resume) {
     const path = join(config.out, "config.json");
     await writeRunFile(path, "run config", () => writeJsonAtomic(path, config));
   }
-  const { databases, classes } = await prepareData(config);
   noteDataProblems(databases, note);
   const inputs: RunInputs = {
     config,
@@ -92,6 +140,16 @@ async function runLocked(
   }
   const ctx = await openRunContext(inputs, state.history);
   try {
+    if (resume) {
+      // What this part of the run ran on, and the options it changed (RESUME_MAY_CHANGE).
+      await ctx.log.write({
+        kind: "resume",
+        position: state.position,
+        step: state.step,
+        device: opts.backend.name,
+        ...(Object.keys(changed).length > 0 ? { changed } : {}),
+      });
+    }
     while (state.position < ctx.plan.length) {
       const ep = ctx.plan[state.position];
       await STAGES[ep.kind].enter?.(ctx, state);

@@ -3,12 +3,12 @@
  * those commands share (their common options, `--help`, a required `--checkpoint`).
  * @module
  */
-import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
+import type { ParseArgsOptionsConfig } from "node:util";
 import type { Backend } from "../../src/backend/backend.ts";
 import { loadBackend } from "../../src/backend/load.ts";
 import { setDefaultBackend } from "../../src/tensor/tensor.ts";
 import { runCli } from "./main.ts";
-import { HELP_OPTION, type ParsedArgs } from "./options.ts";
+import { HELP_OPTION, type ParsedArgs, parseFlags } from "./options.ts";
 
 /** The parseArgs options every command that runs a network shares. */
 export const NETWORK_CLI_OPTIONS = {
@@ -71,7 +71,7 @@ export function runNetworkCli<
   main: (args: NetworkArgs<O, P>) => Promise<number | void>,
 ): Promise<void> {
   return runCli(async () => {
-    const args = parseArgs({
+    const args = parseFlags({
       args: Deno.args,
       allowPositionals: command.positionals ?? false,
       options: { ...NETWORK_CLI_OPTIONS, ...command.options },

@@ -3,11 +3,19 @@
  * three accept the same vocabulary.
  * @module
  */
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import type { BnMode } from "../../src/nn/batch_norm.ts";
+import { MAX_CLASSES } from "../../src/data/classes.ts";
+import { quote } from "../../src/data/problems.ts";
 import { presetConfig, type PresetName, PRESETS } from "../../src/train/presets.ts";
-import type { DatabaseSpec, RunConfig, TaskSpec } from "../../src/train/run_config.ts";
-import { stringOptions } from "./options.ts";
+import { RESUME_MAY_CHANGE } from "../../src/train/resume.ts";
+import {
+  configDifferences,
+  type DatabaseSpec,
+  type RunConfig,
+  type TaskSpec,
+} from "../../src/train/run_config.ts";
+import { numberFlag, stringOptions } from "./options.ts";
 
 /** node:util parseArgs option table of the run flags. */
 export const RUN_OPTIONS = {
@@ -60,7 +68,9 @@ export const RUN_HELP = `Data and tasks (default: the built-in synthetic two-dat
   --db NAME=SOURCE[@SPLIT] a database (repeatable); SOURCE: scut:DIR, csv:FILE, folders:DIR,
                            list:FILE[@ROOT], synthetic[:OPTIONS]; SPLIT: stratified (default),
                            official, cv1..cv5
-  --task NAME=DB:LABEL[:λ] a task (repeatable), e.g. beauty=scut:beauty:1
+  --task NAME=DB:LABEL[:λ[:K]]  a task (repeatable), e.g. beauty=scut:beauty:1:5; λ: loss
+                           weight (1); K: its classes, checked before the run starts
+                           (ids 0..K-1, or exactly K names; the paper presets declare theirs)
 Method:
   --policy adashare|none   AdaShare (default) or the single-task baseline
   --aff / --no-aff         attentional feature fusion at every skip connection (default on)
@@ -77,30 +87,24 @@ Input:
   --image-size N (224)  --resize N (256)  --widths a,b,c,d (64,128,256,512)
   --workers N (2)  --cache DIR  --on-bad-image skip|fail
 Output:
-  --out DIR                run folder (default runs/<name>)
+  --out DIR                run folder: a new or empty one (default runs/<name>, or
+                           runs/<name>-2, -3, … when that holds a run)
   --name NAME              run name (default: derived from the method)`;
 
 type Values = Record<string, string | boolean | string[] | undefined>;
 
+/**
+ * A numeric run flag: a decimal number (an exact integer with `integer`); "0x10", "Infinity"
+ * or " 5" are refused. Ranges are the run config's (validateRunConfig names the field).
+ */
 function num(v: unknown, flag: string, integer = false): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (
-    typeof v !== "string" || v.trim() === "" || !Number.isFinite(n) ||
-    (integer && !Number.isInteger(n))
-  ) {
-    throw new Error(
-      `Cannot parse --${flag}: expected ${
-        integer ? "an integer" : "a number"
-      }: current value is "${v}"`,
-    );
-  }
-  return n;
+  return numberFlag(v, flag, { integer });
 }
 
+/** A flag whose value is one of `allowed` (exactly: "Sample" is not "sample"). */
 function oneOf<T extends string>(v: unknown, flag: string, allowed: readonly T[]): T | undefined {
   if (v === undefined) return undefined;
-  if (!allowed.includes(v as T)) {
+  if (typeof v !== "string" || !allowed.includes(v as T)) {
     throw new Error(
       `Cannot parse --${flag}: expected one of ${allowed.join(", ")}: current value is "${v}"`,
     );
@@ -122,15 +126,34 @@ export function parseDbFlag(v: string): DatabaseSpec {
   return { name, source, split };
 }
 
-/** Parses `NAME=DB:LABEL[:λ]`. */
+/**
+ * Parses `NAME=DB:LABEL[:λ[:K]]`: LABEL defaults to NAME, λ to 1 (an empty λ too, as in
+ * `beauty=scut:beauty::5`); K declares the task's classes (ids 0..K−1, or exactly K names),
+ * against which every label is checked before the run starts.
+ */
 export function parseTaskFlag(v: string): TaskSpec {
-  const m = /^([^=]+)=([^:]+)(?::([^:]+))?(?::([^:]+))?$/.exec(v);
-  if (!m) throw new Error(`Cannot parse --task "${v}": expected NAME=DB:LABEL[:λ]`);
-  const lambda = m[4] === undefined ? 1 : Number(m[4]);
-  if (!Number.isFinite(lambda)) {
-    throw new Error(`Cannot parse --task "${v}": λ "${m[4]}" is not a number`);
+  const fail = (why: string): never => {
+    throw new Error(`Cannot parse --task ${quote(v)}: ${why}`);
+  };
+  const m = /^([^=:]+)=([^:]+)(?::([^:]*))?(?::([^:]*))?(?::([^:]*))?$/.exec(v);
+  if (!m) fail("expected NAME=DB:LABEL[:λ[:K]], e.g. beauty=scut:beauty:1:5");
+  const [, name, database, label, l, k] = m!;
+  if (label === "") fail("LABEL is empty: expected NAME=DB:LABEL[:λ[:K]]");
+  let lambda = 1;
+  if (l !== undefined && l !== "") {
+    lambda = Number(l);
+    if (l.trim() !== l || !Number.isFinite(lambda) || lambda < 0) {
+      fail(`λ ${quote(l)} is not a number ≥ 0`);
+    }
   }
-  return { name: m[1], database: m[2], label: m[3] ?? m[1], lambda };
+  const spec: TaskSpec = { name, database, label: label ?? name, lambda };
+  if (k !== undefined) {
+    if (!/^\d+$/.test(k) || Number(k) < 2 || Number(k) > MAX_CLASSES) {
+      fail(`class count ${quote(k)} is not an integer from 2 to ${MAX_CLASSES}`);
+    }
+    spec.classes = Number(k);
+  }
+  return spec;
 }
 
 /**
@@ -212,4 +235,102 @@ export function runConfigFromArgs(values: Values, runsDir = "runs"): RunConfig {
   const name = (values.name as string | undefined) ??
     `${c.method === "baseline" ? "baseline" : "adashare"}${c.aff ? "-aff" : ""}-${preset}`;
   return { ...c, name, out: (values.out as string | undefined) ?? join(runsDir, name) };
+}
+
+/** The config fields each run flag sets (dotted paths), for comparing a resume's flags. */
+const FLAG_FIELDS: Record<string, readonly string[]> = {
+  preset: ["databases", "tasks"],
+  scut: ["databases", "tasks"],
+  lsafbd: ["databases", "tasks"],
+  db: ["databases"],
+  task: ["tasks"],
+  aff: ["aff"],
+  "no-aff": ["aff"],
+  policy: ["method"],
+  pretrained: ["pretrained"],
+  "warmup-epochs": ["epochs.warmup"],
+  "policy-epochs": ["epochs.policy"],
+  "retrain-epochs": ["epochs.retrain"],
+  epochs: ["epochs.baseline"],
+  batch: ["batch"],
+  lr: ["lr"],
+  "lr-schedule": ["lrSchedule"],
+  "weight-decay": ["weightDecay"],
+  seed: ["seed"],
+  "image-size": ["imageSize"],
+  resize: ["resize"],
+  tau: ["tau"],
+  "tau-decay": ["tauDecay"],
+  "curriculum-speed": ["curriculumSpeed"],
+  "sparsity-weight": ["sparsityWeight"],
+  "share-weight": ["shareWeight"],
+  "policy-lr": ["policyLr"],
+  "hard-gumbel": ["hardGumbel"],
+  "final-policy": ["finalPolicy"],
+  bn: ["bn"],
+  "aff-scale": ["affScale"],
+  dropout: ["dropout"],
+  widths: ["widths"],
+  workers: ["workers"],
+  cache: ["cacheDir"],
+  "on-bad-image": ["onBadImage"],
+  name: ["name"],
+};
+
+/** A config field's value for a message: numbers and words as they are, lists shortened. */
+function shown(c: RunConfig, path: string): string {
+  const v = path.split(".").reduce<unknown>(
+    (o, k) => (o as Record<string, unknown> | undefined)?.[k],
+    c,
+  );
+  const text = Array.isArray(v) && v.every((x) => typeof x === "number")
+    ? v.join(",")
+    : typeof v === "object" || v === undefined
+    ? JSON.stringify(v) ?? "none"
+    : String(v);
+  return text.length > 60 ? `${text.slice(0, 57)}…` : text;
+}
+
+/**
+ * The config of `--resume DIR`: the run's own (`stored`, from DIR/config.json) in DIR,
+ * with the run flags given checked against it. A flag that matches the run is accepted;
+ * one that may change (RESUME_MAY_CHANGE: workers) is applied; any other is refused.
+ * @throws {Error} naming every flag that differs from the run, with both values
+ */
+export function resumedRunConfig(stored: RunConfig, values: Values, dir: string): RunConfig {
+  const given = Object.keys(FLAG_FIELDS).filter((f) => values[f] !== undefined);
+  const config: RunConfig = { ...stored, out: dir };
+  const problems: string[] = [];
+  if (values.out !== undefined && resolve(String(values.out)) !== resolve(dir)) {
+    problems.push(`--out ${values.out} (--resume ${dir} writes into ${dir})`);
+  }
+  if (given.length > 0) {
+    const built = runConfigFromArgs(values);
+    const differ = new Set(configDifferences(stored, built));
+    for (const flag of given) {
+      const fields = FLAG_FIELDS[flag].filter((f) => differ.has(f));
+      if (fields.length === 0) continue;
+      if (fields.every((f) => (RESUME_MAY_CHANGE as readonly string[]).includes(f))) {
+        Object.assign(
+          config,
+          Object.fromEntries(fields.map((f) => [f, built[f as keyof RunConfig]])),
+        );
+        continue;
+      }
+      const value = typeof values[flag] === "boolean" ? "" : ` ${values[flag]}`;
+      problems.push(
+        `--${flag}${value} (the run has ${
+          fields.map((f) => `${f} ${shown(stored, f)}`).join(", ")
+        })`,
+      );
+    }
+  }
+  if (problems.length > 0) {
+    throw new Error(
+      `Cannot resume run "${dir}": options differ from the run's: ${problems.join("; ")}. ` +
+        `Hint: resume with no run options (only --device and --workers may change), or ` +
+        `start a new run with another --out`,
+    );
+  }
+  return config;
 }

@@ -1,10 +1,19 @@
 /**
  * The command-line tools as a user runs them: `--help` everywhere, a tiny `train --json`
  * whose last stdout line is the documented object, `predict --json` in its exact shape,
- * `eval`, and clear errors (exit code 1, one line) for bad input.
+ * `eval`, and clear errors (exit code 1, one line) for bad input; the shared flag parser
+ * and number parser of every CLI (tasks/_cli/options.ts).
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import {
+  describeRange,
+  FlagError,
+  numberFlag,
+  type NumberRange,
+  parseFlags,
+  SEED_RANGE,
+} from "../../tasks/_cli/options.ts";
 
 const root = await Deno.makeTempDir({ prefix: "fbp-cli-" });
 const tool = (name: string) => new URL(`../../tasks/${name}.ts`, import.meta.url).pathname;
@@ -143,6 +152,62 @@ Deno.test("bad input ends with one clear error line and exit code 1", async () =
     assert.equal(r.code, 1, `${name} ${args.join(" ")}: exit ${r.code}`);
     assert.match(r.stderr, message);
     assert.doesNotMatch(r.stderr, /^\s+at /m, "no stack trace");
+  }
+});
+
+Deno.test("parseFlags() takes a value that starts with '-' and says every refusal in one line", () => {
+  const options = {
+    batch: { type: "string" },
+    json: { type: "boolean" },
+    help: { type: "boolean", short: "h" },
+  } as const;
+  const parse = (...args: string[]) => parseFlags({ args, options, allowPositionals: true });
+  assert.equal(parse("--batch", "-1").values.batch, "-1");
+  assert.equal(parse("--batch", "-1e-3", "--json").values.batch, "-1e-3");
+  assert.deepEqual(parse("--", "--batch", "-1").positionals, ["--batch", "-1"]);
+  const refusals: [string[], RegExp][] = [
+    [["--batch", "--json"], /^Cannot parse --batch: it needs a value, and "--json" is an option/],
+    [["--batch", "-h"], /^Cannot parse --batch: it needs a value, and "-h" is an option/],
+    [["--batch"], /^Cannot parse --batch: it needs a value \(see --help\)$/],
+    [["--json=1"], /^Cannot parse --json: it takes no value/],
+    [["--bogus"], /^Cannot parse the command line: unknown option --bogus/],
+  ];
+  for (const [args, message] of refusals) {
+    assert.throws(() => parse(...args), (e: Error) => {
+      assert.ok(e instanceof FlagError && e.code.startsWith("ERR_PARSE_ARGS"), String(e));
+      assert.match(e.message, message);
+      assert.doesNotMatch(e.message, /\n/);
+      return true;
+    });
+  }
+  assert.throws(
+    () => parseFlags({ args: ["x"], options }),
+    /Cannot parse the command line: unexpected argument "x"/,
+  );
+});
+
+Deno.test("numberFlag() reads decimal numbers only and names the range it expects", () => {
+  assert.equal(numberFlag(undefined, "n"), undefined);
+  for (const [v, n] of [["3", 3], ["-1", -1], ["0.5", 0.5], [".5", 0.5], ["1e-3", 1e-3]] as const) {
+    assert.equal(numberFlag(v, "n"), n);
+  }
+  for (const v of ["", " 5", "0x10", "Infinity", "NaN", "1_000", "5 ", "1e999"]) {
+    assert.throws(() => numberFlag(v, "n"), /: Cannot parse --n: expected a number: current value/);
+  }
+  assert.throws(() => numberFlag("1.5", "n", { integer: true }), /expected an integer:/);
+  assert.throws(() => numberFlag("1e30", "n", { integer: true }), /expected an integer:/);
+  const cases: [NumberRange, string][] = [
+    [{ integer: true, min: 1, max: 64 }, "an integer from 1 to 64"],
+    [{ above: 0 }, "a number > 0"],
+    [{ min: 0, below: 1 }, "a number ≥ 0 and < 1"],
+    [SEED_RANGE, "an integer from 0 to 4294967295"],
+  ];
+  for (const [range, text] of cases) {
+    assert.equal(describeRange(range), text);
+    assert.throws(
+      () => numberFlag("-7", "n", range),
+      new RegExp(`: Cannot parse --n: expected ${text}: current value is "-7"$`),
+    );
   }
 });
 

@@ -139,7 +139,7 @@ Deno.test("data synth writes a database that data info reads; --help works for e
     assert.equal(noOut.code, 2);
     assert.match(noOut.err, /Cannot run "data synth": --out DIR is required/);
     const badCount = await cli("synth", "--out", out, "--count", "abc");
-    assert.match(badCount.err, /Cannot parse --count: expected an integer: current value is "abc"/);
+    assert.match(badCount.err, /Cannot parse --count: expected an integer.*current value is "abc"/);
     const man = await cli(
       "manifest",
       `scut:${out}`,
@@ -163,6 +163,56 @@ Deno.test("data synth writes a database that data info reads; --help works for e
     assert.match(
       unknown.err,
       /Cannot run "data frobnicate": unknown command: expected info, synth or manifest/,
+    );
+  });
+});
+
+Deno.test("data info shows each label's class table and flags odd labels before training", async () => {
+  await withTempDir(async (dir) => {
+    for (const f of ["a", "b", "c", "d", "e", "f", "g"]) {
+      await Deno.writeFile(join(dir, `${f}.jpg`), new Uint8Array(1));
+    }
+    const file = join(dir, "m.csv");
+    await Deno.writeTextFile(
+      file,
+      "path,grade,gender\na.jpg,0,F\nb.jpg,1,M\nc.jpg,2.5,F\nd.jpg,999,f\ne.jpg,2,M\n" +
+        "f.jpg,3,F\ng.jpg,4,M\n",
+    );
+    const r = await cli("info", `csv:${file}`, "--no-decode");
+    assert.equal(r.code, 1, r.err);
+    // The class table: images per class, empty ids joined.
+    assert.match(
+      r.out,
+      /\n {2}grade {4}0 1 {2}1 1 {2}2 1 {2}3 1 {2}4 1 {2}5–998 none {2}999 1 {2}✗ 2/,
+    );
+    assert.match(r.out, /\n {2}gender {3}F 3 {2}M 3 {2}f 1 {2}✗ 1 label error\n/);
+    assert.match(r.out, /label errors \(3\): a task on "grade", "gender" is refused until fixed/);
+    assert.ok(r.out.includes(`${file}:4: label "grade" is "2.5": expected a class id`), r.out);
+    assert.ok(r.out.includes(`${file}:5: label "grade" is 999, which leaves 994 of its 1000`));
+    assert.ok(r.out.includes(`${file}:5: label "gender" is written "F" (3) and "f" (1)`));
+    assert.equal(
+      r.err.trim(),
+      `csv:${file}: 3 label errors ("grade": 2, "gender": 1): a task on these labels is ` +
+        `refused until they are fixed`,
+    );
+    const json = JSON.parse((await cli("info", `csv:${file}`, "--no-decode", "--json")).out);
+    assert.deepEqual(json.labelErrors.grade.map((p: { line: number }) => p.line), [4, 5]);
+    assert.equal(json.labelErrors.grade[0].error, true);
+    // A declared class count: checked like a task's.
+    await Deno.writeTextFile(file, "path,grade\na.jpg,0\nb.jpg,1\nc.jpg,3\n");
+    assert.equal((await cli("info", `csv:${file}`, "--no-decode", "--classes", "grade=5")).code, 0);
+    const over = await cli("info", `csv:${file}`, "--no-decode", "--classes", "grade=3");
+    assert.equal(over.code, 1);
+    assert.ok(over.out.includes(`${file}:4: label "grade" is 3: expected a class id below 3`));
+    const badFlag = await cli("info", `csv:${file}`, "--classes", "grade=1");
+    assert.equal(badFlag.code, 2);
+    assert.match(badFlag.err, /Cannot parse --classes: expected LABEL=K with K an integer from 2/);
+    // data manifest refuses to export a label with errors.
+    const man = await cli("manifest", `csv:${file}`, "--out", join(dir, "out.csv"));
+    assert.equal(man.code, 1);
+    assert.match(
+      man.err,
+      /Cannot write manifest from csv:.*m\.csv:4: label "grade" is 3, which leaves/,
     );
   });
 });

@@ -63,9 +63,9 @@ Deno.test("parseSource() rejects a bad spec with a clear message", () => {
     ["synthetic:count=abc", `option "count" must be an integer: current value is "abc"`],
     [
       "synthetic:count=0",
-      `Cannot parse data source "synthetic:count=0": count must be a positive integer: current value is 0`,
+      `Cannot parse data source "synthetic:count=0": count must be an integer from 1 to 1000000: current value is 0`,
     ],
-    ["synthetic:size=8", "size must be an integer ≥ 16: current value is 8"],
+    ["synthetic:size=8", "size must be an integer from 16 to 1024: current value is 8"],
     ["synthetic:labelNoise=1.5", "labelNoise must be in [0, 1]: current value is 1.5"],
     ["synthetic:raterNoise=x", `option "raterNoise" must be a number: current value is "x"`],
     ["synthetic:format=gif", `option "format" must be one of jpg, png: current value is "gif"`],

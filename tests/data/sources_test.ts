@@ -172,12 +172,13 @@ Deno.test("readListFile() reads <path> <int label> lines with an optional image 
     assert.deepEqual(d.classes, { label: ["0", "1", "2", "3"] });
     const line = (t: string) => problem(d.problems, t).line;
     assert.equal(line("leading or trailing whitespace on 1 line"), 2);
-    assert.equal(line(`label "x" is not a non-negative integer`), 3);
+    const badId = `expected a class id, an integer ≥ 0 written in digits`;
+    assert.equal(line(`label "label" is "x": ${badId}`), 3);
     assert.equal(line(`expected "<path> <int label>": current line is "justone"`), 4);
     assert.equal(line(`"b.jpg" listed again (first at line 2)`), 5);
     assert.equal(line("1 line blank; ignored"), 6);
     assert.equal(line(`image "${join(dir, "imgs", "missing.jpg")}" not found`), 7);
-    assert.equal(line(`label "-1" is not a non-negative integer`), 8);
+    assert.equal(line(`label "label" is "-1": ${badId}`), 8);
     assert.deepEqual(d.skips, {
       "bad label": 2,
       "malformed line": 1,

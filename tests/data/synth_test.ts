@@ -91,7 +91,7 @@ Deno.test("generateSynthetic() options: female-only PNG database, CSV ratings, n
     assert.equal((await readScut(none)).records.length, 2);
     await rejectsWith(
       () => generateSynthetic({ out: join(dir, "x"), count: 0 }),
-      "Cannot generate synthetic database: count must be a positive integer: current value is 0",
+      "Cannot generate synthetic database: count must be an integer from 1 to 1000000: current value is 0",
     );
     await rejectsWith(
       () => generateSynthetic({ out: join(dir, "x"), genders: "X" as "F" }),

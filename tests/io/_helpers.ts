@@ -146,6 +146,57 @@ export interface ZipFile {
   data: Uint8Array;
   /** Deflate-compress it (default: stored). */
   deflate?: boolean;
+  /**
+   * Raw deflate bytes to store as they are (`data` is then ignored), with the size and
+   * CRC-32 the headers declare: for bombs and entries that lie about their size.
+   */
+  deflated?: { bytes: Uint8Array; size: number; crc: number };
+}
+
+/**
+ * A raw deflate stream of `size` zero bytes (size ≥ 1) built directly, one fixed-Huffman
+ * block: a literal 0, then copies of 258 bytes at distance 1 (13 bits each), so 1 GiB
+ * takes 6.8 MB and no time to compress.
+ * @param size bytes it inflates to
+ * @returns the stream and the CRC-32 of what it inflates to
+ */
+export function zeroBomb(size: number): { bytes: Uint8Array; size: number; crc: number } {
+  // 13 bits per copy, up to 257 literals of 8 bits for the rest.
+  const out = new Uint8Array(Math.ceil((3 + 8 + 13 * Math.floor(size / 258) + 7) / 8) + 258);
+  let at = 0, acc = 0, bits = 0;
+  const put = (value: number, n: number) => { // value's n bits, least significant first
+    acc |= value << bits;
+    bits += n;
+    while (bits >= 8) {
+      out[at++] = acc & 0xff;
+      acc >>>= 8;
+      bits -= 8;
+    }
+  };
+  const huffman = (code: number, n: number) => { // Huffman codes go most significant first
+    let reversed = 0;
+    for (let i = 0; i < n; i++) reversed |= ((code >>> i) & 1) << (n - 1 - i);
+    put(reversed, n);
+  };
+  put(1, 1); // BFINAL
+  put(1, 2); // BTYPE 01: fixed Huffman codes
+  huffman(0x30, 8); // literal 0
+  let left = size - 1;
+  const copy258 = (() => { // length code 285 (8 bits 0xc5), then distance code 0 (5 bits)
+    let r = 0;
+    for (let i = 0; i < 8; i++) r |= ((0xc5 >>> i) & 1) << (7 - i);
+    return r; // the distance code is five zero bits above it
+  })();
+  for (; left >= 258; left -= 258) put(copy258, 13);
+  for (; left > 0; left--) huffman(0x30, 8); // the rest as literals
+  huffman(0, 7); // end of block
+  if (bits > 0) out[at++] = acc & 0xff;
+  const zeros = new Uint8Array(1 << 20);
+  let crc = 0;
+  for (let done = 0; done < size; done += zeros.length) {
+    crc = crc32(zeros.subarray(0, Math.min(zeros.length, size - done)), crc);
+  }
+  return { bytes: out.subarray(0, at), size, crc };
 }
 
 /**
@@ -174,21 +225,24 @@ export async function buildZip(
   let offset = 0;
   for (const f of files) {
     const name = new TextEncoder().encode(f.name);
-    const stored = f.deflate ? await deflateRaw(f.data) : f.data;
+    const deflate = f.deflate || f.deflated !== undefined;
+    const stored = f.deflated?.bytes ?? (f.deflate ? await deflateRaw(f.data) : f.data);
+    const size = f.deflated?.size ?? f.data.length;
+    const crc = f.deflated?.crc ?? crc32(f.data);
     const header = new DataView(new ArrayBuffer(30));
     header.setUint32(0, 0x04034b50, true);
     header.setUint16(4, 20, true);
-    header.setUint16(8, f.deflate ? 8 : 0, true);
-    header.setUint32(14, crc32(f.data), true);
+    header.setUint16(8, deflate ? 8 : 0, true);
+    header.setUint32(14, crc, true);
     header.setUint32(18, stored.length, true);
-    header.setUint32(22, f.data.length, true);
+    header.setUint32(22, size, true);
     header.setUint16(26, name.length, true);
     local.push(new Uint8Array(header.buffer), name, stored);
     const extra = new DataView(new ArrayBuffer(options.zip64 ? 28 : 0));
     if (options.zip64) {
       extra.setUint16(0, 1, true);
       extra.setUint16(2, 24, true);
-      extra.setBigUint64(4, BigInt(f.data.length), true);
+      extra.setBigUint64(4, BigInt(size), true);
       extra.setBigUint64(12, BigInt(stored.length), true);
       extra.setBigUint64(20, BigInt(offset), true);
     }
@@ -196,10 +250,10 @@ export async function buildZip(
     c.setUint32(0, 0x02014b50, true);
     c.setUint16(4, 45, true);
     c.setUint16(6, 45, true);
-    c.setUint16(10, f.deflate ? 8 : 0, true);
-    c.setUint32(16, crc32(f.data), true);
+    c.setUint16(10, deflate ? 8 : 0, true);
+    c.setUint32(16, crc, true);
     c.setUint32(20, options.zip64 ? 0xffffffff : stored.length, true);
-    c.setUint32(24, options.zip64 ? 0xffffffff : f.data.length, true);
+    c.setUint32(24, options.zip64 ? 0xffffffff : size, true);
     c.setUint16(28, name.length, true);
     c.setUint16(30, extra.byteLength, true);
     c.setUint32(42, options.zip64 ? 0xffffffff : offset, true);

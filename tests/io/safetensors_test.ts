@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  CHECKSUM_KEY,
   MAX_HEADER_BYTES,
   parseSafetensors,
   readSafetensors,
@@ -53,7 +54,10 @@ Deno.test("parseSafetensors() returns I64 counters such as num_batches_tracked a
 
 Deno.test("serializeSafetensors() output matches the reference layout byte for byte", () => {
   const parsed = parseSafetensors(readFixture("f32.safetensors"));
-  const bytes = serializeSafetensors(parsed.tensors, { metadata: parsed.metadata });
+  const bytes = serializeSafetensors(parsed.tensors, {
+    metadata: parsed.metadata,
+    checksum: false,
+  });
   assert.deepEqual(bytes, readFixture("f32.safetensors"));
 });
 
@@ -82,9 +86,12 @@ Deno.test("serializeSafetensors() round trips values bit for bit and pads the he
 });
 
 Deno.test("serializeSafetensors() writes an empty file as {} padded to 8 bytes", () => {
-  const bytes = serializeSafetensors(new Map());
+  const bytes = serializeSafetensors(new Map(), { checksum: false });
   assert.equal(bytes.length, 16);
   assert.equal(parseSafetensors(bytes).tensors.size, 0);
+  const summed = parseSafetensors(serializeSafetensors(new Map()));
+  assert.deepEqual([summed.tensors.size, summed.metadata], [0, {}]);
+  assert.match(summed.checksum!, /^crc32:[0-9a-f]{8}$/);
 });
 
 Deno.test("serializeSafetensors() rejects invalid tensors and metadata", () => {
@@ -287,4 +294,108 @@ Deno.test("parseSafetensors() copies data so results do not alias the input", ()
     file({ w: { dtype: "F16", shape: [1], data_offsets: [0, 2] } }, bytesOf([0x00, 0x3c])),
   );
   assert.deepEqual([...parseSafetensors(shifted.subarray(1)).tensors.get("w")!.data], [1]);
+});
+
+/** The header JSON and the data start of safetensors bytes. */
+function headerOf(bytes: Uint8Array): { header: Record<string, unknown>; dataStart: number } {
+  const n = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
+  return { header, dataStart: 8 + n };
+}
+
+const checked = new Map<string, TensorToWrite>([
+  ["b.bias", { shape: [3], data: Float32Array.from([0.5, -1, 2]) }],
+  ["a.weight", { shape: [2, 2], data: Float32Array.from([1, 2, 3, 4]) }],
+]);
+const checkedMeta = { fbp: '{"arch":"resnet18"}', resume: '{"epoch":3}' };
+
+Deno.test("serializeSafetensors() adds fbp_checksum; parseSafetensors() verifies and returns it", () => {
+  const bytes = serializeSafetensors(checked, { metadata: checkedMeta });
+  const { header } = headerOf(bytes);
+  const stored = (header.__metadata__ as Record<string, string>)[CHECKSUM_KEY];
+  assert.match(stored, /^crc32:[0-9a-f]{8}$/);
+  const back = parseSafetensors(bytes);
+  assert.equal(back.checksum, stored);
+  assert.deepEqual(back.metadata, checkedMeta, "the checksum is not part of the metadata");
+  // Writing what was read gives the same file; a stale fbp_checksum given is replaced.
+  assert.deepEqual(serializeSafetensors(back.tensors, { metadata: back.metadata }), bytes);
+  const stale = { ...checkedMeta, [CHECKSUM_KEY]: "crc32:00000000" };
+  assert.deepEqual(serializeSafetensors(checked, { metadata: stale }), bytes);
+  // checksum: false writes none, even when the metadata holds one.
+  const plain = serializeSafetensors(checked, { metadata: stale, checksum: false });
+  assert.equal(parseSafetensors(plain).checksum, undefined);
+  assert.deepEqual(
+    Object.keys(headerOf(plain).header.__metadata__ as object),
+    ["fbp", "resume"],
+  );
+});
+
+Deno.test("parseSafetensors() refuses a flipped byte anywhere a load reads, naming the file", () => {
+  const bytes = serializeSafetensors(checked, { metadata: checkedMeta });
+  const { dataStart } = headerOf(bytes);
+  const text = new TextDecoder().decode(bytes);
+  const flips: [string, number][] = [
+    ["first data byte", dataStart],
+    ["last data byte", bytes.length - 1],
+    ["a low mantissa bit", dataStart + 12],
+    ["the resume state", text.indexOf('"epoch\\":3') + 10],
+    ["the config", text.indexOf("resnet18")],
+    ["the checksum itself", text.indexOf("crc32:") + 8],
+  ];
+  for (const [what, at] of flips) {
+    const damaged = bytes.slice();
+    damaged[at] ^= what === "a low mantissa bit" ? 0x01 : 0x04;
+    assert.throws(
+      () => parseSafetensors(damaged, { source: "runs/x/last.safetensors" }),
+      (e: unknown) => {
+        assert.ok(e instanceof WeightsFormatError, what);
+        assert.equal(e.file, "runs/x/last.safetensors");
+        assert.match(
+          e.message,
+          /^"runs\/x\/last\.safetensors" is damaged: checksum mismatch: its tensors and metadata give crc32:[0-9a-f]{8}, its metadata records crc32:[0-9a-f]{8} \(the file changed after fbp wrote it\)$/,
+          what,
+        );
+        return true;
+      },
+      what,
+    );
+  }
+  // A value that is not a CRC is damage too, reported as such.
+  const mangled = bytes.slice();
+  mangled.set(new TextEncoder().encode("zzzzzzzz"), text.indexOf("crc32:") + 6);
+  assertFormatError(
+    () => parseSafetensors(mangled, { source: "c.safetensors" }),
+    '"c.safetensors" is damaged: metadata "fbp_checksum" is "crc32:zzzzzzzz", expected "crc32:"',
+  );
+});
+
+Deno.test("parseSafetensors() checksum does not depend on layout: another writer's order verifies", () => {
+  const bytes = serializeSafetensors(checked, { metadata: checkedMeta });
+  const { header, dataStart } = headerOf(bytes);
+  const back = parseSafetensors(bytes);
+  // Another writer puts "b.bias" first in the data and the metadata last in the header.
+  const bias = bytes.slice(dataStart + 16, dataStart + 28);
+  const weight = bytes.slice(dataStart, dataStart + 16);
+  const reordered = file({
+    "a.weight": { dtype: "F32", shape: [2, 2], data_offsets: [12, 28] },
+    "b.bias": { dtype: "F32", shape: [3], data_offsets: [0, 12] },
+    __metadata__: header.__metadata__,
+  }, bytesOf(bias, weight));
+  const other = parseSafetensors(reordered);
+  assert.equal(other.checksum, back.checksum);
+  assert.deepEqual([...other.tensors.get("b.bias")!.data], [0.5, -1, 2]);
+  // Swapping the two tensors' names keeps every byte but not what a load reads.
+  const swapped = file({
+    "a.weight": { dtype: "F32", shape: [3], data_offsets: [0, 12] },
+    "b.bias": { dtype: "F32", shape: [2, 2], data_offsets: [12, 28] },
+    __metadata__: header.__metadata__,
+  }, bytesOf(bias, weight));
+  assertFormatError(() => parseSafetensors(swapped), "is damaged: checksum mismatch");
+});
+
+Deno.test("parseSafetensors() loads files without fbp_checksum as before", () => {
+  for (const name of ["f32", "f16", "bf16", "mixed"]) {
+    const parsed = parseSafetensors(readFixture(`${name}.safetensors`));
+    assert.equal(parsed.checksum, undefined, name);
+  }
 });

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { ZipArchive } from "../../src/io/zip.ts";
-import { assertFormatError, assertFormatRejects, buildZip, bytesOf } from "./_helpers.ts";
+import { writeStoredZip, ZipArchive } from "../../src/io/zip.ts";
+import { assertFormatError, assertFormatRejects, buildZip, bytesOf, zeroBomb } from "./_helpers.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
 const repeated = text("tensor bytes ".repeat(400));
@@ -153,4 +153,68 @@ Deno.test("ZipArchive rejects corrupt data on read", async () => {
     () => ZipArchive.open(garbage).read("packed"),
     'entry "packed" is not valid deflate data',
   );
+});
+
+Deno.test("ZipArchive.checkDeclaredSizes() refuses entries over a limit, each and in all", async () => {
+  const zip = ZipArchive.open(
+    await buildZip([
+      { name: "a", data: repeated, deflate: true }, // 5200 bytes
+      { name: "b", data: text("x".repeat(3000)), deflate: true },
+    ]),
+    { source: "book.xlsx", what: "ratings file" },
+  );
+  zip.checkDeclaredSizes(8200);
+  assertFormatError(
+    () => zip.checkDeclaredSizes(5000, "set X to raise it"),
+    'Cannot read ratings file "book.xlsx": entry "a" declares 5200 bytes uncompressed, ' +
+      "more than the limit of 5000 bytes (set X to raise it)",
+  );
+  assertFormatError(
+    () => zip.checkDeclaredSizes(8000),
+    "its 2 entries declare 8200 bytes uncompressed in all, more than the limit of 8000 bytes",
+  );
+});
+
+Deno.test("ZipArchive.verify() checks size and CRC without keeping the bytes", async () => {
+  const zip = await buildZip([
+    { name: "plain", data: text("plain data") },
+    { name: "packed", data: repeated, deflate: true },
+    { name: "bomb", data: new Uint8Array(0), deflated: { ...zeroBomb(64 << 20), size: 1000 } },
+  ]);
+  const archive = ZipArchive.open(zip);
+  await archive.verify("plain");
+  await archive.verify("packed");
+  // 64 MiB behind a declared 1000 bytes: stopped after the first inflate step.
+  await assertFormatRejects(
+    () => archive.verify("bomb"),
+    'entry "bomb" inflates to more than its declared 1000 bytes',
+  );
+  const flipped = zip.slice();
+  flipped[30 + 5 + 2] ^= 0x01;
+  await assertFormatRejects(() => ZipArchive.open(flipped).verify("plain"), "is corrupt");
+  await assertFormatRejects(() => archive.verify("nope"), 'entry "nope" is missing');
+});
+
+Deno.test("ZipArchive inflates a large entry in bounded steps and reads it whole", async () => {
+  const big = zeroBomb(40 << 20);
+  const zip = ZipArchive.open(
+    await buildZip([{ name: "z", data: new Uint8Array(0), deflated: big }]),
+  );
+  const out = await zip.read("z");
+  assert.equal(out.length, 40 << 20);
+  assert.ok(out.every((b) => b === 0));
+});
+
+Deno.test("writeStoredZip() writes what ZipArchive reads back", async () => {
+  const files = [
+    { name: "a.txt", data: text("hello") },
+    { name: "dir/é.bin", data: Uint8Array.from({ length: 1000 }, (_, i) => i & 0xff) },
+    { name: "empty", data: new Uint8Array(0) },
+  ];
+  const zip = ZipArchive.open(writeStoredZip(files));
+  assert.deepEqual([...zip.entries.keys()], files.map((f) => f.name));
+  for (const f of files) {
+    assert.deepEqual(await zip.read(f.name), f.data);
+    assert.equal(zip.entries.get(f.name)!.method, 0);
+  }
 });

@@ -14,6 +14,7 @@
  */
 
 import { join } from "node:path";
+import { checkLabel, taskClasses } from "../../src/data/classes.ts";
 import { parseCsv } from "../../src/data/csv.ts";
 import { readListFile } from "../../src/data/list_file.ts";
 import { readManifest } from "../../src/data/manifest.ts";
@@ -80,6 +81,13 @@ const TOKENS = [
   "0x1F",
   "٣",
   "3.5",
+  "2.5",
+  "1e0",
+  "999",
+  "f",
+  "m",
+  " F",
+  "NA",
   "+2",
   "007",
   "__proto__",
@@ -166,7 +174,7 @@ function mutateText(rng: Rng, text: string): string {
       const i = int(rng, lines.length);
       lines[i] = lines[i].replace(
         /\d+(\.\d+)?\s*$/,
-        pick(rng, ["-3", "5", "99999999999", "4294967295", "1e9", "NaN"]),
+        pick(rng, ["-3", "5", "99999999999", "4294967295", "1e9", "NaN", "2.5", "999", "1e0"]),
       );
       return lines.join("\n");
     }
@@ -262,6 +270,45 @@ function checkDataset(ds: Dataset, files: Map<string, number>, extraFiles: strin
   return "";
 }
 
+/**
+ * Checks the label checks of a dataset (classes.ts): every label error is located in a
+ * file of the case with a short message, and a task on each label either gets a class
+ * table that every label fits (no empty classes where the reader built it) or is refused
+ * with a plain Error naming a file of the case. Returns what is wrong, or "".
+ */
+function checkLabels(ds: Dataset, files: Map<string, number>, extraFiles: string[]): string {
+  const named = (text: string) => [...files.keys(), ...extraFiles].some((f) => text.includes(f));
+  for (const label of Object.keys(ds.classes)) {
+    const check = checkLabel(ds, label);
+    for (const p of check.errors) {
+      if (!p.error || p.label !== label) return `a label error of "${label}" is not marked so`;
+      if (!named(p.file)) return `label error in unknown file "${p.file}"`;
+      if (p.message.length > 1000) return `a label error of ${p.message.length} characters`;
+    }
+    let names: string[];
+    try {
+      names = taskClasses(ds, { name: "t", label });
+    } catch (e) {
+      if (!(e instanceof Error) || e.constructor !== Error) return describe(e);
+      if (!named(e.message)) return `refusal names no file: ${e.message.slice(0, 200)}`;
+      if (check.errors.length === 0) return `refused without a label error: ${e.message}`;
+      continue;
+    }
+    if (check.errors.length > 0) {
+      return `label "${label}" accepted with ${check.errors.length} errors`;
+    }
+    if (names.length !== ds.classes[label].length) return `label "${label}" table changed size`;
+    if (check.derived && check.counts.some((n) => n === 0)) {
+      return `label "${label}" accepted with an empty class`;
+    }
+    const lower = new Set(names.map((n) => n.trim().toLowerCase()));
+    if (check.derived && lower.size !== names.length) {
+      return `label "${label}" accepted with names differing only in case or spaces`;
+    }
+  }
+  return "";
+}
+
 /** One reader under fuzz: writes its files for a case and reads them. */
 interface Target {
   name: string;
@@ -287,7 +334,7 @@ async function targets(dir: string): Promise<Target[]> {
     await Deno.writeFile(join(scut, "Images", `${s}.jpg`), new Uint8Array([1]));
   }
 
-  const listSeed = "a.jpg 0\nb c.jpg 1\nsub/d.png 2\ne.jpg 4\nmissing.jpg 1\n";
+  const listSeed = "a.jpg 0\nb c.jpg 1\nsub/d.png 2\ne.jpg 3\nx,y.jpg 4\nmissing.jpg 1\n";
   const csvSeed = 'path,beauty,gender,score,split\na.jpg,3,F,3.2,train\n"b c.jpg",1,M,1.5,test\n' +
     'sub/d.png,2,F,2.5,val\n"x,y.jpg",0,M,,train\ne.jpg,,F,4,test\n';
   const labelsSeed = stems.map((s, i) => `${s}.jpg ${(1.5 + i * 0.6).toFixed(6)}`).join("\n") +
@@ -299,6 +346,8 @@ async function targets(dir: string): Promise<Target[]> {
       "\n",
     ) + "\n";
 
+  /** What each SCUT file holds now: the seed text or a mutant. */
+  const scutState = new Map<string, "seed" | "mutant">();
   const write = async (path: string, bytes: Uint8Array, files: Map<string, number>) => {
     await Deno.writeFile(path, bytes);
     files.set(path, lineCount(bytes));
@@ -348,10 +397,19 @@ async function targets(dir: string): Promise<Target[]> {
           [join(cv1, "train_1.txt"), trainSeed],
           [join(cv1, "test_1.txt"), testSeed],
         ];
-        // Mutate one or two of the files, keep the rest as they are.
+        // Mutate one or two of the files, keep the rest as they are (rewriting only the
+        // files a previous case mutated: a busy machine then still runs enough cases).
         const hit = new Set([int(rng, seeds.length), int(rng, seeds.length)]);
         for (const [k, [path, text]] of seeds.entries()) {
-          await write(path, hit.has(k) ? mutant(rng, text) : new TextEncoder().encode(text), files);
+          if (hit.has(k)) {
+            await write(path, mutant(rng, text), files);
+            scutState.set(path, "mutant");
+            continue;
+          }
+          const bytes = new TextEncoder().encode(text);
+          if (scutState.get(path) !== "seed") await Deno.writeFile(path, bytes);
+          scutState.set(path, "seed");
+          files.set(path, lineCount(bytes));
         }
         const ratings = join(scut, "All_Ratings.csv");
         if (rng() < 0.4) await write(ratings, mutant(rng, ratingsSeed), files);
@@ -416,7 +474,8 @@ async function fuzz(req: FuzzRequest): Promise<void> {
         }
         outcomes[target.name].ok++;
         if (value && typeof value === "object" && "records" in value) {
-          const why = checkDataset(value as Dataset, files, [dir]);
+          const why = checkDataset(value as Dataset, files, [dir]) ||
+            checkLabels(value as Dataset, files, [dir]);
           if (why) fail(target.name, n, why);
         }
       }

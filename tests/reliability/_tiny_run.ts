@@ -1,8 +1,11 @@
 /**
  * A tiny real training run for the crash tests: `deno run -A _tiny_run.ts CONFIG.json
- * [resume] [fill=EPOCH:FILE:SAVE_DIR]` trains the run config in the JSON file on the CPU
- * backend, prints one JSON line per epoch, then `{"done": …}` with the final numbers; on an
- * error, `error: <message>` on stderr and exit code 1 (as the CLI does). `fill=` simulates
+ * [resume] [force] [kill-after-removing=N] [fill=EPOCH:FILE:SAVE_DIR]` trains the run
+ * config in the JSON file on the CPU backend (`force`: replacing the run in its folder),
+ * prints one JSON line per epoch, then `{"done": …}` with the final numbers; on an
+ * error, `error: <message>` on stderr and exit code 1 (as the CLI does).
+ * `kill-after-removing=N` kills the process (SIGKILL) as soon as `force` has deleted N
+ * files of the old run. `fill=` simulates
  * a disk filling up: at the end of epoch EPOCH, before that epoch's checkpoint writes, it
  * copies the run's checkpoint files to SAVE_DIR and then grows FILE until the disk is full,
  * leaving 64 KiB. Not a test itself (no _test suffix).
@@ -17,6 +20,10 @@ import { train } from "../../src/train/trainer.ts";
 const config: RunConfig = JSON.parse(await Deno.readTextFile(Deno.args[0]));
 const fillArg = Deno.args.find((a) => a.startsWith("fill="))?.slice(5).split(":");
 const fill = fillArg && { epoch: Number(fillArg[0]), file: fillArg[1], saveDir: fillArg[2] };
+const killAfter = Number(
+  Deno.args.find((a) => a.startsWith("kill-after-removing="))?.split("=")[1] ?? NaN,
+);
+let removed = 0;
 
 function fillDisk(file: string, saveDir: string): void {
   for (const name of ["checkpoint.safetensors", "last.safetensors"]) {
@@ -38,6 +45,10 @@ try {
   const result = await train(config, {
     backend,
     resume: Deno.args.includes("resume"),
+    force: Deno.args.includes("force"),
+    onRemoved: () => {
+      if (++removed === killAfter) Deno.kill(Deno.pid, "SIGKILL");
+    },
     onEpoch: (h) => {
       console.log(JSON.stringify({ stage: h.stage, epoch: h.epoch }));
       if (fill && h.epoch === fill.epoch) fillDisk(fill.file, fill.saveDir);

@@ -6,7 +6,11 @@
  * and resumed, must end with the same numbers as an uninterrupted run. Also: a full disk
  * (a 32 MiB tmpfs, when this process may mount one, filled up by the run itself just
  * before an epoch's writes) is reported naming the file, the previous checkpoint files
- * survive byte for byte, and the run resumes once there is space.
+ * survive byte for byte, and the run resumes once there is space. Issue 20: kills in the
+ * policy stage (weight and logit epochs) and in re-training resume to the same numbers;
+ * a kill at every point of a `--force` replacement leaves the old run's files (some of
+ * them, untouched) or none, never a mix with the new run's, and the replacement then
+ * completes.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -16,11 +20,22 @@ import { checkpointConfig } from "../../src/models/checkpoint.ts";
 import { readResume } from "../../src/train/resume.ts";
 import type { RunConfig } from "../../src/train/run_config.ts";
 import { mulberry32 } from "../io/_helpers.ts";
-import { genderBaseline, tinyRun, tinyRunCommand } from "../_run_helpers.ts";
+import {
+  copyFolder,
+  genderBaseline,
+  snapshot,
+  tinyRun,
+  tinyRunCommand,
+  twoTasks,
+} from "../_run_helpers.ts";
 
 const root = await Deno.makeTempDir({ prefix: "fbp-crash-" });
 const people = `synthetic:dir=${root}/people,count=120,size=40,seed=4,labels=gender,labelNoise=0`;
-await readSource(people); // generate the images once, before any child races to
+const faces =
+  `synthetic:dir=${root}/faces,count=120,size=40,seed=3,genders=F,labels=beauty,labelNoise=0`;
+// Generate the images once, before any child races to.
+await readSource(people);
+await readSource(faces);
 
 function tinyConfig(name: string, out = join(root, name)): RunConfig {
   return tinyRun(name, out, {
@@ -126,6 +141,104 @@ Deno.test("SIGKILL at random moments, even mid-write, loses nothing and resumes 
   assert.deepEqual(temps(config.out), [], "the resumed run removed the killed writes' temp files");
   console.log(`${midWrite} of the kills hit a checkpoint write in progress`);
   assert.ok(midWrite >= 1, "at least one kill landed during a write");
+});
+
+/** The method on two tasks: warm-up 1, policy 2 rounds (weights + logits), re-train 3. */
+function methodConfig(name: string): RunConfig {
+  return tinyRun(name, join(root, name), {
+    ...twoTasks(faces, people),
+    widths: [8, 8, 16, 16],
+    batch: 12,
+    lr: 3e-3,
+    dropout: 0.1,
+    epochs: { warmup: 1, policy: 2, retrain: 3, baseline: 1 },
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+Deno.test("SIGKILL in the policy stage and in re-training resumes to the same numbers", {
+  ignore: Deno.build.os === "windows",
+}, async () => {
+  const reference = await spawnRun(methodConfig("method-uninterrupted"), false);
+  const expected = finalLine(await reference.output);
+  assert.equal((await reference.process.status).code, 0);
+
+  const config = methodConfig("method-killed");
+  const log = join(config.out, "log.jsonl");
+  const rng = mulberry32(20);
+  const reached: string[] = [];
+  for (const [i, stage] of ["policy-weights", "policy-logits", "retrain"].entries()) {
+    const from = i === 0 ? 0 : (await Deno.readTextFile(log)).length;
+    const child = await spawnRun(config, i > 0);
+    let ended = false;
+    child.process.status.then(() => ended = true);
+    // Kill a random moment after the run's log shows a step of the stage.
+    while (!ended) {
+      const text = await Deno.readTextFile(log).catch(() => "");
+      if (text.slice(from).includes(`"stage":"${stage}"`)) break;
+      await sleep(5);
+    }
+    await sleep(Math.floor(rng() * 150));
+    try {
+      child.process.kill("SIGKILL");
+    } catch {
+      // It finished first.
+    }
+    const status = await child.process.status;
+    await child.output;
+    assert.equal(status.signal, "SIGKILL", `the run was killed in ${stage}`);
+    await checkRunFiles(config);
+    const lines = (await Deno.readTextFile(log)).slice(from).trim().split("\n");
+    reached.push(JSON.parse(lines.at(-1)!).stage);
+  }
+  console.log(`killed in: ${reached.join(", ")}`);
+  assert.ok(reached.some((s) => s.startsWith("policy-")), "a kill landed in the policy stage");
+  assert.equal(reached.at(-1), "retrain", "the last kill landed in re-training");
+  const final = await spawnRun(config, true);
+  const got = finalLine(await final.output);
+  assert.equal((await final.process.status).code, 0);
+  assert.deepEqual(got.tasks, expected.tasks, "metrics equal the uninterrupted run's");
+  assert.deepEqual(got.losses, expected.losses, "epoch losses equal the uninterrupted run's");
+});
+
+Deno.test("SIGKILL during a --force replacement leaves no mixed folder, and it completes after", {
+  ignore: Deno.build.os === "windows",
+}, async () => {
+  const small = (name: string, seed: number) =>
+    tinyRun(name, join(root, name), { ...genderBaseline(people, 2), batch: 12, seed });
+  const reference = await spawnRun(small("force-reference", 1), false);
+  const expected = finalLine(await reference.output);
+  const first = await spawnRun(small("force-old", 0), false);
+  finalLine(await first.output);
+  const oldDir = join(root, "force-old");
+  await Deno.writeTextFile(join(oldDir, "notes.txt"), "not a run's\n");
+  const old = await snapshot(oldDir);
+  const runFiles = [...old.keys()].filter((n) => n !== "notes.txt");
+  assert.ok(runFiles.length >= 5, runFiles.join(", "));
+  for (let n = 1; n <= runFiles.length; n++) {
+    const config = small(`force-${n}`, 1);
+    await copyFolder(oldDir, config.out);
+    const killed = await spawnRun(config, false, ["force", `kill-after-removing=${n}`]);
+    await killed.output;
+    assert.equal((await killed.process.status).signal, "SIGKILL", `killed after ${n} removals`);
+    // Only the old run's files, untouched (and the dead run's lock); config.json goes last.
+    const now = await snapshot(config.out);
+    const left = [...now.keys()].filter((k) => k !== ".lock" && k !== "notes.txt");
+    for (const name of left) {
+      assert.deepEqual(now.get(name), old.get(name), `${name} after ${n} removals`);
+    }
+    assert.equal(left.length, runFiles.length - n, `after ${n} removals: ${left.join(", ")}`);
+    if (left.length > 0) assert.ok(left.includes("config.json"), "config.json is deleted last");
+    assert.deepEqual(now.get("notes.txt"), old.get("notes.txt"));
+    // The replacement, run again, completes with the numbers of a fresh run.
+    const again = await spawnRun(config, false, ["force"]);
+    const got = finalLine(await again.output);
+    assert.equal((await again.process.status).code, 0);
+    assert.deepEqual(got.tasks, expected.tasks, `after ${n} removals`);
+    assert.deepEqual(got.losses, expected.losses, `after ${n} removals`);
+    assert.deepEqual((await snapshot(config.out)).get("notes.txt"), old.get("notes.txt"));
+  }
 });
 
 /** Mounts a tmpfs of `mb` MiB at a new folder; undefined where this process cannot. */

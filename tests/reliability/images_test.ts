@@ -136,6 +136,73 @@ Deno.test("decodeImage() refuses a PNG with a bad CRC, naming the chunk", async 
   await rejectsBad(good.subarray(0, 45), /PNG is truncated: chunk "IDAT" at byte 33 declares/);
 });
 
+Deno.test("decodeImage() says in words why a well-formed file does not decode (no bare status)", async () => {
+  // Chunks, CRCs and segments are intact: what is wrong is the image data itself.
+  const chunks = (w: number, h: number, color: number, ...body: Uint8Array[]) =>
+    bytesOf(
+      PNG_SIGNATURE,
+      pngChunk("IHDR", ihdr(w, h, 8, color)),
+      ...body,
+      pngChunk("IEND", new Uint8Array(0)),
+    );
+  const pixels = /^corrupt PNG image data: the compressed pixels \(IDAT\) do not decode to the 8×8/;
+  const notZlib = chunks(8, 8, 2, pngChunk("IDAT", new Uint8Array([1, 2, 3, 4, 5, 6])));
+  const tooShort = chunks(8, 8, 2, pngChunk("IDAT", await zlib(new Uint8Array(50))));
+  const badFilter = chunks(
+    8,
+    8,
+    2,
+    pngChunk("IDAT", await zlib(new Uint8Array(200).fill(9))),
+  );
+  for (const bad of [notZlib, tooShort, badFilter]) await rejectsBad(bad, pixels);
+  const palette = new Uint8Array(8 * 9); // filter byte 0 and index 0 on every row
+  await rejectsBad(
+    chunks(8, 8, 3, pngChunk("IDAT", await zlib(palette))),
+    /^corrupt image data \(PNG has a palette colour type but no PLTE chunk/,
+  );
+  await rejectsBad(
+    chunks(
+      8,
+      8,
+      2,
+      pngChunk("ABCD", new Uint8Array(3)),
+      pngChunk("IDAT", await zlib(palette)),
+    ),
+    /^corrupt image data \(PNG has an unknown critical chunk "ABCD" at byte 33\)/,
+  );
+  // The same checks pass what decodes: a palette image with its PLTE, an ancillary chunk.
+  const withPlte = chunks(
+    8,
+    8,
+    3,
+    pngChunk("PLTE", new Uint8Array(6)),
+    pngChunk("IDAT", await zlib(palette)),
+  );
+  assert.equal((await decodeImage(withPlte, "ok.png")).width, 8);
+  const text = pngChunk("tEXt", new TextEncoder().encode("Comment\0hi"));
+  const rgb = await zlib(new Uint8Array(8 * 25));
+  assert.equal(
+    (await decodeImage(chunks(8, 8, 2, text, pngChunk("IDAT", rgb)), "t.png")).height,
+    8,
+  );
+  // A JPEG whose segments are intact but whose Huffman table counts are not.
+  const good = await jpeg(40, 30);
+  const dht = good.findIndex((_, i) => good[i] === 0xff && good[i + 1] === 0xc4);
+  const bad = good.slice();
+  bad.fill(0xff, dht + 5, dht + 21);
+  await rejectsBad(
+    bad,
+    /^corrupt JPEG image data: the decoder could not read the compressed pixels$/,
+  );
+});
+
+Deno.test("readImage() names a device file given as an image", async () => {
+  await assert.rejects(
+    readImage("/dev/zero"),
+    /Cannot decode image "\/dev\/zero": it is a character device, not an image file$/,
+  );
+});
+
 Deno.test("decodeImage() reads 1×1 images and the loader resizes them", async () => {
   const onePng = await png(1, 1, 8, 2, () => [10, 20, 30]);
   assert.deepEqual(await decodeImage(onePng, "1.png"), {
@@ -233,7 +300,10 @@ Deno.test("readImage() refuses a folder, a FIFO and a huge file named like image
   const mk = await new Deno.Command("mkfifo", { args: [fifo] }).output();
   if (mk.success) {
     // A plain read of a FIFO with no writer blocks forever; stat refuses it first.
-    await assert.rejects(readImage(fifo), /Cannot decode image ".*pipe\.png": not a regular file/);
+    await assert.rejects(
+      readImage(fifo),
+      /Cannot decode image ".*pipe\.png": it is a FIFO \(named pipe\), not an image file/,
+    );
   }
   const huge = join(root, "huge.jpg");
   const f = await Deno.open(huge, { create: true, write: true });

@@ -40,6 +40,24 @@ Deno.test("sweep-ratios trains every ratio × batch and fills Tables 9–10", as
   assert.deepEqual(how, ["reused", "reused", "reused", "reused"]);
 });
 
+Deno.test("a sweep reuses only its own runs; one killed before its first epoch starts again", async () => {
+  // The finished sweep's folders hold runs of lr 1e-3: a sweep of another lr is refused.
+  const other = planSweep({ ...base, lr: 0.5 }, [[1, 0.7]], [8], join(root, "sweep"));
+  await assert.rejects(
+    runAll(other, { backend }),
+    /^Error: Cannot reuse run ".*ratio-1-0\.7-batch-8": it was trained with other options \(lr\) than this experiment plans\. Hint: choose another --dir, or move that run away$/,
+  );
+  // A run of this sweep killed before its first epoch ended: config.json and a log only.
+  const [run] = planSweep(base, [[1, 0.3]], [8], join(root, "killed"));
+  await Deno.mkdir(run.config.out, { recursive: true });
+  await Deno.writeTextFile(join(run.config.out, "config.json"), JSON.stringify(run.config));
+  await Deno.writeTextFile(join(run.config.out, "log.jsonl"), '{"kind":"step"}\n');
+  const how: string[] = [];
+  const [done] = await runAll([run], { backend, onRun: (_i, _r, h) => how.push(h) });
+  assert.deepEqual(how, ["new"]);
+  assert.equal(done.result.lambdas.gender, 0.3);
+});
+
 Deno.test("compare trains baselines ± AFF and the method ± AFF and fills Tables 3–8", async () => {
   const runs = planComparison(base, join(root, "compare"));
   assert.deepEqual(runs.map((r) => r.config.name), [

@@ -105,7 +105,7 @@ Deno.test("configs that cannot work are refused before any training", async () =
   };
   await refuse(
     { tasks: [{ name: "beauty", database: "faces", label: "beauty", lambda: -1 }] },
-    /λ of task "beauty" must be ≥ 0: current value is -1/,
+    /λ of task "beauty" must be from 0 to 1000: current value is -1/,
   );
   await refuse(
     { tasks: [{ name: "beauty", database: "nowhere", label: "beauty", lambda: 1 }] },

@@ -92,6 +92,18 @@ function groupSizes(o: Required<Omit<SynthOptions, "out">>): [string, number][] 
 }
 
 /**
+ * Bounds of the synthetic options: sizes a laptop writes in minutes at most (a larger
+ * count or side would only fill the disk or run out of memory).
+ */
+export const SYNTH_LIMITS = {
+  count: { min: 1, max: 1_000_000 },
+  size: { min: 16, max: 1024 },
+  seed: { min: 0, max: 0xffff_ffff },
+  raters: { min: 1, max: 1000 },
+  raterNoise: { min: 0, max: 10 },
+} as const;
+
+/**
  * Checks synthetic options; returns what is wrong ("count must be a positive integer:
  * current value is 0") or undefined when all are valid.
  */
@@ -99,13 +111,17 @@ export function checkSynthOptions(options: Omit<SynthOptions, "out">): string | 
   const o = { ...SYNTH_DEFAULTS, ...options };
   const bad = (what: string, v: unknown, want: string) =>
     `${what} must be ${want}: current value is ${typeof v === "string" ? `"${v}"` : v}`;
-  if (!Number.isInteger(o.count) || o.count < 1) return bad("count", o.count, "a positive integer");
-  if (!Number.isInteger(o.size) || o.size < 16) return bad("size", o.size, "an integer ≥ 16");
-  if (!Number.isInteger(o.seed)) return bad("seed", o.seed, "an integer");
-  if (!Number.isInteger(o.raters) || o.raters < 1) {
-    return bad("raters", o.raters, "a positive integer");
+  const L = SYNTH_LIMITS;
+  const int = (what: string, v: number, { min, max }: { min: number; max: number }) =>
+    Number.isInteger(v) && v >= min && v <= max
+      ? undefined
+      : bad(what, v, `an integer from ${min} to ${max}`);
+  const wrong = int("count", o.count, L.count) ?? int("size", o.size, L.size) ??
+    int("seed", o.seed, L.seed) ?? int("raters", o.raters, L.raters);
+  if (wrong) return wrong;
+  if (!(o.raterNoise >= 0 && o.raterNoise <= L.raterNoise.max)) {
+    return bad("raterNoise", o.raterNoise, `in [0, ${L.raterNoise.max}]`);
   }
-  if (!(o.raterNoise >= 0)) return bad("raterNoise", o.raterNoise, "≥ 0");
   if (!(o.labelNoise >= 0 && o.labelNoise <= 1)) {
     return bad("labelNoise", o.labelNoise, "in [0, 1]");
   }
