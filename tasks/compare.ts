@@ -6,12 +6,11 @@
  * @module
  */
 import { join } from "node:path";
-import { planComparison, type PlannedRun } from "../src/train/experiments.ts";
-import { validateRunConfig } from "../src/train/run_config.ts";
+import { planComparison } from "../src/train/experiments.ts";
 import { RUN_HELP, RUN_OPTIONS, runConfigFromArgs } from "./_cli/run_args.ts";
 import { comparisonCsv, comparisonJson, comparisonTable } from "../src/report/tables.ts";
 import { DEVICE_HELP, runNetworkCli } from "./_cli/device.ts";
-import { runExperiment } from "./_cli/training.ts";
+import { runExperiment, validatePlan } from "./_cli/training.ts";
 
 const HELP = `Usage: deno task compare [--dir DIR] [options]
 
@@ -29,17 +28,6 @@ ${RUN_HELP}
 
 Example:
   deno task compare --preset paper-scut --scut data/SCUT-FBP5500_v2 --pretrained resnet18.pth`;
-
-/** Checks every planned run before the first starts: `--epochs 0` fails now, not hours in. */
-function validatePlan(runs: readonly PlannedRun[]): void {
-  for (const run of runs) {
-    try {
-      validateRunConfig(run.config);
-    } catch (e) {
-      throw new Error(`${(e as Error).message} (run ${run.config.name})`);
-    }
-  }
-}
 
 await runNetworkCli(
   { help: HELP, options: { ...RUN_OPTIONS, dir: { type: "string" } } },

@@ -6,13 +6,12 @@
  * @module
  */
 import { join } from "node:path";
-import { type PlannedRun, planSweep } from "../src/train/experiments.ts";
+import { planSweep } from "../src/train/experiments.ts";
 import { RUN_HELP, RUN_OPTIONS, runConfigFromArgs } from "./_cli/run_args.ts";
 import { sweepCsv, sweepJson, sweepTable } from "../src/report/tables.ts";
 import { sweepPlot } from "../src/report/plots.ts";
 import { DEVICE_HELP, runNetworkCli } from "./_cli/device.ts";
-import { runExperiment } from "./_cli/training.ts";
-import { validateRunConfig } from "../src/train/run_config.ts";
+import { runExperiment, validatePlan } from "./_cli/training.ts";
 
 const HELP = `Usage: deno task sweep-ratios [--ratios 1:0.7,1:0.6,1:0.5] [--batches 32,16] [options]
 
@@ -71,17 +70,6 @@ function parseBatches(text: string): number[] {
     seen.add(n);
     return n;
   });
-}
-
-/** Checks every planned run before the first starts: a bad batch fails now, not hours in. */
-function validatePlan(runs: readonly PlannedRun[]): void {
-  for (const run of runs) {
-    try {
-      validateRunConfig(run.config);
-    } catch (e) {
-      throw new Error(`${(e as Error).message} (run ${run.config.name})`);
-    }
-  }
 }
 
 await runNetworkCli({

@@ -6,6 +6,7 @@
 import { writeFileAtomic } from "../../src/io/atomic_write.ts";
 import { type ExperimentRun, type PlannedRun, runAll } from "../../src/train/experiments.ts";
 import type { TrainOptions } from "../../src/train/trainer.ts";
+import { validateRunConfig } from "../../src/train/run_config.ts";
 import { useDevice } from "./device.ts";
 import { ProgressBar } from "./progress.ts";
 
@@ -82,4 +83,15 @@ export async function runExperiment(
   }
   console.log(t.table);
   if (values.json) console.log(JSON.stringify(JSON.parse(t.json)));
+}
+
+/** Checks every planned run before the first starts: a bad option fails now, not hours in. */
+export function validatePlan(runs: readonly PlannedRun[]): void {
+  for (const run of runs) {
+    try {
+      validateRunConfig(run.config);
+    } catch (e) {
+      throw new Error(`${(e as Error).message} (run ${run.config.name})`);
+    }
+  }
 }

@@ -21,7 +21,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { Image } from "imagescript";
 import { ReferenceBackend } from "../../src/backend/reference.ts";
-import { crc32 } from "../../src/io/crc32.ts";
+import { pngChunk } from "../io/_helpers.ts";
 import { saveCheckpoint } from "../../src/models/checkpoint.ts";
 import { parseNetworkConfig } from "../../src/models/config.ts";
 import { MultiTaskNet } from "../../src/models/network.ts";
@@ -68,16 +68,6 @@ await saveCheckpoint(
     { backend: new ReferenceBackend() },
   ),
 );
-
-function pngChunk(type: string, data: Uint8Array): Uint8Array {
-  const out = new Uint8Array(12 + data.length);
-  const dv = new DataView(out.buffer);
-  dv.setUint32(0, data.length);
-  out.set(new TextEncoder().encode(type), 4);
-  out.set(data, 8);
-  dv.setUint32(8 + data.length, crc32(out.subarray(4, 8 + data.length)));
-  return out;
-}
 
 /** An 8×8 RGB PNG whose chunks and CRCs are intact but whose IDAT is not zlib data. */
 function corruptPng(): Uint8Array {

@@ -13,8 +13,7 @@ import { BadImageError, decodeImage, MAX_IMAGE_PIXELS, readImage } from "../../s
 import { readImageHeader } from "../../src/data/image_header.ts";
 import { prepareImage } from "../../src/data/prepare.ts";
 import type { ImageRecord } from "../../src/data/records.ts";
-import { crc32 } from "../../src/io/crc32.ts";
-import { bytesOf } from "../io/_helpers.ts";
+import { bytesOf, pngChunk } from "../io/_helpers.ts";
 
 const root = await Deno.makeTempDir({ prefix: "fbp-images-" });
 
@@ -23,16 +22,6 @@ async function zlib(data: Uint8Array): Promise<Uint8Array> {
     new CompressionStream("deflate"),
   );
   return new Uint8Array(await new Response(stream).arrayBuffer());
-}
-
-function pngChunk(type: string, data: Uint8Array): Uint8Array {
-  const out = new Uint8Array(12 + data.length);
-  const dv = new DataView(out.buffer);
-  dv.setUint32(0, data.length);
-  out.set(new TextEncoder().encode(type), 4);
-  out.set(data, 8);
-  dv.setUint32(8 + data.length, crc32(out.subarray(4, 8 + data.length)));
-  return out;
 }
 
 function ihdr(w: number, h: number, depth: number, color: number): Uint8Array {
