@@ -5,6 +5,7 @@
  */
 import { join } from "node:path";
 import { BatchLoader } from "../src/data/loader.ts";
+import { taskClasses } from "../src/data/classes.ts";
 import { readSource } from "../src/data/source.ts";
 import { chooseSplit } from "../src/data/split.ts";
 import { DecodePool } from "../src/data/worker_pool.ts";
@@ -92,15 +93,16 @@ await runNetworkCli({
     const tasks = net.config.tasks.filter((t) => t.database === database).map((t) => ({
       name: t.name,
       label: labels.get(t.name) ?? t.name,
+      classes: t.classes,
     }));
     for (const t of tasks) {
-      const names = dataset.classes[t.label];
-      if (!names) {
+      if (!dataset.classes[t.label]) {
         throw new Error(
           `Cannot evaluate task "${t.name}": source "${source}" has no "${t.label}" labels (use --label ${t.name}=LABEL)`,
         );
       }
-      classes[t.name] = names;
+      // The labels are checked against the network's class count, as training checks them.
+      classes[t.name] = taskClasses(dataset, t);
     }
     let records = dataset.records;
     if (split !== "all") {

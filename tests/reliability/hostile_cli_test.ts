@@ -244,6 +244,17 @@ const ROWS: Row[] = [
   row("eval", ["--checkpoint", CKPT, "--label", "nope=x", "x"], /no task "nope"/),
   row("eval", ["--checkpoint", "/dev/zero", "x"], /"\/dev\/zero": it is not a regular file/),
   row("eval", ["--checkpoint", CKPT, "--device", "bogus", "x"], /Cannot use device "bogus"/),
+  // Labels are checked against the network's classes, as in training: one odd label (999
+  // beside 0–4, or a sixth grade for a 5-class head) is refused naming the value.
+  ...[["0", "999"], ["0", "5"]].map(([a, b]) =>
+    row("eval", ["--checkpoint", CKPT, "--split", "all", "faces=csv:$DIR/m.csv"], new RegExp(b), {
+      files: {
+        "m.csv": `path,beauty\na.png,${a}\nb.png,${b}\n`,
+        "a.png": GOOD_PNG,
+        "b.png": GOOD_PNG,
+      },
+    })
+  ),
   ...commandLineRows("eval", ["--checkpoint", CKPT], "--seed"),
 
   // predict: files that are not images.
