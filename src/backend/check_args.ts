@@ -70,6 +70,15 @@ function checkRule(fn: string, rule: Rule, v: Flat, tensorOf: (prefix: string) =
   }
 }
 
+const PARAMS = new Map<KernelName, ReturnType<typeof cParams>>();
+
+/** The flat C parameters of a kernel, computed once (the reference calls this per kernel). */
+function paramsOf(name: KernelName): ReturnType<typeof cParams> {
+  let p = PARAMS.get(name);
+  if (!p) PARAMS.set(name, p = cParams(KERNELS[name]));
+  return p;
+}
+
 /** The elements `["span", off, n, tensor]` rules reach in `tensor` (0 when none). */
 function spanOf(rules: readonly Rule[] | undefined, tensor: string, v: Flat): number {
   let need = 0;
@@ -87,7 +96,7 @@ function spanOf(rules: readonly Rule[] | undefined, tensor: string, v: Flat): nu
 export function checkKernelArgs<N extends KernelName>(name: N, named: KernelArgs<N>): boolean {
   const args = named as unknown as Readonly<Record<string, unknown>>;
   const spec = KERNELS[name];
-  const params = cParams(spec);
+  const params = paramsOf(name);
   const v: Flat = new Map();
   const fail = (msg: string): never => {
     throw new RangeError(`${name}: ${msg}`);

@@ -51,6 +51,15 @@ const window = (k: string, l: string): readonly Rule[] => [
   ["window", "P", "H", k, "stride", "pad"],
   ["window", "Q", "W", l, "stride", "pad"],
 ];
+/** AFF's inputs: shortcut S, residual F, local L and global G attention logits, scale. */
+const affInputs = {
+  S: inp(...nchw),
+  F: inp(...nchw),
+  L: inp(...nchw),
+  G: inp("N", "C"),
+  scale: f32,
+  ...nchwSizes,
+} as const;
 const convRules: readonly Rule[] = window("R", "S");
 const poolRules: readonly Rule[] = window("kernel", "kernel");
 
@@ -336,15 +345,7 @@ export const KERNELS: Readonly<Record<KernelName, KernelSpec>> = {
     doc: "out (N,C,H,W) = relu(scale · (F + w ⊙ (S − F))), w = sigmoid(L + G) with G (N,C)\n" +
       "broadcast over H×W: S the shortcut, F the residual, L / G the local / global attention\n" +
       "logits. ReLU as in unary_forward (NaN propagates).",
-    args: {
-      out: out(...nchw),
-      S: inp(...nchw),
-      F: inp(...nchw),
-      L: inp(...nchw),
-      G: inp("N", "C"),
-      scale: f32,
-      ...nchwSizes,
-    },
+    args: { out: out(...nchw), ...affInputs },
   },
   aff_fuse_backward: {
     section: "attentional feature fusion (AFF, DESIGN.md §3)",
@@ -358,12 +359,7 @@ export const KERNELS: Readonly<Record<KernelName, KernelSpec>> = {
       dL: out(...nchw),
       dG: out("N", "C"),
       dout: inp(...nchw),
-      S: inp(...nchw),
-      F: inp(...nchw),
-      L: inp(...nchw),
-      G: inp("N", "C"),
-      scale: f32,
-      ...nchwSizes,
+      ...affInputs,
     },
   },
   cross_entropy_forward: {

@@ -308,26 +308,23 @@ export function kernelTests(
     const n = s.N * s.C * s.H * s.W, seed = 100 + 10 * i;
     const x = rand(n, seed, ...(range ?? [-1.5, 2.5]));
     const g = rand(s.C, seed + 1, 0.5, 1.5), beta = rand(s.C, seed + 2);
+    const forwardTrain: Case = {
+      inputs: { x, g, beta },
+      outputs: { y: n, mean: s.C, variance: s.C },
+      run: (b, t) =>
+        b.batchnormForwardTrain({
+          out: t.y,
+          mean: t.mean,
+          var: t.variance,
+          inp: t.x,
+          weight: t.g,
+          bias: t.beta,
+          ...s,
+          eps: EPS,
+        }),
+    };
     add(`batchnorm_forward_train matches reference for ${name}`, () => {
-      compare(
-        {
-          inputs: { x, g, beta },
-          outputs: { y: n, mean: s.C, variance: s.C },
-          run: (b, t) =>
-            b.batchnormForwardTrain({
-              out: t.y,
-              mean: t.mean,
-              var: t.variance,
-              inp: t.x,
-              weight: t.g,
-              bias: t.beta,
-              ...s,
-              eps: EPS,
-            }),
-        },
-        tol.batchnorm.atol,
-        tol.batchnorm.rtol,
-      );
+      compare(forwardTrain, tol.batchnorm.atol, tol.batchnorm.rtol);
     });
     add(`batchnorm_forward_infer matches reference for ${name}`, () => {
       compare(
@@ -352,21 +349,7 @@ export function kernelTests(
     });
     add(`batchnorm_backward matches reference for ${name}`, () => {
       // Statistics from the reference forward, as the autograd tape would pass them.
-      const stats = runOn(ref, {
-        inputs: { x, g, beta },
-        outputs: { y: n, mean: s.C, variance: s.C },
-        run: (b, t) =>
-          b.batchnormForwardTrain({
-            out: t.y,
-            mean: t.mean,
-            var: t.variance,
-            inp: t.x,
-            weight: t.g,
-            bias: t.beta,
-            ...s,
-            eps: EPS,
-          }),
-      });
+      const stats = runOn(ref, forwardTrain);
       compare(
         {
           inputs: { dy: rand(n, seed + 5), x, mean: stats.mean, variance: stats.variance, g },

@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { loadCpuBackend, openCpuBackend } from "../../src/backend/cpu.ts";
 import { convCases, convTests, CPU_TOLERANCES, kernelTests, rand } from "./_kernel_cases.ts";
+import { assertBadSizesRefused } from "./_bad_calls.ts";
 
 const cpu = await loadCpuBackend();
 
@@ -99,33 +100,7 @@ Deno.test("cross_entropy target out of range throws the C message", () => {
 });
 
 Deno.test("a bad size throws the C message instead of crashing", () => {
-  const x = cpu.alloc(16), w = cpu.alloc(25), y = cpu.alloc(16);
-  const s = { N: 1, C: 1, H: 4, W: 4, K: 1, R: 5, S: 5, stride: 1, pad: 0 };
-  assert.throws(
-    () => cpu.conv2dForward({ out: y, inp: x, weight: w, bias: null, ...s }),
-    /^Error: Cannot run kernel "conv2d_forward": abi\.inc:\d+: conv2d_forward: output size 'P' is 0 < 1/,
-  );
-  assert.throws(
-    () => cpu.conv2dBackwardData({ dinp: x, dout: y, weight: w, ...s, R: 1, S: 1, stride: 0 }),
-    /conv2d_backward_data: size 'stride' must be >= 1, got 0/,
-  );
-  assert.throws(
-    () => cpu.fillForward({ out: y, value: 0, n: -1 }),
-    /fill_forward.*abi\.inc:\d+: .*'n' must be >= 0/,
-  );
-  assert.throws(
-    () =>
-      cpu.binaryForward({
-        out: y,
-        a: x,
-        b: x,
-        aShape: [1, 2, 2, 4],
-        bShape: [1, 4, 1, 4],
-        op: "add",
-      }),
-    /binary_forward: dim 1 of a \(2\) and b \(4\) cannot broadcast/,
-  );
-  for (const st of [x, w, y]) cpu.free(st);
+  assertBadSizesRefused(cpu);
 });
 
 Deno.test("a freed storage is rejected with a message naming the argument", () => {
