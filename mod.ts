@@ -2,12 +2,14 @@
  * fbp — facial beauty prediction with multi-task ResNet18 + AdaShare + DAB + AFF, on Deno.
  *
  * The stable public API: backends, tensors and autograd, differentiable ops, layers, the
- * multi-task network with its policies, checkpoints and weights I/O, and the optimiser.
+ * multi-task network with its policies, checkpoints and weights I/O, the optimiser, data
+ * sources and loaders, training runs and their reports, ONNX export, and the local
+ * prediction page.
  *
- * @example Build a network, run it, save it
+ * @example Build a network and run it
  * ```ts
- * import { loadBackend, MultiTaskNet, parseNetworkConfig, saveCheckpoint, scope,
- *   setDefaultBackend, zeros } from "./mod.ts";
+ * import { loadBackend, MultiTaskNet, parseNetworkConfig, scope, setDefaultBackend, zeros }
+ *   from "./mod.ts";
  * setDefaultBackend(await loadBackend("reference"));
  * const net = new MultiTaskNet(parseNetworkConfig({
  *   tasks: [{ name: "beauty", classes: 5, database: "scut" }], widths: [4, 4, 8, 8],
@@ -16,15 +18,70 @@
  * if (logits.length !== 5) throw new Error("expected 5 logits");
  * net.dispose();
  * ```
+ *
+ * @example Train a run from a preset (writes runs/demo)
+ * ```ts ignore
+ * import { loadBackend, presetConfig, setDefaultBackend, train, writeReport } from "./mod.ts";
+ * const backend = await loadBackend("auto"); // CUDA when it can run here, else the CPU
+ * setDefaultBackend(backend);
+ * const config = { ...presetConfig("default"), name: "demo", out: "runs/demo" };
+ * const result = await train(config, { backend, onNote: console.log });
+ * await writeReport(config.out, result); // report.md and its plots
+ * console.log(result.tasks.beauty.test.accuracy);
+ * ```
+ *
+ * @example Load a checkpoint and predict
+ * ```ts ignore
+ * import { loadBackend, loadCheckpoint, predictImages, setDefaultBackend } from "./mod.ts";
+ * const backend = await loadBackend("cpu");
+ * setDefaultBackend(backend);
+ * const net = await loadCheckpoint("runs/demo/checkpoint.safetensors", { backend });
+ * for (const p of await predictImages(net, ["face.jpg"])) {
+ *   console.log(p.image, p.tasks.beauty.label, p.tasks.beauty.probabilities);
+ * }
+ * net.dispose();
+ * ```
+ *
+ * @example Export a checkpoint to ONNX
+ * ```ts ignore
+ * import { exportOnnx, loadBackend, loadCheckpoint, setDefaultBackend } from "./mod.ts";
+ * setDefaultBackend(await loadBackend("reference"));
+ * const net = await loadCheckpoint("runs/demo/checkpoint.safetensors");
+ * await Deno.writeFile("demo.onnx", exportOnnx(net)); // input "image"; an output per task
+ * ```
+ *
+ * @example Read a data source and batch it
+ * ```ts ignore
+ * import { BatchLoader, readSource, stratifiedSplit } from "./mod.ts";
+ * const db = await readSource("scut:data/SCUT-FBP5500_v2"); // or csv:, folders:, list:
+ * const split = stratifiedSplit(db.records, { by: "beauty", seed: 0 }); // 6:2:2
+ * const loader = new BatchLoader(split.train.map((i) => db.records[i]), {
+ *   batchSize: 32, train: true, size: 224,
+ * });
+ * for await (const batch of loader.epoch(0)) {
+ *   console.log(batch.images.length / (3 * 224 * 224), batch.labels.beauty); // (N), N labels
+ * }
+ * loader.close();
+ * ```
  * @module
  */
-export type { AdamWHyper, Backend, Kernels, Storage } from "./src/backend/backend.ts";
-export { type BackendName, loadBackend } from "./src/backend/load.ts";
+export type {
+  AdamWHyper,
+  Backend,
+  KernelArgs,
+  KernelName,
+  Kernels,
+  Shape4,
+  Storage,
+} from "./src/backend/backend.ts";
+export type * from "./src/backend/kernel_types.ts";
+export { type BackendName, loadBackend, type LoadBackendOptions } from "./src/backend/load.ts";
 export { ReferenceBackend } from "./src/backend/reference.ts";
 export {
   empty,
   full,
   getDefaultBackend,
+  type GradNode,
   graphScope,
   keep,
   ones,
@@ -42,7 +99,12 @@ export { Conv2d } from "./src/nn/conv2d.ts";
 export { BatchNorm2d, type BnMode, DatasetBatchNorm } from "./src/nn/batch_norm.ts";
 export { Linear } from "./src/nn/linear.ts";
 export { Aff, type AffOptions } from "./src/nn/aff.ts";
-export { BasicBlock, type Gate } from "./src/models/basic_block.ts";
+export {
+  BasicBlock,
+  type BasicBlockOptions,
+  type Downsample,
+  type Gate,
+} from "./src/models/basic_block.ts";
 export {
   blockName,
   BLOCKS,
@@ -50,7 +112,12 @@ export {
   parseNetworkConfig,
   type TaskConfig,
 } from "./src/models/config.ts";
-export { type ForwardOptions, MultiTaskNet } from "./src/models/network.ts";
+export {
+  type ForwardOptions,
+  type Heads,
+  MultiTaskNet,
+  type Policy,
+} from "./src/models/network.ts";
 export {
   allExecute,
   argmaxPolicy,
@@ -62,6 +129,7 @@ export {
 } from "./src/models/policy.ts";
 export {
   checkpointConfig,
+  type HostTensor,
   importTorchvisionResnet18,
   loadCheckpoint,
   loadState,
@@ -77,13 +145,59 @@ export {
   train,
   type TrainOptions,
 } from "./src/train/trainer.ts";
-export { RUN_DEFAULTS, type RunConfig, validateRunConfig } from "./src/train/run_config.ts";
-export { presetConfig, PRESETS } from "./src/train/presets.ts";
-export { runConfigFromArgs } from "./tasks/_cli/run_args.ts";
-export type { HistoryEntry, RunResult, TaskMetrics } from "./src/train/result.ts";
+export type { EpochKind, PlannedEpoch } from "./src/train/plan.ts";
+export type { StepBatch } from "./src/train/step.ts";
+export {
+  type DatabaseSpec,
+  RUN_DEFAULTS,
+  type RunConfig,
+  type StageEpochs,
+  type TaskSpec,
+  validateRunConfig,
+} from "./src/train/run_config.ts";
+export { presetConfig, type PresetData, type PresetName, PRESETS } from "./src/train/presets.ts";
+export { runConfigFromArgs, type Values as RunArgValues } from "./tasks/_cli/run_args.ts";
+export type { HistoryEntry, RunResult, StageTime, TaskMetrics } from "./src/train/result.ts";
 export { classificationMetrics, ConfusionAccumulator } from "./src/train/metrics.ts";
-export { renderReport, writeReport } from "./src/report/report.ts";
-export { comparisonTable, runTable, sweepTable } from "./src/report/tables.ts";
-export { planComparison, planSweep, runAll } from "./src/train/experiments.ts";
-export { evaluateParts } from "./src/train/evaluate.ts";
-export { predictImages } from "./src/train/predict.ts";
+export { type RenderedReport, renderReport, writeReport } from "./src/report/report.ts";
+export { comparisonTable, type LabelledRun, runTable, sweepTable } from "./src/report/tables.ts";
+export {
+  type ExperimentRun,
+  planComparison,
+  type PlannedRun,
+  planSweep,
+  runAll,
+  type RunPlannedOptions,
+  type RunStart,
+} from "./src/train/experiments.ts";
+export { type EvalPart, evaluateParts } from "./src/train/evaluate.ts";
+export { type ImagePrediction, predictImages } from "./src/train/predict.ts";
+export {
+  exportOnnx,
+  networkToOnnx,
+  ONNX_INPUT,
+  ONNX_OPSET,
+  type OnnxExportOptions,
+} from "./src/export/onnx_graph.ts";
+export {
+  decodeOnnxModel,
+  encodeOnnxModel,
+  type OnnxAttribute,
+  type OnnxGraph,
+  type OnnxInitializer,
+  type OnnxModel,
+  type OnnxNode,
+  type OnnxValueInfo,
+} from "./src/export/onnx_proto.ts";
+export {
+  describeModel,
+  MAX_UPLOAD_BYTES,
+  modelHandler,
+  type ModelInfo,
+  readRunSummary,
+  type RunSummary,
+  serveModel,
+  type ServeOptions,
+  type SummaryRow,
+  type TaskInfo,
+} from "./src/serve/server.ts";

@@ -10,7 +10,7 @@ import { collectInfo, formatInfo } from "../src/data/info.ts";
 import { writeManifest } from "../src/data/manifest.ts";
 import { formatProblem, quote } from "../src/data/problems.ts";
 import { readSource } from "../src/data/source.ts";
-import { chooseSplit } from "../src/data/split.ts";
+import { chooseSplit, MAX_VAL_FRACTION } from "../src/data/split.ts";
 import {
   generateSynthetic,
   SYNTH_DEFAULTS,
@@ -65,7 +65,11 @@ Options:
                             default) or stops with an error (fail)
   --no-decode               do not decode images (only check that they exist)
   --workers N               decode workers (default 2)
-  --seed K                  seed of the stratified 6:2:2 split shown (default 0)
+  --seed K                  seed of the stratified 6:2:2 split shown, and of the
+                            validation a run carves out of a shipped split (default 0)
+  --val-fraction F          share of a shipped split's train list that a run carves into
+                            validation when the split has none (SCUT official, cv1..cv5),
+                            in (0, 0.5] (default 0.1): the sizes are shown beside the split
   --max-problems N          problems listed in text output (default 50)
   -h, --help                show this help
 
@@ -164,6 +168,11 @@ function parseCommand<const O extends ParseArgsOptionsConfig>(
   return parseFlags({ args, allowPositionals: true, options: { ...options, ...HELP_OPTION } });
 }
 
+/** `--val-fraction F`: a share in (0, 0.5], as `--db NAME=SOURCE@SPLIT:val=F` takes. */
+function valFractionFlag(flags: Record<string, unknown>): number | undefined {
+  return numFlag(flags, "val-fraction", { above: 0, max: MAX_VAL_FRACTION });
+}
+
 function oneSource(positionals: string[], command: string): string {
   if (positionals.length !== 1) {
     const got = positionals.length === 0 ? "none" : positionals.map((p) => `"${p}"`).join(", ");
@@ -178,7 +187,7 @@ async function info(args: string[]): Promise<void> {
     classes: { type: "string", multiple: true },
     "on-bad-image": { type: "string", default: "skip" },
     "no-decode": { type: "boolean" },
-    ...stringOptions("workers", "seed", "max-problems"),
+    ...stringOptions("workers", "seed", "max-problems", "val-fraction"),
   });
   if (values.help) return console.log(HELP.info);
   const policy = values["on-bad-image"];
@@ -204,6 +213,7 @@ async function info(args: string[]): Promise<void> {
     onBadImage: policy,
     workers: intFlag(values, "workers"),
     seed: intFlag(values, "seed"),
+    valFraction: valFractionFlag(values),
     classes,
   });
   console.log(

@@ -7,24 +7,29 @@ import { join } from "node:path";
 import { BatchLoader } from "../src/data/loader.ts";
 import { taskClasses } from "../src/data/classes.ts";
 import { readSource } from "../src/data/source.ts";
-import { chooseSplit } from "../src/data/split.ts";
+import { trainingSplit } from "../src/data/split.ts";
 import { DecodePool } from "../src/data/worker_pool.ts";
 import { loadCheckpoint } from "../src/models/checkpoint.ts";
 import { type EvalPart, evaluateParts } from "../src/train/evaluate.ts";
 import { DEVICE_HELP, requiredCheckpoint, runNetworkCli, useDevice } from "./_cli/device.ts";
+import { parseDbFlag } from "./_cli/run_args.ts";
 import { numberFlag, SEED_RANGE } from "./_cli/options.ts";
 
 /** The --split values. */
 const SPLITS = ["test", "val", "train", "all", "official", "cv1", "cv2", "cv3", "cv4", "cv5"];
 
-const HELP = `Usage: deno task eval --checkpoint FILE [--split test|val|train|all] [NAME=]SOURCE...
+const HELP =
+  `Usage: deno task eval --checkpoint FILE [--split test|val|train|all] [NAME=]SOURCE[@SPLIT]...
 
 Evaluates a trained network. Give one source per database of the checkpoint, in the
-checkpoint's database order or as NAME=SOURCE. Each task is scored on its database's
-split (stratified 6:2:2 with --seed, as in training; or a split the source ships).
+checkpoint's database order or as NAME=SOURCE. Each task is scored on a part of its
+database's split, made exactly as training makes it: stratified 6:2:2 with --seed, or the
+split named after the source as in train's --db (SOURCE@official, @cv3, @manifest; a shipped
+split without validation gets it carved out of its train list, @cv3:val=0.15).
 
   --checkpoint FILE        a checkpoint.safetensors written by deno task train
-  --split NAME             test (default) | val | train | all | official | cv1..cv5
+  --split PART             test (default) | val | train | all; official and cv1..cv5 are
+                           the test part of that shipped split (as SOURCE@official)
   --seed N                 seed of the stratified split, 0–4294967295 (the training seed;
                            default 0)
   --label TASK=LABEL       label name of a task when it differs from the task name
@@ -88,7 +93,17 @@ await runNetworkCli({
   for (const [i, arg] of positionals.entries()) {
     const named = /^([A-Za-z0-9_-]+)=(.+)$/.exec(arg);
     const database = named && dbs.includes(named[1]) ? named[1] : dbs[i];
-    const source = named && dbs.includes(named[1]) ? named[2] : arg;
+    // The same NAME=SOURCE[@SPLIT[:val=F]] syntax as train's --db, so a run's split is
+    // named the same way in both.
+    const spec = parseDbFlag(`${database}=${named && dbs.includes(named[1]) ? named[2] : arg}`);
+    const source = spec.source;
+    if (spec.split && !["test", "val", "train", "all"].includes(split)) {
+      throw new Error(
+        `Cannot evaluate "${arg}": the split is given twice (--split ${split} and @${spec.split})`,
+      );
+    }
+    const splitName = spec.split ??
+      (["test", "val", "train", "all"].includes(split) ? "stratified" : split);
     const dataset = await readSource(source);
     const tasks = net.config.tasks.filter((t) => t.database === database).map((t) => ({
       name: t.name,
@@ -106,11 +121,11 @@ await runNetworkCli({
     }
     let records = dataset.records;
     if (split !== "all") {
-      const parts3 = chooseSplit(
-        dataset,
-        ["test", "val", "train"].includes(split) ? "stratified" : split,
-        { seed, by: tasks[0].label },
-      );
+      const parts3 = trainingSplit(dataset, splitName, {
+        seed,
+        labels: tasks.map((t) => t.label),
+        valFraction: spec.valFraction,
+      }).split;
       const which = ["val", "train"].includes(split) ? split as "val" | "train" : "test";
       records = parts3[which].map((j) => dataset.records[j]);
     }

@@ -61,8 +61,10 @@ export function resultSummary(r: RunResult): Record<string, unknown> {
       }]),
     ),
     policy: r.policy,
+    ...(r.policyProbabilities ? { policyProbabilities: r.policyProbabilities } : {}),
     out: r.out,
     trainSeconds: r.trainSeconds,
+    ...(r.validationSeconds !== undefined ? { validationSeconds: r.validationSeconds } : {}),
   };
 }
 

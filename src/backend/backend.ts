@@ -46,12 +46,17 @@ export interface PoolSizes extends NchwSizes {
   pad: number;
 }
 
-/** AdamW hyper-parameters. */
+/** AdamW hyper-parameters, as passed to the `adamw_update` kernel (defaults: AdamWOptions). */
 export interface AdamWHyper {
+  /** Learning rate (step size). */
   lr: number;
+  /** First-moment decay rate (e.g. 0.9). */
   beta1: number;
+  /** Second-moment decay rate (e.g. 0.999). */
   beta2: number;
+  /** Term added to the denominator for numerical stability. */
   eps: number;
+  /** Decoupled weight decay: each step scales the weight by 1 - lr·weightDecay. */
   weightDecay: number;
 }
 

@@ -10,367 +10,617 @@ import type { Shape4, Storage } from "./kernel_spec.ts";
 
 /** Arguments of `fill_forward`: out[i] = value, i < n */
 export interface FillForwardArgs {
-  readonly out: Storage; // (n) written
+  /** (n) written */
+  readonly out: Storage;
+  /** float32 */
   readonly value: number;
+  /** int64, >= 0 */
   readonly n: number;
 }
 
 /** Arguments of `copy_forward`: out[out_off + i] (=|+=) inp[in_off + i], i < n; accumulate selects +=. The two ranges may overlap when out and inp are the same buffer (then as memmove, or in order). */
 export interface CopyForwardArgs {
-  readonly out: Storage; // written
+  /** written */
+  readonly out: Storage;
+  /** int64, >= 0 */
   readonly out_off: number;
-  readonly inp: Storage; // read
+  /** read */
+  readonly inp: Storage;
+  /** int64, >= 0 */
   readonly in_off: number;
+  /** int64, >= 0 */
   readonly n: number;
+  /** flag (C int 0 or 1) */
   readonly accumulate: boolean;
 }
 
 /** Arguments of `conv2d_forward`: out (N,K,P,Q) = inp (N,C,H,W) * weight (K,C,R,S) + bias (K) [nullable] P = (H + 2*pad - R)/stride + 1, Q = (W + 2*pad - S)/stride + 1 */
 export interface Conv2dForwardArgs {
-  readonly out: Storage; // (N, K, P, Q) written
-  readonly inp: Storage; // (N, C, H, W) read
-  readonly weight: Storage; // (K, C, R, S) read
-  readonly bias: Storage | null; // (K) read, nullable
+  /** (N, K, P, Q) written */
+  readonly out: Storage;
+  /** (N, C, H, W) read */
+  readonly inp: Storage;
+  /** (K, C, R, S) read */
+  readonly weight: Storage;
+  /** (K) read, nullable */
+  readonly bias: Storage | null;
+  /** int32, >= 1 */
   readonly N: number;
+  /** int32, >= 1 */
   readonly C: number;
+  /** int32, >= 1 */
   readonly H: number;
+  /** int32, >= 1 */
   readonly W: number;
+  /** int32, >= 1 */
   readonly K: number;
+  /** int32, >= 1 */
   readonly R: number;
+  /** int32, >= 1 */
   readonly S: number;
+  /** int32, >= 1 */
   readonly stride: number;
+  /** int32, >= 0 */
   readonly pad: number;
 }
 
 /** Arguments of `conv2d_backward_data`: dinp (N,C,H,W) from dout (N,K,P,Q) and weight (K,C,R,S) */
 export interface Conv2dBackwardDataArgs {
-  readonly dinp: Storage; // (N, C, H, W) written
-  readonly dout: Storage; // (N, K, P, Q) read
-  readonly weight: Storage; // (K, C, R, S) read
+  /** (N, C, H, W) written */
+  readonly dinp: Storage;
+  /** (N, K, P, Q) read */
+  readonly dout: Storage;
+  /** (K, C, R, S) read */
+  readonly weight: Storage;
+  /** int32, >= 1 */
   readonly N: number;
+  /** int32, >= 1 */
   readonly C: number;
+  /** int32, >= 1 */
   readonly H: number;
+  /** int32, >= 1 */
   readonly W: number;
+  /** int32, >= 1 */
   readonly K: number;
+  /** int32, >= 1 */
   readonly R: number;
+  /** int32, >= 1 */
   readonly S: number;
+  /** int32, >= 1 */
   readonly stride: number;
+  /** int32, >= 0 */
   readonly pad: number;
 }
 
 /** Arguments of `conv2d_backward_weights`: dweight (K,C,R,S) and dbias (K) [nullable] from dout (N,K,P,Q) and inp (N,C,H,W) */
 export interface Conv2dBackwardWeightsArgs {
-  readonly dweight: Storage; // (K, C, R, S) written
-  readonly dbias: Storage | null; // (K) written, nullable
-  readonly dout: Storage; // (N, K, P, Q) read
-  readonly inp: Storage; // (N, C, H, W) read
+  /** (K, C, R, S) written */
+  readonly dweight: Storage;
+  /** (K) written, nullable */
+  readonly dbias: Storage | null;
+  /** (N, K, P, Q) read */
+  readonly dout: Storage;
+  /** (N, C, H, W) read */
+  readonly inp: Storage;
+  /** int32, >= 1 */
   readonly N: number;
+  /** int32, >= 1 */
   readonly C: number;
+  /** int32, >= 1 */
   readonly H: number;
+  /** int32, >= 1 */
   readonly W: number;
+  /** int32, >= 1 */
   readonly K: number;
+  /** int32, >= 1 */
   readonly R: number;
+  /** int32, >= 1 */
   readonly S: number;
+  /** int32, >= 1 */
   readonly stride: number;
+  /** int32, >= 0 */
   readonly pad: number;
 }
 
 /** Arguments of `batchnorm_forward_train`: Training: out (N,C,H,W); mean (C) and var (C) receive the batch statistics (var is the biased variance, as used for normalisation). */
 export interface BatchnormForwardTrainArgs {
-  readonly out: Storage; // (N, C, H, W) written
-  readonly mean: Storage; // (C) written
-  readonly var: Storage; // (C) written
-  readonly inp: Storage; // (N, C, H, W) read
-  readonly weight: Storage; // (C) read
-  readonly bias: Storage; // (C) read
+  /** (N, C, H, W) written */
+  readonly out: Storage;
+  /** (C) written */
+  readonly mean: Storage;
+  /** (C) written */
+  readonly var: Storage;
+  /** (N, C, H, W) read */
+  readonly inp: Storage;
+  /** (C) read */
+  readonly weight: Storage;
+  /** (C) read */
+  readonly bias: Storage;
+  /** int32, >= 1 */
   readonly N: number;
+  /** int32, >= 1 */
   readonly C: number;
+  /** int32, >= 1 */
   readonly H: number;
+  /** int32, >= 1 */
   readonly W: number;
+  /** float32, >= 0 */
   readonly eps: number;
 }
 
 /** Arguments of `batchnorm_forward_infer`: Inference with given statistics mean (C), var (C). */
 export interface BatchnormForwardInferArgs {
-  readonly out: Storage; // (N, C, H, W) written
-  readonly inp: Storage; // (N, C, H, W) read
-  readonly weight: Storage; // (C) read
-  readonly bias: Storage; // (C) read
-  readonly mean: Storage; // (C) read
-  readonly var: Storage; // (C) read
+  /** (N, C, H, W) written */
+  readonly out: Storage;
+  /** (N, C, H, W) read */
+  readonly inp: Storage;
+  /** (C) read */
+  readonly weight: Storage;
+  /** (C) read */
+  readonly bias: Storage;
+  /** (C) read */
+  readonly mean: Storage;
+  /** (C) read */
+  readonly var: Storage;
+  /** int32, >= 1 */
   readonly N: number;
+  /** int32, >= 1 */
   readonly C: number;
+  /** int32, >= 1 */
   readonly H: number;
+  /** int32, >= 1 */
   readonly W: number;
+  /** float32, >= 0 */
   readonly eps: number;
 }
 
 /** Arguments of `batchnorm_backward`: Backward of the training forward (statistics are functions of inp). */
 export interface BatchnormBackwardArgs {
-  readonly dinp: Storage; // (N, C, H, W) written
-  readonly dweight: Storage; // (C) written
-  readonly dbias: Storage; // (C) written
-  readonly dout: Storage; // (N, C, H, W) read
-  readonly inp: Storage; // (N, C, H, W) read
-  readonly mean: Storage; // (C) read
-  readonly var: Storage; // (C) read
-  readonly weight: Storage; // (C) read
+  /** (N, C, H, W) written */
+  readonly dinp: Storage;
+  /** (C) written */
+  readonly dweight: Storage;
+  /** (C) written */
+  readonly dbias: Storage;
+  /** (N, C, H, W) read */
+  readonly dout: Storage;
+  /** (N, C, H, W) read */
+  readonly inp: Storage;
+  /** (C) read */
+  readonly mean: Storage;
+  /** (C) read */
+  readonly var: Storage;
+  /** (C) read */
+  readonly weight: Storage;
+  /** int32, >= 1 */
   readonly N: number;
+  /** int32, >= 1 */
   readonly C: number;
+  /** int32, >= 1 */
   readonly H: number;
+  /** int32, >= 1 */
   readonly W: number;
+  /** float32, >= 0 */
   readonly eps: number;
 }
 
 /** Arguments of `maxpool2d_forward`: Max pool, square window `kernel`, padding counts as -inf. out (N,C,P,Q). */
 export interface Maxpool2dForwardArgs {
-  readonly out: Storage; // (N, C, P, Q) written
-  readonly inp: Storage; // (N, C, H, W) read
+  /** (N, C, P, Q) written */
+  readonly out: Storage;
+  /** (N, C, H, W) read */
+  readonly inp: Storage;
+  /** int32, >= 1 */
   readonly N: number;
+  /** int32, >= 1 */
   readonly C: number;
+  /** int32, >= 1 */
   readonly H: number;
+  /** int32, >= 1 */
   readonly W: number;
+  /** int32, >= 1 */
   readonly kernel: number;
+  /** int32, >= 1 */
   readonly stride: number;
+  /** int32, >= 0 */
   readonly pad: number;
 }
 
 /** Arguments of `maxpool2d_backward`: dinp (N,C,H,W): dout routed to the first maximum of each window (recomputed from inp). */
 export interface Maxpool2dBackwardArgs {
-  readonly dinp: Storage; // (N, C, H, W) written
-  readonly dout: Storage; // (N, C, P, Q) read
-  readonly inp: Storage; // (N, C, H, W) read
+  /** (N, C, H, W) written */
+  readonly dinp: Storage;
+  /** (N, C, P, Q) read */
+  readonly dout: Storage;
+  /** (N, C, H, W) read */
+  readonly inp: Storage;
+  /** int32, >= 1 */
   readonly N: number;
+  /** int32, >= 1 */
   readonly C: number;
+  /** int32, >= 1 */
   readonly H: number;
+  /** int32, >= 1 */
   readonly W: number;
+  /** int32, >= 1 */
   readonly kernel: number;
+  /** int32, >= 1 */
   readonly stride: number;
+  /** int32, >= 0 */
   readonly pad: number;
 }
 
 /** Arguments of `avgpool_global_forward`: Global average pool: out (N,C) = mean over H×W of inp (N,C,H,W). */
 export interface AvgpoolGlobalForwardArgs {
-  readonly out: Storage; // (N, C) written
-  readonly inp: Storage; // (N, C, H, W) read
+  /** (N, C) written */
+  readonly out: Storage;
+  /** (N, C, H, W) read */
+  readonly inp: Storage;
+  /** int32, >= 1 */
   readonly N: number;
+  /** int32, >= 1 */
   readonly C: number;
+  /** int32, >= 1 */
   readonly H: number;
+  /** int32, >= 1 */
   readonly W: number;
 }
 
 /** Arguments of `avgpool_global_backward`: dinp (N,C,H,W) = dout (N,C) / (H·W) at every position. */
 export interface AvgpoolGlobalBackwardArgs {
-  readonly dinp: Storage; // (N, C, H, W) written
-  readonly dout: Storage; // (N, C) read
+  /** (N, C, H, W) written */
+  readonly dinp: Storage;
+  /** (N, C) read */
+  readonly dout: Storage;
+  /** int32, >= 1 */
   readonly N: number;
+  /** int32, >= 1 */
   readonly C: number;
+  /** int32, >= 1 */
   readonly H: number;
+  /** int32, >= 1 */
   readonly W: number;
 }
 
 /** Arguments of `linear_forward`: out (N,O) = inp (N,I) · weight (O,I)^T + bias (O) [nullable] */
 export interface LinearForwardArgs {
-  readonly out: Storage; // (N, O) written
-  readonly inp: Storage; // (N, I) read
-  readonly weight: Storage; // (O, I) read
-  readonly bias: Storage | null; // (O) read, nullable
+  /** (N, O) written */
+  readonly out: Storage;
+  /** (N, I) read */
+  readonly inp: Storage;
+  /** (O, I) read */
+  readonly weight: Storage;
+  /** (O) read, nullable */
+  readonly bias: Storage | null;
+  /** int32, >= 1 */
   readonly N: number;
+  /** int32, >= 1 */
   readonly I: number;
+  /** int32, >= 1 */
   readonly O: number;
 }
 
 /** Arguments of `linear_backward`: dinp (N,I) [nullable], dweight (O,I), dbias (O) [nullable] */
 export interface LinearBackwardArgs {
-  readonly dinp: Storage | null; // (N, I) written, nullable
-  readonly dweight: Storage; // (O, I) written
-  readonly dbias: Storage | null; // (O) written, nullable
-  readonly dout: Storage; // (N, O) read
-  readonly inp: Storage; // (N, I) read
-  readonly weight: Storage; // (O, I) read
+  /** (N, I) written, nullable */
+  readonly dinp: Storage | null;
+  /** (O, I) written */
+  readonly dweight: Storage;
+  /** (O) written, nullable */
+  readonly dbias: Storage | null;
+  /** (N, O) read */
+  readonly dout: Storage;
+  /** (N, I) read */
+  readonly inp: Storage;
+  /** (O, I) read */
+  readonly weight: Storage;
+  /** int32, >= 1 */
   readonly N: number;
+  /** int32, >= 1 */
   readonly I: number;
+  /** int32, >= 1 */
   readonly O: number;
 }
 
 /** Arguments of `unary_forward`: out[i] = f(inp[i]) */
 export interface UnaryForwardArgs {
-  readonly out: Storage; // (n) written
-  readonly inp: Storage; // (n) read
+  /** (n) written */
+  readonly out: Storage;
+  /** (n) read */
+  readonly inp: Storage;
+  /** int64, >= 0 */
   readonly n: number;
+  /** a code of C enum fbp_unary_op, by name */
   readonly op: "relu" | "sigmoid" | "log" | "abs" | "exp";
 }
 
 /** Arguments of `unary_backward`: dinp[i] = dout[i] * f'(inp[i]) (out = the forward result, used by sigmoid/exp; only the operand the derivative needs is required) */
 export interface UnaryBackwardArgs {
-  readonly dinp: Storage; // (n) written
-  readonly dout: Storage; // (n) read
-  readonly inp: Storage | null; // (n) read, needed for relu/log/abs
-  readonly out: Storage | null; // (n) read, needed for sigmoid/exp
+  /** (n) written */
+  readonly dinp: Storage;
+  /** (n) read */
+  readonly dout: Storage;
+  /** (n) read, needed for relu/log/abs */
+  readonly inp: Storage | null;
+  /** (n) read, needed for sigmoid/exp */
+  readonly out: Storage | null;
+  /** int64, >= 0 */
   readonly n: number;
+  /** a code of C enum fbp_unary_op, by name */
   readonly op: "relu" | "sigmoid" | "log" | "abs" | "exp";
 }
 
 /** Arguments of `scale_forward`: out[i] = alpha * inp[i] + beta */
 export interface ScaleForwardArgs {
-  readonly out: Storage; // (n) written
-  readonly inp: Storage; // (n) read
+  /** (n) written */
+  readonly out: Storage;
+  /** (n) read */
+  readonly inp: Storage;
+  /** float32 */
   readonly alpha: number;
+  /** float32 */
   readonly beta: number;
+  /** int64, >= 0 */
   readonly n: number;
 }
 
 /** Arguments of `binary_forward`: 4-D broadcasting: a is (a0,a1,a2,a3), b is (b0,b1,b2,b3); each dim pair is equal or one of them is 1; out has the larger of each pair. */
 export interface BinaryForwardArgs {
-  readonly out: Storage; // (o0, o1, o2, o3) written
-  readonly a: Storage; // (a0, a1, a2, a3) read
-  readonly b: Storage; // (b0, b1, b2, b3) read
+  /** (o0, o1, o2, o3) written */
+  readonly out: Storage;
+  /** (a0, a1, a2, a3) read */
+  readonly a: Storage;
+  /** (b0, b1, b2, b3) read */
+  readonly b: Storage;
+  /** 4-D shape (C ints a0..a3), each >= 1 */
   readonly aShape: Shape4;
+  /** 4-D shape (C ints b0..b3), each >= 1 */
   readonly bShape: Shape4;
+  /** a code of C enum fbp_binary_op, by name */
   readonly op: "add" | "sub" | "mul" | "div";
 }
 
 /** Arguments of `sum_to_forward`: Sums inp (i0,i1,i2,i3) down to (o0,o1,o2,o3), each o_k equal to i_k or 1. */
 export interface SumToForwardArgs {
-  readonly out: Storage; // (o0, o1, o2, o3) written
-  readonly inp: Storage; // (i0, i1, i2, i3) read
+  /** (o0, o1, o2, o3) written */
+  readonly out: Storage;
+  /** (i0, i1, i2, i3) read */
+  readonly inp: Storage;
+  /** 4-D shape (C ints i0..i3), each >= 1 */
   readonly inShape: Shape4;
+  /** 4-D shape (C ints o0..o3), each >= 1 */
   readonly outShape: Shape4;
 }
 
 /** Arguments of `broadcast_forward`: Repeats inp (i0,i1,i2,i3) up to (o0,o1,o2,o3), each i_k equal to o_k or 1. */
 export interface BroadcastForwardArgs {
-  readonly out: Storage; // (o0, o1, o2, o3) written
-  readonly inp: Storage; // (i0, i1, i2, i3) read
+  /** (o0, o1, o2, o3) written */
+  readonly out: Storage;
+  /** (i0, i1, i2, i3) read */
+  readonly inp: Storage;
+  /** 4-D shape (C ints i0..i3), each >= 1 */
   readonly inShape: Shape4;
+  /** 4-D shape (C ints o0..o3), each >= 1 */
   readonly outShape: Shape4;
 }
 
 /** Arguments of `softmax_forward`: Row softmax: out (rows, cols) = softmax(inp) along cols. */
 export interface SoftmaxForwardArgs {
-  readonly out: Storage; // (rows, cols) written
-  readonly inp: Storage; // (rows, cols) read
+  /** (rows, cols) written */
+  readonly out: Storage;
+  /** (rows, cols) read */
+  readonly inp: Storage;
+  /** int32, >= 1 */
   readonly rows: number;
+  /** int32, >= 1 */
   readonly cols: number;
 }
 
 /** Arguments of `softmax_backward`: dinp = out ⊙ (dout − Σ_cols dout ⊙ out) */
 export interface SoftmaxBackwardArgs {
-  readonly dinp: Storage; // (rows, cols) written
-  readonly dout: Storage; // (rows, cols) read
-  readonly out: Storage; // (rows, cols) read
+  /** (rows, cols) written */
+  readonly dinp: Storage;
+  /** (rows, cols) read */
+  readonly dout: Storage;
+  /** (rows, cols) read */
+  readonly out: Storage;
+  /** int32, >= 1 */
   readonly rows: number;
+  /** int32, >= 1 */
   readonly cols: number;
 }
 
 /** Arguments of `aff_fuse_forward`: out (N,C,H,W) = relu(scale · (F + w ⊙ (S − F))), w = sigmoid(L + G) with G (N,C) broadcast over H×W: S the shortcut, F the residual, L / G the local / global attention logits. ReLU as in unary_forward (NaN propagates). */
 export interface AffFuseForwardArgs {
-  readonly out: Storage; // (N, C, H, W) written
-  readonly S: Storage; // (N, C, H, W) read
-  readonly F: Storage; // (N, C, H, W) read
-  readonly L: Storage; // (N, C, H, W) read
-  readonly G: Storage; // (N, C) read
+  /** (N, C, H, W) written */
+  readonly out: Storage;
+  /** (N, C, H, W) read */
+  readonly S: Storage;
+  /** (N, C, H, W) read */
+  readonly F: Storage;
+  /** (N, C, H, W) read */
+  readonly L: Storage;
+  /** (N, C) read */
+  readonly G: Storage;
+  /** float32 */
   readonly scale: number;
+  /** int32, >= 1 */
   readonly N: number;
+  /** int32, >= 1 */
   readonly C: number;
+  /** int32, >= 1 */
   readonly H: number;
+  /** int32, >= 1 */
   readonly W: number;
 }
 
 /** Arguments of `aff_fuse_backward`: Backward of aff_fuse_forward, recomputing w and v = scale·(F + w⊙(S − F)) from the inputs; with d = (v > 0 ? scale·dout : 0): dS = d·w,  dF = d·(1 − w),  dL = d·(S − F)·w·(1 − w)  (all (N,C,H,W)), dG (N,C) = Σ over H×W of dL. */
 export interface AffFuseBackwardArgs {
-  readonly dS: Storage; // (N, C, H, W) written
-  readonly dF: Storage; // (N, C, H, W) written
-  readonly dL: Storage; // (N, C, H, W) written
-  readonly dG: Storage; // (N, C) written
-  readonly dout: Storage; // (N, C, H, W) read
-  readonly S: Storage; // (N, C, H, W) read
-  readonly F: Storage; // (N, C, H, W) read
-  readonly L: Storage; // (N, C, H, W) read
-  readonly G: Storage; // (N, C) read
+  /** (N, C, H, W) written */
+  readonly dS: Storage;
+  /** (N, C, H, W) written */
+  readonly dF: Storage;
+  /** (N, C, H, W) written */
+  readonly dL: Storage;
+  /** (N, C) written */
+  readonly dG: Storage;
+  /** (N, C, H, W) read */
+  readonly dout: Storage;
+  /** (N, C, H, W) read */
+  readonly S: Storage;
+  /** (N, C, H, W) read */
+  readonly F: Storage;
+  /** (N, C, H, W) read */
+  readonly L: Storage;
+  /** (N, C) read */
+  readonly G: Storage;
+  /** float32 */
   readonly scale: number;
+  /** int32, >= 1 */
   readonly N: number;
+  /** int32, >= 1 */
   readonly C: number;
+  /** int32, >= 1 */
   readonly H: number;
+  /** int32, >= 1 */
   readonly W: number;
 }
 
 /** Arguments of `cross_entropy_forward`: loss (1) = (1/N) Σ_i w_i · (−log softmax(logits_i)[target_i]); probs (N,K) receives softmax(logits); targets (N) hold class indices as floats; weights (N) nullable (all 1). A target outside 0..K-1 is an error. */
 export interface CrossEntropyForwardArgs {
-  readonly loss: Storage; // written
-  readonly probs: Storage; // (N, K) written
-  readonly logits: Storage; // (N, K) read
-  readonly targets: Storage; // (N) read
-  readonly weights: Storage | null; // (N) read, nullable
+  /** written */
+  readonly loss: Storage;
+  /** (N, K) written */
+  readonly probs: Storage;
+  /** (N, K) read */
+  readonly logits: Storage;
+  /** (N) read */
+  readonly targets: Storage;
+  /** (N) read, nullable */
+  readonly weights: Storage | null;
+  /** int32, >= 1 */
   readonly N: number;
+  /** int32, >= 1 */
   readonly K: number;
 }
 
 /** Arguments of `cross_entropy_backward`: dlogits (N,K) = dloss[0] · w_i · (probs − onehot(target_i)) / N */
 export interface CrossEntropyBackwardArgs {
-  readonly dlogits: Storage; // (N, K) written
-  readonly dloss: Storage; // read
-  readonly probs: Storage; // (N, K) read
-  readonly targets: Storage; // (N) read
-  readonly weights: Storage | null; // (N) read, nullable
+  /** (N, K) written */
+  readonly dlogits: Storage;
+  /** read */
+  readonly dloss: Storage;
+  /** (N, K) read */
+  readonly probs: Storage;
+  /** (N) read */
+  readonly targets: Storage;
+  /** (N) read, nullable */
+  readonly weights: Storage | null;
+  /** int32, >= 1 */
   readonly N: number;
+  /** int32, >= 1 */
   readonly K: number;
 }
 
 /** Arguments of `dropout_forward`: mask[i] = keep ? 1/(1-p) : 0, out = inp ⊙ mask. keep ⇔ fbp_hash_uniform(seed, i) >= p, where the hash (identical in every backend, so runs reproduce across them): h = (uint32)(i * 0x9E3779B9u + seed); h ^= h >> 16; h *= 0x85EBCA6Bu; h ^= h >> 13; h *= 0xC2B2AE35u; h ^= h >> 16; u = (h >> 8) / 16777216.0f with i taken modulo 2^32. */
 export interface DropoutForwardArgs {
-  readonly out: Storage; // (n) written
-  readonly mask: Storage; // (n) written
-  readonly inp: Storage; // (n) read
+  /** (n) written */
+  readonly out: Storage;
+  /** (n) written */
+  readonly mask: Storage;
+  /** (n) read */
+  readonly inp: Storage;
+  /** int64, >= 0 */
   readonly n: number;
+  /** float32, >= 0, <= 1 */
   readonly p: number;
+  /** uint32 */
   readonly seed: number;
 }
 
 /** Arguments of `adamw_update`: AdamW (decoupled weight decay, PyTorch semantics), step >= 1: param *= 1 − lr·wd; m = b1·m + (1−b1)·g; v = b2·v + (1−b2)·g²; param −= lr · (m / (1−b1^step)) / (sqrt(v / (1−b2^step)) + eps) */
 export interface AdamwUpdateArgs {
-  readonly param: Storage; // (n) written
-  readonly m: Storage; // (n) written
-  readonly v: Storage; // (n) written
-  readonly grad: Storage; // (n) read
+  /** (n) written */
+  readonly param: Storage;
+  /** (n) written */
+  readonly m: Storage;
+  /** (n) written */
+  readonly v: Storage;
+  /** (n) read */
+  readonly grad: Storage;
+  /** int64, >= 0 */
   readonly n: number;
+  /** float32 */
   readonly lr: number;
+  /** float32 */
   readonly beta1: number;
+  /** float32 */
   readonly beta2: number;
+  /** float32 */
   readonly eps: number;
+  /** float32 */
   readonly weight_decay: number;
+  /** int32, >= 1 */
   readonly step: number;
 }
 
 /** The named arguments of each kernel, by C name. */
 export interface KernelArgsTable {
+  /** See {@link FillForwardArgs}. */
   fill_forward: FillForwardArgs;
+  /** See {@link CopyForwardArgs}. */
   copy_forward: CopyForwardArgs;
+  /** See {@link Conv2dForwardArgs}. */
   conv2d_forward: Conv2dForwardArgs;
+  /** See {@link Conv2dBackwardDataArgs}. */
   conv2d_backward_data: Conv2dBackwardDataArgs;
+  /** See {@link Conv2dBackwardWeightsArgs}. */
   conv2d_backward_weights: Conv2dBackwardWeightsArgs;
+  /** See {@link BatchnormForwardTrainArgs}. */
   batchnorm_forward_train: BatchnormForwardTrainArgs;
+  /** See {@link BatchnormForwardInferArgs}. */
   batchnorm_forward_infer: BatchnormForwardInferArgs;
+  /** See {@link BatchnormBackwardArgs}. */
   batchnorm_backward: BatchnormBackwardArgs;
+  /** See {@link Maxpool2dForwardArgs}. */
   maxpool2d_forward: Maxpool2dForwardArgs;
+  /** See {@link Maxpool2dBackwardArgs}. */
   maxpool2d_backward: Maxpool2dBackwardArgs;
+  /** See {@link AvgpoolGlobalForwardArgs}. */
   avgpool_global_forward: AvgpoolGlobalForwardArgs;
+  /** See {@link AvgpoolGlobalBackwardArgs}. */
   avgpool_global_backward: AvgpoolGlobalBackwardArgs;
+  /** See {@link LinearForwardArgs}. */
   linear_forward: LinearForwardArgs;
+  /** See {@link LinearBackwardArgs}. */
   linear_backward: LinearBackwardArgs;
+  /** See {@link UnaryForwardArgs}. */
   unary_forward: UnaryForwardArgs;
+  /** See {@link UnaryBackwardArgs}. */
   unary_backward: UnaryBackwardArgs;
+  /** See {@link ScaleForwardArgs}. */
   scale_forward: ScaleForwardArgs;
+  /** See {@link BinaryForwardArgs}. */
   binary_forward: BinaryForwardArgs;
+  /** See {@link SumToForwardArgs}. */
   sum_to_forward: SumToForwardArgs;
+  /** See {@link BroadcastForwardArgs}. */
   broadcast_forward: BroadcastForwardArgs;
+  /** See {@link SoftmaxForwardArgs}. */
   softmax_forward: SoftmaxForwardArgs;
+  /** See {@link SoftmaxBackwardArgs}. */
   softmax_backward: SoftmaxBackwardArgs;
+  /** See {@link AffFuseForwardArgs}. */
   aff_fuse_forward: AffFuseForwardArgs;
+  /** See {@link AffFuseBackwardArgs}. */
   aff_fuse_backward: AffFuseBackwardArgs;
+  /** See {@link CrossEntropyForwardArgs}. */
   cross_entropy_forward: CrossEntropyForwardArgs;
+  /** See {@link CrossEntropyBackwardArgs}. */
   cross_entropy_backward: CrossEntropyBackwardArgs;
+  /** See {@link DropoutForwardArgs}. */
   dropout_forward: DropoutForwardArgs;
+  /** See {@link AdamwUpdateArgs}. */
   adamw_update: AdamwUpdateArgs;
 }
 

@@ -161,8 +161,10 @@ export interface ReferenceOptions {
 /** Slow, exact pure-TypeScript implementation of the kernel table. */
 export class ReferenceBackend implements Backend {
   readonly name = "reference";
+  /** Storage precision: "f32" (default) or "f64" (for gradient checks). */
   readonly precision: "f32" | "f64";
 
+  /** Creates a reference backend; `options.precision` defaults to "f32". */
   constructor(options: ReferenceOptions = {}) {
     this.precision = options.precision ?? "f32";
   }

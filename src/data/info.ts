@@ -9,7 +9,7 @@ import { BadImageError } from "./decode.ts";
 import type { BadImagePolicy } from "./loader.ts";
 import { formatProblem, type Problem } from "./problems.ts";
 import { countLabels, type Dataset, type ImageRecord } from "./records.ts";
-import { stratifiedSplit } from "./split.ts";
+import { DEFAULT_VAL_FRACTION, stratifiedSplit, trainingSplit } from "./split.ts";
 import { DecodePool } from "./worker_pool.ts";
 
 /** Counts of one part of a split. */
@@ -19,6 +19,16 @@ export interface PartInfo {
   /** Images per class for each label. */
   labels: Record<string, Record<string, number>>;
 }
+
+/** Counts of one split: its parts, and for a shipped split without validation what a run uses. */
+export type SplitInfo = Record<"train" | "val" | "test", PartInfo> & {
+  /**
+   * A shipped split with train and test lists only (SCUT-FBP5500's official and cv1–cv5):
+   * the sizes of train and val once a run carves `fraction` of train into validation
+   * (split.ts trainingSplit); the test list stays as shipped.
+   */
+  carved?: { fraction: number; train: number; val: number };
+};
 
 /** The report of `data info --json`. */
 export interface DataInfo {
@@ -43,7 +53,7 @@ export interface DataInfo {
    */
   labelErrors: Record<string, Problem[]>;
   /** Per split ("stratified" 6:2:2 and the source's own): counts per part. */
-  splits: Record<string, Record<"train" | "val" | "test", PartInfo>>;
+  splits: Record<string, SplitInfo>;
   /** Whether every image was decoded to check it. */
   decoded: boolean;
 }
@@ -56,8 +66,10 @@ export interface InfoOptions {
   onBadImage?: BadImagePolicy;
   /** Decode workers (default 2). */
   workers?: number;
-  /** Seed of the stratified split (default 0). */
+  /** Seed of the stratified split and of carved validation (default 0). */
   seed?: number;
+  /** Validation share carved out of a shipped split without one (default 0.1). */
+  valFraction?: number;
   /** Class counts declared per label (as a task's `--task NAME=DB:LABEL:λ:K` does). */
   classes?: Record<string, number>;
 }
@@ -108,6 +120,12 @@ export async function collectInfo(dataset: Dataset, options: InfoOptions = {}): 
   };
   for (const [name, s] of Object.entries(all)) {
     splits[name] = { train: part(s.train), val: part(s.val), test: part(s.test) };
+    if (name !== "stratified" && s.val.length === 0 && s.train.length > 0 && s.test.length > 0) {
+      const fraction = options.valFraction ?? DEFAULT_VAL_FRACTION;
+      const used = trainingSplit(dataset, name, { seed: options.seed, valFraction: fraction });
+      const n = (idx: number[]) => idx.filter((i) => good.has(i)).length;
+      splits[name].carved = { fraction, train: n(used.split.train), val: n(used.split.val) };
+    }
   }
   return {
     source: dataset.source,
@@ -174,7 +192,13 @@ export function formatInfo(info: DataInfo, maxProblems = 50): string {
   }
   lines.push("", "splits");
   for (const [name, s] of Object.entries(info.splits)) {
-    lines.push(`  ${name}: train ${s.train.images}, val ${s.val.images}, test ${s.test.images}`);
+    const carved = s.carved
+      ? `; a run carves ${+(100 * s.carved.fraction).toFixed(2)}% of train into val: ` +
+        `train ${s.carved.train}, val ${s.carved.val}`
+      : "";
+    lines.push(
+      `  ${name}: train ${s.train.images}, val ${s.val.images}, test ${s.test.images}${carved}`,
+    );
     for (const p of ["train", "val", "test"] as const) {
       if (s[p].images === 0) continue;
       for (const [label, c] of Object.entries(s[p].labels)) {

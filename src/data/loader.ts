@@ -12,7 +12,7 @@
  * @module
  */
 
-import { randomCrop } from "./augment.ts";
+import { type CropParams, randomCrop } from "./augment.ts";
 import { BadImageError } from "./decode.ts";
 import type { PrepareRequest } from "./prepare.ts";
 import type { Problem } from "./problems.ts";
@@ -61,6 +61,10 @@ export interface LoaderOptions {
   dropLast?: boolean;
   /** Shuffle each epoch (default: true in training). */
   shuffle?: boolean;
+  /** Training: mirror half the images left–right (default true). */
+  flip?: boolean;
+  /** Training: where to crop the resized image: "random" (default) or "center". */
+  crop?: "random" | "center";
 }
 
 interface Assembled {
@@ -88,6 +92,18 @@ export class BatchLoader {
   readonly #ownPool: boolean;
   readonly #bad = new Set<number>();
   #stream?: AsyncGenerator<Batch>;
+
+  /**
+   * The training crop per the options. The three numbers are drawn either way, so turning
+   * flips off leaves every other random choice of the run as it was.
+   */
+  #trainCrop(drawn: CropParams): CropParams {
+    const { flip, crop } = this.#o;
+    return {
+      ...(crop === "random" ? { u: drawn.u, v: drawn.v } : {}),
+      flip: flip && drawn.flip,
+    };
+  }
   #lastEpoch = -1;
 
   /** Creates a loader; it starts its own worker pool unless `options.pool` is given. */
@@ -106,6 +122,8 @@ export class BatchLoader {
       onBadImage: options.onBadImage ?? "skip",
       dropLast: options.dropLast ?? train,
       shuffle: options.shuffle ?? train,
+      flip: options.flip ?? true,
+      crop: options.crop ?? "random",
     };
     const o = this.#o;
     const check = (ok: boolean, what: string, v: unknown) => {
@@ -167,7 +185,7 @@ export class BatchLoader {
             path: this.records[index].path,
             resize: o.train ? o.resize : o.size,
             size: o.size,
-            crop: o.train ? randomCrop(aug) : {},
+            crop: o.train ? this.#trainCrop(randomCrop(aug)) : {},
             cacheDir: o.cacheDir,
           },
         })),

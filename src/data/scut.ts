@@ -118,6 +118,25 @@ async function readSplitPair(
   return { train, val: [], test };
 }
 
+/** Where fold `k`'s lists are: the fold's folder and its train and test files (if found). */
+async function foldFiles(
+  cv: string,
+  k: number,
+): Promise<{ fold?: string; train?: string; test?: string }> {
+  const fold = await findEntry(cv, `cross_validation_${k}`, "dir");
+  if (!fold) return {};
+  return {
+    fold,
+    train: await findEntry(fold, `train_${k}.txt`),
+    test: await findEntry(fold, `test_${k}.txt`),
+  };
+}
+
+/** The folder of the 5 cross-validation folds inside train_test_files, if there is one. */
+function findFoldsDir(ttDir: string): Promise<string | undefined> {
+  return findEntry(ttDir, /^5_folders?_cross_validations?_files$/i, "dir");
+}
+
 /** Reads the official 60/40 split and the 5 cross-validation folds that are present. */
 async function readSplits(
   dir: string,
@@ -132,16 +151,39 @@ async function readSplits(
     if (train && test) splits.official = await readSplitPair(train, test, index, log);
     else log.warn(official, undefined, "train.txt or test.txt is missing; split not read");
   }
-  const cv = await findEntry(dir, /^5_folders?_cross_validations?_files$/i, "dir");
+  const cv = await findFoldsDir(dir);
   for (let k = 1; cv && k <= 5; k++) {
-    const fold = await findEntry(cv, `cross_validation_${k}`, "dir");
+    const { fold, train, test } = await foldFiles(cv, k);
     if (!fold) continue;
-    const train = await findEntry(fold, `train_${k}.txt`);
-    const test = await findEntry(fold, `test_${k}.txt`);
     if (train && test) splits[`cv${k}`] = await readSplitPair(train, test, index, log);
     else log.warn(fold, undefined, `train_${k}.txt or test_${k}.txt is missing; fold not read`);
   }
   return splits;
+}
+
+/**
+ * The cross-validation folds (1–5) whose train and test lists are present under `root`,
+ * found without reading the database (so a sweep over folds can check its plan at once).
+ * @param root the folder holding Images/ and train_test_files/
+ * @returns fold numbers in ascending order; `[]` when there are none
+ * @throws {Error} naming `root` when that folder does not exist (a typo would otherwise
+ * read as a database without folds)
+ */
+export async function scutFolds(root: string): Promise<number[]> {
+  if (!(await isDirectory(root))) {
+    throw new Error(
+      `Cannot find the cross-validation folds of SCUT-FBP5500 at "${root}": folder not found\n` +
+        `Hint: scut:<dir> names the folder that holds Images/ and train_test_files/`,
+    );
+  }
+  const tt = await findEntry(root, "train_test_files", "dir");
+  const cv = tt && await findFoldsDir(tt);
+  const out: number[] = [];
+  for (let k = 1; cv && k <= 5; k++) {
+    const { train, test } = await foldFiles(cv, k);
+    if (train && test) out.push(k);
+  }
+  return out;
 }
 
 /** Adds beauty grades from ratings (or round(mean) − 1, reported) to the records. */

@@ -22,7 +22,7 @@ import { readListFile } from "./list_file.ts";
 import { readManifest } from "./manifest.ts";
 import { mix32 } from "../random/rng.ts";
 import type { Dataset } from "./records.ts";
-import { readScut } from "./scut.ts";
+import { readScut, scutFolds } from "./scut.ts";
 import {
   checkSynthOptions,
   generateSynthetic,
@@ -226,8 +226,22 @@ function keepLabels(d: Dataset, labels: readonly string[]): Dataset {
 }
 
 /**
- * Reads a source given as a spec string or a parsed {@link SourceSpec}.
+ * Reads a source given as a spec string or a parsed {@link SourceSpec}. A synthetic
+ * source is generated first (into its `dir`, or a cache folder under .cache/), then read
+ * as a SCUT-FBP5500 folder.
+ * @returns the database: its records, class names, shipped splits and problems found
  * @throws {Error} For a bad spec or an unreadable source (see the readers).
+ * @example Generate and read a small synthetic database
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { readSource } from "./source.ts";
+ * const dir = await Deno.makeTempDir();
+ * const db = await readSource(`synthetic:count=20,size=32,ratings=none,dir=${dir}/faces`);
+ * assert.equal(db.records.length, 20);
+ * assert.deepEqual(db.classes.gender, ["F", "M"]);
+ * assert.ok("cv1" in db.splits);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
  */
 export async function readSource(spec: string | SourceSpec): Promise<Dataset> {
   const s = typeof spec === "string" ? parseSource(spec) : spec;
@@ -247,6 +261,18 @@ export async function readSource(spec: string | SourceSpec): Promise<Dataset> {
       return s.options.labels ? keepLabels(d, s.options.labels) : d;
     }
   }
+}
+
+/**
+ * The cross-validation folds a source ships (split names "cv1"…"cv5"), found without
+ * reading its images or labels: the folds present in a `scut:` folder, all five for a
+ * `synthetic` source (its generator writes them), none for the other kinds.
+ * @throws {Error} for a spec that does not parse, or a `scut:` folder that does not exist
+ */
+export async function sourceFolds(spec: string | SourceSpec): Promise<number[]> {
+  const s = typeof spec === "string" ? parseSource(spec) : spec;
+  if (s.kind === "scut") return await scutFolds(s.dir);
+  return s.kind === "synthetic" ? [1, 2, 3, 4, 5] : [];
 }
 
 /** Formats a parsed spec back into the source syntax. */

@@ -226,8 +226,13 @@ function verifyChecksum(
   }
 }
 
-/** A float32 array's bytes in little-endian order (a view on little-endian hosts). */
-function littleEndianBytes(data: Float32Array): Uint8Array {
+/**
+ * A float32 array's bytes in little-endian order (a view on little-endian hosts), as
+ * safetensors and ONNX's TensorProto.raw_data store them.
+ * @param data the values
+ * @returns their bytes: a view on `data` on little-endian hosts, else a new array
+ */
+export function littleEndianBytes(data: Float32Array): Uint8Array {
   if (HOST_IS_LITTLE_ENDIAN) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   const out = new Uint8Array(data.byteLength);
   const view = new DataView(out.buffer);

@@ -21,14 +21,18 @@ import { Module } from "../nn/module.ts";
 export type Gate = "execute" | "skip" | { exec: Tensor; skip: Tensor };
 
 /** The shortcut's 1×1 conv and batch norm, named as torchvision's `downsample.0` / `.1`. */
-class Downsample extends Module {
+export class Downsample extends Module {
+  /** The 1×1 convolution (`downsample.0`), with the block's stride. */
   readonly conv: Conv2d;
+  /** Its batch norm (`downsample.1`), one copy per BN key. */
   readonly bn: DatasetBatchNorm;
+  /** Registers `conv` and `bn` as children "0" and "1". */
   constructor(conv: Conv2d, bn: DatasetBatchNorm) {
     super();
     this.conv = this.child("0", conv);
     this.bn = this.child("1", bn);
   }
+  /** bn(conv(x)) with BN copy `key` (batch statistics when `training`). */
   forward(x: Tensor, key: string, training: boolean): Tensor {
     return this.bn.forward(this.conv.forward(x), key, training);
   }
@@ -38,18 +42,32 @@ class Downsample extends Module {
 export interface BasicBlockOptions {
   /** AFF options, or null for plain addition. */
   aff: AffOptions | null;
+  /** Backend of the parameters (default: the active one). */
   backend?: Backend;
 }
 
 /** One residual block. */
 export class BasicBlock extends Module {
+  /** First 3×3 convolution, cin → cout, with the block's stride. */
   readonly conv1: Conv2d;
+  /** Batch norm after conv1, one copy per BN key. */
   readonly bn1: DatasetBatchNorm;
+  /** Second 3×3 convolution, cout → cout, stride 1. */
   readonly conv2: Conv2d;
+  /** Batch norm after conv2, one copy per BN key. */
   readonly bn2: DatasetBatchNorm;
+  /** The shortcut's projection when the stride or width changes, else null. */
   readonly downsample: Downsample | null;
+  /** AFF fusing the shortcut and the residual, or null for plain addition. */
   readonly aff: Aff | null;
 
+  /**
+   * Builds a block with freshly initialised weights drawn from `rng`.
+   * @param cin input channels
+   * @param cout output channels
+   * @param stride stride of conv1 and the downsample (1 or 2 in ResNet18)
+   * @param keys the BN copies every batch norm holds (databases, tasks, or "shared")
+   */
   constructor(
     cin: number,
     cout: number,

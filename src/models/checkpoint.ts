@@ -103,7 +103,27 @@ export function checkpointConfig(metadata: Record<string, string>, source: strin
 
 /**
  * Builds a network from a checkpoint file (config from its metadata, then the weights).
+ * @param opts.backend where the weights go (default: the active backend)
  * @throws {WeightsFormatError} for an invalid file, {Error} for a config or shape problem
+ * @example Save a small network and load it back
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { loadBackend, MultiTaskNet, parseNetworkConfig, setDefaultBackend } from "../../mod.ts";
+ * import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
+ * setDefaultBackend(await loadBackend("reference"));
+ * const net = new MultiTaskNet(parseNetworkConfig({
+ *   tasks: [{ name: "beauty", classes: 5, database: "scut" }], widths: [4, 4, 8, 8],
+ * }));
+ * const dir = await Deno.makeTempDir();
+ * await saveCheckpoint(`${dir}/net.safetensors`, net);
+ * const copy = await loadCheckpoint(`${dir}/net.safetensors`);
+ * assert.deepEqual(copy.config, net.config);
+ * assert.deepEqual(copy.heads.byTask.get("beauty")!.bias.toArray(),
+ *   net.heads.byTask.get("beauty")!.bias.toArray());
+ * net.dispose();
+ * copy.dispose();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
  */
 export async function loadCheckpoint(
   path: string,

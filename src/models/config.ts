@@ -8,15 +8,21 @@ import type { BnMode } from "../nn/batch_norm.ts";
 
 /** One task: a head of `classes` outputs trained on images of `database`. */
 export interface TaskConfig {
+  /** Task name (letters, digits, "_" or "-"): the head's key, `heads.<name>.*`. */
   name: string;
+  /** Number of classes the head predicts (≥ 2). */
   classes: number;
+  /** The database whose images this task is trained on (one of `databases`). */
   database: string;
 }
 
 /** The network config (DESIGN.md §3). */
 export interface NetworkConfig {
+  /** Trunk architecture; only "resnet18". */
   arch: "resnet18";
+  /** The tasks, one head each, in head order (names distinct, at least one). */
   tasks: TaskConfig[];
+  /** Database names (default: those of the tasks, in order of first use). */
   databases: string[];
   /** AFF at every block's skip connection. */
   aff: boolean;

@@ -21,7 +21,7 @@ import { Linear } from "../nn/linear.ts";
 import { Module, ModuleList } from "../nn/module.ts";
 import { BasicBlock, type Gate } from "./basic_block.ts";
 import { BLOCKS, type NetworkConfig, type TaskConfig } from "./config.ts";
-import { allExecute, argmaxPolicy, fixedGates } from "./policy.ts";
+import { allExecute, argmaxPolicy, executeProbabilities, fixedGates } from "./policy.ts";
 
 /** Options of a forward pass. */
 export interface ForwardOptions {
@@ -35,8 +35,11 @@ export interface ForwardOptions {
   tasks?: readonly string[];
 }
 
-class Heads extends Module {
+/** The task heads: one Linear (features → classes) per task, named `heads.<task>`. */
+export class Heads extends Module {
+  /** Each task's head, by task name. */
   readonly byTask: Map<string, Linear> = new Map();
+  /** Builds a freshly initialised head per task, of `features` inputs. */
   constructor(tasks: readonly TaskConfig[], features: number, rng: Rng, backend?: Backend) {
     super();
     for (const t of tasks) {
@@ -45,9 +48,11 @@ class Heads extends Module {
   }
 }
 
-class Policy extends Module {
+/** The AdaShare policy: execute/skip logits per task and block, named `policy.logits`. */
+export class Policy extends Module {
   /** (T, B, 2): column 0 = execute, 1 = skip. */
   readonly logits: Tensor;
+  /** Builds the logits of `tasks` tasks, every entry 0.5. */
   constructor(tasks: number, backend?: Backend) {
     super();
     // AdaShare initialises both logits equally (0.5): no block is favoured at first.
@@ -60,11 +65,17 @@ class Policy extends Module {
 
 /** ResNet18 + DAB + AFF + AdaShare over T tasks and D databases. */
 export class MultiTaskNet extends Module {
+  /** The config the network was built from (stored in its checkpoints). */
   readonly config: NetworkConfig;
+  /** The stem's 7×7 stride-2 convolution, 3 → widths[0] channels. */
   readonly conv1: Conv2d;
+  /** The stem's batch norm, one copy per BN key. */
   readonly bn1: DatasetBatchNorm;
+  /** The 8 residual blocks in order, layer1.0 … layer4.1 (gate index = block index). */
   readonly blocks: BasicBlock[] = [];
+  /** One linear head per task. */
   readonly heads: Heads;
+  /** The AdaShare policy logits (trained only in the policy-learning stage). */
   readonly policy: Policy;
 
   /**
@@ -133,6 +144,12 @@ export class MultiTaskNet extends Module {
     return Object.fromEntries(this.config.tasks.map((t, i) => [t.name, p[i]]));
   }
 
+  /** p(execute) per task and block from the policy logits (softmax over execute/skip). */
+  policyProbabilities(): Record<string, number[]> {
+    const p = executeProbabilities(this.policy.logits.toArray(), this.config.tasks.length, BLOCKS);
+    return Object.fromEntries(this.config.tasks.map((t, i) => [t.name, p[i]]));
+  }
+
   /** Hard gates per task for evaluation. */
   evalGates(): Map<string, Gate[]> {
     return new Map(Object.entries(this.evalPolicy()).map(([k, v]) => [k, fixedGates(v)]));
@@ -182,13 +199,14 @@ export class MultiTaskNet extends Module {
     const fallback = opts.gates && tasks.every((t) => opts.gates!.has(t.name))
       ? null
       : this.evalGates();
-    // Memo of computed prefixes keyed by path signature: BN copy + decisions so far.
+    // Memo of computed prefixes keyed by path signature: BN copy, "/", decisions so far. The
+    // "/" (never in a name) keeps copy "d" after an executed block apart from copy "d1".
     const memo = new Map<string, Tensor>();
     const out = new Map<string, Tensor>();
     for (const [ti, task] of tasks.entries()) {
       const key = this.bnKeyOf(task);
       const gates = opts.gates?.get(task.name) ?? fallback!.get(task.name)!;
-      let signature = key;
+      let signature = `${key}/`;
       let x = memo.get(signature);
       if (!x) {
         // graphScope: intermediates no backward rule reads are freed per stage, not per step.

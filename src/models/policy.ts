@@ -32,6 +32,19 @@ export function argmaxPolicy(logits: Float32Array, tasks: number, blocks: number
     }));
 }
 
+/** p(execute) = softmax(logits)[t, b, 0] per task and block, from logits (T, B, 2). */
+export function executeProbabilities(
+  logits: Float32Array,
+  tasks: number,
+  blocks: number,
+): number[][] {
+  return Array.from({ length: tasks }, (_, t) =>
+    Array.from({ length: blocks }, (_, b) => {
+      const i = (t * blocks + b) * 2;
+      return 1 / (1 + Math.exp(logits[i + 1] - logits[i]));
+    }));
+}
+
 /** A policy sampled from softmax(logits) per task and block with a seeded generator. */
 export function samplePolicy(
   logits: Float32Array,
@@ -39,12 +52,32 @@ export function samplePolicy(
   blocks: number,
   rng: Rng,
 ): number[][] {
+  const p = executeProbabilities(logits, tasks, blocks);
   return Array.from({ length: tasks }, (_, t) =>
     Array.from({ length: blocks }, (_, b) => {
-      const i = (t * blocks + b) * 2;
-      const pExec = 1 / (1 + Math.exp(logits[i + 1] - logits[i]));
-      return rng.next() < pExec ? 1 : 0;
+      return rng.next() < p[t][b] ? 1 : 0;
     }));
+}
+
+/**
+ * A random policy with as many executed blocks per task as `like` (which blocks: drawn
+ * uniformly with `rng`): the control a learnt policy must beat.
+ */
+export function randomPolicyLike(
+  like: Readonly<Record<string, readonly number[]>>,
+  rng: Rng,
+): Record<string, number[]> {
+  return Object.fromEntries(
+    Object.entries(like).map(([task, bits]) => {
+      const order = bits.map((_, b) => b);
+      for (let i = order.length - 1; i > 0; i--) { // Fisher–Yates
+        const j = rng.int(i + 1);
+        [order[i], order[j]] = [order[j], order[i]];
+      }
+      const executed = new Set(order.slice(0, bits.filter((v) => v === 1).length));
+      return [task, bits.map((_, b) => (executed.has(b) ? 1 : 0))];
+    }),
+  );
 }
 
 /** Gumbel(0, 1) noise: −log(−log u), u uniform in (0, 1). */

@@ -60,10 +60,16 @@ class Branch extends Module {
 
 /** AFF fusion of a block's shortcut S and residual F. */
 export class Aff extends Module {
+  /** Fusion scale s (2 = the authors' code, 1 = the paper's printed formula). */
   readonly scale: number;
   readonly #local: Branch;
   readonly #global: Branch;
 
+  /**
+   * Builds the local and global attention branches, freshly initialised from `rng`.
+   * @param channels C of S and F
+   * @param keys the BN copies every batch norm holds (databases, tasks, or "shared")
+   */
   constructor(channels: number, keys: readonly string[], rng: Rng, opts: AffOptions = {}) {
     super();
     const r = opts.reduction ?? 4;

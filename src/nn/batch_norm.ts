@@ -16,13 +16,16 @@ export class BatchNorm2d extends Module {
   readonly weight: Tensor;
   /** (C) shift β */
   readonly bias: Tensor;
-  /** (C) */
+  /** (C) running mean, used in eval mode (buffer `running_mean`, starts at 0) */
   readonly runningMean: Tensor;
-  /** (C) */
+  /** (C) running unbiased variance, used in eval mode (buffer `running_var`, starts at 1) */
   readonly runningVar: Tensor;
+  /** Weight of the batch statistic in each running update (PyTorch's default 0.1). */
   momentum = 0.1;
+  /** Term added to the variance before the square root. */
   eps = 1e-5;
 
+  /** Builds a BN over `channels` channels: γ = 1, β = 0, running mean 0 and variance 1. */
   constructor(channels: number, backend?: Backend) {
     super();
     this.weight = this.param("weight", ones([channels], { backend }));
@@ -51,6 +54,7 @@ export class DatasetBatchNorm extends Module {
   readonly #byKey = new Map<string, BatchNorm2d>();
 
   /**
+   * Builds one BatchNorm2d over `channels` channels per key.
    * @param keys the BN copies to create (names go into the parameter keys)
    * @throws {Error} when keys are empty or repeated
    */

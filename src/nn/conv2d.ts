@@ -30,9 +30,12 @@ export class Conv2d extends Module {
   readonly weight: Tensor;
   /** (K) or null */
   readonly bias: Tensor | null;
+  /** Stride, both dimensions. */
   readonly stride: number;
+  /** Zero padding on every side. */
   readonly padding: number;
 
+  /** Builds a conv with a Kaiming fan-out weight drawn from `rng` (and a zero bias). */
   constructor(inChannels: number, outChannels: number, rng: Rng, opts: Conv2dLayerOptions) {
     super();
     const { kernel, backend } = opts;

@@ -17,6 +17,7 @@ export class Linear extends Module {
   /** (O) */
   readonly bias: Tensor;
 
+  /** Builds a layer with weight and bias drawn uniformly from ±1/√inFeatures. */
   constructor(inFeatures: number, outFeatures: number, rng: Rng, backend?: Backend) {
     super();
     const bound = 1 / Math.sqrt(inFeatures);

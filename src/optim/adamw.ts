@@ -32,6 +32,7 @@ export class AdamW {
   readonly #v: Tensor[];
 
   /**
+   * Creates the optimiser with zeroed moments for each parameter.
    * @param params leaf tensors that require grad
    * @throws {Error} when a parameter does not require grad
    */

@@ -26,7 +26,11 @@ export function temperature(tau0: number, decay: number, policyEpochs: number): 
   return tau0 * Math.pow(decay, policyEpochs);
 }
 
-/** Curriculum window: how many of the last blocks follow the policy after `policyEpochs`. */
+/**
+ * Curriculum window: how many of the last blocks follow the policy after `policyEpochs`
+ * (AdaShare: ⌊epochs / speed⌋ + 1; a speed below 1 opens several blocks per epoch).
+ */
 export function curriculumWindow(blocks: number, speed: number, policyEpochs: number): number {
-  return Math.min(blocks, 1 + Math.floor(policyEpochs / speed));
+  // The epsilon keeps 3 / 0.1 (29.999…) at 30.
+  return Math.min(blocks, 1 + Math.floor(policyEpochs / speed + 1e-9));
 }

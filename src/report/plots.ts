@@ -230,35 +230,108 @@ function cellGridSpec(o: GridOptions): TopLevelSpec {
 }
 
 /**
- * The policy as a tasks × blocks heat-map: a filled cell executes the block, a pale one skips.
+ * The policy as a tasks × blocks heat-map. With the learnt probabilities each cell is
+ * shaded by p(execute) and labelled with it and the final decision; without them (a fixed
+ * policy) a filled cell executes the block, a pale one skips.
  * @param policy task → 1 (execute) / 0 (skip) per block, blocks in network order
+ * @param probabilities task → p(execute) per block, when the policy was learnt
  * @returns SVG text
  */
-export function policyPlot(policy: Readonly<Record<string, readonly number[]>>): Promise<string> {
+export function policyPlot(
+  policy: Readonly<Record<string, readonly number[]>>,
+  probabilities?: Readonly<Record<string, readonly number[]>>,
+): Promise<string> {
   const tasks = Object.keys(policy);
   const blocks = Math.max(0, ...tasks.map((t) => policy[t].length));
   const names = Array.from({ length: blocks }, (_, b) => blockName(b));
   const values = tasks.flatMap((task) =>
-    policy[task].map((v, b) => ({ task, block: names[b], state: v === 1 ? "execute" : "skip" }))
+    policy[task].map((v, b): Record<string, string | number> => {
+      const state = v === 1 ? "execute" : "skip";
+      const p = probabilities?.[task]?.[b];
+      return p === undefined
+        ? { task, block: names[b], state, label: state }
+        : { task, block: names[b], state, p, label: `${state} ${p.toFixed(2)}` };
+    })
   );
+  const learnt = probabilities !== undefined;
   return renderSvg(cellGridSpec({
-    title: "Policy (blocks each task executes)",
+    title: learnt
+      ? "Policy: p(execute) learnt per block, and the blocks each task executes"
+      : "Policy (blocks each task executes)",
     values,
-    cell: [64, 30],
+    cell: [learnt ? 76 : 64, 30],
     x: { field: "block", sort: names, title: "block", axis: { labelAngle: 0 } },
     y: { field: "task", sort: tasks, title: "task" },
     strokeWidth: 2,
-    fill: {
-      field: "state",
-      type: "nominal",
-      title: "block",
-      scale: { domain: ["execute", "skip"], range: ["#3b6ea8", "#e5e7eb"] },
-    },
+    fill: learnt
+      ? {
+        field: "p",
+        type: "quantitative",
+        title: "p(execute)",
+        scale: { scheme: "blues", domain: [0, 1] },
+      }
+      : {
+        field: "state",
+        type: "nominal",
+        title: "block",
+        scale: { domain: ["execute", "skip"], range: ["#3b6ea8", "#e5e7eb"] },
+      },
     fontSize: 11,
-    text: { field: "state" },
-    dark: "datum.state === 'execute'",
+    text: { field: "label" },
+    dark: learnt ? "datum.p > 0.6" : "datum.state === 'execute'",
     ink: "#444",
   }));
+}
+
+/**
+ * The path of p(execute) over the policy epochs: one line per block, one panel per task
+ * (from the history's policy-logits entries).
+ * @returns SVG text, or null when the history has no policy epochs
+ */
+export function policyPathPlot(history: readonly HistoryEntry[]): Promise<string> | null {
+  const epochs = history.filter((h) => h.stage === "policy-logits" && h.policyProbabilities);
+  if (epochs.length === 0) return null;
+  const blocks = Math.max(...Object.values(epochs[0].policyProbabilities!).map((p) => p.length));
+  const names = Array.from({ length: blocks }, (_, b) => blockName(b));
+  const values = epochs.flatMap((h) =>
+    Object.entries(h.policyProbabilities!).flatMap(([task, ps]) =>
+      ps.map((p, b) => ({ task, block: names[b], epoch: h.epoch, p }))
+    )
+  );
+  return renderSvg({
+    title: "p(execute) over the policy epochs",
+    data: { values },
+    facet: { row: { field: "task", type: "nominal", title: "task" } },
+    spec: {
+      width: 420,
+      height: 150,
+      layer: [
+        {
+          data: { values: [{ y: 0.5 }] },
+          mark: { type: "rule", color: "#999", strokeDash: [4, 3] },
+          encoding: { y: { field: "y", type: "quantitative" } },
+        },
+        {
+          mark: { type: "line", point: true, strokeWidth: 1.5 },
+          encoding: {
+            x: {
+              field: "epoch",
+              type: "quantitative",
+              title: "policy epoch",
+              axis: { tickMinStep: 1, format: "d" },
+            },
+            y: {
+              field: "p",
+              type: "quantitative",
+              title: "p(execute)",
+              scale: { domain: [0, 1] },
+            },
+            color: { field: "block", type: "nominal", sort: names, title: "block" },
+          },
+        },
+      ],
+    },
+  } as TopLevelSpec);
 }
 
 /**

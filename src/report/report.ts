@@ -1,13 +1,14 @@
 /**
  * A run's report: `report.md` (the run table, validation scores, time per stage, the policy
  * and which blocks the tasks share, confusion matrices) next to the SVG plots it links by
- * relative name: `loss.svg`, `accuracy.svg`, `policy.svg`, `confusion-<task>.svg`.
+ * relative name: `loss.svg`, `accuracy.svg`, `policy.svg`, `policy-path.svg`,
+ * `confusion-<task>.svg`.
  * @module
  */
 import { join } from "node:path";
 import { writeFileAtomic } from "../io/atomic_write.ts";
 import { blockName } from "../models/config.ts";
-import { accuracyPlot, confusionPlot, lossPlot, policyPlot } from "./plots.ts";
+import { accuracyPlot, confusionPlot, lossPlot, policyPathPlot, policyPlot } from "./plots.ts";
 import { markdownTable } from "./markdown.ts";
 import type { RunResult, TaskMetrics } from "../train/result.ts";
 import { formatDuration, formatPercent, runTable } from "./tables.ts";
@@ -69,8 +70,12 @@ function sharingLines(policy: Readonly<Record<string, readonly number[]>>): stri
   return ordered.map((g) => `- ${describe(g.users)}: ${g.blocks.join(", ")}`);
 }
 
-/** The policy section: a tasks × blocks table, the sharing summary and the heat-map link. */
-function policySection(policy: Readonly<Record<string, readonly number[]>>): string {
+/**
+ * The policy section: a tasks × blocks table (with the learnt p(execute) when there is
+ * one), the sharing summary, the heat-map and the probabilities' path.
+ */
+function policySection(result: RunResult, hasPath: boolean): string {
+  const { policy, policyProbabilities: probs } = result;
   const tasks = Object.keys(policy);
   const blocks = Math.max(0, ...tasks.map((t) => policy[t].length));
   const names = Array.from({ length: blocks }, (_, b) => blockName(b));
@@ -79,7 +84,9 @@ function policySection(policy: Readonly<Record<string, readonly number[]>>): str
     ["left", ...names.map(() => "center" as const), "right"],
     tasks.map((t) => [
       t,
-      ...policy[t].map((v) => (v === 1 ? "●" : "·")),
+      ...policy[t].map((v, b) =>
+        `${v === 1 ? "●" : "·"}${probs?.[t] ? ` ${probs[t][b].toFixed(2)}` : ""}`
+      ),
       `${policy[t].filter((v) => v === 1).length}/${policy[t].length}`,
     ]),
   );
@@ -88,11 +95,13 @@ function policySection(policy: Readonly<Record<string, readonly number[]>>): str
     "",
     table,
     "",
-    "● executes the block, · skips it (the block passes its shortcut).",
+    "● executes the block, · skips it (the block passes its shortcut)" +
+    (probs ? "; the number is the learnt p(execute) the policy was drawn from." : "."),
     "",
     ...sharingLines(policy),
     "",
     "![policy heat-map](policy.svg)",
+    ...(hasPath ? ["", "![p(execute) over the policy epochs](policy-path.svg)"] : []),
   ].join("\n");
 }
 
@@ -106,14 +115,23 @@ function confusionTable(m: TaskMetrics): string {
 }
 
 /** The report's Markdown text. */
-function reportMarkdown(result: RunResult, hasCurves: boolean, hasPolicy: boolean): string {
+function reportMarkdown(
+  result: RunResult,
+  hasCurves: boolean,
+  hasPolicy: boolean,
+  hasPath: boolean,
+): string {
   const tasks = Object.entries(result.tasks);
   const lambdas = Object.entries(result.lambdas).map(([t, l]) => `${t} ${l}`).join(", ");
   const parts: string[] = [
     `# Run "${result.name}"`,
     "",
     `${methodName(result)} · batch ${result.batch} · λ: ${lambdas} · ` +
-    `training time ${formatDuration(result.trainSeconds)}`,
+    (result.bn ? `BN ${result.bn} · ` : "") +
+    `training time ${formatDuration(result.trainSeconds)}` +
+    (result.validationSeconds !== undefined
+      ? ` (validation ${formatDuration(result.validationSeconds)} more)`
+      : ""),
     "",
     "## Test results",
     "",
@@ -147,20 +165,26 @@ function reportMarkdown(result: RunResult, hasCurves: boolean, hasPolicy: boolea
       "## Stages",
       "",
       markdownTable(
-        ["Stage", "Epochs", "Time"],
-        ["left", "right", "right"],
+        ["Stage", "Epochs", "Training", "Validation"],
+        ["left", "right", "right", "right"],
         [
-          ...result.stages.map((s) => [s.stage, String(s.epochs), formatDuration(s.seconds)]),
+          ...result.stages.map((s) => [
+            s.stage,
+            String(s.epochs),
+            formatDuration(s.seconds),
+            formatDuration(s.validationSeconds),
+          ]),
           [
             "total",
             String(result.stages.reduce((a, s) => a + s.epochs, 0)),
             formatDuration(result.trainSeconds),
+            formatDuration(result.validationSeconds),
           ],
         ],
       ),
     );
   }
-  if (hasPolicy) parts.push("", policySection(result.policy));
+  if (hasPolicy) parts.push("", policySection(result, hasPath));
   if (hasCurves) {
     parts.push("", "## Curves", "", "![training loss](loss.svg)", "", "![accuracy](accuracy.svg)");
   }
@@ -192,11 +216,15 @@ export async function renderReport(result: RunResult): Promise<RenderedReport> {
     svgs["loss.svg"] = await lossPlot(result.history);
     svgs["accuracy.svg"] = await accuracyPlot(result.history);
   }
-  if (hasPolicy) svgs["policy.svg"] = await policyPlot(result.policy);
+  if (hasPolicy) {
+    svgs["policy.svg"] = await policyPlot(result.policy, result.policyProbabilities);
+  }
+  const path = hasPolicy ? policyPathPlot(result.history) : null;
+  if (path) svgs["policy-path.svg"] = await path;
   for (const [task, t] of Object.entries(result.tasks)) {
     svgs[confusionFileName(task)] = await confusionPlot(task, t.test);
   }
-  return { markdown: reportMarkdown(result, hasCurves, hasPolicy), svgs };
+  return { markdown: reportMarkdown(result, hasCurves, hasPolicy, path !== null), svgs };
 }
 
 /**

@@ -9,6 +9,13 @@
  * "ACC" is test accuracy, which the comparison table repeats as "Test ACC" as the paper
  * does. A value a run does not have shows as `—`. CSV and JSON carry unrounded fractions
  * 0–1 and seconds, with snake_case keys like metrics.json's `f1_macro`.
+ *
+ * Repeated runs (a cell run over cross-validation folds × seeds, runs sharing a label and
+ * a `cell`): every figure is the mean over the cell's runs, shown as `mean ± std` with the
+ * sample standard deviation (n − 1), which a footer line under the Markdown says; a cell of
+ * one run shows its single number. CSV adds a `runs` column and a `<figure>_std` column per
+ * figure (empty for a single run); JSON adds `n`, `std` (when n > 1) and `runs`, every
+ * run's own figures with its fold and seed.
  * @module
  */
 import { csvText, markdownTable } from "./markdown.ts";
@@ -16,8 +23,48 @@ import type { RunResult } from "../train/result.ts";
 
 /** A finished run with its row label (e.g. "ResNet18 + AFF", "1:0.6 (batch 32)"). */
 export interface LabelledRun {
+  /** The row label; runs with the same label and `cell` are averaged into one row. */
   label: string;
+  /** The run's result (its `result.json`). */
   result: RunResult;
+  /**
+   * The table cell the run repeats: runs with the same label and cell are one row, their
+   * figures averaged. Absent: the run is a row of its own.
+   */
+  cell?: string;
+  /** Cross-validation fold of a repeated run. */
+  fold?: number;
+  /** Seed of a repeated run. */
+  seed?: number;
+}
+
+/** Where one of a cell's runs came from, in the JSON's `runs`. */
+export interface RunOrigin {
+  /** Run name. */
+  run: string;
+  /** Run folder. */
+  out: string;
+  fold?: number;
+  seed?: number;
+}
+
+/** The figures of a comparison row. */
+export type ComparisonFigures = Pick<
+  ComparisonRow,
+  | "accuracy"
+  | "f1_weighted"
+  | "f1_macro"
+  | "train_accuracy"
+  | "test_accuracy"
+  | "gap"
+  | "train_seconds"
+>;
+
+/** Test metrics of one task in a sweep row. */
+export interface SweepFigures {
+  accuracy: number;
+  f1_weighted: number;
+  f1_macro: number;
 }
 
 /** One method × task row of the comparison (Tables 3–8). */
@@ -37,6 +84,12 @@ export interface ComparisonRow {
   gap: number;
   /** The run's total training wall time. */
   train_seconds: number;
+  /** Runs averaged in the row: present when its runs repeat a cell (folds × seeds). */
+  n?: number;
+  /** Sample standard deviation (n − 1) of each figure, when n > 1. */
+  std?: ComparisonFigures;
+  /** Each run's own figures, when its runs repeat a cell. */
+  runs?: (RunOrigin & ComparisonFigures)[];
 }
 
 /** One row of the weight-ratio sweep (Tables 9–10). */
@@ -47,10 +100,140 @@ export interface SweepRow {
   ratio: string;
   batch: number;
   /** Test metrics per task the run has. */
-  tasks: Record<string, { accuracy: number; f1_weighted: number; f1_macro: number }>;
+  tasks: Record<string, SweepFigures>;
+  /** Runs averaged in the row: present when its runs repeat a cell (folds × seeds). */
+  n?: number;
+  /** Sample standard deviation (n − 1) of each metric, when n > 1. */
+  std?: Record<string, SweepFigures>;
+  /** Each run's own metrics, when its runs repeat a cell. */
+  runs?: (RunOrigin & { tasks: Record<string, SweepFigures> })[];
 }
 
 const MISSING = "—";
+
+/** Mean and sample standard deviation of a cell's values. */
+export interface MeanStd {
+  mean: number;
+  /** Sample standard deviation (n − 1); absent for a single value. */
+  std?: number;
+  n: number;
+}
+
+/**
+ * The mean and sample standard deviation (n − 1) of values; a single value has no std.
+ * @param values the figures of a cell's runs (at least one)
+ * @returns mean, std (n > 1) and n
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { meanStd } from "./tables.ts";
+ * assert.deepEqual(meanStd([1, 3]), { mean: 2, std: Math.SQRT2, n: 2 });
+ * assert.deepEqual(meanStd([5]), { mean: 5, n: 1 });
+ * ```
+ */
+export function meanStd(values: readonly number[]): MeanStd {
+  const n = values.length;
+  const mean = values.reduce((a, b) => a + b, 0) / n;
+  if (n < 2) return { mean, n };
+  const ss = values.reduce((a, v) => a + (v - mean) ** 2, 0);
+  return { mean, std: Math.sqrt(ss / (n - 1)), n };
+}
+
+/** One row of a table: a run, or the runs repeating one cell. */
+interface Cell {
+  label: string;
+  /** The repeated cell's name; undefined for a run that is a row of its own. */
+  cell?: string;
+  runs: LabelledRun[];
+}
+
+/** Groups runs into rows: those sharing a label and a cell, in order of first appearance. */
+function cellsOf(runs: readonly LabelledRun[]): Cell[] {
+  const out: Cell[] = [];
+  const byKey = new Map<string, Cell>();
+  for (const r of runs) {
+    if (r.cell === undefined) {
+      out.push({ label: r.label, runs: [r] });
+      continue;
+    }
+    const key = JSON.stringify([r.label, r.cell]);
+    let c = byKey.get(key);
+    if (!c) {
+      c = { label: r.label, cell: r.cell, runs: [] };
+      byKey.set(key, c);
+      out.push(c);
+    }
+    c.runs.push(r);
+  }
+  return out;
+}
+
+/** A run's origin for the JSON's `runs`. */
+function origin(r: LabelledRun): RunOrigin {
+  return {
+    run: r.result.name,
+    out: r.result.out,
+    ...(r.fold === undefined ? {} : { fold: r.fold }),
+    ...(r.seed === undefined ? {} : { seed: r.seed }),
+  };
+}
+
+/** Per key, the mean over `items` and (more than one item) the std: `[means, stds]`. */
+function aggregate<K extends string>(
+  items: readonly Record<K, number>[],
+  keys: readonly K[],
+): [Record<K, number>, Record<K, number> | undefined] {
+  const mean = {} as Record<K, number>, std = {} as Record<K, number>;
+  for (const k of keys) {
+    const s = meanStd(items.map((x) => x[k]));
+    mean[k] = s.mean;
+    if (s.std !== undefined) std[k] = s.std;
+  }
+  return [mean, items.length > 1 ? std : undefined];
+}
+
+/** `63.24 ± 1.05` (a single run: `63.24`) with the given formatter. */
+function withStd(
+  format: (v: number | undefined) => string,
+  mean: number | undefined,
+  std: number | undefined,
+): string {
+  const m = format(mean);
+  return std === undefined || m === MISSING ? m : `${m} ± ${format(std)}`;
+}
+
+/** "1–5", "1, 3", "2": sorted distinct numbers, runs of three or more as ranges. */
+function numberList(values: Iterable<number>): string {
+  const xs = [...new Set(values)].sort((a, b) => a - b);
+  const parts: string[] = [];
+  for (let i = 0; i < xs.length; i++) {
+    let j = i;
+    while (j + 1 < xs.length && xs[j + 1] === xs[j] + 1) j++;
+    if (j >= i + 2) parts.push(`${xs[i]}–${xs[j]}`);
+    else for (let k = i; k <= j; k++) parts.push(String(xs[k]));
+    i = j;
+  }
+  return parts.join(", ");
+}
+
+/**
+ * The footer under a table whose rows average repeated runs: what ± means and over what;
+ * "" when every row is a single run.
+ */
+function repeatsFooter(cells: readonly Cell[]): string {
+  if (!cells.some((c) => c.runs.length > 1)) return "";
+  const runs = cells.flatMap((c) => c.runs);
+  const folds = runs.flatMap((r) => (r.fold === undefined ? [] : [r.fold]));
+  const seeds = runs.flatMap((r) => (r.seed === undefined ? [] : [r.seed]));
+  const list = (what: string, xs: number[]) =>
+    xs.length === 0 ? "" : `${what}${new Set(xs).size === 1 ? "" : "s"} ${numberList(xs)}`;
+  const over = [list("fold", folds), list("seed", seeds)].filter((x) => x).join(" × ");
+  const ns = cells.map((c) => c.runs.length);
+  const [lo, hi] = [Math.min(...ns), Math.max(...ns)];
+  const count = lo === hi ? `${lo}` : `${lo}–${hi}`;
+  return `\n\nMean ± sample standard deviation (n − 1) over ${count} runs per row` +
+    `${over ? ` (${over})` : ""}; a row of one run shows its value.`;
+}
 
 /**
  * A fraction as a percentage with 2 decimals ("0.63241" → "63.24"); `—` when absent.
@@ -130,26 +313,51 @@ export function runTable(result: RunResult): string {
  */
 export function comparisonRows(runs: readonly LabelledRun[]): ComparisonRow[] {
   const rows: ComparisonRow[] = [];
+  const cells = cellsOf(runs);
   for (const task of taskOrder(runs)) {
-    for (const { label, result } of runs) {
-      const t = result.tasks[task];
-      if (!t) continue;
-      rows.push({
-        method: label,
-        task,
-        run: result.name,
-        accuracy: t.test.accuracy,
-        f1_weighted: t.test.f1_weighted,
-        f1_macro: t.test.f1_macro,
-        train_accuracy: t.train.accuracy,
-        test_accuracy: t.test.accuracy,
-        gap: t.gap,
-        train_seconds: result.trainSeconds,
+    for (const cell of cells) {
+      const have = cell.runs.filter((r) => r.result.tasks[task]);
+      if (have.length === 0) continue;
+      const figures = have.map(({ result }): ComparisonFigures => {
+        const t = result.tasks[task];
+        return {
+          accuracy: t.test.accuracy,
+          f1_weighted: t.test.f1_weighted,
+          f1_macro: t.test.f1_macro,
+          train_accuracy: t.train.accuracy,
+          test_accuracy: t.test.accuracy,
+          gap: t.gap,
+          train_seconds: result.trainSeconds,
+        };
       });
+      const [mean, std] = aggregate(figures, COMPARISON_FIGURES);
+      const row: ComparisonRow = {
+        method: cell.label,
+        task,
+        run: cell.cell ?? have[0].result.name,
+        ...mean,
+      };
+      if (cell.cell !== undefined) {
+        row.n = have.length;
+        if (std) row.std = std;
+        row.runs = have.map((r, i) => ({ ...origin(r), ...figures[i] }));
+      }
+      rows.push(row);
     }
   }
   return rows;
 }
+
+/** The figures of a comparison row, in CSV order. */
+const COMPARISON_FIGURES = [
+  "accuracy",
+  "f1_weighted",
+  "f1_macro",
+  "train_accuracy",
+  "test_accuracy",
+  "gap",
+  "train_seconds",
+] as const;
 
 /**
  * Table (b), Tables 3–8 of the paper: per task a bold caption line and a table with rows =
@@ -159,15 +367,15 @@ export function comparisonRows(runs: readonly LabelledRun[]): ComparisonRow[] {
  */
 export function comparisonTable(runs: readonly LabelledRun[]): string {
   const rows = comparisonRows(runs);
-  return taskOrder(runs).map((task) => {
+  const tables = taskOrder(runs).map((task) => {
     const cells = rows.filter((r) => r.task === task).map((r) => [
       r.method,
-      formatPercent(r.accuracy),
-      formatPercent(r.f1_weighted),
-      formatDuration(r.train_seconds),
-      formatPercent(r.train_accuracy),
-      formatPercent(r.test_accuracy),
-      formatPercent(r.gap),
+      withStd(formatPercent, r.accuracy, r.std?.accuracy),
+      withStd(formatPercent, r.f1_weighted, r.std?.f1_weighted),
+      withStd(formatDuration, r.train_seconds, r.std?.train_seconds),
+      withStd(formatPercent, r.train_accuracy, r.std?.train_accuracy),
+      withStd(formatPercent, r.test_accuracy, r.std?.test_accuracy),
+      withStd(formatPercent, r.gap, r.std?.gap),
     ]);
     const table = markdownTable(
       ["Method", "ACC", "F1", "Training time", "Training ACC", "Test ACC", "Difference"],
@@ -176,6 +384,7 @@ export function comparisonTable(runs: readonly LabelledRun[]): string {
     );
     return `**${task}**\n\n${table}`;
   }).join("\n\n");
+  return tables + repeatsFooter(cellsOf(runs));
 }
 
 /**
@@ -184,19 +393,19 @@ export function comparisonTable(runs: readonly LabelledRun[]): string {
  * @returns CSV text with a header line
  */
 export function comparisonCsv(runs: readonly LabelledRun[]): string {
-  const keys = [
-    "method",
-    "task",
-    "run",
-    "accuracy",
-    "f1_weighted",
-    "f1_macro",
-    "train_accuracy",
-    "test_accuracy",
-    "gap",
-    "train_seconds",
-  ] as const;
-  return csvText(keys, comparisonRows(runs).map((r) => keys.map((k) => r[k])));
+  const rows = comparisonRows(runs);
+  const keys = ["method", "task", "run", ...COMPARISON_FIGURES] as const;
+  const repeated = rows.some((r) => r.n !== undefined);
+  const header = repeated
+    ? [...keys, "runs", ...COMPARISON_FIGURES.map((k) => `${k}_std`)]
+    : [...keys];
+  return csvText(
+    header,
+    rows.map((r) => [
+      ...keys.map((k) => r[k]),
+      ...(repeated ? [r.n ?? 1, ...COMPARISON_FIGURES.map((k) => r.std?.[k])] : []),
+    ]),
+  );
 }
 
 /**
@@ -215,22 +424,46 @@ export function comparisonJson(runs: readonly LabelledRun[]): string {
  */
 export function sweepRows(runs: readonly LabelledRun[]): SweepRow[] {
   const tasks = taskOrder(runs);
-  return runs.map(({ label, result }) => ({
-    label,
-    ratio: tasks.map((t) => (t in result.lambdas ? String(result.lambdas[t]) : MISSING)).join(":"),
-    batch: result.batch,
-    tasks: Object.fromEntries(
+  const metrics = ["accuracy", "f1_weighted", "f1_macro"] as const;
+  const figures = (result: RunResult): Record<string, SweepFigures> =>
+    Object.fromEntries(
       tasks.filter((t) => result.tasks[t]).map((t) => {
         const m = result.tasks[t].test;
         return [t, { accuracy: m.accuracy, f1_weighted: m.f1_weighted, f1_macro: m.f1_macro }];
       }),
-    ),
-  }));
+    );
+  return cellsOf(runs).map((cell) => {
+    const first = cell.runs[0].result;
+    const each = cell.runs.map((r) => figures(r.result));
+    const row: SweepRow = {
+      label: cell.label,
+      ratio: tasks.map((t) => (t in first.lambdas ? String(first.lambdas[t]) : MISSING)).join(
+        ":",
+      ),
+      batch: first.batch,
+      tasks: {},
+    };
+    const std: Record<string, SweepFigures> = {};
+    for (const t of Object.keys(each[0])) {
+      const [mean, s] = aggregate(each.map((f) => f[t]), metrics);
+      row.tasks[t] = mean;
+      if (s) std[t] = s;
+    }
+    if (cell.cell !== undefined) {
+      row.n = cell.runs.length;
+      if (cell.runs.length > 1) row.std = std;
+      row.runs = cell.runs.map((r, i) => ({ ...origin(r), tasks: each[i] }));
+    }
+    return row;
+  });
 }
 
-/** Bolds the cells that show the column's largest value (ties all bold). */
+/**
+ * Bolds the cells that show the column's largest value (ties all bold); a cell's value is
+ * its mean, before any " ± std".
+ */
 function boldBest(column: string[]): string[] {
-  const values = column.map((c) => (c === MISSING ? -Infinity : Number(c)));
+  const values = column.map((c) => (c === MISSING ? -Infinity : Number(c.split(" ± ")[0])));
   const best = Math.max(...values);
   // Compare the shown, rounded values: two cells that read the same are both best.
   return column.map((c, i) => (values[i] === best && c !== MISSING ? `**${c}**` : c));
@@ -247,15 +480,18 @@ export function sweepTable(runs: readonly LabelledRun[]): string {
   const rows = sweepRows(runs);
   const columns: string[][] = [];
   for (const t of tasks) {
-    columns.push(boldBest(rows.map((r) => formatPercent(r.tasks[t]?.accuracy))));
-    columns.push(boldBest(rows.map((r) => formatPercent(r.tasks[t]?.f1_weighted))));
+    for (const m of ["accuracy", "f1_weighted"] as const) {
+      columns.push(
+        boldBest(rows.map((r) => withStd(formatPercent, r.tasks[t]?.[m], r.std?.[t]?.[m]))),
+      );
+    }
   }
   const ratioHeader = tasks.map((_, i) => `λ${i + 1}`).join(":");
   return markdownTable(
     [ratioHeader, "Batch", ...tasks.flatMap((t) => [`${t} ACC`, `${t} F1`])],
     ["left", "right", ...tasks.flatMap(() => ["right", "right"] as const)],
     rows.map((r, i) => [r.ratio, String(r.batch), ...columns.map((c) => c[i])]),
-  );
+  ) + repeatsFooter(cellsOf(runs));
 }
 
 /**
@@ -267,13 +503,23 @@ export function sweepTable(runs: readonly LabelledRun[]): string {
 export function sweepCsv(runs: readonly LabelledRun[]): string {
   const tasks = taskOrder(runs);
   const metrics = ["accuracy", "f1_weighted", "f1_macro"] as const;
+  const rows = sweepRows(runs);
+  const repeated = rows.some((r) => r.n !== undefined);
+  const columns = tasks.flatMap((t) => metrics.map((m) => `${t}_${m}`));
   return csvText(
-    ["label", "ratio", "batch", ...tasks.flatMap((t) => metrics.map((m) => `${t}_${m}`))],
-    sweepRows(runs).map((r) => [
+    [
+      "label",
+      "ratio",
+      "batch",
+      ...columns,
+      ...(repeated ? ["runs", ...columns.map((c) => `${c}_std`)] : []),
+    ],
+    rows.map((r) => [
       r.label,
       r.ratio,
       r.batch,
       ...tasks.flatMap((t) => metrics.map((m) => r.tasks[t]?.[m])),
+      ...(repeated ? [r.n ?? 1, ...tasks.flatMap((t) => metrics.map((m) => r.std?.[t]?.[m]))] : []),
     ]),
   );
 }
@@ -285,4 +531,31 @@ export function sweepCsv(runs: readonly LabelledRun[]): string {
  */
 export function sweepJson(runs: readonly LabelledRun[]): string {
   return JSON.stringify(sweepRows(runs), null, 2);
+}
+
+/**
+ * One run per row, whose test accuracy and F1 scores are the means of the row's runs (for
+ * charts that draw one bar per row, e.g. sweepPlot); a row of one run is that run.
+ * @param runs labelled runs, repeated cells included
+ * @returns one labelled run per row, in row order
+ */
+export function cellMeans(runs: readonly LabelledRun[]): LabelledRun[] {
+  return cellsOf(runs).map((cell) => {
+    const first = cell.runs[0];
+    if (cell.runs.length === 1) return first;
+    const tasks = Object.fromEntries(
+      Object.entries(first.result.tasks).map(([t, m]) => {
+        const of = (k: "accuracy" | "f1_weighted" | "f1_macro") =>
+          meanStd(cell.runs.map((r) => r.result.tasks[t].test[k])).mean;
+        const test = {
+          ...m.test,
+          accuracy: of("accuracy"),
+          f1_weighted: of("f1_weighted"),
+          f1_macro: of("f1_macro"),
+        };
+        return [t, { ...m, test }];
+      }),
+    );
+    return { label: cell.label, cell: cell.cell, result: { ...first.result, tasks } };
+  });
 }

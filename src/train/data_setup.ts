@@ -1,11 +1,15 @@
 /**
  * Reads each database of a run, checks that every task finds its label there, and fixes
  * the splits (train / val / test, plus train-w / train-p halves for policy learning) —
- * before any training starts, so a config that cannot work fails in seconds.
+ * before any training starts, so a config that cannot work fails in seconds. A shipped
+ * split without validation (SCUT-FBP5500's "official" 60/40 and "cv1"–"cv5") gets one
+ * carved out of its training list, seeded by the run's seed (split.ts trainingSplit);
+ * {@link usedSplits} lists the image files of every part for the run's splits.json.
  * @module
  */
+import { relative, sep } from "node:path";
 import { taskClasses } from "../data/classes.ts";
-import { chooseSplit, stratifiedSplit } from "../data/split.ts";
+import { stratifiedSplit, type TrainingSplit, trainingSplit } from "../data/split.ts";
 import { readSource } from "../data/source.ts";
 import type { Dataset, ImageRecord } from "../data/records.ts";
 import type { RunConfig } from "./run_config.ts";
@@ -22,6 +26,8 @@ export interface PreparedDatabase {
   /** Halves of `train` for AdaShare's alternating weight / policy epochs. */
   trainW: ImageRecord[];
   trainP: ImageRecord[];
+  /** The split behind train / val / test (indices into `dataset.records`). */
+  split: TrainingSplit;
 }
 
 /** Class names of every task, from its database's class table. */
@@ -59,10 +65,12 @@ export async function prepareData(
       }
       classes[t.name] = taskClasses(dataset, config.tasks.find((s) => s.name === t.name)!);
     }
-    const split = chooseSplit(dataset, db.split ?? "stratified", {
+    const used = trainingSplit(dataset, db.split ?? "stratified", {
       seed: config.seed,
-      by: tasks[0].label,
+      labels: tasks.map((t) => t.label),
+      valFraction: db.valFraction,
     });
+    const { split } = used;
     const pick = (idx: number[]) => idx.map((i) => dataset.records[i]);
     const train = pick(split.train);
     if (train.length < config.batch) {
@@ -72,7 +80,9 @@ export async function prepareData(
     }
     if (split.val.length === 0 || split.test.length === 0) {
       throw new Error(
-        `Cannot start the run: database "${db.name}" has an empty validation or test split`,
+        `Cannot start the run: database "${db.name}" has an empty validation or test split ` +
+          `(split "${used.name}": train ${split.train.length}, val ${split.val.length}, ` +
+          `test ${split.test.length})`,
       );
     }
     // Policy learning alternates two disjoint halves of train (AdaShare's train1 / train2).
@@ -90,7 +100,59 @@ export async function prepareData(
       test: pick(split.test),
       trainW: halves.train.map((i) => train[i]),
       trainP: halves.val.map((i) => train[i]),
+      split: used,
     });
   }
   return { databases, classes };
+}
+
+/** The images one database of a run used: what `splits.json` holds per database. */
+export interface UsedSplit {
+  /** The source spec read. */
+  source: string;
+  /** The folder the file names are relative to (the source's root). */
+  root: string;
+  /** Split name: "stratified", "official", "cv1", … */
+  split: string;
+  /** How validation was made when the source ships none: share of its train list, labels. */
+  carvedValidation?: { fraction: number; stratifiedBy: string[] };
+  /** Image file names relative to `root` ("/"-separated), in record order. */
+  train: string[];
+  val: string[];
+  test: string[];
+}
+
+/**
+ * Per database, the image files of the train / val / test parts a run used, as a JSON-able
+ * object (the run folder's `splits.json`), so a result can be traced to its images and a
+ * split repeated elsewhere.
+ * @param databases the run's prepared databases (prepareData)
+ * @returns an object keyed by database name
+ * @example
+ * ```ts ignore
+ * const { databases } = await prepareData(config);
+ * await writeJsonAtomic(join(config.out, "splits.json"), usedSplits(databases));
+ * ```
+ */
+export function usedSplits(databases: readonly PreparedDatabase[]): Record<string, UsedSplit> {
+  const out: Record<string, UsedSplit> = {};
+  for (const db of databases) {
+    const { dataset, split } = db;
+    const files = (idx: readonly number[]) =>
+      idx.map((i) => relative(dataset.root, dataset.records[i].path).split(sep).join("/"));
+    out[db.name] = {
+      source: dataset.source,
+      root: dataset.root,
+      split: split.name,
+      ...(split.carved
+        ? {
+          carvedValidation: { fraction: split.carved.fraction, stratifiedBy: split.carved.by },
+        }
+        : {}),
+      train: files(split.split.train),
+      val: files(split.split.val),
+      test: files(split.split.test),
+    };
+  }
+  return out;
 }

@@ -9,7 +9,7 @@
 import type { Batch, BatchLoader } from "../data/loader.ts";
 import { saveCheckpoint } from "../models/checkpoint.ts";
 import { BLOCKS } from "../models/config.ts";
-import { curriculumWindow, learningRate, temperature } from "../optim/schedule.ts";
+import { curriculumWindow, temperature } from "../optim/schedule.ts";
 import { mix32 } from "../random/rng.ts";
 import type { PreparedDatabase } from "./data_setup.ts";
 import { isFinalStage, type PlannedEpoch } from "./plan.ts";
@@ -98,10 +98,7 @@ export async function runEpoch(ctx: RunContext, state: RunState, ep: PlannedEpoc
     if (step < state.step) continue; // resumed mid-epoch: these steps are done
     const seed = mix32(mix32(config.seed ^ mix32(state.position)) ^ step);
     const gates = rules.stepGates(net, { seed, tau, window, config });
-    if (!rules.policyPhase) {
-      const at = (ep.epoch - 1) * steps + step;
-      weightsOpt.hyper.lr = learningRate(config.lrSchedule, config.lr, at, ep.of * steps);
-    }
+    weightsOpt.hyper.lr = rules.weightsLr(config, (ep.epoch - 1) * steps + step, ep.of * steps);
     for (const b of batches) opts.transformBatch?.(state.position, step, b);
     let stats;
     try {
@@ -163,10 +160,12 @@ async function finishEpoch(
   const rules = STAGES[ep.kind];
   const lr = rules.learnsLogits ? config.policyLr : config.lr;
   await checkWeightsFinite(state.net, ep, lr, ctx.bestPath);
-  // Validation with the epoch's own evaluation policy.
-  const val = await ctx.evaluate(state.net, "val", rules.evalGates(state.net));
   const st = stageTime(state, ep.stage);
-  st.seconds += (performance.now() - t0) / 1000;
+  const valStart = performance.now();
+  st.seconds += (valStart - t0) / 1000;
+  // Validation with the epoch's own evaluation policy, timed apart from training.
+  const val = await ctx.evaluate(state.net, "val", rules.evalGates(state.net));
+  st.validationSeconds = (st.validationSeconds ?? 0) + (performance.now() - valStart) / 1000;
   if (!rules.learnsLogits) st.epochs++; // a policy epoch's weight and logit halves count once
   const entry: HistoryEntry = {
     stage: ep.kind,
@@ -178,7 +177,7 @@ async function finishEpoch(
       loss: acc.taskSteps[t.name] ? acc.taskLoss[t.name] / acc.taskSteps[t.name] : undefined,
     }])),
     seconds: (performance.now() - ctx.runStart) / 1000,
-    ...(rules.policyPhase ? { tau } : {}),
+    ...(rules.policyPhase ? { tau, policyProbabilities: state.net.policyProbabilities() } : {}),
   };
   state.history.push(entry);
   await ctx.log.write({ kind: "epoch", ...entry });

@@ -13,8 +13,11 @@ import { predictBatch } from "./step.ts";
 
 /** One database to evaluate: its loader and the tasks (with label names) it serves. */
 export interface EvalPart {
+  /** The database the images belong to, as named in the network config. */
   database: string;
+  /** The loader of the images to evaluate (one pass: its epoch 0). */
   loader: BatchLoader;
+  /** The tasks to score: task name, and the label of the records that is its target. */
   tasks: readonly { name: string; label: string }[];
 }
 

@@ -19,6 +19,7 @@ export class ConfusionAccumulator {
   readonly #counts: Float64Array;
 
   /**
+   * Starts an empty K×K matrix, K = the number of classes.
    * @param classes class names, index = label
    * @throws {RangeError} when there are no classes
    */

@@ -12,6 +12,7 @@ export type EpochKind = "warmup" | "policy-weights" | "policy-logits" | "retrain
 
 /** One planned epoch. */
 export interface PlannedEpoch {
+  /** What the epoch trains, by the rules of its stage (stages.ts). */
   kind: EpochKind;
   /** Stage group for wall times: "warmup" | "policy" | "retrain" | "baseline". */
   stage: string;
@@ -38,29 +39,32 @@ export function planEpochs(c: RunConfig): PlannedEpoch[] {
     }
     return out;
   }
-  for (let e = 1; e <= c.epochs.warmup; e++) {
+  // A fixed policy is only re-trained.
+  const warmup = c.fixedPolicy ? 0 : c.epochs.warmup;
+  const policy = c.fixedPolicy ? 0 : c.epochs.policy;
+  for (let e = 1; e <= warmup; e++) {
     out.push({
       kind: "warmup",
       stage: "warmup",
       epoch: e,
-      of: c.epochs.warmup,
+      of: warmup,
       policyEpochsBefore: 0,
     });
   }
-  for (let e = 1; e <= c.epochs.policy; e++) {
+  for (let e = 1; e <= policy; e++) {
     const before = e - 1;
     out.push({
       kind: "policy-weights",
       stage: "policy",
       epoch: e,
-      of: c.epochs.policy,
+      of: policy,
       policyEpochsBefore: before,
     });
     out.push({
       kind: "policy-logits",
       stage: "policy",
       epoch: e,
-      of: c.epochs.policy,
+      of: policy,
       policyEpochsBefore: before,
     });
   }
@@ -70,7 +74,7 @@ export function planEpochs(c: RunConfig): PlannedEpoch[] {
       stage: "retrain",
       epoch: e,
       of: c.epochs.retrain,
-      policyEpochsBefore: c.epochs.policy,
+      policyEpochsBefore: policy,
     });
   }
   return out;

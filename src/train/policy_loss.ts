@@ -1,10 +1,14 @@
 /**
- * AdaShare's policy regularisers, built from tensor ops (their gradients come from the
- * tape):
- *   L_sparse = mean over the blocks in the curriculum window and tasks of −log p_skip,
- *              p = softmax(logits): pushes towards skipping (cheaper networks);
+ * AdaShare's policy regularisers (Sun et al., NeurIPS 2020), built from tensor ops (their
+ * gradients come from the tape). The formulas follow the published code
+ * (envs/blockdrop_env.py: get_sparsity_loss2, get_hamming_loss, with is_sharing and
+ * diff_sparsity_weights on, as its configs set them), so the weights 0.05/0.05 mean what
+ * they mean there; docs/adashare.md lists each term with its source:
+ *   L_sparse = Σ_t mean over the blocks b in the curriculum window of −log p_skip[t,b],
+ *              p = softmax(logits): cross-entropy towards "skip", summed over tasks;
+ *              pushes towards skipping (cheaper networks);
  *   L_share  = Σ_{i<j} Σ_b w_b·|logit_i[b,exec] − logit_j[b,exec]|, w_b = (b+1)/B:
- *              pulls tasks towards the same decisions (sharing).
+ *              pulls tasks towards the same decisions (sharing); over all blocks.
  * @module
  */
 import { abs, add, log, mul, sub, sum, sumTo } from "../ops/elementwise.ts";
@@ -12,7 +16,7 @@ import { slice } from "../ops/shape.ts";
 import { softmax } from "../ops/softmax.ts";
 import { type Tensor, tensor } from "../tensor/tensor.ts";
 
-/** L_sparse over the last `window` blocks of logits (T, B, 2). */
+/** L_sparse over the last `window` blocks of logits (T, B, 2): summed over tasks. */
 export function sparsityLoss(logits: Tensor, window: number): Tensor {
   const [T, B] = logits.shape;
   const mask = new Float32Array(T * B * 2);
@@ -21,7 +25,7 @@ export function sparsityLoss(logits: Tensor, window: number): Tensor {
   }
   const logP = log(softmax(logits));
   const picked = mul(logP, tensor(mask, logits.shape, { backend: logits.backend }));
-  return mul(sum(picked), -1 / (T * window));
+  return mul(sum(picked), -1 / window);
 }
 
 /** logits[t, :, 0] as a (B, 1) tensor. */

@@ -10,13 +10,32 @@ import { predictBatch } from "./step.ts";
 
 /** Per-image prediction: for each task, the class and the class probabilities. */
 export interface ImagePrediction {
+  /** The image's path, as given. */
   image: string;
+  /**
+   * By task name: `label`, the predicted class index (argmax), and `probabilities`, the
+   * softmax over the task's classes (index = class).
+   */
   tasks: Record<string, { label: number; probabilities: number[] }>;
 }
 
 /**
  * Predicts every task of `net` for each image (batched by `batch`).
+ * @param paths image files (JPEG or PNG)
+ * @param opts.batch images per forward pass (default 16)
+ * @returns one prediction per path, in order
  * @throws {BadImageError} naming the file when an image cannot be decoded
+ * @example Predict two images with a trained run's checkpoint
+ * ```ts ignore
+ * import { loadBackend, loadCheckpoint, setDefaultBackend } from "../../mod.ts";
+ * import { predictImages } from "./predict.ts";
+ * setDefaultBackend(await loadBackend("cpu"));
+ * const net = await loadCheckpoint("runs/demo/checkpoint.safetensors");
+ * for (const { image, tasks } of await predictImages(net, ["a.jpg", "b.png"])) {
+ *   console.log(image, tasks.beauty.label, tasks.beauty.probabilities);
+ * }
+ * net.dispose();
+ * ```
  */
 export async function predictImages(
   net: MultiTaskNet,

@@ -37,13 +37,20 @@ export interface HistoryEntry {
   seconds: number;
   /** Gumbel temperature (policy stages). */
   tau?: number;
+  /** Policy stages: p(execute) per task and block at the end of the epoch. */
+  policyProbabilities?: Record<string, number[]>;
 }
 
 /** Wall time of one stage. */
 export interface StageTime {
+  /** Stage group: "warmup", "policy", "retrain" or "baseline". */
   stage: string;
+  /** Epochs the stage ran (a policy epoch's weight and logit halves count once). */
   epochs: number;
+  /** Seconds of training steps (validation not included). */
   seconds: number;
+  /** Seconds of the validation after each epoch (absent in runs made before it was kept apart). */
+  validationSeconds?: number;
 }
 
 /** The result of one run. */
@@ -56,6 +63,11 @@ export interface RunResult {
   method: "adashare" | "baseline";
   /** Whether AFF was on. */
   aff: boolean;
+  /**
+   * The BN copies the run used ("per-database", "per-task" or "shared"; `--bn auto`
+   * resolved). Absent in results written before it was recorded.
+   */
+  bn?: string;
   /** Task weights λ by task name. */
   lambdas: Record<string, number>;
   /** Batch size. */
@@ -67,10 +79,17 @@ export interface RunResult {
   >;
   /** Final hard policy: task → 1 (execute) / 0 (skip) per block. */
   policy: Record<string, number[]>;
+  /**
+   * AdaShare runs: the learnt p(execute) per task and block (softmax of the policy
+   * logits) that the final policy was drawn from.
+   */
+  policyProbabilities?: Record<string, number[]>;
   /** Wall time per stage. */
   stages: StageTime[];
-  /** Total training wall time in seconds (all stages). */
+  /** Training wall time in seconds, all stages, without validation. */
   trainSeconds: number;
+  /** Wall time of the per-epoch validation, all stages. */
+  validationSeconds?: number;
   /** Per-epoch history. */
   history: HistoryEntry[];
 }

@@ -14,6 +14,12 @@ export interface DatabaseSpec {
   source: string;
   /** Split: "stratified" (seeded 6:2:2, default) or a split shipped with the source ("official", "cv1"…). */
   split?: string;
+  /**
+   * Validation share carved out of the training list of a shipped split that has no
+   * validation part (SCUT-FBP5500's official 60/40 and cv1–cv5), in (0, 0.5]; default 0.1.
+   * Stratified by the labels of the database's tasks, seeded by the run's seed.
+   */
+  valFraction?: number;
 }
 
 /** One task: a head trained on one label of one database. */
@@ -51,50 +57,82 @@ export interface RunConfig {
   name: string;
   /** Run folder. */
   out: string;
+  /** The databases to read (names distinct; each used by at least one task). */
   databases: DatabaseSpec[];
+  /** The tasks, one head each (a "baseline" run has exactly one). */
   tasks: TaskSpec[];
   /** "adashare": warm-up → policy → re-train; "baseline": plain training, all blocks. */
   method: "adashare" | "baseline";
+  /** AFF at every block's skip connection (default true). */
   aff: boolean;
+  /** AFF fusion scale s > 0 (default 2, the authors' code; 1 = the paper's formula). */
   affScale: number;
+  /** AFF channel reduction r, a positive integer (default 4). */
   affReduction: number;
-  bn: BnMode;
+  /**
+   * Which BN copy each task's path uses: "auto" (default) is one per database, and one per
+   * task where tasks share a database (the paper: "different tasks use different BN");
+   * see resolveBnMode.
+   */
+  bn: BnMode | "auto";
   /** Optional torchvision ResNet18 weights (.pth / .safetensors). */
   pretrained?: string;
   /** Input side after crop. */
   imageSize: number;
   /** Shorter side before the training crop (default imageSize·256/224). */
   resize: number;
+  /** Images per database in each step (≥ 2, batch norm needs two; default 32). */
   batch: number;
+  /** Learning rate of the weights' AdamW at the start of each stage (default 1e-3). */
   lr: number;
+  /** AdamW decoupled weight decay of the weights (default 0.01). */
   weightDecay: number;
   /** Learning-rate schedule within each stage. */
   lrSchedule: "cosine" | "constant";
+  /** Epochs of each stage. */
   epochs: StageEpochs;
   /** Logit optimiser (policy epochs): Adam lr and weight decay. */
   policyLr: number;
+  /** Weight decay of the logit optimiser (default 5e-4). */
   policyWeightDecay: number;
   /** Gumbel temperature at the start of policy learning and its decay per policy epoch. */
   tau: number;
+  /** Factor in (0, 1] applied to tau after each policy epoch (default 0.965). */
   tauDecay: number;
-  /** Policy epochs per extra block in the curriculum window. */
+  /**
+   * Policy epochs per extra block in the curriculum window (AdaShare's curriculum_speed);
+   * below 1 opens several blocks per epoch (0.5: two).
+   */
   curriculumSpeed: number;
-  /** Regulariser weights of the policy epochs. */
+  /** Regulariser weights of the policy epochs: of L_sparse (default 0.05)… */
   sparsityWeight: number;
+  /** …and of L_share, which pulls tasks towards the same decisions (default 0.05). */
   shareWeight: number;
   /** Straight-through hard Gumbel samples instead of soft. */
   hardGumbel: boolean;
   /** How the final policy is fixed: sampled from softmax(logits) (seeded) or argmax. */
   finalPolicy: "sample" | "argmax";
+  /**
+   * Re-train this policy (task → 1 execute / 0 skip per block) instead of learning one:
+   * warm-up and policy learning are skipped (ablations: a random or hand-made policy
+   * against the learnt one, trained the same way).
+   */
+  fixedPolicy?: Record<string, number[]>;
+  /** Training augmentation: mirror half the images left–right. */
+  flip: boolean;
+  /** Training augmentation: a random crop of the resized image, or its centre. */
+  crop: "random" | "center";
   /** Head dropout. */
   dropout: number;
   /** Trunk widths (ResNet18: 64,128,256,512). */
   widths: [number, number, number, number];
+  /** Seed of the run: every random draw (weights, splits, batches, noise) derives from it. */
   seed: number;
   /** Decode workers. */
   workers: number;
   /** Folder of the decoded-image cache ("" = off). */
   cacheDir: string;
+  /** An image that cannot be decoded: "skip" it (counted and reported) or "fail" the run. */
   onBadImage: "skip" | "fail";
 }
 
@@ -104,7 +142,7 @@ export const RUN_DEFAULTS: Omit<RunConfig, "name" | "out" | "databases" | "tasks
   aff: true,
   affScale: 2,
   affReduction: 4,
-  bn: "per-database",
+  bn: "auto",
   imageSize: 224,
   resize: 256,
   batch: 32,
@@ -121,6 +159,8 @@ export const RUN_DEFAULTS: Omit<RunConfig, "name" | "out" | "databases" | "tasks
   shareWeight: 0.05,
   hardGumbel: false,
   finalPolicy: "sample",
+  flip: true,
+  crop: "random",
   dropout: 0.5,
   widths: [64, 128, 256, 512],
   seed: 0,
@@ -128,6 +168,17 @@ export const RUN_DEFAULTS: Omit<RunConfig, "name" | "out" | "databases" | "tasks
   cacheDir: "",
   onBadImage: "skip",
 };
+
+/**
+ * The BN mode a run uses: "auto" is per task when two tasks share a database (each task
+ * then keeps its own statistics, as the paper says), else per database (DAB: with one task
+ * per database the two are the same split, keyed by database).
+ */
+export function resolveBnMode(c: Pick<RunConfig, "bn" | "tasks">): BnMode {
+  if (c.bn !== "auto") return c.bn;
+  const dbs = c.tasks.map((t) => t.database);
+  return new Set(dbs).size < dbs.length ? "per-task" : "per-database";
+}
 
 const NAME = /^[A-Za-z0-9_-]+$/;
 
@@ -171,6 +222,19 @@ export function validateRunConfig(c: RunConfig): void {
     }
     if (dbNames.has(d.name)) fail(`database "${d.name}" is given twice`);
     dbNames.add(d.name);
+    if (d.valFraction !== undefined) {
+      if (!(typeof d.valFraction === "number" && d.valFraction > 0 && d.valFraction <= 0.5)) {
+        fail(
+          `validation fraction of database "${d.name}" must be in (0, 0.5]: current value is ${d.valFraction}`,
+        );
+      }
+      if ((d.split ?? "stratified") === "stratified") {
+        fail(
+          `validation fraction of database "${d.name}" applies to a shipped split without ` +
+            `validation (official, cv1…cv5): the stratified split has its own (6:2:2)`,
+        );
+      }
+    }
   }
   const taskNames = new Set<string>();
   for (const t of c.tasks) {
@@ -267,10 +331,43 @@ export function validateRunConfig(c: RunConfig): void {
   if (!(c.tauDecay > 0 && c.tauDecay <= 1)) {
     fail(`tau decay must be in (0, 1]: current value is ${c.tauDecay}`);
   }
+  const oneOf = (v: unknown, allowed: readonly unknown[], what: string) => {
+    if (!allowed.includes(v)) {
+      fail(`${what} must be one of ${allowed.join(", ")}: current value is ${JSON.stringify(v)}`);
+    }
+  };
+  oneOf(c.bn, ["auto", "per-database", "per-task", "shared"], "bn");
+  if (c.fixedPolicy !== undefined) {
+    if (c.method !== "adashare") fail("a fixed policy needs the adashare method");
+    const given = Object.keys(c.fixedPolicy);
+    const missing = c.tasks.filter((t) => !given.includes(t.name)).map((t) => t.name);
+    const unknown = given.filter((t) => !taskNames.has(t));
+    if (missing.length > 0 || unknown.length > 0) {
+      fail(
+        `the fixed policy must give every task's blocks: ${
+          missing.length ? `missing ${missing.join(", ")}` : ""
+        }${missing.length && unknown.length ? "; " : ""}${
+          unknown.length ? `unknown task ${unknown.join(", ")}` : ""
+        }`,
+      );
+    }
+    for (const [t, bits] of Object.entries(c.fixedPolicy)) {
+      if (!Array.isArray(bits) || bits.length !== 8 || bits.some((b) => b !== 0 && b !== 1)) {
+        fail(
+          `the fixed policy of task "${t}" must be 8 values 0 or 1 (one per residual block): ` +
+            `current value is ${JSON.stringify(bits)}`,
+        );
+      }
+    }
+  }
+  oneOf(c.crop, ["random", "center"], "crop");
+  oneOf(c.flip, [true, false], "flip");
   if (!(c.dropout >= 0 && c.dropout < 1)) {
     fail(`dropout must be in [0, 1): current value is ${c.dropout}`);
   }
-  positiveInt(c.curriculumSpeed, "curriculum speed");
+  if (!(c.curriculumSpeed > 0 && Number.isFinite(c.curriculumSpeed))) {
+    fail(`curriculum speed must be > 0: current value is ${c.curriculumSpeed}`);
+  }
   atMost(c.curriculumSpeed, RUN_LIMITS.epochs, "curriculum speed");
   for (
     const [k, v] of [["weight decay", c.weightDecay], ["sparsity weight", c.sparsityWeight], [

@@ -80,6 +80,8 @@ export async function openRunContext(
         pool,
         cacheDir: config.cacheDir || undefined,
         onBadImage: config.onBadImage,
+        flip: config.flip,
+        crop: config.crop,
         labels: [...new Set(config.tasks.map((t) => t.label))],
       });
       loaders.set(key, l);

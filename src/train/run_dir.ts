@@ -22,6 +22,7 @@ import { isRunConfig, type RunConfig } from "./run_config.ts";
  */
 export const RUN_FILES: readonly string[] = [
   "config.json",
+  "splits.json",
   "last.safetensors",
   "checkpoint.safetensors",
   "metrics.json",
@@ -30,6 +31,7 @@ export const RUN_FILES: readonly string[] = [
   "loss.svg",
   "accuracy.svg",
   "policy.svg",
+  "policy-path.svg",
   ".lock",
 ];
 
@@ -198,6 +200,29 @@ export async function takeRunFolder(
     await lock.release();
     throw e;
   }
+}
+
+/**
+ * Undoes a run that failed before it saved any progress (no `last.safetensors`): deletes
+ * the files it wrote (config.json, log.jsonl…), so the folder is as the user left it and
+ * the same command can simply be run again. A run that saved progress keeps everything
+ * (it can be resumed). Call it holding the run's lock; `removeEmptyFolder` afterwards.
+ * @returns whether the run's files were deleted
+ */
+export async function undoFailedStart(dir: string): Promise<boolean> {
+  const progress = await Deno.stat(join(dir, "last.safetensors")).then(() => true, () => false);
+  if (progress) return false;
+  for await (const e of Deno.readDir(dir)) {
+    if (e.isFile && e.name !== ".lock" && isRunFile(e.name)) {
+      await Deno.remove(join(dir, e.name)).catch(() => {});
+    }
+  }
+  return true;
+}
+
+/** Deletes `dir` if it is empty (a folder a failed run created); anything in it stays. */
+export async function removeEmptyFolder(dir: string): Promise<void> {
+  await Deno.remove(dir).catch(() => {}); // not recursive: fails on a folder with files
 }
 
 /**

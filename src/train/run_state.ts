@@ -11,7 +11,7 @@ import { importTorchvisionResnet18 } from "../models/checkpoint.ts";
 import { MultiTaskNet } from "../models/network.ts";
 import { AdamW } from "../optim/adamw.ts";
 import type { HistoryEntry, StageTime } from "./result.ts";
-import type { RunConfig } from "./run_config.ts";
+import { resolveBnMode, type RunConfig } from "./run_config.ts";
 import type { RunInputs } from "./run_context.ts";
 
 /** Partial figures of an interrupted epoch. */
@@ -66,7 +66,7 @@ function networkConfig(inputs: RunInputs, policy?: Record<string, number[]>): Ne
     aff: c.aff,
     affScale: c.affScale,
     affReduction: c.affReduction,
-    bn: c.bn,
+    bn: resolveBnMode(c),
     policy,
     dropout: c.dropout,
     widths: c.widths,
@@ -115,7 +115,7 @@ export async function createRunState(
     position: 0,
     step: 0,
     partial: null,
-    finalPolicy: null,
+    finalPolicy: finalPolicy ?? null,
     bestVal: -1,
     bestEpoch: 0,
     history: [],
@@ -128,7 +128,7 @@ export async function createRunState(
 export function stageTime(state: RunState, stage: string): StageTime {
   let s = state.stages.find((x) => x.stage === stage);
   if (!s) {
-    s = { stage, epochs: 0, seconds: 0 };
+    s = { stage, epochs: 0, seconds: 0, validationSeconds: 0 };
     state.stages.push(s);
   }
   return s;

@@ -10,6 +10,7 @@
 import { BLOCKS } from "../models/config.ts";
 import type { MultiTaskNet } from "../models/network.ts";
 import { argmaxPolicy, gumbelGates, gumbelNoise, samplePolicy } from "../models/policy.ts";
+import { learningRate } from "../optim/schedule.ts";
 import { Rng } from "../random/rng.ts";
 import type { EpochKind } from "./plan.ts";
 import type { RunConfig } from "./run_config.ts";
@@ -32,8 +33,13 @@ export interface StageRules {
   part: "train" | "trainW" | "trainP";
   /** Its steps update the policy logits (weights frozen) rather than the weights. */
   learnsLogits: boolean;
-  /** Policy learning: soft gates at temperature τ (kept in the history), no LR schedule. */
+  /** Policy learning: soft gates at temperature τ (kept in the history). */
   policyPhase: boolean;
+  /**
+   * The weights' learning rate at step `at` of the `total` steps of this kind (set every
+   * step, so a resumed run sets the same rate as one never stopped).
+   */
+  weightsLr(config: RunConfig, at: number, total: number): number;
   /** A training step's gates, built inside the step's scope since they hold tensors. */
   stepGates(net: MultiTaskNet, draw: GateDraw): () => Gates;
   /** The gates of its validation: the policy the network would run with. */
@@ -41,6 +47,16 @@ export interface StageRules {
   /** Runs before each of its epochs. */
   enter?(ctx: RunContext, state: RunState): Promise<void>;
 }
+
+/** The stage's own schedule (cosine or constant) over all its epochs. */
+const stageSchedule = (c: RunConfig, at: number, total: number): number =>
+  learningRate(c.lrSchedule, c.lr, at, total);
+/**
+ * Policy learning keeps the base rate: AdaShare trains the weights at the normal rate
+ * while the policy is learnt (its published code steps no scheduler in this phase), so the
+ * weights keep up with the gates instead of freezing at the end of a warm-up cosine.
+ */
+const baseRate = (c: RunConfig): number => c.lr;
 
 const wholeNetwork = (net: MultiTaskNet): Gates => net.allExecuteGates();
 const hardPolicy = (net: MultiTaskNet): Gates => net.evalGates();
@@ -101,6 +117,7 @@ const WHOLE_NETWORK: StageRules = {
   part: "train",
   learnsLogits: false,
   policyPhase: false,
+  weightsLr: stageSchedule,
   stepGates: (net) => () => wholeNetwork(net),
   evalGates: wholeNetwork,
 };
@@ -112,6 +129,7 @@ export const STAGES: Readonly<Record<EpochKind, StageRules>> = {
     part: "trainW",
     learnsLogits: false,
     policyPhase: true,
+    weightsLr: baseRate,
     stepGates: softGates,
     evalGates: hardPolicy,
   },
@@ -119,6 +137,7 @@ export const STAGES: Readonly<Record<EpochKind, StageRules>> = {
     part: "trainP",
     learnsLogits: true,
     policyPhase: true,
+    weightsLr: baseRate, // unused: the weights are frozen
     stepGates: softGates,
     evalGates: hardPolicy,
   },
@@ -126,6 +145,7 @@ export const STAGES: Readonly<Record<EpochKind, StageRules>> = {
     part: "train",
     learnsLogits: false,
     policyPhase: false,
+    weightsLr: stageSchedule,
     stepGates: (net) => () => hardPolicy(net),
     evalGates: hardPolicy,
     enter: fixPolicy,

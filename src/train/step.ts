@@ -15,6 +15,7 @@ import { argmaxRows } from "./metrics.ts";
 
 /** One database's batch with the integer targets of each of its tasks (−1 = unknown). */
 export interface StepBatch {
+  /** The database the images come from (selects their path through the network). */
   database: string;
   /** (N, 3, S, S) normalised images. */
   images: Float32Array;

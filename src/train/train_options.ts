@@ -11,10 +11,15 @@ import type { StepBatch } from "./step.ts";
 
 /** Progress of the running epoch, for progress bars. */
 export interface ProgressEvent {
+  /** The kind of epoch running (warm-up, policy weights or logits, re-training, baseline). */
   kind: PlannedEpoch["kind"];
+  /** 1-based epoch within its kind. */
   epoch: number;
+  /** Epochs of this kind in the plan. */
   of: number;
+  /** 1-based step just finished within the epoch. */
   step: number;
+  /** Steps in the epoch. */
   steps: number;
   /** Images processed in this epoch so far. */
   images: number;
@@ -26,6 +31,7 @@ export interface ProgressEvent {
 
 /** Options of train(). */
 export interface TrainOptions {
+  /** The backend the network and its optimisers live on. */
   backend: Backend;
   /**
    * Continue from `last.safetensors` in the run folder (`config.out`), whose config.json
@@ -59,6 +65,10 @@ export interface TrainOptions {
 
 /** The run stopped on request; `last.safetensors` holds where it was. */
 export class RunInterrupted extends Error {
+  /**
+   * Creates the error for a run stopped by its signal.
+   * @param lastPath the `last.safetensors` written when the run stopped
+   */
   constructor(readonly lastPath: string) {
     super(`Run interrupted: its state is in "${lastPath}". Hint: continue with --resume`);
     this.name = "RunInterrupted";

@@ -13,10 +13,16 @@
  * as an uninterrupted one.
  * @module
  */
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { type HostTensor, loadState, readPretrainedWeights } from "../models/checkpoint.ts";
 import { parseSafetensors } from "../io/safetensors.ts";
-import { prepareData, type PreparedDatabase, type TaskClasses } from "./data_setup.ts";
+import {
+  prepareData,
+  type PreparedDatabase,
+  type TaskClasses,
+  type UsedSplit,
+  usedSplits,
+} from "./data_setup.ts";
 import { runEpoch } from "./epoch.ts";
 import { planEpochs } from "./plan.ts";
 import type { RunResult } from "./result.ts";
@@ -24,21 +30,24 @@ import { finishedRun, readResume, readRunConfig, type Resume, resumeChanges } fr
 import {
   checkRunFolder,
   inspectRunFolder,
+  removeEmptyFolder,
   RunLock,
   takeRunFolder,
+  undoFailedStart,
   writeJsonAtomic,
   writeRunFile,
 } from "./run_dir.ts";
 import {
   availableMemory,
   checkRunMemory,
+  resolveBnMode,
   type RunConfig,
   validateRunConfig,
 } from "./run_config.ts";
 import { openRunContext, type RunContext, type RunInputs } from "./run_context.ts";
 import { createRunState, disposeRunState, type RunState } from "./run_state.ts";
 import { STAGES } from "./stages.ts";
-import type { TrainOptions } from "./train_options.ts";
+import { RunInterrupted, type TrainOptions } from "./train_options.ts";
 
 export { type ProgressEvent, RunInterrupted, type TrainOptions } from "./train_options.ts";
 
@@ -51,6 +60,30 @@ export { type ProgressEvent, RunInterrupted, type TrainOptions } from "./train_o
  * needs (on the CPU: estimateRunMemory against the available memory), and every data
  * source. A refused run leaves nothing behind. Resuming a finished run returns its
  * metrics.json and changes nothing.
+ * @param config the run (see presetConfig, runConfigFromArgs); `config.out` is its folder
+ * @returns the run's result, also written as the folder's metrics.json
+ * @throws {RunInterrupted} when `opts.signal` stopped the run (resume it with `resume: true`)
+ * @example Train the default preset, stopping cleanly on Ctrl-C
+ * ```ts ignore
+ * import { loadBackend, presetConfig, RunInterrupted, setDefaultBackend } from "../../mod.ts";
+ * import { train } from "./trainer.ts";
+ * const backend = await loadBackend("auto");
+ * setDefaultBackend(backend);
+ * const controller = new AbortController();
+ * Deno.addSignalListener("SIGINT", () => controller.abort());
+ * const config = { ...presetConfig("default"), name: "demo", out: "runs/demo", batch: 16 };
+ * try {
+ *   const result = await train(config, {
+ *     backend,
+ *     signal: controller.signal,
+ *     onEpoch: (e) => console.log(e.stage, e.epoch, e.loss.toFixed(3)),
+ *   });
+ *   console.log(result.policy, result.tasks.beauty.test.f1_weighted);
+ * } catch (e) {
+ *   if (!(e instanceof RunInterrupted)) throw e;
+ *   console.log(e.message); // continue later with { resume: true }
+ * }
+ * ```
  */
 export async function train(config: RunConfig, opts: TrainOptions): Promise<RunResult> {
   validateRunConfig(config);
@@ -85,11 +118,64 @@ export async function train(config: RunConfig, opts: TrainOptions): Promise<RunR
     : undefined;
   checkRunMemory(config, availableMemory(opts.backend.name));
   const data = await prepareData(config);
+  if (opts.resume) await checkSameSplits(config.out, data.databases);
+  const created = await missingFolders(config.out);
   const lock = await takeRunFolder(config.out, mode, opts.onRemoved);
+  let undone = false;
   try {
     return await runLocked(config, opts, note, pretrained, data, resume, changed);
+  } catch (e) {
+    // A new run that fails before saving any progress leaves nothing behind.
+    if (mode !== "resume" && !(e instanceof RunInterrupted)) {
+      undone = await undoFailedStart(config.out);
+    }
+    throw e;
   } finally {
     await lock.release();
+    if (undone) { for (const dir of created) await removeEmptyFolder(dir); }
+  }
+}
+
+/** The folders of `dir`'s path that do not exist yet, deepest first (a run creates them). */
+async function missingFolders(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (let d = resolve(dir); !(await Deno.stat(d).then(() => true, () => false));) {
+    out.push(d);
+    const parent = dirname(d);
+    if (parent === d) break;
+    d = parent;
+  }
+  return out;
+}
+
+/**
+ * A resumed run must train, validate and test on the images it started with: the split is
+ * recomputed from the data and the seed, so a changed data folder (or split code) would
+ * otherwise change it silently mid-run. Runs from before `splits.json` are not checked.
+ * @throws {Error} naming the database, the part and an image that differs
+ */
+async function checkSameSplits(dir: string, databases: PreparedDatabase[]): Promise<void> {
+  const path = join(dir, "splits.json");
+  const text = await Deno.readTextFile(path).catch(() => null);
+  if (text === null) return;
+  const stored = JSON.parse(text) as Record<string, Partial<UsedSplit>>;
+  const now = usedSplits(databases);
+  for (const [db, used] of Object.entries(now)) {
+    for (const part of ["train", "val", "test"] as const) {
+      const before = stored[db]?.[part] ?? [];
+      const after = new Set(used[part]);
+      const gone = before.find((f) => !after.has(f));
+      const added = used[part].find((f) => !before.includes(f));
+      if (gone !== undefined || added !== undefined || before.length !== used[part].length) {
+        throw new Error(
+          `Cannot resume run "${dir}": the ${part} images of database "${db}" differ from ` +
+            `${path} (${before.length} then, ${used[part].length} now${
+              gone !== undefined ? `; "${gone}" is gone` : ""
+            }${added !== undefined ? `; "${added}" is new` : ""}). Hint: resume with the ` +
+            `data the run started with, or start a new run`,
+        );
+      }
+    }
   }
 }
 
@@ -118,6 +204,9 @@ async function runLocked(
   if (!resume) {
     const path = join(config.out, "config.json");
     await writeRunFile(path, "run config", () => writeJsonAtomic(path, config));
+    // Which images trained, validated and tested: a result traces back to its files.
+    const splits = join(config.out, "splits.json");
+    await writeRunFile(splits, "splits", () => writeJsonAtomic(splits, usedSplits(databases)));
   }
   noteDataProblems(databases, note);
   const inputs: RunInputs = {
@@ -133,7 +222,10 @@ async function runLocked(
     bestPath: join(config.out, "checkpoint.safetensors"),
   };
   // A resumed re-training needs its fixed policy built into the network.
-  const state = await createRunState(inputs, resume?.state.finalPolicy ?? undefined);
+  const state = await createRunState(
+    inputs,
+    resume?.state.finalPolicy ?? config.fixedPolicy ?? undefined,
+  );
   resume?.restoreInto(state);
   if (resume) {
     note(`resuming at epoch ${state.position + 1} of ${inputs.plan.length}, step ${state.step}`);
@@ -179,6 +271,7 @@ async function finalResult(ctx: RunContext, state: RunState): Promise<RunResult>
     out: config.out,
     method: config.method,
     aff: config.aff,
+    bn: resolveBnMode(config),
     lambdas: ctx.lambdas,
     batch: config.batch,
     tasks: Object.fromEntries(config.tasks.map((t) => [t.name, {
@@ -188,8 +281,12 @@ async function finalResult(ctx: RunContext, state: RunState): Promise<RunResult>
       gap: trainEval[t.name].accuracy - test[t.name].accuracy,
     }])),
     policy: net.evalPolicy(),
+    ...(config.method === "adashare" && !config.fixedPolicy
+      ? { policyProbabilities: net.policyProbabilities() }
+      : {}),
     stages: state.stages,
     trainSeconds: state.stages.reduce((a, s) => a + s.seconds, 0),
+    validationSeconds: state.stages.reduce((a, s) => a + (s.validationSeconds ?? 0), 0),
     history: state.history,
   };
   const metricsPath = join(config.out, "metrics.json");

@@ -345,17 +345,35 @@ function pascal(name: string): string {
   return camel[0].toUpperCase() + camel.slice(1);
 }
 
-/** What a tensor argument holds, for its doc comment: sizes and direction. */
+/** The doc comment of an argument's field: a buffer's sizes and direction, a value's range. */
 function argDoc(a: ArgSpec): string {
-  if (a.kind !== "tensor") return "";
-  const dims = a.dims.length ? `(${a.dims.join(", ")})` : "";
-  const how = a.io === "out" ? "written" : "read";
-  const opt = a.nullable
-    ? ", nullable"
-    : a.requiredIf
-    ? `, needed for ${a.requiredIf.values.join("/")}`
-    : "";
-  return ` // ${[dims, how].filter((x) => x).join(" ")}${opt}`;
+  switch (a.kind) {
+    case "tensor": {
+      const dims = a.dims.length ? `(${a.dims.join(", ")})` : "";
+      const how = a.io === "out" ? "written" : "read";
+      const opt = a.nullable
+        ? ", nullable"
+        : a.requiredIf
+        ? `, needed for ${a.requiredIf.values.join("/")}`
+        : "";
+      return `${[dims, how].filter((x) => x).join(" ")}${opt}`;
+    }
+    case "int":
+      return `${a.c === "int" ? "int32" : "int64"}, >= ${a.min}`;
+    case "float": {
+      const lo = a.min === undefined ? "" : `>= ${a.min}`;
+      const hi = a.max === undefined ? "" : `<= ${a.max}`;
+      return ["float32", lo, hi].filter((x) => x).join(", ");
+    }
+    case "u32":
+      return "uint32";
+    case "bool":
+      return "flag (C int 0 or 1)";
+    case "enum":
+      return `a code of C enum ${a.cType}, by name`;
+    case "shape4":
+      return `4-D shape (C ints ${a.prefix}0..${a.prefix}3), each >= 1`;
+  }
 }
 
 function kernelTypes(): string {
@@ -376,13 +394,15 @@ import type { Shape4, Storage } from "./kernel_spec.ts";
     out.push(`/** Arguments of \`${name}\`: ${spec.doc.replace(/\n\s*/g, " ")} */`);
     out.push(`export interface ${pascal(name)}Args {`);
     for (const [arg, a] of Object.entries(spec.args)) {
-      out.push(`  readonly ${arg}: ${tsType(a)};${argDoc(a)}`);
+      out.push(`  /** ${argDoc(a)} */`, `  readonly ${arg}: ${tsType(a)};`);
     }
     out.push("}", "");
   }
   out.push("/** The named arguments of each kernel, by C name. */");
   out.push("export interface KernelArgsTable {");
-  for (const name of KERNEL_NAMES) out.push(`  ${name}: ${pascal(name)}Args;`);
+  for (const name of KERNEL_NAMES) {
+    out.push(`  /** See {@link ${pascal(name)}Args}. */`, `  ${name}: ${pascal(name)}Args;`);
+  }
   out.push("}", "");
   out.push('/** The C name of a kernel, e.g. "conv2d_forward". */');
   out.push("export type KernelName = keyof KernelArgsTable;", "");

@@ -22,6 +22,23 @@ export const DEVICE_HELP =
   "  --device cpu|cuda|auto   where to run (default auto: CUDA when a usable NVIDIA GPU is\n" +
   "                           found, else the CPU; on a terminal it says once why not CUDA)";
 
+/** The `--device` names; "reference" (the slow pure-TS backend) is for tests, not in the help. */
+export const DEVICES = ["cpu", "cuda", "auto", "reference"] as const;
+
+/**
+ * The `--device` value checked, "auto" when absent. A command that hands the device to
+ * child processes (`--jobs N`) checks it first, so a typo fails once, not in every child.
+ * @throws {Error} for an unknown device
+ */
+export function deviceName(device: string | undefined): (typeof DEVICES)[number] {
+  const name = device ?? "auto";
+  const known = DEVICES.find((d) => d === name);
+  if (known === undefined) {
+    throw new Error(`Cannot use device "${name}": expected cpu, cuda or auto`);
+  }
+  return known;
+}
+
 /**
  * Loads the backend for a `--device` value and makes it the default. When "auto" falls
  * back to the CPU, the reason is printed once on stderr if stderr is a terminal: piped
@@ -30,10 +47,7 @@ export const DEVICE_HELP =
  * @throws {Error} for an unknown device or a backend that cannot load
  */
 export async function useDevice(device: string | undefined): Promise<Backend> {
-  const name = device ?? "auto";
-  if (!["cpu", "cuda", "auto", "reference"].includes(name)) {
-    throw new Error(`Cannot use device "${name}": expected cpu, cuda or auto`);
-  }
+  const name = deviceName(device);
   const onNote = (line: string) => {
     if (Deno.stderr.isTerminal()) console.error(line);
   };

@@ -4,7 +4,6 @@
  * @module
  */
 import { join, resolve } from "node:path";
-import type { BnMode } from "../../src/nn/batch_norm.ts";
 import { MAX_CLASSES } from "../../src/data/classes.ts";
 import { quote } from "../../src/data/problems.ts";
 import { presetConfig, type PresetName, PRESETS } from "../../src/train/presets.ts";
@@ -46,9 +45,14 @@ export const RUN_OPTIONS = {
     "policy-lr",
   ),
   "hard-gumbel": { type: "boolean" },
+  flip: { type: "boolean" },
+  "no-flip": { type: "boolean" },
+  "from-scratch": { type: "boolean" },
   ...stringOptions(
     "final-policy",
+    "fixed-policy",
     "bn",
+    "crop",
     "aff-scale",
     "dropout",
     "widths",
@@ -65,9 +69,13 @@ export const RUN_HELP = `Data and tasks (default: the built-in synthetic two-dat
   --preset NAME            default | paper-scut | paper-lsafbd (the paper's two settings)
   --scut DIR               SCUT-FBP5500 folder (the one holding Images/) for the paper presets
   --lsafbd SOURCE          LSAFBD source for paper-lsafbd, e.g. list:train.txt@images
-  --db NAME=SOURCE[@SPLIT] a database (repeatable); SOURCE: scut:DIR, csv:FILE, folders:DIR,
-                           list:FILE[@ROOT], synthetic[:OPTIONS]; SPLIT: stratified (default),
-                           official, cv1..cv5
+  --db NAME=SOURCE[@SPLIT[:val=F]]  a database (repeatable); SOURCE: scut:DIR, csv:FILE,
+                           folders:DIR, list:FILE[@ROOT], synthetic[:OPTIONS]; SPLIT:
+                           stratified (seeded 6:2:2, default), official (60/40), cv1..cv5;
+                           official and cvK keep their test list and carve validation out
+                           of their train list: F of it (0.1; at most 0.5), stratified by
+                           the database's task labels, seeded by --seed
+                           (e.g. s=scut:DIR@cv3, s=scut:DIR@official:val=0.15)
   --task NAME=DB:LABEL[:λ[:K]]  a task (repeatable), e.g. beauty=scut:beauty:1:5; λ: loss
                            weight (1); K: its classes, checked before the run starts
                            (ids 0..K-1, or exactly K names; the paper presets declare theirs)
@@ -75,23 +83,33 @@ Method:
   --policy adashare|none   AdaShare (default) or the single-task baseline
   --aff / --no-aff         attentional feature fusion at every skip connection (default on)
   --aff-scale S            AFF fusion scale: 2 (AFF authors' code, default) or 1 (paper formula)
-  --bn MODE                per-database (DAB, default) | per-task | shared
-  --pretrained FILE        torchvision ResNet18 weights (.pth or .safetensors)
+  --bn MODE                auto (default: one BN per database, and per task where tasks
+                           share a database) | per-database (DAB) | per-task | shared
+  --pretrained FILE        torchvision ResNet18 weights (.pth or .safetensors); the paper
+                           presets need them (ImageNet initialisation)
+  --from-scratch           train a paper preset without --pretrained, from random weights
 Schedule (epochs; DESIGN.md §4):
   --warmup-epochs N  --policy-epochs N  --retrain-epochs N  --epochs N (baseline)
   --batch N (32)  --lr X (1e-3)  --lr-schedule cosine|constant  --weight-decay X (0.01)
-  --tau X (5)  --tau-decay X (0.965)  --curriculum-speed N (1)  --policy-lr X (0.01)
+  --tau X (5)  --tau-decay X (0.965)  --policy-lr X (0.01)
+  --curriculum-speed X (1) policy epochs per block added to the curriculum (0.5: two a epoch)
   --sparsity-weight X (0.05)  --share-weight X (0.05)  --hard-gumbel
   --final-policy sample|argmax (sample)  --dropout P (0.5)  --seed N (0)
+  --fixed-policy T=BITS,…  re-train a given policy instead of learning one (no warm-up or
+                           policy stage), e.g. beauty=11011010,gender=11110000 (1 = execute)
 Input:
   --image-size N (224)  --resize N (256)  --widths a,b,c,d (64,128,256,512)
+  --crop random|center     training crop of the resized image (random)
+  --flip / --no-flip       training: mirror half the images left–right (on)
   --workers N (2)  --cache DIR  --on-bad-image skip|fail
 Output:
   --out DIR                run folder: a new or empty one (default runs/<name>, or
                            runs/<name>-2, -3, … when that holds a run)
-  --name NAME              run name (default: derived from the method)`;
+  --name NAME              run name (default: from the config: method, AFF, data and seed,
+                           e.g. adashare-aff-default, baseline-beauty-seed3)`;
 
-type Values = Record<string, string | boolean | string[] | undefined>;
+/** Flag values as node:util parseArgs returns them for {@link RUN_OPTIONS}, by flag name. */
+export type Values = Record<string, string | boolean | string[] | undefined>;
 
 /**
  * A numeric run flag: a decimal number (an exact integer with `integer`); "0x10", "Infinity"
@@ -112,18 +130,33 @@ function oneOf<T extends string>(v: unknown, flag: string, allowed: readonly T[]
   return v as T;
 }
 
-/** Parses `NAME=SOURCE[@SPLIT]` (the split follows the last "@" only if it names a split). */
+/**
+ * Parses `NAME=SOURCE[@SPLIT[:val=F]]`. The split follows the last "@" only if it names a
+ * split; `:val=F` sets the validation share carved out of a shipped split's training list
+ * (a number in (0, 0.5]; validateRunConfig checks the range and the split).
+ */
 export function parseDbFlag(v: string): DatabaseSpec {
   const eq = v.indexOf("=");
-  if (eq <= 0) throw new Error(`Cannot parse --db "${v}": expected NAME=SOURCE[@SPLIT]`);
+  if (eq <= 0) throw new Error(`Cannot parse --db "${v}": expected NAME=SOURCE[@SPLIT[:val=F]]`);
   const name = v.slice(0, eq);
-  let source = v.slice(eq + 1), split: string | undefined;
+  let source = v.slice(eq + 1), split: string | undefined, valFraction: number | undefined;
   const at = source.lastIndexOf("@");
-  if (at > 0 && /^(stratified|official|cv[1-5]|manifest)$/.test(source.slice(at + 1))) {
-    split = source.slice(at + 1);
+  const m = /^(stratified|official|cv[1-5]|manifest)(?::(.*))?$/.exec(source.slice(at + 1));
+  if (at > 0 && m) {
+    split = m[1];
     source = source.slice(0, at);
+    if (m[2] !== undefined) {
+      const val = /^val=(.*)$/.exec(m[2]);
+      valFraction = val && /^(\d+(\.\d*)?|\.\d+)$/.test(val[1]) ? Number(val[1]) : NaN;
+      if (Number.isNaN(valFraction)) {
+        throw new Error(
+          `Cannot parse --db "${v}": expected ":val=F" after the split, F a fraction such ` +
+            `as 0.15: current value is "${m[2]}"`,
+        );
+      }
+    }
   }
-  return { name, source, split };
+  return valFraction === undefined ? { name, source, split } : { name, source, split, valFraction };
 }
 
 /**
@@ -158,7 +191,19 @@ export function parseTaskFlag(v: string): TaskSpec {
 
 /**
  * Builds a run config from parsed flags: the preset, then every flag given.
+ * @param values the flags as parseArgs gives them for {@link RUN_OPTIONS}
+ * @param runsDir the folder of the default run folder `<runsDir>/<name>`
  * @throws {Error} naming the flag for a malformed value
+ * @example The flags of `deno task train --batch 16 --no-aff --seed 3`
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { runConfigFromArgs } from "./run_args.ts";
+ * const config = runConfigFromArgs({ batch: "16", "no-aff": true, seed: "3" });
+ * assert.equal(config.batch, 16);
+ * assert.equal(config.aff, false);
+ * assert.equal(config.seed, 3);
+ * assert.equal(config.out, "runs/adashare-default-seed3"); // named from method, data, seed
+ * ```
  */
 export function runConfigFromArgs(values: Values, runsDir = "runs"): RunConfig {
   const preset = oneOf(values.preset, "preset", PRESETS) ??
@@ -208,16 +253,22 @@ export function runConfigFromArgs(values: Values, runsDir = "runs"): RunConfig {
   set("resize", num(values.resize, "resize", true));
   set("tau", num(values.tau, "tau"));
   set("tauDecay", num(values["tau-decay"], "tau-decay"));
-  set("curriculumSpeed", num(values["curriculum-speed"], "curriculum-speed", true));
+  set("curriculumSpeed", num(values["curriculum-speed"], "curriculum-speed"));
   set("sparsityWeight", num(values["sparsity-weight"], "sparsity-weight"));
   set("shareWeight", num(values["share-weight"], "share-weight"));
   set("policyLr", num(values["policy-lr"], "policy-lr"));
   if (values["hard-gumbel"]) c.hardGumbel = true;
+  if (values["fixed-policy"] !== undefined) {
+    c.fixedPolicy = parseFixedPolicy(String(values["fixed-policy"]));
+  }
   set("finalPolicy", oneOf(values["final-policy"], "final-policy", ["sample", "argmax"] as const));
-  set(
-    "bn",
-    oneOf(values.bn, "bn", ["per-database", "per-task", "shared"] as const) as BnMode | undefined,
-  );
+  set("bn", oneOf(values.bn, "bn", ["auto", "per-database", "per-task", "shared"] as const));
+  if (values.flip && values["no-flip"]) {
+    throw new Error("Cannot parse flags: --flip and --no-flip both given");
+  }
+  if (values.flip) c.flip = true;
+  if (values["no-flip"]) c.flip = false;
+  set("crop", oneOf(values.crop, "crop", ["random", "center"] as const));
   set("affScale", num(values["aff-scale"], "aff-scale"));
   set("dropout", num(values.dropout, "dropout"));
   if (values.widths !== undefined) {
@@ -232,9 +283,58 @@ export function runConfigFromArgs(values: Values, runsDir = "runs"): RunConfig {
   set("workers", num(values.workers, "workers", true));
   set("cacheDir", values.cache as string | undefined);
   set("onBadImage", oneOf(values["on-bad-image"], "on-bad-image", ["skip", "fail"] as const));
-  const name = (values.name as string | undefined) ??
-    `${c.method === "baseline" ? "baseline" : "adashare"}${c.aff ? "-aff" : ""}-${preset}`;
+  if (
+    preset.startsWith("paper-") && !c.pretrained && !values["from-scratch"] &&
+    values.resume === undefined
+  ) {
+    throw new Error(
+      `Cannot use preset "${preset}" without ImageNet weights: the paper initialises ResNet18 ` +
+        `from ImageNet. Hint: give --pretrained FILE, torchvision's resnet18 weights ` +
+        `(resnet18-f37072fd.pth; with PyTorch installed, ` +
+        `python3 -c "import torchvision; torchvision.models.resnet18(weights='IMAGENET1K_V1')" ` +
+        `saves it in ~/.cache/torch/hub/checkpoints/), or --from-scratch to train from random ` +
+        `weights`,
+    );
+  }
+  const name = (values.name as string | undefined) ?? defaultRunName(c, preset, base);
   return { ...c, name, out: (values.out as string | undefined) ?? join(runsDir, name) };
+}
+
+/** Parses `--fixed-policy beauty=11011010,gender=11110000` (8 blocks, 1 = execute). */
+export function parseFixedPolicy(v: string): Record<string, number[]> {
+  const out: Record<string, number[]> = {};
+  for (const part of v.split(",")) {
+    const m = /^([A-Za-z0-9_-]+)=([01]{8})$/.exec(part.trim());
+    if (!m) {
+      throw new Error(
+        `Cannot parse --fixed-policy "${v}": expected TASK=BITS[,TASK=BITS…] with 8 bits 0/1 ` +
+          `per task (one per residual block, 1 = execute): "${part}" is not`,
+      );
+    }
+    if (m[1] in out) throw new Error(`Cannot parse --fixed-policy "${v}": task "${m[1]}" twice`);
+    out[m[1]] = [...m[2]].map(Number);
+  }
+  return out;
+}
+
+/**
+ * A run's default name, from what it trains: method, AFF, the preset's name when its data
+ * and tasks are the preset's (else the task names), and the seed when not 0.
+ */
+function defaultRunName(
+  c: Omit<RunConfig, "name" | "out">,
+  preset: string,
+  base: Omit<RunConfig, "name" | "out">,
+): string {
+  const samePreset = JSON.stringify([c.databases, c.tasks]) ===
+    JSON.stringify([base.databases, base.tasks]);
+  const data = samePreset ? preset : c.tasks.map((t) => t.name).join("+");
+  return [
+    c.method === "baseline" ? "baseline" : "adashare",
+    ...(c.aff ? ["aff"] : []),
+    data,
+    ...(c.seed !== 0 ? [`seed${c.seed}`] : []),
+  ].join("-");
 }
 
 /** The config fields each run flag sets (dotted paths), for comparing a resume's flags. */
@@ -268,6 +368,11 @@ const FLAG_FIELDS: Record<string, readonly string[]> = {
   "hard-gumbel": ["hardGumbel"],
   "final-policy": ["finalPolicy"],
   bn: ["bn"],
+  crop: ["crop"],
+  flip: ["flip"],
+  "no-flip": ["flip"],
+  "from-scratch": [],
+  "fixed-policy": ["fixedPolicy"],
   "aff-scale": ["affScale"],
   dropout: ["dropout"],
   widths: ["widths"],

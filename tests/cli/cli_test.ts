@@ -14,23 +14,11 @@ import {
   parseFlags,
   SEED_RANGE,
 } from "../../tasks/_cli/options.ts";
+import { runTask } from "../_run_helpers.ts";
 
 const root = await Deno.makeTempDir({ prefix: "fbp-cli-" });
-const tool = (name: string) => new URL(`../../tasks/${name}.ts`, import.meta.url).pathname;
 
-async function run(
-  name: string,
-  args: string[],
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", tool(name), ...args],
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+const run = runTask;
 
 const lastLine = (s: string) => s.trimEnd().split("\n").at(-1)!;
 const faces = `synthetic:dir=${root}/faces,count=60,size=36,seed=5,genders=F,labels=beauty`;
@@ -128,6 +116,18 @@ Deno.test("train --json ends with the documented object; predict and eval read i
     m.tasks.gender.confusion,
     JSON.parse(await Deno.readTextFile(join(out, "metrics.json"))).tasks.gender.test.confusion,
   );
+  // A shipped split named as train's --db names it: the test list of SCUT's 60/40 split.
+  const official = await run("eval", [
+    "--checkpoint",
+    join(out, "checkpoint.safetensors"),
+    "--json",
+    `faces=${faces}@official`,
+    `people=${people}`,
+  ]);
+  assert.equal(official.code, 0, official.stderr);
+  const list = join(root, "faces", "train_test_files", "split_of_60%training and 40%testing");
+  const testList = (await Deno.readTextFile(join(list, "test.txt"))).trim().split("\n");
+  assert.equal(JSON.parse(lastLine(official.stdout)).tasks.beauty.count, testList.length);
 });
 
 Deno.test("bad input ends with one clear error line and exit code 1", async () => {

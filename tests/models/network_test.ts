@@ -140,6 +140,27 @@ Deno.test("two tasks on one database with the same hard policy share one trunk",
   net.dispose();
 });
 
+Deno.test("per-task BN copies named t and t1 never share a path (prefix memo keys)", () => {
+  // Before the fix, copy "t" after executing block 0 and copy "t1" at the stem had the same
+  // memo key, so t1 silently ran on t's stem output.
+  const net = new MultiTaskNet(
+    tiny({
+      bn: "per-task",
+      tasks: [{ name: "t", classes: 3, database: "a" }, { name: "t1", classes: 3, database: "a" }],
+    }),
+    { seed: 4 },
+  );
+  // Different BN statistics per copy, so sharing a path changes the numbers.
+  for (const [name, p] of net.namedParameters()) {
+    if (name.startsWith("bn1.t1.")) p.backend.copyIn(p.storage, p.toArray().map((v) => v + 0.7));
+  }
+  const x = images(2, 16, 5);
+  const together = scope(() => net.forward(x, "a").get("t1")!.toArray());
+  const alone = scope(() => net.forward(x, "a", { tasks: ["t1"] }).get("t1")!.toArray());
+  assertClose("t1's logits with and without t", together, alone, 0, 0);
+  net.dispose();
+});
+
 Deno.test("a checkpoint round trip gives identical outputs", async () => {
   const net = new MultiTaskNet(
     tiny({ policy: { beauty: [1, 0, 1, 1, 0, 1, 1, 1], gender: [1, 1, 1, 1, 1, 1, 0, 1] } }),

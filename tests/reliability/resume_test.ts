@@ -4,8 +4,8 @@
  * uninterrupted one; `--resume DIR` reads and writes DIR only (resuming a copy leaves the
  * original byte-identical, a wrong `out` in its config.json creates nothing); options that
  * differ from the run are refused naming each, while `--device` and `--workers` are
- * applied and logged; a finished run is left untouched; a checkpoint holding NaN is
- * reported as damaged.
+ * applied and logged; a run whose images differ from its splits.json is refused; a
+ * finished run is left untouched; a checkpoint holding NaN is reported as damaged.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -26,14 +26,18 @@ const people = `synthetic:dir=${root}/people,count=60,size=36,seed=4,labels=gend
 await readSource(faces);
 await readSource(people);
 
-/** The method on both tasks: warm-up 1, policy 1 (weights + logits), re-train 2 epochs. */
+/**
+ * The method on both tasks: warm-up 1, policy 2 (weights + logits each: a resume inside the
+ * second meets the temperature, curriculum and rates of a later policy epoch), re-train 2.
+ */
 function config(name: string): RunConfig {
   return tinyRun(name, join(root, name), {
     ...twoTasks(faces, people),
     batch: 8,
     lr: 3e-3,
     dropout: 0.1,
-    epochs: { warmup: 1, policy: 1, retrain: 2, baseline: 1 },
+    epochs: { warmup: 1, policy: 2, retrain: 2, baseline: 1 },
+    curriculumSpeed: 0.5,
   });
 }
 
@@ -59,6 +63,12 @@ function sameNumbers(got: RunResult, want: RunResult, where: string): void {
     assert.equal(got.tasks[task].train.accuracy, want.tasks[task].train.accuracy, where);
   }
   assert.deepEqual(got.policy, want.policy, `${where}: policy`);
+  assert.deepEqual(got.policyProbabilities, want.policyProbabilities, `${where}: p(execute)`);
+  assert.deepEqual(
+    got.history.map((h) => h.policyProbabilities),
+    want.history.map((h) => h.policyProbabilities),
+    `${where}: p(execute) path`,
+  );
   assert.deepEqual(got.history.map((h) => h.loss), want.history.map((h) => h.loss), where);
 }
 
@@ -135,7 +145,7 @@ Deno.test("--resume of a copy trains the copy: the original stays byte-identical
   await copyFolder(c.out, copy);
   const r = await runTask("train", ["--resume", copy]);
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stderr, /resuming at epoch 1 of 5, step 2/);
+  assert.match(r.stderr, /resuming at epoch 1 of 7, step 2/);
   assert.ok(await exists(join(copy, "metrics.json")));
   assert.ok(await exists(join(copy, "report.md")));
   assert.match(r.stdout, new RegExp(`report: ${copy}/report\\.md`));
@@ -153,6 +163,24 @@ Deno.test("--resume of a copy trains the copy: the original stays byte-identical
   assert.equal(await exists(join(root, "elsewhere")), false);
   assert.ok(await exists(join(moved, "metrics.json")));
   assert.deepEqual(await snapshot(c.out), before, "the original is untouched");
+});
+
+Deno.test("--resume refuses a run whose images differ from its splits.json", async () => {
+  assert.ok(stopped, "needs the stopped run of an earlier test");
+  const dir = join(root, "other-images");
+  await copyFolder(stopped, dir);
+  const path = join(dir, "splits.json");
+  const splits = JSON.parse(await Deno.readTextFile(path));
+  const dropped = splits.faces.val.pop();
+  await Deno.writeTextFile(path, JSON.stringify(splits));
+  const before = await snapshot(dir);
+  await assert.rejects(
+    train({ ...config("original"), out: dir }, { backend, resume: true }),
+    (e: Error) =>
+      e.message.startsWith(`Cannot resume run "${dir}": the val images of database "faces"`) &&
+      e.message.includes(`"${dropped}" is new`),
+  );
+  assert.deepEqual(await snapshot(dir), before, "a refused resume changes nothing");
 });
 
 Deno.test("--resume refuses options that differ from the run's, applies --workers and --device", async () => {
@@ -194,7 +222,7 @@ Deno.test("--resume refuses options that differ from the run's, applies --worker
   for (const args of [[], ["--workers", "2"]]) {
     const again = await runTask("train", ["--resume", dir, ...args]);
     assert.equal(again.code, 0, again.stderr);
-    assert.equal(again.stdout.trim(), `${dir} finished: 5 of 5 epochs, nothing to do`);
+    assert.equal(again.stdout.trim(), `${dir} finished: 7 of 7 epochs, nothing to do`);
     assert.deepEqual(await snapshot(dir), done, "a finished run is left byte-identical");
   }
 });

@@ -58,7 +58,7 @@ Deno.test("a new run on a finished run's folder is refused and leaves it byte-id
       again,
       new RegExp(
         `^error: Cannot start run: "${finished}" already holds a run \\(config\\.json, ` +
-          `last\\.safetensors, checkpoint\\.safetensors, metrics\\.json, …\\)\\. ` +
+          `splits\\.json, last\\.safetensors, checkpoint\\.safetensors, …\\)\\. ` +
           `Hint: continue it with --resume ${finished}, or replace it with --force$`,
       ),
     );
@@ -170,6 +170,10 @@ Deno.test("a refused run leaves no folder: sizes bounded, memory estimated, data
     ],
     [tiny({ db: `people=csv:${root}/missing.csv` }), /missing\.csv/],
     [tiny({ batch: "500" }), /fewer than the batch of 500/],
+    // The paper presets need ImageNet weights (or --from-scratch).
+    [["--preset", "paper-scut", "--scut", join(root, "scut")], /without ImageNet weights/],
+    // A run that fails before it saved any progress removes what it wrote.
+    [tiny({ lr: "1000" }), /the loss diverged.*Last good checkpoint: none yet/],
   ];
   for (const [i, [args, message]] of cases.entries()) {
     const out = join(root, `refused-${i}`, "run");

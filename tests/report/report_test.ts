@@ -57,7 +57,7 @@ Deno.test("renderReport() writes the run table, the policy with sharing, and plo
   has("| beauty | 80.00 | 81.33 | 82.22 | 90.00 | 80.00 | 10.00 | 2m 05s |");
   has("| gender | 75.00 | 76.67 | 73.33 | 80.00 | 75.00 | 5.00 | 2m 05s |");
   has("| beauty | 80.00 | 81.33 | 82.22 |"); // validation: only the task that has it
-  has("| total | 7 | 2m 05s |");
+  has("| total | 7 | 2m 05s | — |"); // a result from before validation was timed apart
   has("| beauty | ● | ● | ● | · | ● | · | · | ● | 5/8 |");
   has("- Shared by all tasks (beauty, gender): layer1.0, layer1.1, layer3.0, layer4.1");
   has("- beauty only: layer2.0");
@@ -68,6 +68,36 @@ Deno.test("renderReport() writes the run table, the policy with sharing, and plo
   }
   has("| true ↓ / predicted → | F | M |");
   has("| F | 2 | 1 |");
+});
+
+Deno.test("renderReport() shows the learnt p(execute), its path, the BN mode and validation time", async () => {
+  const probs = { beauty: [0.9, 0.8, 0.7, 0.2, 0.6, 0.3, 0.4, 0.55], gender: Array(8).fill(0.5) };
+  const { markdown, svgs } = await renderReport({
+    ...RESULT,
+    bn: "per-task",
+    policyProbabilities: probs,
+    stages: RESULT.stages.map((s) => ({ ...s, validationSeconds: 5 })),
+    validationSeconds: 15,
+    history: RESULT.history.map((h) =>
+      h.stage === "policy-logits" ? { ...h, policyProbabilities: probs } : h
+    ),
+  });
+  const lines = markdown.split("\n");
+  const has = (line: string) => assert.ok(lines.includes(line), `missing line: ${line}`);
+  has(
+    "AdaShare multi-task ResNet18 with AFF · batch 32 · λ: beauty 1, gender 0.6 · BN per-task · " +
+      "training time 2m 05s (validation 15.0 s more)",
+  );
+  has("| warmup | 2 | 30.0 s | 5.0 s |");
+  has("| total | 7 | 2m 05s | 15.0 s |");
+  has(
+    "| beauty | ● 0.90 | ● 0.80 | ● 0.70 | · 0.20 | ● 0.60 | · 0.30 | · 0.40 | ● 0.55 | 5/8 |",
+  );
+  assert.ok(markdown.includes("](policy-path.svg)"));
+  assert.ok(svgs["policy-path.svg"].startsWith("<svg"));
+  // The heat-map labels each cell with its decision and probability.
+  assert.ok(svgs["policy.svg"].includes("execute 0.90"), "p(execute) in the heat-map");
+  assert.ok(svgs["policy-path.svg"].includes("p(execute) over the policy epochs"));
 });
 
 Deno.test("renderReport() leaves out curves and policy a run does not have", async () => {

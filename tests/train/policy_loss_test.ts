@@ -6,13 +6,14 @@ import { sharingLoss, sparsityLoss } from "../../src/train/policy_loss.ts";
 
 setDefaultBackend(new ReferenceBackend({ precision: "f64" }));
 
-Deno.test("sparsityLoss() is the mean −log p_skip over the window", () => {
+Deno.test("sparsityLoss() sums over tasks the mean −log p_skip over the window", () => {
   const logits = new Float32Array(2 * 8 * 2);
   logits[(0 * 8 + 7) * 2 + 1] = 1; // task 0, block 7: skip logit 1
   const got = sparsityLoss(tensor(logits, [2, 8, 2]), 2).item();
   const pSkip = (l: number) => Math.exp(l) / (1 + Math.exp(l));
-  // window = blocks 6, 7 of both tasks: three entries at p_skip 0.5, one at σ(1).
-  const want = -(3 * Math.log(0.5) + Math.log(pSkip(1))) / 4;
+  // window = blocks 6, 7 of both tasks: three entries at p_skip 0.5, one at σ(1); as
+  // AdaShare's code: a mean over the window per task, summed over the two tasks.
+  const want = -(Math.log(0.5) + Math.log(pSkip(1))) / 2 - (2 * Math.log(0.5)) / 2;
   assert.ok(Math.abs(got - want) < 1e-6, `${got} vs ${want}`);
 });
 
