@@ -97,7 +97,7 @@ await runNetworkCli({
     // named the same way in both.
     const spec = parseDbFlag(`${database}=${named && dbs.includes(named[1]) ? named[2] : arg}`);
     const source = spec.source;
-    if (spec.split && !["test", "val", "train", "all"].includes(split)) {
+    if (spec.split && !["test", "val", "train"].includes(split)) {
       throw new Error(
         `Cannot evaluate "${arg}": the split is given twice (--split ${split} and @${spec.split})`,
       );

@@ -87,6 +87,16 @@ await runNetworkCli({
   });
   if (learnedCode !== 0) return learnedCode;
   const learnedResults = await Promise.all(learned.map(readResult));
+  // Checked before the random arm trains: a result without probabilities cannot be studied.
+  for (const [i, r] of learnedResults.entries()) {
+    if (!r.policyProbabilities) {
+      throw new Error(
+        `Cannot study "${learned[i].config.out}": its metrics.json has no policy ` +
+          `probabilities (written before they were recorded). Hint: delete that run folder ` +
+          `and run the study again`,
+      );
+    }
+  }
   // The control of each seed: its learnt policy's block counts, at random places.
   const random: PlannedRun[] = learned.map((run, i) => ({
     ...run,

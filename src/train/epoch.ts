@@ -82,7 +82,7 @@ export async function runEpoch(ctx: RunContext, state: RunState, ep: PlannedEpoc
   const rules = STAGES[ep.kind];
   const streams = ctx.databases.map((db) => ({
     db,
-    it: cycle(ctx.loader(db, rules.part), state.position),
+    it: cycle(ctx.loader(db, rules.part), ep.draws),
   }));
   const steps = Math.max(...ctx.databases.map((db) => ctx.loader(db, rules.part).batchesPerEpoch));
   const acc: EpochAccumulator = state.partial ??
@@ -96,7 +96,7 @@ export async function runEpoch(ctx: RunContext, state: RunState, ep: PlannedEpoc
   for (let step = 0; step < steps; step++) {
     const batches = await nextBatches(streams, config.imageSize);
     if (step < state.step) continue; // resumed mid-epoch: these steps are done
-    const seed = mix32(mix32(config.seed ^ mix32(state.position)) ^ step);
+    const seed = mix32(mix32(config.seed ^ mix32(ep.draws)) ^ step);
     const gates = rules.stepGates(net, { seed, tau, window, config });
     weightsOpt.hyper.lr = rules.weightsLr(config, (ep.epoch - 1) * steps + step, ep.of * steps);
     for (const b of batches) opts.transformBatch?.(state.position, step, b);

@@ -22,11 +22,26 @@ export interface PlannedEpoch {
   of: number;
   /** Policy (logit) epochs completed before this one: drives τ and the curriculum. */
   policyEpochsBefore: number;
+  /**
+   * The plan position its random draws (batches, crops, flips, dropout, Gumbel noise) are
+   * keyed by: its own, except in a fixed policy's re-training, which takes the positions of a
+   * full run's re-training, so a fixed policy is re-trained on exactly the draws of the learnt
+   * run it is compared with.
+   */
+  draws: number;
 }
 
 /** The epochs of a run, in order. */
 export function planEpochs(c: RunConfig): PlannedEpoch[] {
-  const out: PlannedEpoch[] = [];
+  const planned = epochsOf(c);
+  const skipped = c.method === "adashare" && c.fixedPolicy
+    ? c.epochs.warmup + 2 * c.epochs.policy
+    : 0;
+  return planned.map((ep, i) => ({ ...ep, draws: skipped + i }));
+}
+
+function epochsOf(c: RunConfig): Omit<PlannedEpoch, "draws">[] {
+  const out: Omit<PlannedEpoch, "draws">[] = [];
   if (c.method === "baseline") {
     for (let e = 1; e <= c.epochs.baseline; e++) {
       out.push({

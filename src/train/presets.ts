@@ -66,9 +66,9 @@ export function presetConfig(
       batch: 32,
       epochs: { warmup: 5, policy: 6, retrain: 15, baseline: 20 },
       tau: 5,
-      // Two blocks a policy epoch, so all 8 follow the policy by the 4th of 6 policy epochs.
+      // Two blocks a policy epoch, so all 8 follow the policy from the 5th of 6 policy epochs.
       curriculumSpeed: 0.5,
-      // This run gives the logits ~24 Adam steps where AdaShare's code gives thousands, so
+      // This run gives the logits ~18 Adam steps where AdaShare's code gives thousands, so
       // they learn 10× faster; and the regularisers weigh a tenth of AdaShare's 0.05, which
       // here outweigh the task losses (docs/adashare.md has the measurements).
       policyLr: 0.1,

@@ -18,8 +18,8 @@ export interface ResumeState extends RunProgress {
   weightSteps: number;
   policySteps: number;
   /**
-   * The weight optimiser's learning rate: the policy stage's weight epochs run without a
-   * schedule, at the rate the warm-up's last step left. Absent in files of older runs.
+   * The weight optimiser's learning rate when the run stopped. Every step sets the rate
+   * again from its stage (stages.ts weightsLr), so this is a record; absent in older files.
    */
   weightsLr?: number;
 }
@@ -170,8 +170,15 @@ export async function readRunConfig(dir: string): Promise<RunConfig> {
   if (!isRunConfig(config)) {
     throw new Error(`Cannot resume run "${dir}": "${path}" is not the config of a run`);
   }
-  return config;
+  // Fields added since a run's config.json was written take the value the run had then.
+  return { ...PRE_RECIPE_FIELDS, ...config };
 }
+
+/**
+ * What a run whose config.json predates the recipe options did: it always flipped and
+ * cropped at random (its `bn` is always written out).
+ */
+const PRE_RECIPE_FIELDS: Pick<RunConfig, "flip" | "crop"> = { flip: true, crop: "random" };
 
 /**
  * Compares a resumed run's config with the one in its folder: `out` is the folder itself,

@@ -338,7 +338,9 @@ export function validateRunConfig(c: RunConfig): void {
   };
   oneOf(c.bn, ["auto", "per-database", "per-task", "shared"], "bn");
   if (c.fixedPolicy !== undefined) {
-    if (c.method !== "adashare") fail("a fixed policy needs the adashare method");
+    if (c.method !== "adashare") {
+      fail(`--fixed-policy needs the method (--policy adashare): the run is a ${c.method}`);
+    }
     const given = Object.keys(c.fixedPolicy);
     const missing = c.tasks.filter((t) => !given.includes(t.name)).map((t) => t.name);
     const unknown = given.filter((t) => !taskNames.has(t));

@@ -203,15 +203,18 @@ export async function takeRunFolder(
 }
 
 /**
- * Undoes a run that failed before it saved any progress (no `last.safetensors`): deletes
+ * Undoes a run that failed before it saved any progress (no `last.safetensors`, no
+ * `checkpoint.safetensors`): deletes
  * the files it wrote (config.json, log.jsonl…), so the folder is as the user left it and
  * the same command can simply be run again. A run that saved progress keeps everything
  * (it can be resumed). Call it holding the run's lock; `removeEmptyFolder` afterwards.
  * @returns whether the run's files were deleted
  */
 export async function undoFailedStart(dir: string): Promise<boolean> {
-  const progress = await Deno.stat(join(dir, "last.safetensors")).then(() => true, () => false);
-  if (progress) return false;
+  // A resume state or a best checkpoint is progress worth keeping (it may be hours).
+  for (const kept of ["last.safetensors", "checkpoint.safetensors"]) {
+    if (await Deno.stat(join(dir, kept)).then(() => true, () => false)) return false;
+  }
   for await (const e of Deno.readDir(dir)) {
     if (e.isFile && e.name !== ".lock" && isRunFile(e.name)) {
       await Deno.remove(join(dir, e.name)).catch(() => {});

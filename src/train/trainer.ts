@@ -125,11 +125,16 @@ export async function train(config: RunConfig, opts: TrainOptions): Promise<RunR
   try {
     return await runLocked(config, opts, note, pretrained, data, resume, changed);
   } catch (e) {
-    // A new run that fails before saving any progress leaves nothing behind.
+    // A new run that fails before saving any progress leaves nothing behind; a failure to
+    // clean up must not hide why the run failed.
     if (mode !== "resume" && !(e instanceof RunInterrupted)) {
-      undone = await undoFailedStart(config.out);
+      undone = await undoFailedStart(config.out).catch(() => false);
     }
-    throw e;
+    if (!undone) throw e;
+    const error = e as Error;
+    error.message = error.message.replace(/ Hint: .*continue the run with --resume.*$/, "") +
+      " Nothing of the run was kept: its folder is free for the next try.";
+    throw error;
   } finally {
     await lock.release();
     if (undone) { for (const dir of created) await removeEmptyFolder(dir); }
@@ -139,7 +144,9 @@ export async function train(config: RunConfig, opts: TrainOptions): Promise<RunR
 /** The folders of `dir`'s path that do not exist yet, deepest first (a run creates them). */
 async function missingFolders(dir: string): Promise<string[]> {
   const out: string[] = [];
-  for (let d = resolve(dir); !(await Deno.stat(d).then(() => true, () => false));) {
+  const missing = (d: string) =>
+    Deno.stat(d).then(() => false, (e) => e instanceof Deno.errors.NotFound);
+  for (let d = resolve(dir); await missing(d);) {
     out.push(d);
     const parent = dirname(d);
     if (parent === d) break;
@@ -158,18 +165,23 @@ async function checkSameSplits(dir: string, databases: PreparedDatabase[]): Prom
   const path = join(dir, "splits.json");
   const text = await Deno.readTextFile(path).catch(() => null);
   if (text === null) return;
-  const stored = JSON.parse(text) as Record<string, Partial<UsedSplit>>;
+  let stored: Record<string, Partial<UsedSplit>>;
+  try {
+    stored = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`Cannot resume run "${dir}": "${path}" is not JSON: ${(e as Error).message}`);
+  }
   const now = usedSplits(databases);
   for (const [db, used] of Object.entries(now)) {
     for (const part of ["train", "val", "test"] as const) {
-      const before = stored[db]?.[part] ?? [];
+      const before = Array.isArray(stored[db]?.[part]) ? stored[db][part] as string[] : [];
       const after = new Set(used[part]);
       const gone = before.find((f) => !after.has(f));
       const added = used[part].find((f) => !before.includes(f));
       if (gone !== undefined || added !== undefined || before.length !== used[part].length) {
         throw new Error(
           `Cannot resume run "${dir}": the ${part} images of database "${db}" differ from ` +
-            `${path} (${before.length} then, ${used[part].length} now${
+            `"${path}" (${before.length} then, ${used[part].length} now${
               gone !== undefined ? `; "${gone}" is gone` : ""
             }${added !== undefined ? `; "${added}" is new` : ""}). Hint: resume with the ` +
             `data the run started with, or start a new run`,

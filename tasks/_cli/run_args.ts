@@ -92,8 +92,12 @@ Schedule (epochs; DESIGN.md §4):
   --warmup-epochs N  --policy-epochs N  --retrain-epochs N  --epochs N (baseline)
   --batch N (32)  --lr X (1e-3)  --lr-schedule cosine|constant  --weight-decay X (0.01)
   --tau X (5)  --tau-decay X (0.965)  --policy-lr X (0.01)
-  --curriculum-speed X (1) policy epochs per block added to the curriculum (0.5: two a epoch)
+  --curriculum-speed X (1) policy epochs per block added to the curriculum (0.5: two blocks
+                           per epoch)
   --sparsity-weight X (0.05)  --share-weight X (0.05)  --hard-gumbel
+  (Defaults are the paper presets'; the default preset trains 5+6+15 epochs with
+  --policy-lr 0.1 --curriculum-speed 0.5 --sparsity-weight 0.005 --share-weight 0.005,
+  see docs/adashare.md)
   --final-policy sample|argmax (sample)  --dropout P (0.5)  --seed N (0)
   --fixed-policy T=BITS,…  re-train a given policy instead of learning one (no warm-up or
                            policy stage), e.g. beauty=11011010,gender=11110000 (1 = execute)
@@ -106,7 +110,7 @@ Output:
   --out DIR                run folder: a new or empty one (default runs/<name>, or
                            runs/<name>-2, -3, … when that holds a run)
   --name NAME              run name (default: from the config: method, AFF, data and seed,
-                           e.g. adashare-aff-default, baseline-beauty-seed3)`;
+                           e.g. adashare-aff-default, baseline-aff-beauty-seed3)`;
 
 /** Flag values as node:util parseArgs returns them for {@link RUN_OPTIONS}, by flag name. */
 export type Values = Record<string, string | boolean | string[] | undefined>;

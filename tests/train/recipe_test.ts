@@ -9,6 +9,7 @@ import { BatchLoader } from "../../src/data/loader.ts";
 import { readSource } from "../../src/data/source.ts";
 import { curriculumWindow, learningRate } from "../../src/optim/schedule.ts";
 import { planEpochs } from "../../src/train/plan.ts";
+import { readRunConfig } from "../../src/train/resume.ts";
 import { presetConfig } from "../../src/train/presets.ts";
 import { resolveBnMode, RUN_DEFAULTS, validateRunConfig } from "../../src/train/run_config.ts";
 import { STAGES } from "../../src/train/stages.ts";
@@ -53,6 +54,10 @@ Deno.test("a fixed policy is only re-trained, and must give 8 bits for every tas
   const plan = planEpochs({ ...base, fixedPolicy });
   assert.deepEqual(new Set(plan.map((e) => e.kind)), new Set(["retrain"]));
   assert.equal(plan.length, base.epochs.retrain);
+  // Its re-training draws what a full run's re-training draws (batches, crops, dropout).
+  const full = planEpochs(base).filter((e) => e.kind === "retrain").map((e) => e.draws);
+  assert.deepEqual(plan.map((e) => e.draws), full);
+  assert.deepEqual(planEpochs(base).map((e) => e.draws), planEpochs(base).map((_, i) => i));
   assert.doesNotThrow(() => validateRunConfig({ ...base, fixedPolicy }));
   assert.throws(
     () => validateRunConfig({ ...base, fixedPolicy: { beauty: fixedPolicy.beauty } }),
@@ -68,6 +73,20 @@ Deno.test("a fixed policy is only re-trained, and must give 8 bits for every tas
   });
   assert.throws(() => parseFixedPolicy("beauty=1101"), /8 bits 0\/1 per task.*"beauty=1101"/);
   assert.throws(() => parseFixedPolicy("a=11111111,a=00000000"), /task "a" twice/);
+});
+
+Deno.test("a config.json from before the recipe options resumes as it ran: flips, random crops", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "fbp-recipe-" });
+  try {
+    const { flip: _f, crop: _c, ...old } = { ...base, bn: "per-database" as const };
+    await Deno.writeTextFile(join(dir, "config.json"), JSON.stringify(old));
+    const c = await readRunConfig(dir);
+    assert.equal(c.flip, true);
+    assert.equal(c.crop, "random");
+    assert.doesNotThrow(() => validateRunConfig(c));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("--bn auto: per task where tasks share a database, else per database", () => {
