@@ -131,9 +131,10 @@ export async function train(config: RunConfig, opts: TrainOptions): Promise<RunR
       undone = await undoFailedStart(config.out).catch(() => false);
     }
     if (!undone) throw e;
-    const error = e as Error;
-    error.message = error.message.replace(/ Hint: .*continue the run with --resume.*$/, "") +
-      " Nothing of the run was kept: its folder is free for the next try.";
+    // Say so before the hint (and drop a hint to resume what no longer exists).
+    const error = e as Error, kept = " Nothing of the run was kept.";
+    const m = error.message.replace(/, then continue the run with --resume/, "");
+    error.message = m.includes(" Hint: ") ? m.replace(" Hint: ", `${kept} Hint: `) : m + kept;
     throw error;
   } finally {
     await lock.release();

@@ -57,6 +57,7 @@ Deno.test("NaN and ±Infinity in an input image stop the run naming the image", 
       new RegExp(
         `^Training stopped: non-finite input: Image 2 \\(".*people/Images/.*\\.jpg"\\) of the batch of ` +
           `database "people" holds ${shown} at baseline epoch 1, step 2\\. Last good checkpoint: none yet\\. ` +
+          `Nothing of the run was kept\\. ` +
           `Hint: check the data`,
       ),
       {
@@ -71,14 +72,14 @@ Deno.test("NaN and ±Infinity in an input image stop the run naming the image", 
 Deno.test("a learning rate of 1000 stops the run as a diverged loss, naming the rate", async () => {
   await stops(
     tiny("lr", { lr: 1000 }),
-    /^Training stopped: the loss diverged: Loss of task "gender" is [\d.]+e\+\d+, at least 1000000 with finite inputs \(learning rate [\d.e+]+\) at baseline epoch 1, step \d\. Last good checkpoint: none yet\. Hint: lower --lr$/,
+    /^Training stopped: the loss diverged: Loss of task "gender" is [\d.]+e\+\d+, at least 1000000 with finite inputs \(learning rate [\d.e+]+\) at baseline epoch 1, step \d\. Last good checkpoint: none yet\. Nothing of the run was kept\. Hint: lower --lr$/,
   );
 });
 
 Deno.test("an empty or inconsistent batch stops the run naming the database", async () => {
   await stops(
     tiny("empty"),
-    /^Training stopped: bad batch: The batch of database "people" is empty \(0 images\) at baseline epoch 1, step 1\. Last good checkpoint: none yet\. Hint: check the data/,
+    /^Training stopped: bad batch: The batch of database "people" is empty \(0 images\) at baseline epoch 1, step 1\. Last good checkpoint: none yet\. Nothing of the run was kept\. Hint: check the data/,
     {
       transformBatch: (_p, _s, b) => {
         b.images = new Float32Array(0);
