@@ -15,8 +15,10 @@ import { DEVICE_HELP, requiredCheckpoint, runNetworkCli, useDevice } from "./_cl
 import { parseDbFlag } from "./_cli/run_args.ts";
 import { numberFlag, SEED_RANGE } from "./_cli/options.ts";
 
+/** The parts of a split --split picks; its other values name a shipped split's test part. */
+const PARTS = ["test", "val", "train"] as const;
 /** The --split values. */
-const SPLITS = ["test", "val", "train", "all", "official", "cv1", "cv2", "cv3", "cv4", "cv5"];
+const SPLITS = [...PARTS, "all", "official", "cv1", "cv2", "cv3", "cv4", "cv5"];
 
 const HELP =
   `Usage: deno task eval --checkpoint FILE [--split test|val|train|all] [NAME=]SOURCE[@SPLIT]...
@@ -97,13 +99,14 @@ await runNetworkCli({
     // named the same way in both.
     const spec = parseDbFlag(`${database}=${named && dbs.includes(named[1]) ? named[2] : arg}`);
     const source = spec.source;
-    if (spec.split && !["test", "val", "train"].includes(split)) {
+    const part = PARTS.find((p) => p === split);
+    if (spec.split && !part) {
       throw new Error(
         `Cannot evaluate "${arg}": the split is given twice (--split ${split} and @${spec.split})`,
       );
     }
     const splitName = spec.split ??
-      (["test", "val", "train", "all"].includes(split) ? "stratified" : split);
+      (part || split === "all" ? "stratified" : split);
     const dataset = await readSource(source);
     const tasks = net.config.tasks.filter((t) => t.database === database).map((t) => ({
       name: t.name,
@@ -126,8 +129,7 @@ await runNetworkCli({
         labels: tasks.map((t) => t.label),
         valFraction: spec.valFraction,
       }).split;
-      const which = ["val", "train"].includes(split) ? split as "val" | "train" : "test";
-      records = parts3[which].map((j) => dataset.records[j]);
+      records = parts3[part ?? "test"].map((j) => dataset.records[j]);
     }
     const loader = new BatchLoader(records, {
       batchSize: 32,

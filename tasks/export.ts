@@ -10,6 +10,7 @@ import { exportOnnx, ONNX_OPSET } from "../src/export/onnx_graph.ts";
 import { writeFileAtomic } from "../src/io/atomic_write.ts";
 import { networkFromCheckpoint, readCheckpointFile } from "../src/models/checkpoint.ts";
 import { setDefaultBackend } from "../src/tensor/tensor.ts";
+import { requiredCheckpoint } from "./_cli/device.ts";
 import { runCli } from "./_cli/main.ts";
 import { HELP_OPTION, parseFlags } from "./_cli/options.ts";
 
@@ -48,12 +49,10 @@ await runCli(async () => {
     console.log(HELP);
     return 0;
   }
-  if (!values.checkpoint) {
-    throw new Error("Cannot export: --checkpoint FILE is required (see --help)");
-  }
+  const checkpoint = requiredCheckpoint(values, "export");
   if (!values.onnx) throw new Error("Cannot export: --onnx OUT.onnx is required (see --help)");
   const out = values.onnx;
-  if (resolve(out) === resolve(values.checkpoint)) {
+  if (resolve(out) === resolve(checkpoint)) {
     throw new Error(`Cannot export: --onnx "${out}" is the checkpoint itself`);
   }
   const tasks = values.task?.flatMap((t) => t.split(",")).map((t) => t.trim());
@@ -62,7 +61,7 @@ await runCli(async () => {
   }
   // The checkpoint is read and checked before anything is built; the graph needs no native
   // library, so the network lives on the pure-TypeScript reference backend.
-  const file = await readCheckpointFile(values.checkpoint);
+  const file = await readCheckpointFile(checkpoint);
   const backend = new ReferenceBackend();
   setDefaultBackend(backend);
   const net = networkFromCheckpoint(file, { backend });

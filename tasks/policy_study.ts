@@ -7,7 +7,7 @@
  * @module
  */
 import { join } from "node:path";
-import { randomPolicyLike } from "../src/models/policy.ts";
+import { formatPolicy, randomPolicyLike } from "../src/models/policy.ts";
 import { Rng } from "../src/random/rng.ts";
 import { policyStudy, policyStudyCsv, policyStudyMarkdown } from "../src/report/policy_study.ts";
 import { type PlannedRun, planRepeats } from "../src/train/experiments.ts";
@@ -67,11 +67,8 @@ await runNetworkCli({
     describe: (run, how) => `learnt policy, ${runName(run)}: ${how}`,
     tables: async (done) => {
       const results = await Promise.all(learned.map(readResult));
-      const text = results.map((r, i) =>
-        `seed ${seeds[i]}: ${
-          Object.entries(r.policy).map(([t, v]) => `${t} ${v.join("")}`).join(", ")
-        }`
-      ).join("\n");
+      const text = results.map((r, i) => `seed ${seeds[i]}: ${formatPolicy(r.policy)}`)
+        .join("\n");
       const csv = [
         "seed,task,policy",
         ...results.flatMap((r, i) =>

@@ -6,7 +6,7 @@
  */
 import { networkFromCheckpoint, readCheckpointFile } from "../src/models/checkpoint.ts";
 import { serveModel } from "../src/serve/server.ts";
-import { DEVICE_HELP, useDevice } from "./_cli/device.ts";
+import { DEVICE_HELP, requiredCheckpoint, useDevice } from "./_cli/device.ts";
 import { runCli } from "./_cli/main.ts";
 import { HELP_OPTION, numberFlag, parseFlags } from "./_cli/options.ts";
 
@@ -39,17 +39,15 @@ await runCli(async () => {
     console.log(HELP);
     return 0;
   }
-  if (!values.checkpoint) {
-    throw new Error("Cannot serve: --checkpoint FILE is required (see --help)");
-  }
+  const checkpoint = requiredCheckpoint(values, "serve");
   const port = numberFlag(values.port, "port", { integer: true, min: 0, max: 65535 }) ?? 8000;
   // The checkpoint is checked before the backend is loaded, as predict does.
-  const file = await readCheckpointFile(values.checkpoint);
+  const file = await readCheckpointFile(checkpoint);
   const backend = await useDevice(values.device);
   const net = networkFromCheckpoint(file, { backend });
   let server;
   try {
-    server = await serveModel(net, values.checkpoint, {
+    server = await serveModel(net, checkpoint, {
       port,
       onListen: (url) => console.log(`Serving ${url} (Ctrl-C to stop)`),
     });

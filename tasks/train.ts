@@ -16,11 +16,10 @@ import {
 import { runTable } from "../src/report/tables.ts";
 import { finishedRun, readRunConfig } from "../src/train/resume.ts";
 import { checkRunFolder, freeRunFolder, inspectRunFolder } from "../src/train/run_dir.ts";
-import { RunInterrupted, train } from "../src/train/trainer.ts";
 import type { RunResult } from "../src/train/result.ts";
 import { DEVICE_HELP, runNetworkCli, useDevice } from "./_cli/device.ts";
 import { ProgressBar } from "./_cli/progress.ts";
-import { trainingOptions } from "./_cli/training.ts";
+import { trainWithProgress } from "./_cli/training.ts";
 
 const HELP = `Usage: deno task train [options]
 
@@ -121,25 +120,19 @@ await runNetworkCli({
     controller.abort();
   };
   Deno.addSignalListener("SIGINT", onSignal);
-  let result: RunResult;
+  let result: RunResult | null;
   try {
-    result = await train(config, {
-      ...trainingOptions(bar),
+    result = await trainWithProgress(config, {
       backend,
       pretrained,
       resume: values.resume !== undefined,
       force: Boolean(values.force),
       signal: controller.signal,
-    });
-  } catch (e) {
-    if (e instanceof RunInterrupted) {
-      bar.note(e.message);
-      return 130;
-    }
-    throw e;
+    }, bar);
   } finally {
     Deno.removeSignalListener("SIGINT", onSignal);
   }
+  if (!result) return 130;
   await writeReport(config.out, result);
   console.log(runTable(result));
   console.log(`\nreport: ${join(config.out, "report.md")}`);

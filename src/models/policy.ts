@@ -18,6 +18,11 @@ export function fixedGates(policy: readonly number[]): Gate[] {
   return policy.map((v) => (v === 1 ? "execute" : "skip"));
 }
 
+/** A policy as text: `beauty 11011010, gender 11110000` (1 = execute), for notes and tables. */
+export function formatPolicy(policy: Readonly<Record<string, readonly number[]>>): string {
+  return Object.entries(policy).map(([t, v]) => `${t} ${v.join("")}`).join(", ");
+}
+
 /** Every block executes. */
 export function allExecute(blocks: number): Gate[] {
   return Array.from({ length: blocks }, () => "execute" as const);

@@ -5,6 +5,7 @@
  * re-trained the same way (`deno task policy-study`).
  * @module
  */
+import { formatPolicy } from "../models/policy.ts";
 import type { RunResult } from "../train/result.ts";
 import { markdownTable } from "./markdown.ts";
 import { formatPercent, meanStd } from "./tables.ts";
@@ -112,8 +113,6 @@ export function policyStudy(
 export function policyStudyMarkdown(s: PolicyStudy): string {
   const moved = s.movement.reduce((a, m) => a + m.moved, 0);
   const total = s.movement.reduce((a, m) => a + m.total, 0);
-  const bits = (p: Record<string, number[]>) =>
-    Object.entries(p).map(([t, v]) => `${t} ${v.join("")}`).join(", ");
   return [
     `## Policy learning over ${s.seeds.length} seed${s.seeds.length === 1 ? "" : "s"}`,
     "",
@@ -123,8 +122,8 @@ export function policyStudyMarkdown(s: PolicyStudy): string {
       s.movement.map((m, i) => [
         String(m.seed),
         `${m.moved}/${m.total}`,
-        bits(s.learnedPolicies[i]),
-        bits(s.randomPolicies[i] ?? {}),
+        formatPolicy(s.learnedPolicies[i]),
+        formatPolicy(s.randomPolicies[i] ?? {}),
       ]),
     ),
     "",

@@ -12,7 +12,7 @@
  * deleted) old run or the new run's first files, never a mix.
  * @module
  */
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { writeFileAtomic } from "../io/atomic_write.ts";
 import { isRunConfig, type RunConfig } from "./run_config.ts";
 
@@ -221,6 +221,20 @@ export async function undoFailedStart(dir: string): Promise<boolean> {
     }
   }
   return true;
+}
+
+/** The folders of `dir`'s path that do not exist yet, deepest first (a run creates them). */
+export async function missingFolders(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  const missing = (d: string) =>
+    Deno.stat(d).then(() => false, (e) => e instanceof Deno.errors.NotFound);
+  for (let d = resolve(dir); await missing(d);) {
+    out.push(d);
+    const parent = dirname(d);
+    if (parent === d) break;
+    d = parent;
+  }
+  return out;
 }
 
 /** Deletes `dir` if it is empty (a folder a failed run created); anything in it stays. */

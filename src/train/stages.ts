@@ -9,7 +9,13 @@
  */
 import { BLOCKS } from "../models/config.ts";
 import type { MultiTaskNet } from "../models/network.ts";
-import { argmaxPolicy, gumbelGates, gumbelNoise, samplePolicy } from "../models/policy.ts";
+import {
+  argmaxPolicy,
+  formatPolicy,
+  gumbelGates,
+  gumbelNoise,
+  samplePolicy,
+} from "../models/policy.ts";
 import { learningRate } from "../optim/schedule.ts";
 import { Rng } from "../random/rng.ts";
 import type { EpochKind } from "./plan.ts";
@@ -106,11 +112,7 @@ async function fixPolicy(ctx: RunContext, state: RunState): Promise<void> {
   state.net = fresh;
   state.weightsOpt = weightsOptimizer(config, fresh);
   state.policyOpt = policyOpt;
-  ctx.note(
-    `policy fixed: ${
-      Object.entries(state.finalPolicy).map(([t, v]) => `${t} ${v.join("")}`).join(", ")
-    }`,
-  );
+  ctx.note(`policy fixed: ${formatPolicy(state.finalPolicy)}`);
 }
 
 const WHOLE_NETWORK: StageRules = {

@@ -13,7 +13,7 @@
  * as an uninterrupted one.
  * @module
  */
-import { dirname, join, resolve } from "node:path";
+import { join } from "node:path";
 import { type HostTensor, loadState, readPretrainedWeights } from "../models/checkpoint.ts";
 import { parseSafetensors } from "../io/safetensors.ts";
 import {
@@ -30,6 +30,7 @@ import { finishedRun, readResume, readRunConfig, type Resume, resumeChanges } fr
 import {
   checkRunFolder,
   inspectRunFolder,
+  missingFolders,
   removeEmptyFolder,
   RunLock,
   takeRunFolder,
@@ -140,20 +141,6 @@ export async function train(config: RunConfig, opts: TrainOptions): Promise<RunR
     await lock.release();
     if (undone) { for (const dir of created) await removeEmptyFolder(dir); }
   }
-}
-
-/** The folders of `dir`'s path that do not exist yet, deepest first (a run creates them). */
-async function missingFolders(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  const missing = (d: string) =>
-    Deno.stat(d).then(() => false, (e) => e instanceof Deno.errors.NotFound);
-  for (let d = resolve(dir); await missing(d);) {
-    out.push(d);
-    const parent = dirname(d);
-    if (parent === d) break;
-    d = parent;
-  }
-  return out;
 }
 
 /**

@@ -8,12 +8,11 @@
  * @module
  */
 import { isRunConfig } from "../../src/train/run_config.ts";
-import { RunInterrupted, train } from "../../src/train/trainer.ts";
 import { useDevice } from "./device.ts";
 import type { CellJob } from "./jobs.ts";
 import { runCli } from "./main.ts";
 import { ProgressBar } from "./progress.ts";
-import { trainingOptions } from "./training.ts";
+import { trainWithProgress } from "./training.ts";
 
 /** Parses the job the parent wrote on stdin. */
 function parseJob(text: string): CellJob {
@@ -48,20 +47,11 @@ await runCli(async () => {
     `run ${job.config.name} → ${job.config.out} (${backend.name} backend, ` +
       `OMP_NUM_THREADS ${threads}${job.resume ? ", resumed" : ""})`,
   );
-  try {
-    await train(job.config, {
-      ...trainingOptions(bar),
-      backend,
-      resume: job.resume,
-      force: job.force,
-      signal: controller.signal,
-    });
-  } catch (e) {
-    if (e instanceof RunInterrupted) {
-      bar.note(e.message);
-      return 130;
-    }
-    throw e;
-  }
-  return 0;
+  const result = await trainWithProgress(job.config, {
+    backend,
+    resume: job.resume,
+    force: job.force,
+    signal: controller.signal,
+  }, bar);
+  return result ? 0 : 130;
 });

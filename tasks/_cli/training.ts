@@ -17,7 +17,7 @@ import {
   runPlanned,
   type RunStart,
 } from "../../src/train/experiments.ts";
-import type { TrainOptions } from "../../src/train/trainer.ts";
+import { RunInterrupted, train, type TrainOptions } from "../../src/train/trainer.ts";
 import type { RunResult } from "../../src/train/result.ts";
 import { type RunConfig, validateRunConfig } from "../../src/train/run_config.ts";
 import { deviceName, useDevice } from "./device.ts";
@@ -51,6 +51,24 @@ export function trainingOptions(
     },
     onNote: (m) => bar.note(m),
   };
+}
+
+/**
+ * train() with the bar's callbacks: the run's result, or null when it was interrupted (its
+ * message, naming last.safetensors, noted on the bar).
+ */
+export async function trainWithProgress(
+  config: RunConfig,
+  opts: Omit<TrainOptions, "onProgress" | "onEpoch" | "onNote">,
+  bar: ProgressBar,
+): Promise<RunResult | null> {
+  try {
+    return await train(config, { ...trainingOptions(bar), ...opts });
+  } catch (e) {
+    if (!(e instanceof RunInterrupted)) throw e;
+    bar.note(e.message);
+    return null;
+  }
 }
 
 /** What an experiment writes and prints once its runs are done. */
