@@ -69,7 +69,7 @@ await runNetworkCli({
     if (!m) throw new Error(`Cannot parse --label: expected TASK=LABEL: current value is "${l}"`);
     labels.set(m[1], m[2]);
   }
-  const backend = await useDevice(values.device);
+  const backend = await useDevice(values);
   const net = await loadCheckpoint(checkpoint, { backend });
   const dbs = net.config.databases;
   if (positionals.length !== dbs.length) {

@@ -29,7 +29,7 @@ await runNetworkCli({
   // The checkpoint is validated first (format, config), before the backend is loaded;
   // its tensor shapes are checked against the config before any image is read.
   const checkpoint = await readCheckpointFile(file);
-  const backend = await useDevice(values.device);
+  const backend = await useDevice(values);
   const net = networkFromCheckpoint(checkpoint, { backend });
   const results = await predictImages(net, positionals);
   if (values.json) {

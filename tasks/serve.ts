@@ -32,6 +32,8 @@ await runCli(async () => {
       checkpoint: { type: "string" },
       port: { type: "string" },
       device: { type: "string" },
+      precision: { type: "string" },
+      deterministic: { type: "boolean" },
       ...HELP_OPTION,
     },
   });
@@ -43,7 +45,7 @@ await runCli(async () => {
   const port = numberFlag(values.port, "port", { integer: true, min: 0, max: 65535 }) ?? 8000;
   // The checkpoint is checked before the backend is loaded, as predict does.
   const file = await readCheckpointFile(checkpoint);
-  const backend = await useDevice(values.device);
+  const backend = await useDevice(values);
   const net = networkFromCheckpoint(file, { backend });
   let server;
   try {

@@ -110,7 +110,7 @@ await runNetworkCli({
   const pretrained = config.pretrained
     ? await readPretrainedWeights(config.pretrained, config.widths)
     : undefined;
-  const backend = await useDevice(values.device);
+  const backend = await useDevice(values);
   checkRunMemory(config, availableMemory(backend.name));
   const bar = new ProgressBar();
   bar.note(`run ${config.name} → ${config.out} (${backend.name} backend)`);

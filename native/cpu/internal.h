@@ -74,6 +74,11 @@ int fbp_dnnl_error(const char *file, int line, const char *call, dnnl_status_t s
 /* The process-wide CPU engine and stream (created on first use; NULL + error on failure). */
 int fbp_dnnl_get(dnnl_engine_t *engine, dnnl_stream_t *stream);
 
+/* The math fbp_set_math chose: an enum fbp_precision code (FBP_FP32 or FBP_BF16 here), and
+ * whether results must repeat bitwise run to run. */
+int fbp_precision(void);
+int fbp_deterministic(void);
+
 /* Serialises use of the primitive cache and of the memory objects it holds. */
 void fbp_lock(void);
 void fbp_unlock(void);

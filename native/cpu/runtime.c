@@ -90,6 +90,36 @@ int fbp_init(void) { return fbp_dnnl_get(NULL, NULL); }
 
 int fbp_sync(void) { return 0; }
 
+/* ---- math ----------------------------------------------------------------------------- */
+
+static int g_precision = FBP_FP32, g_deterministic;
+
+int fbp_precision(void) { return g_precision; }
+int fbp_deterministic(void) { return g_deterministic; }
+
+int fbp_set_math(int precision, int deterministic) {
+  switch (precision) {
+  case FBP_FP32:
+    break;
+  case FBP_TF32:
+    FAIL("precision tf32 is a CUDA tensor-core mode; the cpu backend computes in fp32 or bf16");
+  case FBP_BF16:
+    /* Native bf16 dot products (AVX512_BF16 or AMX); without them oneDNN would emulate. */
+    if (!__builtin_cpu_supports("avx512bf16"))
+      FAIL("precision bf16 needs a CPU with native bf16 (avx512_bf16); this one has none: "
+           "use fp32");
+    break;
+  default:
+    FAIL("precision must be an enum fbp_precision code (0 fp32, 1 tf32, 2 bf16), got %d",
+         precision);
+  }
+  /* oneDNN's CPU primitives and fbp's static OpenMP loops repeat bitwise for a fixed
+   * thread count, so deterministic needs nothing more here. */
+  g_precision = precision;
+  g_deterministic = deterministic != 0;
+  return 0;
+}
+
 /* ---- memory --------------------------------------------------------------------------- */
 
 /* Large blocks (>= CACHE_MIN bytes) are kept on exact-size free lists when freed and

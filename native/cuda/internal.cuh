@@ -80,8 +80,11 @@ extern struct fbp_dl_table fbp_dl;
 cudaStream_t fbp_stream(void);
 cudnnHandle_t fbp_cudnn(void);
 cublasHandle_t fbp_cublas(void);
-/* 1 when FBP_TF32=1: cuBLAS and cuDNN may use TF32 tensor cores for float32 math. */
+/* 1 when fbp_set_math chose FBP_TF32 (or FBP_TF32=1 in the environment at init): cuBLAS
+ * and cuDNN may use TF32 tensor cores for float32 math. */
 int fbp_tf32(void);
+/* 1 when fbp_set_math asked for results that repeat bitwise run to run. */
+int fbp_deterministic(void);
 /* Multiprocessors of the device (sizes reductions that want a few blocks per SM). */
 int fbp_sm_count(void);
 

@@ -235,6 +235,22 @@ int fbp_ready_check(const char *fn) {
 
 const char *fbp_backend_info(void) { return g_info; }
 
+static int g_deterministic;
+int fbp_deterministic(void) { return g_deterministic; }
+
+int fbp_set_math(int precision, int deterministic) {
+  REQUIRE_READY();
+  if (precision != FBP_FP32 && precision != FBP_TF32)
+    return fbp_set_error(__FILE__, __LINE__,
+                         "precision %d: the cuda backend computes in fp32 (0) or tf32 (1)",
+                         precision);
+  g_tf32 = precision == FBP_TF32;
+  g_deterministic = deterministic != 0;
+  CUBLAS_CHECK(fbp_dl.cublasSetMathMode(g_cublas, g_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH
+                                                         : CUBLAS_DEFAULT_MATH));
+  return 0;
+}
+
 int fbp_sync_checked(const char *fn) {
   cudaError_t e = cudaStreamSynchronize(g_stream);
   if (e != cudaSuccess)

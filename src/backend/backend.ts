@@ -13,10 +13,28 @@
  * R×S kernel, I/O linear features, n element count.
  * @module
  */
-import type { Kernels, Storage } from "./contract.ts";
+import type { Kernels, PrecisionName, Storage } from "./contract.ts";
 
 export type { KernelArgs, KernelName, Kernels, Shape4, Storage } from "./contract.ts";
-export { BinaryOp, type BinaryOpName, UnaryOp, type UnaryOpName } from "./contract.ts";
+export {
+  BinaryOp,
+  type BinaryOpName,
+  Precision,
+  type PrecisionName,
+  UnaryOp,
+  type UnaryOpName,
+} from "./contract.ts";
+
+/** How a backend's convolutions and matrix products compute (`fbp_set_math`). */
+export interface MathSettings {
+  /**
+   * "fp32" float32 math; "tf32" (CUDA) tensor cores with TF32 inputs; "bf16" bfloat16
+   * inputs with float32 accumulation. Tensors stay float32 in every case.
+   */
+  precision: PrecisionName;
+  /** Every kernel gives bitwise the same result run to run (deterministic algorithms). */
+  deterministic: boolean;
+}
 
 /** Sizes of a 2-D convolution. */
 export interface ConvSizes {
@@ -79,4 +97,12 @@ export interface Backend extends Kernels {
    * (e.g. between training and evaluation, or before measuring a phase's peak memory).
    */
   releaseCache(): void;
+  /** The math the kernels use now: fp32, not forced deterministic, until {@link setMath}. */
+  readonly math: Readonly<MathSettings>;
+  /**
+   * Sets how the kernels compute from now on.
+   * @throws {Error} when this backend or machine cannot (bf16 on a CPU without native bf16,
+   * tf32 off CUDA); the settings are then unchanged
+   */
+  setMath(math: MathSettings): void;
 }

@@ -73,6 +73,15 @@ export const BinaryOp = { add: 0, sub: 1, mul: 2, div: 3 } as const;
 /** A binary function name. */
 export type BinaryOpName = keyof typeof BinaryOp;
 
+/**
+ * Math of convolutions and matrix products (codes of `enum fbp_precision`), set per process
+ * with `fbp_set_math`. Tensors stay float32 in every case: the precision is how a kernel
+ * computes, not how buffers are stored.
+ */
+export const Precision = { fp32: 0, tf32: 1, bf16: 2 } as const;
+/** A precision name. */
+export type PrecisionName = keyof typeof Precision;
+
 /** The C enums of the ABI: name, C prefix of the codes, and a comment per code. */
 export const ENUMS = {
   fbp_unary_op: {
@@ -87,6 +96,15 @@ export const ENUMS = {
     },
   },
   fbp_binary_op: { prefix: "FBP_", values: BinaryOp, docs: {} },
+  fbp_precision: {
+    prefix: "FBP_",
+    values: Precision,
+    docs: {
+      fp32: "float32 math (no tensor-op shortcuts)",
+      tf32: "CUDA only: tensor cores with TF32 inputs, float32 accumulation",
+      bf16: "bfloat16 inputs, float32 accumulation and outputs",
+    },
+  },
 } as const;
 
 const unaryOp: EnumArg = { kind: "enum", cType: "fbp_unary_op", values: UnaryOp };

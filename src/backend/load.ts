@@ -7,8 +7,11 @@
  * CLI passes a function that prints it to stderr).
  * @module
  */
-import type { Backend } from "./backend.ts";
+import type { Backend, MathSettings, PrecisionName } from "./backend.ts";
 import { ReferenceBackend } from "./reference.ts";
+
+/** A precision a user may ask for: one of the backend precisions, or "auto". */
+export type PrecisionChoice = PrecisionName | "auto";
 
 /** Backend names a user may ask for. */
 export type BackendName = "cpu" | "cuda" | "reference" | "auto";
@@ -20,6 +23,47 @@ export interface LoadBackendOptions {
    * does in this process (later fallbacks stay silent). Default: nothing is reported.
    */
   onNote?: (message: string) => void;
+  /**
+   * How convolutions and matrix products compute (default fp32, not forced
+   * deterministic). Precision "auto" takes {@link autoPrecision} of the loaded backend.
+   */
+  math?: { precision?: PrecisionChoice; deterministic?: boolean };
+}
+
+/**
+ * What precision "auto" means on a backend: bf16 on a CPU with native bf16 dot products,
+ * tf32 on CUDA (PyTorch's default for cuDNN convolutions), else fp32.
+ */
+export function autoPrecision(backend: Backend): PrecisionName {
+  const wanted: PrecisionName = backend.name === "cpu"
+    ? "bf16"
+    : backend.name === "cuda"
+    ? "tf32"
+    : "fp32";
+  if (wanted === "fp32") return wanted;
+  const before = backend.math;
+  try {
+    backend.setMath({ ...before, precision: wanted });
+    return wanted;
+  } catch {
+    return "fp32";
+  } finally {
+    backend.setMath(before);
+  }
+}
+
+/**
+ * Sets a loaded backend's math from a user's choice ("auto" resolved per backend).
+ * @throws {Error} when the backend or machine cannot compute in the precision asked for
+ */
+export function applyMath(backend: Backend, math: LoadBackendOptions["math"] = {}): MathSettings {
+  const choice = math.precision ?? "fp32";
+  const settings: MathSettings = {
+    precision: choice === "auto" ? autoPrecision(backend) : choice,
+    deterministic: math.deterministic ?? false,
+  };
+  backend.setMath(settings);
+  return settings;
 }
 
 let fallbackNoted = false;
@@ -36,6 +80,12 @@ export async function loadBackend(
   name: BackendName | string,
   options: LoadBackendOptions = {},
 ): Promise<Backend> {
+  const backend = await openBackend(name, options);
+  applyMath(backend, options.math);
+  return backend;
+}
+
+async function openBackend(name: string, options: LoadBackendOptions): Promise<Backend> {
   switch (name) {
     case "reference":
       return new ReferenceBackend();

@@ -12,13 +12,14 @@
  * as BigInt. Each Storage keeps the pointer fbp_alloc returned, so no call re-derives it.
  * @module
  */
-import type { Backend, Storage } from "./backend.ts";
+import type { Backend, MathSettings, Storage } from "./backend.ts";
 import {
   CONTRACT_DIGEST,
   KERNEL_NAMES,
   type KernelName,
   KERNELS,
   type Kernels,
+  Precision,
 } from "./contract.ts";
 import { type ArgSpec, cParams, methodName } from "./kernel_spec.ts";
 import { displayPath } from "./library_paths.ts";
@@ -37,6 +38,7 @@ const RUNTIME_SYMBOLS = {
   fbp_sync: { parameters: [], result: I },
   fbp_release_cache: { parameters: [], result: I },
   fbp_contract: { parameters: [], result: P },
+  fbp_set_math: { parameters: [I, I], result: I },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The FFI type of one C parameter. */
@@ -247,5 +249,21 @@ export class NativeBackend extends KernelMethods implements Backend {
   }
   releaseCache(): void {
     if (this.#s.fbp_release_cache() !== 0) this.#fail("fbp_release_cache");
+  }
+  math: Readonly<MathSettings> = { precision: "fp32", deterministic: false };
+  setMath(math: MathSettings): void {
+    const code = Precision[math.precision];
+    if (code === undefined) {
+      throw new Error(
+        `Cannot set precision "${math.precision}": expected ${Object.keys(Precision).join(", ")}`,
+      );
+    }
+    if (this.#s.fbp_set_math(code, math.deterministic ? 1 : 0) !== 0) {
+      throw new Error(
+        `Cannot compute in ${math.precision} on the ${this.name} backend: ` +
+          cString(this.#s.fbp_last_error()),
+      );
+    }
+    this.math = { ...math };
   }
 }

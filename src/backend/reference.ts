@@ -8,7 +8,7 @@
  * as the C libraries do.
  * @module
  */
-import type { Backend, Shape4, Storage } from "./backend.ts";
+import type { Backend, MathSettings, Shape4, Storage } from "./backend.ts";
 import type { KernelArgs } from "./contract.ts";
 import { checkKernelArgs, windowSize } from "./check_args.ts";
 
@@ -192,6 +192,16 @@ export class ReferenceBackend implements Backend {
   }
   sync(): void {}
   releaseCache(): void {} // JS arrays: the garbage collector owns freed memory
+  /** Always fp32 (or f64 storage) and deterministic: plain loops in a fixed order. */
+  math: Readonly<MathSettings> = { precision: "fp32", deterministic: false };
+  setMath(math: MathSettings): void {
+    if (math.precision !== "fp32") {
+      throw new Error(
+        `Cannot compute in ${math.precision} on the reference backend: it computes in fp32`,
+      );
+    }
+    this.math = { ...math };
+  }
 
   fillForward(a: KernelArgs<"fill_forward">): void {
     if (!checkKernelArgs("fill_forward", a)) return;

@@ -68,6 +68,11 @@ export interface RunResult {
    * resolved). Absent in results written before it was recorded.
    */
   bn?: string;
+  /**
+   * The backend and math the run's last part ran on (`--device`, `--precision`,
+   * `--deterministic`). Absent in results written before it was recorded.
+   */
+  device?: { backend: string; precision: string; deterministic: boolean };
   /** Task weights λ by task name. */
   lambdas: Record<string, number>;
   /** Batch size. */

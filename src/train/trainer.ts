@@ -14,6 +14,7 @@
  * @module
  */
 import { join } from "node:path";
+import type { Backend } from "../backend/backend.ts";
 import { type HostTensor, loadState, readPretrainedWeights } from "../models/checkpoint.ts";
 import { parseSafetensors } from "../io/safetensors.ts";
 import {
@@ -239,6 +240,7 @@ async function runLocked(
         position: state.position,
         step: state.step,
         device: opts.backend.name,
+        ...opts.backend.math,
         ...(Object.keys(changed).length > 0 ? { changed } : {}),
       });
     }
@@ -247,7 +249,7 @@ async function runLocked(
       await STAGES[ep.kind].enter?.(ctx, state);
       await runEpoch(ctx, state, ep);
     }
-    return await finalResult(ctx, state);
+    return await finalResult(ctx, state, opts.backend);
   } finally {
     ctx.close();
     disposeRunState(state);
@@ -255,7 +257,11 @@ async function runLocked(
 }
 
 /** Test, validation and training-split metrics of the best checkpoint, as `metrics.json`. */
-async function finalResult(ctx: RunContext, state: RunState): Promise<RunResult> {
+async function finalResult(
+  ctx: RunContext,
+  state: RunState,
+  backend: Backend,
+): Promise<RunResult> {
   const { config, bestPath } = ctx;
   const { net } = state;
   const best = parseSafetensors(await Deno.readFile(bestPath), { source: bestPath });
@@ -272,6 +278,7 @@ async function finalResult(ctx: RunContext, state: RunState): Promise<RunResult>
     method: config.method,
     aff: config.aff,
     bn: resolveBnMode(config),
+    device: { backend: backend.name, ...backend.math },
     lambdas: ctx.lambdas,
     batch: config.batch,
     tasks: Object.fromEntries(config.tasks.map((t) => [t.name, {

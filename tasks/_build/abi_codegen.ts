@@ -126,6 +126,11 @@ int fbp_sync(void);
 /* Digest of the kernel contract this library was generated from (src/backend/contract.ts):
  * the TypeScript binding refuses a library built from another one. */
 const char *fbp_contract(void);
+/* Sets how convolutions and matrix products compute for the rest of the process
+ * (precision: an enum fbp_precision code) and whether every kernel must give bitwise the
+ * same result run to run (deterministic != 0: deterministic algorithms, no atomics in
+ * reductions). Non-zero (see fbp_last_error) when this backend or machine cannot. */
+int fbp_set_math(int precision, int deterministic);
 
 /* ---- enums ------------------------------------------------------------------------- */
 `);

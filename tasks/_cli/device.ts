@@ -1,11 +1,12 @@
 /**
- * `--device cpu|cuda|auto` for every command that runs a network, and the entry plumbing
+ * `--device cpu|cuda|auto`, `--precision` and `--deterministic` for every command that
+ * runs a network, and the entry plumbing
  * those commands share (their common options, `--help`, a required `--checkpoint`).
  * @module
  */
 import type { ParseArgsOptionsConfig } from "node:util";
 import type { Backend } from "../../src/backend/backend.ts";
-import { loadBackend } from "../../src/backend/load.ts";
+import { loadBackend, type PrecisionChoice } from "../../src/backend/load.ts";
 import { setDefaultBackend } from "../../src/tensor/tensor.ts";
 import { runCli } from "./main.ts";
 import { HELP_OPTION, type ParsedArgs, parseFlags } from "./options.ts";
@@ -14,13 +15,57 @@ import { HELP_OPTION, type ParsedArgs, parseFlags } from "./options.ts";
 export const NETWORK_CLI_OPTIONS = {
   json: { type: "boolean" },
   device: { type: "string" },
+  precision: { type: "string" },
+  deterministic: { type: "boolean" },
   ...HELP_OPTION,
 } as const;
 
-/** Help text line of the flag. */
+/** Help text lines of the flags. */
 export const DEVICE_HELP =
   "  --device cpu|cuda|auto   where to run (default auto: CUDA when a usable NVIDIA GPU is\n" +
-  "                           found, else the CPU; on a terminal it says once why not CUDA)";
+  "                           found, else the CPU; on a terminal it says once why not CUDA)\n" +
+  "  --precision fp32|tf32|bf16|auto\n" +
+  "                           how convolutions and matrix products compute (default fp32):\n" +
+  "                           bf16 = bfloat16 inputs, float32 accumulation (CPUs with native\n" +
+  "                           bf16); tf32 = CUDA tensor cores; auto = bf16 on such a CPU,\n" +
+  "                           tf32 on CUDA, else fp32. Weights and checkpoints stay float32\n" +
+  "  --deterministic          bitwise the same results run to run (deterministic cuDNN\n" +
+  "                           algorithms, no atomics); the CPU backend always is";
+
+/** The flags that choose where and how a network runs; child processes get them too. */
+export interface DeviceFlags {
+  /** `--device`. */
+  device?: string;
+  /** `--precision`. */
+  precision?: string;
+  /** `--deterministic`. */
+  deterministic?: boolean;
+}
+
+/** Only the device flags of a command's parsed flags (what a child process is given). */
+export function pickDeviceFlags(values: DeviceFlags): DeviceFlags {
+  return {
+    device: values.device,
+    precision: values.precision,
+    deterministic: values.deterministic,
+  };
+}
+
+/** The `--precision` names. */
+export const PRECISIONS = ["fp32", "tf32", "bf16", "auto"] as const;
+
+/**
+ * The `--precision` value checked, "fp32" when absent.
+ * @throws {Error} for an unknown precision
+ */
+export function precisionChoice(precision: string | undefined): PrecisionChoice {
+  const name = precision ?? "fp32";
+  const known = PRECISIONS.find((p) => p === name);
+  if (known === undefined) {
+    throw new Error(`Cannot use precision "${name}": expected fp32, tf32, bf16 or auto`);
+  }
+  return known;
+}
 
 /** The `--device` names; "reference" (the slow pure-TS backend) is for tests, not in the help. */
 export const DEVICES = ["cpu", "cuda", "auto", "reference"] as const;
@@ -40,18 +85,23 @@ export function deviceName(device: string | undefined): (typeof DEVICES)[number]
 }
 
 /**
- * Loads the backend for a `--device` value and makes it the default. When "auto" falls
- * back to the CPU, the reason is printed once on stderr if stderr is a terminal: piped
- * runs (scripts, tests, CI) keep stderr for errors, one line each, and see the backend's
- * name in the command's own output.
- * @throws {Error} for an unknown device or a backend that cannot load
+ * Loads the backend for `--device`, sets its `--precision` and `--deterministic`, and
+ * makes it the default. When "auto" falls back to the CPU, the reason is printed once on
+ * stderr if stderr is a terminal: piped runs (scripts, tests, CI) keep stderr for errors,
+ * one line each, and see the backend's name in the command's own output.
+ * @throws {Error} for an unknown device or precision, a backend that cannot load, or a
+ * precision it cannot compute in
  */
-export async function useDevice(device: string | undefined): Promise<Backend> {
-  const name = deviceName(device);
+export async function useDevice(flags: DeviceFlags): Promise<Backend> {
+  const name = deviceName(flags.device);
+  const precision = precisionChoice(flags.precision);
   const onNote = (line: string) => {
     if (Deno.stderr.isTerminal()) console.error(line);
   };
-  const backend = await loadBackend(name, { onNote });
+  const backend = await loadBackend(name, {
+    onNote,
+    math: { precision, deterministic: flags.deterministic ?? false },
+  });
   setDefaultBackend(backend);
   return backend;
 }

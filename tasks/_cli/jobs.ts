@@ -11,16 +11,15 @@ import type { PlannedRun, RunExecutor } from "../../src/train/experiments.ts";
 import type { RunResult } from "../../src/train/result.ts";
 import type { RunConfig } from "../../src/train/run_config.ts";
 import { RunInterrupted } from "../../src/train/trainer.ts";
+import type { DeviceFlags } from "./device.ts";
 
 /** What the parent writes on a child's stdin: the run and how to start it. */
-export interface CellJob {
+export interface CellJob extends DeviceFlags {
   config: RunConfig;
   /** Continue from last.safetensors. */
   resume: boolean;
   /** Replace the run's own start that was killed before a first epoch ended. */
   force: boolean;
-  /** `--device` of the experiment. */
-  device?: string;
 }
 
 /**
@@ -91,7 +90,7 @@ async function pump(
  * @throws {Error} naming the run, its exit code or signal, its last error line and its log when
  *   it fails
  */
-export function childExecutor(opts: { device?: string; threads: number }): RunExecutor {
+export function childExecutor(opts: DeviceFlags & { threads: number }): RunExecutor {
   const script = new URL("./run_cell.ts", import.meta.url).pathname;
   return async (run, start, signal): Promise<RunResult> => {
     const { config } = run;
@@ -134,6 +133,8 @@ export function childExecutor(opts: { device?: string; threads: number }): RunEx
           resume: start.resume,
           force: start.force,
           device: opts.device,
+          precision: opts.precision,
+          deterministic: opts.deterministic,
         };
         const writer = child.stdin.getWriter();
         // A child stopped before it read its job breaks the pipe: its exit status says so.

@@ -25,10 +25,12 @@ function parseJob(text: string): CellJob {
   if (
     typeof job !== "object" || job === null || !isRunConfig(job.config) ||
     typeof job.resume !== "boolean" || typeof job.force !== "boolean" ||
-    !(job.device === undefined || typeof job.device === "string")
+    !(job.device === undefined || typeof job.device === "string") ||
+    !(job.precision === undefined || typeof job.precision === "string") ||
+    !(job.deterministic === undefined || typeof job.deterministic === "boolean")
   ) {
     throw new Error(
-      "Cannot read the planned run on stdin: expected {config, resume, force, device?} " +
+      "Cannot read the planned run on stdin: expected {config, resume, force, device?, precision?, deterministic?} " +
         "with a run config (tasks/_cli/jobs.ts writes it)",
     );
   }
@@ -40,7 +42,7 @@ await runCli(async () => {
   const controller = new AbortController();
   Deno.addSignalListener("SIGINT", () => controller.abort());
   const job = parseJob(await new Response(Deno.stdin.readable).text());
-  const backend = await useDevice(job.device);
+  const backend = await useDevice(job);
   const bar = new ProgressBar();
   const threads = Deno.env.get("OMP_NUM_THREADS") ?? "default";
   bar.note(

@@ -20,7 +20,13 @@ import {
 import { RunInterrupted, train, type TrainOptions } from "../../src/train/trainer.ts";
 import type { RunResult } from "../../src/train/result.ts";
 import { type RunConfig, validateRunConfig } from "../../src/train/run_config.ts";
-import { deviceName, useDevice } from "./device.ts";
+import {
+  type DeviceFlags,
+  deviceName,
+  pickDeviceFlags,
+  precisionChoice,
+  useDevice,
+} from "./device.ts";
 import { childExecutor, prepareSources, threadsPerJob } from "./jobs.ts";
 import { numberFlag, stringOptions } from "./options.ts";
 import { ProgressBar } from "./progress.ts";
@@ -199,7 +205,7 @@ export function runFigures(result: RunResult): string {
  * @throws {Error} for a run that failed (naming it and, with --jobs, its log)
  */
 export async function runExperiment(
-  values: { device?: string; json?: boolean; jobs?: string },
+  values: DeviceFlags & { json?: boolean; jobs?: string },
   runs: readonly PlannedRun[],
   report: ExperimentReport,
 ): Promise<number> {
@@ -225,7 +231,7 @@ export async function runExperiment(
   let done: ExperimentRun[];
   try {
     if (jobs === 1) {
-      const backend = await useDevice(values.device);
+      const backend = await useDevice(values);
       done = await runAll(runs, {
         ...trainingOptions(bar),
         backend,
@@ -236,10 +242,11 @@ export async function runExperiment(
     } else {
       // Checked here: every child would fail on a device that does not exist.
       deviceName(values.device);
+      precisionChoice(values.precision);
       await prepareSources(runs);
       const threads = threadsPerJob(jobs);
       bar.note(`${jobs} runs at once, ${threads} thread${threads === 1 ? "" : "s"} each`);
-      const execute = childExecutor({ device: values.device, threads });
+      const execute = childExecutor({ ...pickDeviceFlags(values), threads });
       done = await runPlanned(runs, execute, { jobs, onRun, onDone, signal: controller.signal });
     }
   } catch (e) {
