@@ -266,6 +266,34 @@ export function planSweep(
   return runs;
 }
 
+/** One variant of a run: a row label and the run's config with the option changed. */
+export interface Variant {
+  /** Row label, e.g. "balance=focal". */
+  label: string;
+  /** The variant's config; {@link planVariants} sets its name and folder. */
+  config: Omit<RunConfig, "name" | "out">;
+}
+
+/**
+ * Variants of one run, each in a folder of its own under `dir`, named after its label
+ * (characters other than letters, digits, ".", "_" and "-" become "-").
+ * @throws {Error} when two labels give the same folder name
+ */
+export function planVariants(variants: readonly Variant[], dir: string): PlannedRun[] {
+  const seen = new Map<string, string>();
+  return variants.map(({ label, config }) => {
+    const name = label.replace(/[^A-Za-z0-9._-]+/g, "-").replace(/^-+|-+$/g, "") || "variant";
+    const other = seen.get(name);
+    if (other !== undefined) {
+      throw new Error(
+        `Cannot plan variants "${other}" and "${label}": both would be run folder "${name}"`,
+      );
+    }
+    seen.set(name, label);
+    return { label, config: { ...config, name, out: join(dir, name) } };
+  });
+}
+
 /**
  * The comparison: per task a single-task ResNet18 baseline with and without AFF, and the
  * method with and without AFF on all tasks.

@@ -49,7 +49,17 @@ const tiny = [
 ];
 
 for (
-  const name of ["train", "eval", "predict", "sweep_ratios", "compare", "data", "bench", "build"]
+  const name of [
+    "train",
+    "eval",
+    "predict",
+    "sweep_ratios",
+    "compare",
+    "vary",
+    "data",
+    "bench",
+    "build",
+  ]
 ) {
   Deno.test(`${name} --help prints usage and exits 0`, async () => {
     const r = await run(name, ["--help"]);
@@ -146,6 +156,9 @@ Deno.test("bad input ends with one clear error line and exit code 1", async () =
     ],
     ["predict", ["x.jpg"], /--checkpoint FILE is required/],
     ["sweep_ratios", ["--ratios", "1-0.5"], /"1-0\.5" is not of the form λ1:λ2/],
+    ["vary", ["--vary", "colour=red,blue"], /"colour" is not a train flag/],
+    ["vary", ["--vary", "batch=16"], /expected FLAG=V1,V2,… with at least two values/],
+    ["vary", ["--variant", "a: --batch x", "--variant", "b:"], /variant "a": .*--batch/],
   ];
   for (const [name, args, message] of cases) {
     const r = await run(name, args);
