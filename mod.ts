@@ -71,11 +71,21 @@ export type {
   KernelArgs,
   KernelName,
   Kernels,
+  MathSettings,
+  PrecisionName,
   Shape4,
   Storage,
 } from "./src/backend/backend.ts";
+export { Precision } from "./src/backend/backend.ts";
 export type * from "./src/backend/kernel_types.ts";
-export { type BackendName, loadBackend, type LoadBackendOptions } from "./src/backend/load.ts";
+export {
+  applyMath,
+  autoPrecision,
+  type BackendName,
+  loadBackend,
+  type LoadBackendOptions,
+  type PrecisionChoice,
+} from "./src/backend/load.ts";
 export { ReferenceBackend } from "./src/backend/reference.ts";
 export {
   empty,
@@ -92,7 +102,7 @@ export {
   type TensorOptions,
   zeros,
 } from "./src/tensor/tensor.ts";
-export { backward, isGradEnabled, noGrad } from "./src/autograd/tape.ts";
+export { backward, gradientAt, isGradEnabled, noGrad } from "./src/autograd/tape.ts";
 export * as ops from "./src/ops/mod.ts";
 export { Module, ModuleList } from "./src/nn/module.ts";
 export { Conv2d } from "./src/nn/conv2d.ts";
@@ -158,6 +168,26 @@ export {
 export { presetConfig, type PresetData, type PresetName, PRESETS } from "./src/train/presets.ts";
 export { runConfigFromArgs, type Values as RunArgValues } from "./tasks/_cli/run_args.ts";
 export type { HistoryEntry, RunResult, StageTime, TaskMetrics } from "./src/train/result.ts";
+// Adaptive task weights (--task-weights).
+export { TASK_WEIGHT_SCHEMES, type TaskWeightScheme } from "./src/train/run_config.ts";
+export type { TaskWeightsResult } from "./src/train/result.ts";
+export {
+  dwaWeights,
+  gradNormGradient,
+  type GradNormInputs,
+  type TaskWeightsState,
+} from "./src/train/task_weights.ts";
+// Task kinds (class, score, dist) and class balance (--balance).
+export { type AnyTaskMetrics, isScoreMetrics, type ScoreTaskMetrics } from "./src/train/result.ts";
+export { type ScoreFigures, scoreFigures } from "./src/train/metrics.ts";
+export {
+  SCORE_LOSSES,
+  type ScoreLoss,
+  TASK_KINDS,
+  type TaskKind,
+  type TaskLoss,
+} from "./src/train/task_kinds.ts";
+export { type Balance, BALANCES, inverseFrequencyWeights } from "./src/train/class_balance.ts";
 export { classificationMetrics, ConfusionAccumulator } from "./src/train/metrics.ts";
 export { type RenderedReport, renderReport, writeReport } from "./src/report/report.ts";
 export { comparisonTable, type LabelledRun, runTable, sweepTable } from "./src/report/tables.ts";
@@ -171,7 +201,7 @@ export {
   type RunStart,
 } from "./src/train/experiments.ts";
 export { type EvalPart, evaluateParts } from "./src/train/evaluate.ts";
-export { type ImagePrediction, predictImages } from "./src/train/predict.ts";
+export { type ImagePrediction, predictImages, type TaskPrediction } from "./src/train/predict.ts";
 export {
   exportOnnx,
   networkToOnnx,

@@ -11,6 +11,9 @@ import { trainingSplit } from "../src/data/split.ts";
 import { DecodePool } from "../src/data/worker_pool.ts";
 import { loadCheckpoint } from "../src/models/checkpoint.ts";
 import { type EvalPart, evaluateParts } from "../src/train/evaluate.ts";
+import { addGradeLabels } from "../src/train/data_setup.ts";
+import { isScoreMetrics } from "../src/train/result.ts";
+import { DIST_LABEL, GRADE_CLASSES, SCORE_LABEL } from "../src/train/task_kinds.ts";
 import { DEVICE_HELP, requiredCheckpoint, runNetworkCli, useDevice } from "./_cli/device.ts";
 import { parseDbFlag } from "./_cli/run_args.ts";
 import { numberFlag, SEED_RANGE } from "./_cli/options.ts";
@@ -35,6 +38,8 @@ split without validation gets it carved out of its train list, @cv3:val=0.15).
   --seed N                 seed of the stratified split, 0–4294967295 (the training seed;
                            default 0)
   --label TASK=LABEL       label name of a task when it differs from the task name
+                           (score and dist tasks read the mean scores / the raters'
+                           histograms, and report PC, MAE, RMSE and their implied grade)
   --json                   print the metrics as one JSON object (last line)
   --out DIR                also write metrics.json there
 ${DEVICE_HELP}
@@ -110,10 +115,29 @@ await runNetworkCli({
     const dataset = await readSource(source);
     const tasks = net.config.tasks.filter((t) => t.database === database).map((t) => ({
       name: t.name,
-      label: labels.get(t.name) ?? t.name,
+      // Score and dist tasks read the mean score / the rating histograms.
+      label: t.kind === "score"
+        ? SCORE_LABEL
+        : t.kind === "dist"
+        ? DIST_LABEL
+        : labels.get(t.name) ?? t.name,
       classes: t.classes,
+      kind: t.kind,
     }));
     for (const t of tasks) {
+      if (t.kind === "score" || t.kind === "dist") {
+        // Their targets are the images' scores or histograms, with their grades as labels.
+        addGradeLabels(dataset, t);
+        if (!dataset.records.some((r) => r.labels[t.label] !== undefined)) {
+          throw new Error(
+            `Cannot evaluate task "${t.name}" (kind ${t.kind}): source "${source}" has no ${
+              t.kind === "score" ? "mean scores" : "rating histograms (All_Ratings)"
+            }`,
+          );
+        }
+        classes[t.name] = [...GRADE_CLASSES];
+        continue;
+      }
       if (!dataset.classes[t.label]) {
         throw new Error(
           `Cannot evaluate task "${t.name}": source "${source}" has no "${t.label}" labels (use --label ${t.name}=LABEL)`,
@@ -152,8 +176,11 @@ await runNetworkCli({
     );
   }
   for (const [task, m] of Object.entries(metrics)) {
+    const score = isScoreMetrics(m)
+      ? `PC ${m.pc.toFixed(4)}  MAE ${m.mae.toFixed(4)}  RMSE ${m.rmse.toFixed(4)}  grade `
+      : "";
     console.log(
-      `${task}: accuracy ${(100 * m.accuracy).toFixed(2)}%  F1 (weighted) ${
+      `${task}: ${score}accuracy ${(100 * m.accuracy).toFixed(2)}%  F1 (weighted) ${
         (100 * m.f1_weighted).toFixed(2)
       }%  F1 (macro) ${(100 * m.f1_macro).toFixed(2)}%  n=${m.count}`,
     );

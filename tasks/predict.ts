@@ -12,7 +12,11 @@ const HELP = `Usage: deno task predict --checkpoint FILE [--json] IMAGE...
 Predicts every task of a trained network for each image (JPEG or PNG).
 
   --checkpoint FILE        a checkpoint.safetensors written by deno task train
-  --json                   print [{"image", "tasks": {task: {"label", "probabilities"}}}]
+  --json                   print [{"image", "tasks": {task: {"label", "probabilities"}}}];
+                           score and dist tasks add "score" (the predicted mean rating
+                           1–5), their "label" is the grade 0–4 it implies, a dist task's
+                           "probabilities" are its rating histogram (ratings 1–5) and a
+                           score task's are empty
 ${DEVICE_HELP}
   -h, --help               this help
 
@@ -37,7 +41,9 @@ await runNetworkCli({
   } else {
     for (const r of results) {
       const parts = Object.entries(r.tasks).map(([task, p]) =>
-        `${task}: ${p.label} (${(100 * p.probabilities[p.label]).toFixed(1)}%)`
+        p.score !== undefined
+          ? `${task}: score ${p.score.toFixed(2)} (grade ${p.label})`
+          : `${task}: ${p.label} (${(100 * p.probabilities[p.label]).toFixed(1)}%)`
       );
       console.log(`${r.image}  ${parts.join("  ")}`);
     }

@@ -47,6 +47,15 @@ await runCli(async () => {
   const file = await readCheckpointFile(checkpoint);
   const backend = await useDevice(values);
   const net = networkFromCheckpoint(file, { backend });
+  const scoreTask = net.config.tasks.find((t) => t.kind === "score");
+  if (scoreTask) {
+    net.dispose();
+    throw new Error(
+      `Cannot serve "${checkpoint}": task "${scoreTask.name}" is a score task, and the page ` +
+        `shows class probabilities only: expected class or dist tasks. Hint: deno task ` +
+        `predict --json prints its score`,
+    );
+  }
   let server;
   try {
     server = await serveModel(net, checkpoint, {

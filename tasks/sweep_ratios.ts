@@ -26,10 +26,12 @@ const HELP = `Usage: deno task sweep-ratios [--ratios 1:0.7,1:0.6,1:0.5] [--batc
 Trains the method once per loss-weight ratio λ1:λ2 and batch size (the paper's Tables
 9–10) under one folder (default runs/sweep-<preset>), then prints the table and writes
 sweep.md, sweep.csv, sweep.json and a bar chart sweep.svg there. Runs already complete
-are reused; a stopped sweep continues where it stopped.
+are reused; a stopped sweep continues where it stopped. Any number of tasks: each
+weight vector gives one λ per task, in --task order.
 
-  --ratios LIST            λ1:λ2 pairs, comma-separated, weights 0–1000 (default
-                           1:0.7,1:0.6,1:0.5)
+  --ratios LIST            weight vectors λ1:λ2[:λ3…], comma-separated, one weight per
+                           task, 0–1000 each (default 1:0.7,1:0.6,1:0.5 for two tasks;
+                           e.g. 1:0.6:0.3,1:1:1 for three)
   --batches LIST           batch sizes (default 32,16)
   --dir DIR                the sweep folder
 ${EXPERIMENT_HELP}
@@ -42,30 +44,43 @@ ${RUN_HELP}
 Examples:
   deno task sweep-ratios --preset paper-scut --scut data/SCUT-FBP5500_v2
   deno task sweep-ratios --preset paper-scut --scut data/SCUT-FBP5500_v2 --batches 32 \\
-    --folds 1-5 --jobs 2`;
+    --folds 1-5 --jobs 2
+  deno task sweep-ratios --db s=scut:data/SCUT-FBP5500_v2 --task beauty=s:beauty:1:5 \\
+    --task gender=s:gender --task race=s:race --ratios 1:0.6:0.3,1:1:1 --batches 32`;
 
 /** Largest loss weight in --ratios: far above the paper's (≤ 1), a typo beyond it. */
 const MAX_LAMBDA = 1000;
 
-/** Parses "1:0.7,1:0.6" into pairs: decimal weights from 0 to MAX_LAMBDA, not both 0. */
-function parseRatios(text: string): [number, number][] {
+/**
+ * Parses "1:0.7,1:0.6" (or "1:0.6:0.3,1:1:1" for three tasks) into weight vectors of `tasks`
+ * decimal weights from 0 to MAX_LAMBDA, not all 0.
+ */
+function parseRatios(text: string, tasks: number): number[][] {
   const seen = new Set<string>();
-  return text.split(",").map((pair) => {
-    const m = /^\s*([\d.]+(?:e-?\d+)?)\s*:\s*([\d.]+(?:e-?\d+)?)\s*$/i.exec(pair);
-    const l = m ? [Number(m[1]), Number(m[2])] : [];
-    if (!m || !l.every(Number.isFinite)) {
-      throw new Error(`Cannot parse --ratios: "${pair}" is not of the form λ1:λ2`);
+  const form = Array.from({ length: tasks }, (_, i) => `λ${i + 1}`).join(":");
+  return text.split(",").map((vector) => {
+    const parts = vector.split(":").map((p) => p.trim());
+    const ok = parts.every((p) => /^[\d.]+(?:e-?\d+)?$/i.test(p));
+    const l = parts.map(Number);
+    if (!ok || !l.every(Number.isFinite)) {
+      throw new Error(`Cannot parse --ratios: "${vector}" is not of the form ${form}`);
     }
-    if (l.some((v) => v > MAX_LAMBDA) || (l[0] === 0 && l[1] === 0)) {
+    if (l.length !== tasks) {
       throw new Error(
-        `Cannot parse --ratios: "${pair}": each weight must be from 0 to ${MAX_LAMBDA}, ` +
-          "and not both 0",
+        `Cannot parse --ratios: "${vector}" has ${l.length} weights, expected ${form} (one ` +
+          `per task: the run has ${tasks})`,
       );
     }
-    const key = `${l[0]}:${l[1]}`;
+    if (l.some((v) => v > MAX_LAMBDA) || l.every((v) => v === 0)) {
+      throw new Error(
+        `Cannot parse --ratios: "${vector}": each weight must be from 0 to ${MAX_LAMBDA}, ` +
+          "and not all 0",
+      );
+    }
+    const key = l.join(":");
     if (seen.has(key)) throw new Error(`Cannot parse --ratios: ${key} is given twice`);
     seen.add(key);
-    return [l[0], l[1]];
+    return l;
   });
 }
 
@@ -97,7 +112,16 @@ await runNetworkCli({
     throw new Error("Cannot parse --batch: the sweep sets each run's batch: use --batches");
   }
   const base = runConfigFromArgs(values);
-  const ratios = parseRatios(values.ratios ?? "1:0.7,1:0.6,1:0.5");
+  // The paper's λ1:λ2 pairs by default; with more tasks --ratios gives one λ per task.
+  if (values.ratios === undefined && base.tasks.length !== 2) {
+    throw new Error(
+      `Cannot plan the ratio sweep: the default ratios are λ1:λ2 pairs and the run has ` +
+        `${base.tasks.length} tasks. Hint: give --ratios with one weight per task, e.g. ${
+          base.tasks.map((_, i) => (i === 0 ? "1" : "0.6")).join(":")
+        },${base.tasks.map(() => "1").join(":")}`,
+    );
+  }
+  const ratios = parseRatios(values.ratios ?? "1:0.7,1:0.6,1:0.5", base.tasks.length);
   const batches = parseBatches(values.batches ?? "32,16");
   const dir = values.dir ?? join("runs", `sweep-${values.preset ?? "default"}`);
   const runs = await repeatRuns(values, base, planSweep(base, ratios, batches, dir));

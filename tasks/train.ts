@@ -16,7 +16,7 @@ import {
 import { runTable } from "../src/report/tables.ts";
 import { finishedRun, readRunConfig } from "../src/train/resume.ts";
 import { checkRunFolder, freeRunFolder, inspectRunFolder } from "../src/train/run_dir.ts";
-import type { RunResult } from "../src/train/result.ts";
+import { isScoreMetrics, type RunResult } from "../src/train/result.ts";
 import { DEVICE_HELP, runNetworkCli, useDevice } from "./_cli/device.ts";
 import { ProgressBar } from "./_cli/progress.ts";
 import { trainWithProgress } from "./_cli/training.ts";
@@ -54,6 +54,8 @@ export function resultSummary(r: RunResult): Record<string, unknown> {
           accuracy: m.test.accuracy,
           f1_macro: m.test.f1_macro,
           f1_weighted: m.test.f1_weighted,
+          // Score and dist tasks: the predicted score's figures (accuracy: implied grade).
+          ...(isScoreMetrics(m.test) ? { pc: m.test.pc, mae: m.test.mae, rmse: m.test.rmse } : {}),
         },
         train: { accuracy: m.train.accuracy },
         gap: m.gap,
@@ -61,6 +63,7 @@ export function resultSummary(r: RunResult): Record<string, unknown> {
     ),
     policy: r.policy,
     ...(r.policyProbabilities ? { policyProbabilities: r.policyProbabilities } : {}),
+    ...(r.taskWeights ? { taskWeights: r.taskWeights } : {}),
     out: r.out,
     trainSeconds: r.trainSeconds,
     ...(r.validationSeconds !== undefined ? { validationSeconds: r.validationSeconds } : {}),

@@ -131,8 +131,8 @@ await runNetworkCli(
     const variants = variantsOf(values);
     const first = (values.vary ?? "variants").split("=")[0].replace(/^--/, "");
     const dir = values.dir ?? join("runs", `vary-${first}`);
-    const base = variants[0].config;
-    const runs = await repeatRuns(values, base, planVariants(variants, dir));
+    const planned = planVariants(variants, dir);
+    const runs = await repeatRuns(values, planned[0].config, planned);
     validatePlan(runs);
     return await runExperiment(values, runs, {
       out: join(dir, "vary"),

@@ -2,14 +2,32 @@
  * conv.cu — 2-D convolution forward / backward-data / backward-weights through cuDNN.
  *
  * Why this way: the first call for a shape creates cuDNN's descriptors and picks the
- * algorithm (a "plan", cached per kind and shape for the life of the process). By default
- * the pick is cudnnFind…AlgorithmEx, which times the candidates on the caller's buffers
- * (their outputs are overwritten anyway) — what torch.backends.cudnn.benchmark does; with
- * FBP_CUDNN_FIND=0 it is cuDNN's heuristic (cudnnGet…_v7), which needs no timing and picks
- * the same algorithm every run. All plans share one workspace buffer, grown to the largest
- * need (single stream: the calls never overlap); the search may use up to
- * FBP_CUDNN_WORKSPACE_MIB (default 1024, and at most a quarter of free memory).
- * Float32 math stays float32 (CUDNN_FMA_MATH) unless FBP_TF32=1 allows tensor-core TF32.
+ * algorithm (a "plan", cached for the life of the process per kind, shape and math
+ * settings, so switching fbp_set_math never reuses a plan chosen under other rules).
+ *
+ * Math (fbp_set_math), matching PyTorch's switches:
+ * - fp32: the descriptor's math type is CUDNN_FMA_MATH and stays so; results whose math
+ *   is a tensor-op mode are skipped. = torch.backends.cudnn.allow_tf32 = False.
+ * - tf32: the search runs under CUDNN_DEFAULT_MATH and the descriptor then takes the math
+ *   type of the chosen result (CUDNN_TENSOR_OP_MATH: TF32 tensor cores on sm_80+), as
+ *   PyTorch does; CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION (down-conversion to fp16) is never
+ *   taken. = allow_tf32 = True (PyTorch's default for convolutions).
+ * - deterministic: only results cuDNN marks CUDNN_DETERMINISTIC, picked by cuDNN's
+ *   heuristic (cudnnGet…_v7), whose choice depends on the shapes, GPU and cuDNN version
+ *   only — a timed search could pick another algorithm next run. = cudnn.deterministic =
+ *   True with cudnn.benchmark = False.
+ * Otherwise the pick is cudnnFind…AlgorithmEx, which times the candidates on the caller's
+ * buffers (their outputs are overwritten anyway) — torch.backends.cudnn.benchmark = True;
+ * FBP_CUDNN_FIND=0 asks for the heuristic instead.
+ *
+ * Workspace: all plans share one buffer, as large as the largest chosen algorithm needs
+ * (single stream: the calls never overlap). The timed search may use up to
+ * FBP_CUDNN_WORKSPACE_MIB (default 1024, at most a quarter of free memory); that buffer is
+ * returned to the device after the search, so it does not stay in the footprint.
+ *
+ * Errors: a plan that fails half-way destroys the descriptors it created (make_plan).
+ * native/cuda/test/conv_plan_harness.cu runs this file against a fake cuDNN that fails each
+ * step in turn and checks that, and the math and determinism rules, without a GPU.
  * Bias is added by a small kernel; its gradient is a per-channel sum (fbp_sum_to).
  */
 #include <stdlib.h>
@@ -24,23 +42,24 @@
 enum { CONV_FWD = 0, CONV_BWD_DATA = 1, CONV_BWD_FILTER = 2 };
 static const char *const KIND_NAMES[] = {"forward", "backward data", "backward filter"};
 
-/* kind, N, C, H, W, K, R, S, stride, pad */
-typedef std::array<int, 10> ConvKey;
+/* kind, N, C, H, W, K, R, S, stride, pad, tf32, deterministic */
+typedef std::array<int, 12> ConvKey;
 
 struct ConvPlan {
   cudnnTensorDescriptor_t x, y;
   cudnnFilterDescriptor_t w;
   cudnnConvolutionDescriptor_t conv;
   int algo;
+  size_t need; /* workspace bytes of algo */
 };
 
 static std::mutex g_conv_mu;
 static std::map<ConvKey, ConvPlan> g_plans;
 static void *g_ws;
-static size_t g_ws_bytes;
+static size_t g_ws_bytes, g_ws_need; /* the buffer; the largest need of a cached plan */
 
-/* Makes the shared workspace at least `bytes` long (0 on success). It never shrinks, and
- * the old buffer is kept when a larger one cannot be had: existing plans rely on it. */
+/* Makes the shared workspace at least `bytes` long (0 on success). The old buffer is kept
+ * when a larger one cannot be had: existing plans rely on it. */
 static int ensure_workspace(size_t bytes, const char *fn) {
   if (bytes <= g_ws_bytes) return 0;
   void *p = fbp_scratch(bytes, fn);
@@ -51,7 +70,17 @@ static int ensure_workspace(size_t bytes, const char *fn) {
   return 0;
 }
 
-/* The workspace the algorithm search may use: the limit, or less when memory is short. */
+/* After a timed search: gives the search's large buffer back to the device and keeps one
+ * of g_ws_need bytes (allocated again by the next call when this fails). */
+static void shrink_workspace(void) {
+  if (g_ws_bytes <= g_ws_need) return;
+  fbp_scratch_release(g_ws);
+  g_ws = NULL;
+  g_ws_bytes = 0;
+  (void)ensure_workspace(g_ws_need, "conv2d workspace"); /* get_plan retries and reports */
+}
+
+/* The workspace the timed search may use: the limit, or less when memory is short. */
 static size_t search_workspace(const char *fn) {
   const char *env = getenv("FBP_CUDNN_WORKSPACE_MIB");
   size_t limit = (size_t)(env && *env ? atoll(env) : 1024) << 20;
@@ -61,30 +90,34 @@ static size_t search_workspace(const char *fn) {
   return g_ws_bytes; /* at least the limit unless memory was short */
 }
 
-static int use_find(void) {
+static int use_find(int deterministic) {
   const char *env = getenv("FBP_CUDNN_FIND");
-  return !(env && strcmp(env, "0") == 0);
+  return !deterministic && !(env && strcmp(env, "0") == 0);
 }
 
-/* Picks the fastest successful result that fits the workspace; -1 when none does. */
-static int pick(const cudnnConvolutionAlgoPerf_t *perf, int count, size_t ws, size_t *need,
-                int *math) {
-  for (int i = 0; i < count; i++) {
-    if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > ws) continue;
-    if (!fbp_tf32() && perf[i].mathType == CUDNN_TENSOR_OP_MATH) continue;
-    *need = perf[i].memory;
-    *math = perf[i].mathType;
-    return perf[i].algo;
-  }
-  return -1;
+/* Whether a search result may run under the math settings (see the top of this file). */
+static int allowed(const cudnnConvolutionAlgoPerf_t *r, int tf32, int deterministic) {
+  if (r->status != CUDNN_STATUS_SUCCESS) return 0;
+  if (deterministic && r->determinism != CUDNN_DETERMINISTIC) return 0;
+  if (r->mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) return 0;
+  if (!tf32 && r->mathType == CUDNN_TENSOR_OP_MATH) return 0;
+  return 1;
 }
 
-/* Builds the plan of `key` (descriptors + algorithm); the pointers are the call's buffers,
- * used by the timed search. Called under g_conv_mu. */
-static int make_plan(ConvPlan *p, const ConvKey &key, const void *a, const void *b, void *c,
-                     const char *fn) {
+static void destroy_plan(ConvPlan *p) {
+  if (p->x) fbp_dl.cudnnDestroyTensorDescriptor(p->x);
+  if (p->y) fbp_dl.cudnnDestroyTensorDescriptor(p->y);
+  if (p->w) fbp_dl.cudnnDestroyFilterDescriptor(p->w);
+  if (p->conv) fbp_dl.cudnnDestroyConvolutionDescriptor(p->conv);
+  *p = ConvPlan{};
+}
+
+/* Creates the descriptors of `key` and picks its algorithm; on failure the caller
+ * destroys what was created (p starts zeroed). */
+static int build_plan(ConvPlan *p, const ConvKey &key, const void *a, const void *b, void *c,
+                      const char *fn) {
   int kind = key[0], N = key[1], C = key[2], H = key[3], W = key[4], K = key[5], R = key[6],
-      S = key[7], stride = key[8], pad = key[9];
+      S = key[7], stride = key[8], pad = key[9], tf32 = key[10], det = key[11];
   int P = (int)fbp_out_size(H, R, stride, pad), Q = (int)fbp_out_size(W, S, stride, pad);
   CUDNN_CHECK(fbp_dl.cudnnCreateTensorDescriptor(&p->x));
   CUDNN_CHECK(fbp_dl.cudnnCreateTensorDescriptor(&p->y));
@@ -99,14 +132,14 @@ static int make_plan(ConvPlan *p, const ConvKey &key, const void *a, const void 
   CUDNN_CHECK(fbp_dl.cudnnSetConvolution2dDescriptor(p->conv, pad, pad, stride, stride, 1, 1,
                                                      CUDNN_CROSS_CORRELATION,
                                                      CUDNN_DATA_FLOAT));
-  CUDNN_CHECK(fbp_dl.cudnnSetConvolutionMathType(
-      p->conv, fbp_tf32() ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
+  CUDNN_CHECK(fbp_dl.cudnnSetConvolutionMathType(p->conv,
+                                                 tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
 
   cudnnConvolutionAlgoPerf_t perf[16];
-  int count = 0;
-  size_t ws = use_find() ? search_workspace(fn) : g_ws_bytes;
+  int count = 0, find = use_find(det);
+  size_t ws = find ? search_workspace(fn) : (size_t)1 << 62; /* heuristic: grow to fit */
   cudnnHandle_t h = fbp_cudnn();
-  if (use_find()) {
+  if (find) {
     if (kind == CONV_FWD)
       CUDNN_CHECK(fbp_dl.cudnnFindConvolutionForwardAlgorithmEx(
           h, p->x, a, p->w, b, p->conv, p->y, c, 16, &count, perf, g_ws, ws));
@@ -117,7 +150,6 @@ static int make_plan(ConvPlan *p, const ConvKey &key, const void *a, const void 
       CUDNN_CHECK(fbp_dl.cudnnFindConvolutionBackwardFilterAlgorithmEx(
           h, p->x, a, p->y, b, p->conv, p->w, c, 16, &count, perf, g_ws, ws));
   } else {
-    ws = (size_t)1 << 62; /* heuristics: take the best, then grow the workspace to fit */
     if (kind == CONV_FWD)
       CUDNN_CHECK(fbp_dl.cudnnGetConvolutionForwardAlgorithm_v7(h, p->x, p->w, p->conv, p->y, 16,
                                                                 &count, perf));
@@ -128,20 +160,46 @@ static int make_plan(ConvPlan *p, const ConvKey &key, const void *a, const void 
       CUDNN_CHECK(fbp_dl.cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, p->x, p->y, p->conv,
                                                                        p->w, 16, &count, perf));
   }
-  size_t need = 0;
-  int math = 0;
-  p->algo = pick(perf, count, ws, &need, &math);
-  if (p->algo < 0)
-    FAIL("%s: cuDNN has no %s algorithm for N=%d C=%d H=%d W=%d K=%d R=%d S=%d stride=%d "
-         "pad=%d within %.0f MiB of workspace (%d candidates)",
-         fn, KIND_NAMES[kind], N, C, H, W, K, R, S, stride, pad, (double)ws / (1 << 20), count);
-  if (fbp_tf32()) CUDNN_CHECK(fbp_dl.cudnnSetConvolutionMathType(p->conv, math));
-  return ensure_workspace(need, fn);
+  /* Results come fastest (Find) or most promising (heuristic) first: take the first that
+   * the settings allow and whose workspace can be had. */
+  int tried = 0;
+  for (int i = 0; i < count && i < 16; i++) {
+    if (!allowed(&perf[i], tf32, det) || perf[i].memory > ws) continue;
+    tried++;
+    if (perf[i].memory > g_ws_bytes && ensure_workspace(perf[i].memory, fn)) continue;
+    p->algo = perf[i].algo;
+    p->need = perf[i].memory;
+    /* fp32 keeps CUDNN_FMA_MATH whatever the result says; tf32 runs the result's math. */
+    if (tf32) CUDNN_CHECK(fbp_dl.cudnnSetConvolutionMathType(p->conv, perf[i].mathType));
+    return 0;
+  }
+  FAIL("%s: cuDNN has no %s%s algorithm for N=%d C=%d H=%d W=%d K=%d R=%d S=%d stride=%d "
+       "pad=%d in %s math within %.0f MiB of workspace (%d candidates, %d allowed)",
+       fn, det ? "deterministic " : "", KIND_NAMES[kind], N, C, H, W, K, R, S, stride, pad,
+       tf32 ? "tf32" : "fp32", (double)(find ? ws : g_ws_bytes) / (1 << 20), count, tried);
 }
 
-/* The plan of a `kind` call of shape N..pad (checked by abi.inc), built on first use on
- * the call's buffers a, b, c; fails when a tensor is too large for cuDNN's 4-D
- * descriptors, which count elements in int. Called under g_conv_mu. */
+/* Builds the plan of `key`; the pointers are the call's buffers, used by the timed
+ * search. Destroys every descriptor it created when a step fails. Called under
+ * g_conv_mu. */
+static int make_plan(ConvPlan *p, const ConvKey &key, const void *a, const void *b, void *c,
+                     const char *fn) {
+  *p = ConvPlan{};
+  int rc = build_plan(p, key, a, b, c, fn);
+  if (use_find(key[11])) {
+    if (rc == 0 && p->need > g_ws_need) g_ws_need = p->need;
+    shrink_workspace();
+  } else if (rc == 0 && p->need > g_ws_need) {
+    g_ws_need = p->need;
+  }
+  if (rc) destroy_plan(p);
+  return rc;
+}
+
+/* The plan of a `kind` call of shape N..pad (checked by abi.inc) under the current math
+ * settings, built on first use on the call's buffers a, b, c, with the workspace its
+ * algorithm needs; fails when a tensor is too large for cuDNN's 4-D descriptors, which
+ * count elements in int. Called under g_conv_mu. */
 static int get_plan(ConvPlan *out, int kind, const char *fn, const void *a, const void *b,
                     void *c, int N, int C, int H, int W, int K, int R, int S, int stride,
                     int pad) {
@@ -150,17 +208,15 @@ static int get_plan(ConvPlan *out, int kind, const char *fn, const void *a, cons
       (int64_t)N * K * P * Q > INT32_MAX)
     FAIL("%s: a tensor has more than %d elements, the most cuDNN's 4-D descriptors take", fn,
          INT32_MAX);
-  ConvKey key = {kind, N, C, H, W, K, R, S, stride, pad};
+  ConvKey key = {kind, N, C, H, W, K, R, S, stride, pad, fbp_tf32(), fbp_deterministic()};
   auto it = g_plans.find(key);
   if (it != g_plans.end()) {
     *out = it->second;
-    return 0;
+  } else {
+    if (make_plan(out, key, a, b, c, fn)) return 1;
+    g_plans[key] = *out;
   }
-  ConvPlan p;
-  if (make_plan(&p, key, a, b, c, fn)) return 1;
-  g_plans[key] = p;
-  *out = p;
-  return 0;
+  return ensure_workspace(out->need, fn);
 }
 
 static __global__ void add_bias_kernel(float *__restrict__ out, const float *__restrict__ bias,

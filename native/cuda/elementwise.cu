@@ -5,7 +5,8 @@
  * Why these shapes: elementwise kernels are memory-bound, so each is one grid-stride pass
  * with the op a template parameter (no per-element switch). Broadcasting decomposes the
  * output index with 32-bit arithmetic whenever the tensor has fewer than 2^31 elements
- * (64-bit division is several times slower on the GPU). Reductions (sum_to, softmax sums)
+ * (64-bit division is several times slower on the GPU); fbp_index32_ok (launch.h)
+ * decides, counting the stride of the last step, so a loop never wraps. Reductions (sum_to, softmax sums)
  * accumulate in double in a fixed order, as the cpu backend does, so results do not
  * depend on the launch size and repeat bit for bit. Math follows the cpu backend's float
  * expressions (expf, logf; no fast-math intrinsics).
@@ -172,7 +173,7 @@ static void launch_binary(float *out, const float *a, const float *b, int64_t to
   if ((na == total && nb == total) || na == 1 || nb == 1) {
     binary_flat_kernel<OP><<<g, FBP_BLOCK, 0, s>>>(out, a, b, total, na == total ? 1 : 0,
                                                    nb == total ? 1 : 0);
-  } else if (total < INT32_MAX) {
+  } else if (fbp_index32_ok(total, g, FBP_BLOCK)) {
     binary_kernel<OP, int><<<g, FBP_BLOCK, 0, s>>>(out, a, b, (int)total,
                                                    make_bcast<int>(os, sta, stb));
   } else {
@@ -221,7 +222,7 @@ int impl_broadcast_forward(float *out, const float *inp, int i0, int i1, int i2,
   int64_t st[4];
   bstrides(is, os, st);
   unsigned g = fbp_grid(total, FBP_BLOCK);
-  if (total < INT32_MAX)
+  if (fbp_index32_ok(total, g, FBP_BLOCK))
     broadcast_kernel<int><<<g, FBP_BLOCK, 0, fbp_stream()>>>(out, inp, (int)total,
                                                              make_bcast<int>(os, st, NULL));
   else
@@ -339,13 +340,7 @@ static int launch_sum(float *out, const float *inp, const int *is, const int *os
   }
   int threads = R >= 256 ? 256 : (int)((R + 31) / 32 * 32);
   /* Few outputs over long reductions: split each so the device has ~4 blocks per SM. */
-  int64_t want = 4 * (int64_t)fbp_sm_count();
-  int splits = 1;
-  if (nout < want) {
-    int64_t by_work = R / (threads * 64), by_fill = (want + nout - 1) / nout;
-    int64_t k = by_work < by_fill ? by_work : by_fill;
-    splits = (int)(k < 1 ? 1 : k > 1024 ? 1024 : k);
-  }
+  int splits = fbp_reduce_splits(nout, R, threads, fbp_sm_count());
   double *partial = NULL;
   if (splits > 1) {
     partial = (double *)fbp_scratch((size_t)(nout * splits) * sizeof(double), "sum_to_forward");
@@ -373,7 +368,9 @@ int fbp_sum_to(float *out, const float *inp, const int *is, const int *os) {
     return 0;
   }
   int64_t R = total / nout;
-  return total < INT32_MAX ? launch_sum<int>(out, inp, is, os, nout, R)
+  /* int indices when every index a sum kernel forms fits: the input's, plus one stride of
+   * the largest grid either kernel uses. */
+  return fbp_index32_ok(total, FBP_MAX_GRID, FBP_BLOCK) ? launch_sum<int>(out, inp, is, os, nout, R)
                            : launch_sum<int64_t>(out, inp, is, os, nout, R);
 }
 

@@ -80,10 +80,11 @@ extern struct fbp_dl_table fbp_dl;
 cudaStream_t fbp_stream(void);
 cudnnHandle_t fbp_cudnn(void);
 cublasHandle_t fbp_cublas(void);
-/* 1 when fbp_set_math chose FBP_TF32 (or FBP_TF32=1 in the environment at init): cuBLAS
- * and cuDNN may use TF32 tensor cores for float32 math. */
+/* 1 when fbp_set_math chose FBP_TF32: cuBLAS and cuDNN may use TF32 tensor cores for
+ * float32 math (PyTorch's allow_tf32 = True); 0: FMA-only float32. */
 int fbp_tf32(void);
-/* 1 when fbp_set_math asked for results that repeat bitwise run to run. */
+/* 1 when fbp_set_math asked for results that repeat bitwise run to run: conv.cu then takes
+ * cuDNN's heuristic choice among the algorithms it marks deterministic. */
 int fbp_deterministic(void);
 /* Multiprocessors of the device (sizes reductions that want a few blocks per SM). */
 int fbp_sm_count(void);
@@ -94,20 +95,17 @@ int fbp_sm_count(void);
  * kernels queued after them on the same stream. */
 void *fbp_scratch(size_t bytes, const char *fn);
 void fbp_scratch_free(void *p);
+/* Returns a block from fbp_scratch to the device itself rather than to the cache (a large
+ * buffer not needed again, e.g. the algorithm search's workspace); waits for the device. */
+void fbp_scratch_release(void *p);
 
 /* Waits for the stream, then reports the first failure in what it ran. */
 int fbp_sync_checked(const char *fn);
 
 /* ---- launches ------------------------------------------------------------------------- */
 
-#define FBP_BLOCK 256
-/* Blocks for `n` work items of `block` threads, capped (kernels use grid-stride loops). */
-static inline unsigned fbp_grid(int64_t n, int block) {
-  int64_t g = (n + block - 1) / block;
-  if (g < 1) g = 1;
-  if (g > 65536) g = 65536;
-  return (unsigned)g;
-}
+/* FBP_BLOCK, fbp_grid, fbp_index32_ok, fbp_reduce_splits (host-testable). */
+#include "launch.h"
 
 #define GRID_STRIDE(i, n)                                                            \
   for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (int64_t)(n); \

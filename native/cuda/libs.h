@@ -1,13 +1,14 @@
 /*
  * libs.h — the few cuDNN 9 and cuBLAS types, constants and entry points the cuda backend
  * uses, declared here so the library builds with nvcc alone (no cuDNN or cuBLAS headers
- * or libraries at build time). runtime.cu opens libcudnn.so.9 and libcublas.so.13 with
- * dlopen in fbp_init and fills `fbp_dl` with dlsym; every call site goes through it.
+ * or libraries at build time). runtime.cu opens libcudnn.so.9 and libcublas.so.13 (or .12)
+ * with dlopen in fbp_init (libfind.h) and fills `fbp_dl` with dlsym; every call site goes
+ * through it. Batch norm has own kernels (batchnorm.cu), so no cuDNN batch-norm entry.
  *
  * Values and prototypes follow cuDNN 9's cudnn_graph.h / cudnn_ops.h / cudnn_cnn.h and
  * cuBLAS's cublas_api.h. Enums are passed as int (their ABI size on every platform CUDA
  * supports). The legacy cuDNN API used here (tensor/filter/convolution descriptors,
- * cudnnFind*AlgorithmEx, cudnnConvolution*, cudnnBatchNormalization*) is deprecated in
+ * cudnnFind*AlgorithmEx, cudnnGet*Algorithm_v7, cudnnConvolution*) is deprecated in
  * cuDNN 9 but still exported by its shim library libcudnn.so.9.
  */
 #ifndef FBP_CUDA_LIBS_H
@@ -30,10 +31,14 @@ enum {
   CUDNN_DATA_FLOAT = 0,
   CUDNN_TENSOR_NCHW = 0,
   CUDNN_CROSS_CORRELATION = 1,
+  /* cudnnMathType_t */
   CUDNN_DEFAULT_MATH = 0,
   CUDNN_TENSOR_OP_MATH = 1,
+  CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION = 2,
   CUDNN_FMA_MATH = 3,
-  CUDNN_BATCHNORM_SPATIAL = 1,
+  /* cudnnDeterminism_t */
+  CUDNN_NON_DETERMINISTIC = 0,
+  CUDNN_DETERMINISTIC = 1,
 };
 
 /* One result of cudnnFind...AlgorithmEx or cudnnGet...Algorithm_v7: the same layout for the
@@ -71,12 +76,15 @@ enum {
   X(cudnnStatus_t, cudnnCreate, (cudnnHandle_t *))                                          \
   X(cudnnStatus_t, cudnnSetStream, (cudnnHandle_t, cudaStream_t))                           \
   X(cudnnStatus_t, cudnnCreateTensorDescriptor, (cudnnTensorDescriptor_t *))                \
+  X(cudnnStatus_t, cudnnDestroyTensorDescriptor, (cudnnTensorDescriptor_t))                 \
   X(cudnnStatus_t, cudnnSetTensor4dDescriptor,                                              \
     (cudnnTensorDescriptor_t, int format, int dtype, int n, int c, int h, int w))           \
   X(cudnnStatus_t, cudnnCreateFilterDescriptor, (cudnnFilterDescriptor_t *))                \
+  X(cudnnStatus_t, cudnnDestroyFilterDescriptor, (cudnnFilterDescriptor_t))                 \
   X(cudnnStatus_t, cudnnSetFilter4dDescriptor,                                              \
     (cudnnFilterDescriptor_t, int dtype, int format, int k, int c, int h, int w))           \
   X(cudnnStatus_t, cudnnCreateConvolutionDescriptor, (cudnnConvolutionDescriptor_t *))      \
+  X(cudnnStatus_t, cudnnDestroyConvolutionDescriptor, (cudnnConvolutionDescriptor_t))       \
   X(cudnnStatus_t, cudnnSetConvolution2dDescriptor,                                         \
     (cudnnConvolutionDescriptor_t, int pad_h, int pad_w, int u, int v, int dil_h,           \
      int dil_w, int mode, int compute_type))                                                \
@@ -116,22 +124,7 @@ enum {
   X(cudnnStatus_t, cudnnConvolutionBackwardFilter,                                          \
     (cudnnHandle_t, const void *alpha, cudnnTensorDescriptor_t, const void *x,              \
      cudnnTensorDescriptor_t, const void *dy, cudnnConvolutionDescriptor_t, int algo,       \
-     void *ws, size_t ws_bytes, const void *beta, cudnnFilterDescriptor_t, void *dw))       \
-  X(cudnnStatus_t, cudnnBatchNormalizationForwardTraining,                                  \
-    (cudnnHandle_t, int mode, const void *alpha, const void *beta, cudnnTensorDescriptor_t, \
-     const void *x, cudnnTensorDescriptor_t, void *y, cudnnTensorDescriptor_t bn,           \
-     const void *scale, const void *bias, double avg_factor, void *running_mean,            \
-     void *running_var, double eps, void *save_mean, void *save_inv_std))                   \
-  X(cudnnStatus_t, cudnnBatchNormalizationForwardInference,                                 \
-    (cudnnHandle_t, int mode, const void *alpha, const void *beta, cudnnTensorDescriptor_t, \
-     const void *x, cudnnTensorDescriptor_t, void *y, cudnnTensorDescriptor_t bn,           \
-     const void *scale, const void *bias, const void *mean, const void *var, double eps))   \
-  X(cudnnStatus_t, cudnnBatchNormalizationBackward,                                         \
-    (cudnnHandle_t, int mode, const void *alpha_data, const void *beta_data,                \
-     const void *alpha_param, const void *beta_param, cudnnTensorDescriptor_t,              \
-     const void *x, cudnnTensorDescriptor_t, const void *dy, cudnnTensorDescriptor_t,       \
-     void *dx, cudnnTensorDescriptor_t bn, const void *scale, void *dscale, void *dbias,    \
-     double eps, const void *saved_mean, const void *saved_inv_std))
+     void *ws, size_t ws_bytes, const void *beta, cudnnFilterDescriptor_t, void *dw))
 
 /* cuBLAS exports its v2 API under `<name>_v2` (cublas_v2.h maps the plain names to them);
  * runtime.cu tries that name first, then the plain one. */

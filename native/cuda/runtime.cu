@@ -6,14 +6,20 @@
  * - The CUDA runtime is linked statically (nvcc's default), so the library loads on a
  *   machine without an NVIDIA driver; cudaGetDeviceCount then fails (35: "CUDA driver
  *   version is insufficient") and fbp_init reports "no CUDA device: …" instead of the
- *   loader failing. cuDNN 9 and cuBLAS are opened with dlopen in fbp_init (libs.h lists
- *   what is resolved), so building needs nvcc only and their absence is a message too.
+ *   loader failing. cuDNN 9 and cuBLAS 12/13 are opened with dlopen in fbp_init (libs.h
+ *   lists what is resolved, libfind.h where they are looked for and which versions are
+ *   accepted), so building needs nvcc only and their absence is a message too.
+ * - Math settings (fbp_set_math) follow PyTorch's switches: fp32 = allow_tf32 False for
+ *   cuDNN and cuBLAS, tf32 = allow_tf32 True for both; conv.cu keys its plans by them.
  * - One stream for everything: kernels, copies, cuDNN and cuBLAS are ordered on it, so
  *   memory freed by the host can be handed out again at once (see fbp_scratch).
  * - The allocator keeps freed blocks on exact-size free lists (sizes rounded up to 512 B,
  *   or 2 MiB above 1 MiB): a training step allocates the same sizes every step, so after
  *   the first step no cudaMalloc/cudaFree (each a device-wide synchronisation) happens.
  *   When cudaMalloc runs out of memory, the cache is released and the call retried once.
+ *   It counts the bytes it holds from the device (in use + cached) and their peak since
+ *   the last fbp_release_cache, which fbp_backend_info reports (PyTorch's
+ *   torch.cuda.max_memory_reserved after reset_peak_memory_stats, for the benchmark).
  * - Copies from the host are cudaMemcpyAsync on the stream: for pageable memory (what
  *   Deno passes) the call returns once the source is staged, so the caller's buffer may
  *   be reused at once; copies to the host wait for the stream.
@@ -30,6 +36,7 @@
 #include <vector>
 
 #include "internal.cuh"
+#include "libfind.h"
 
 static thread_local char last_error[1024];
 
@@ -95,13 +102,15 @@ static char g_init_error[1024];
 static cudaStream_t g_stream;
 static cudnnHandle_t g_cudnn;
 static cublasHandle_t g_cublas;
-static int g_tf32, g_device, g_sms = 1;
+static int g_tf32, g_deterministic, g_device, g_sms = 1;
+/* The fixed part of the info line (device, versions), made once by fbp_init. */
 static char g_info[1200] = "cuda: not initialised (fbp_init was not called)";
 
 cudaStream_t fbp_stream(void) { return g_stream; }
 cudnnHandle_t fbp_cudnn(void) { return g_cudnn; }
 cublasHandle_t fbp_cublas(void) { return g_cublas; }
 int fbp_tf32(void) { return g_tf32; }
+int fbp_deterministic(void) { return g_deterministic; }
 int fbp_sm_count(void) { return g_sms; }
 
 static int init_device(void) {
@@ -120,41 +129,17 @@ static int init_device(void) {
   return 0;
 }
 
-/* Opens the library named by env variable `env`, else the first of `names` that opens. */
-static void *open_library(const char *env, const char *const *names, int count,
-                          const char **opened, char *why, size_t why_len) {
-  const char *path = getenv(env);
-  if (path && *path) {
-    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    *opened = path;
-    if (!h) snprintf(why, why_len, "cannot open %s (from %s): %s", path, env, dlerror());
-    return h;
-  }
-  size_t used = 0;
-  for (int i = 0; i < count; i++) {
-    void *h = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
-    *opened = names[i];
-    if (h) return h;
-    int n = snprintf(why + used, why_len - used, "%scannot open %s: %s", i ? "; " : "",
-                     names[i], dlerror());
-    if (n > 0) used += (size_t)n < why_len - used ? (size_t)n : why_len - used - 1;
-  }
-  return NULL;
-}
-
 static int init_cudnn(void) {
-  const char *names[] = {"libcudnn.so.9"}, *path;
-  char why[600];
-  void *h = open_library("FBP_CUDNN_LIB", names, 1, &path, why, sizeof why);
-  if (!h) FAIL("%s (install cuDNN 9, or set FBP_CUDNN_LIB to the path of libcudnn.so.9)", why);
+  char path[FBP_PATH_LEN], why[1500];
+  void *h = fbp_open_library(&FBP_CUDNN_SPEC, path, why, sizeof why);
+  if (!h) FAIL("%s", why);
 #define FBP_RESOLVE_CUDNN(ret, name, params)                                                \
   fbp_dl.name = (ret(*) params)dlsym(h, #name);                                             \
-  if (!fbp_dl.name) FAIL("%s has no symbol %s: cuDNN 9 with its legacy API is needed", path, \
-                         #name);
+  if (!fbp_dl.name) FAIL("Cannot use %s as cuDNN: it has no symbol %s (cuDNN 9.x with its "  \
+                         "legacy API is expected)", path, #name);
   FBP_CUDNN_SYMBOLS(FBP_RESOLVE_CUDNN)
 #undef FBP_RESOLVE_CUDNN
-  size_t v = fbp_dl.cudnnGetVersion();
-  if (v < 90000) FAIL("%s reports cuDNN version %zu; version 9 or later is needed", path, v);
+  if (fbp_check_cudnn_version(fbp_dl.cudnnGetVersion(), path, why, sizeof why)) FAIL("%s", why);
   g_cudnn_last_error = (void (*)(char *, size_t))dlsym(h, "cudnnGetLastErrorString");
   CUDNN_CHECK(fbp_dl.cudnnCreate(&g_cudnn));
   CUDNN_CHECK(fbp_dl.cudnnSetStream(g_cudnn, g_stream));
@@ -162,21 +147,24 @@ static int init_cudnn(void) {
 }
 
 static int init_cublas(void) {
-  const char *names[] = {"libcublas.so.13", "libcublas.so.12"}, *path;
-  char why[900];
-  void *h = open_library("FBP_CUBLAS_LIB", names, 2, &path, why, sizeof why);
-  if (!h) FAIL("%s (install cuBLAS, or set FBP_CUBLAS_LIB to the path of libcublas.so.13)", why);
+  char path[FBP_PATH_LEN], why[1500];
+  void *h = fbp_open_library(&FBP_CUBLAS_SPEC, path, why, sizeof why);
+  if (!h) FAIL("%s", why);
+  int major = 0, minor = 0;
+  if (fbp_cublas_library_version(h, path, &major, &minor, why, sizeof why) ||
+      fbp_check_cublas_version(major, minor, path, why, sizeof why))
+    FAIL("%s", why);
 #define FBP_RESOLVE_CUBLAS(ret, name, params)                                  \
   fbp_dl.name = (ret(*) params)dlsym(h, #name "_v2");                          \
   if (!fbp_dl.name) fbp_dl.name = (ret(*) params)dlsym(h, #name);              \
-  if (!fbp_dl.name) FAIL("%s has no symbol %s_v2 or %s", path, #name, #name);
+  if (!fbp_dl.name) FAIL("Cannot use %s as cuBLAS: it has no symbol %s_v2 or %s", path, \
+                         #name, #name);
   FBP_CUBLAS_SYMBOLS(FBP_RESOLVE_CUBLAS)
 #undef FBP_RESOLVE_CUBLAS
   g_cublas_status_string = (const char *(*)(cublasStatus_t))dlsym(h, "cublasGetStatusString");
   CUBLAS_CHECK(fbp_dl.cublasCreate(&g_cublas));
   CUBLAS_CHECK(fbp_dl.cublasSetStream(g_cublas, g_stream));
-  CUBLAS_CHECK(fbp_dl.cublasSetMathMode(g_cublas, g_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH
-                                                         : CUBLAS_DEFAULT_MATH));
+  CUBLAS_CHECK(fbp_dl.cublasSetMathMode(g_cublas, CUBLAS_DEFAULT_MATH));
   return 0;
 }
 
@@ -196,16 +184,16 @@ static int make_info(void) {
   size_t dnn = fbp_dl.cudnnGetVersion();
   snprintf(g_info, sizeof g_info,
            "cuda: %s (sm_%d%d, %d SMs, %.1f GiB), CUDA runtime %d.%d, driver %d.%d, "
-           "cuDNN %zu.%zu.%zu, cuBLAS %d.%d.%d, TF32 %s",
+           "cuDNN %zu.%zu.%zu, cuBLAS %d.%d.%d",
            name, major, minor, g_sms, (double)total_b / (1 << 30), rt / 1000, rt % 1000 / 10,
            drv / 1000, drv % 1000 / 10, dnn / 10000, dnn % 10000 / 100, dnn % 100,
-           blas / 10000, blas % 10000 / 100, blas % 100, g_tf32 ? "on" : "off");
+           blas / 10000, blas % 10000 / 100, blas % 100);
   return 0;
 }
 
+/* Math starts as fp32, not deterministic (fbp_set_math changes it; the old FBP_TF32
+ * variable is gone: --precision tf32 says it per run). */
 static int init_all(void) {
-  const char *tf32 = getenv("FBP_TF32");
-  g_tf32 = tf32 && strcmp(tf32, "1") == 0;
   if (init_device() || init_cudnn() || init_cublas() || make_info()) return 1;
   return 0;
 }
@@ -233,21 +221,40 @@ int fbp_ready_check(const char *fn) {
                        s < 0 ? "fbp_init was not called" : g_init_error);
 }
 
-const char *fbp_backend_info(void) { return g_info; }
+static void memory_stats(size_t *live, size_t *cached, size_t *peak);
 
-static int g_deterministic;
-int fbp_deterministic(void) { return g_deterministic; }
+/* The fixed line, then (once initialised) the math settings and the allocator's figures,
+ * which change: "…, math fp32, deterministic off; memory MiB: in use 12.0, cached 3.0,
+ * peak 20.0". */
+const char *fbp_backend_info(void) {
+  static thread_local char line[1600];
+  if (g_state.load() != 0) return g_info;
+  size_t live, cached, peak;
+  memory_stats(&live, &cached, &peak);
+  const double mib = 1 << 20;
+  snprintf(line, sizeof line,
+           "%s, math %s, deterministic %s; memory MiB: in use %.1f, cached %.1f, peak %.1f",
+           g_info, g_tf32 ? "tf32" : "fp32", g_deterministic ? "on" : "off", live / mib,
+           cached / mib, peak / mib);
+  return line;
+}
 
+/* fp32: cuBLAS default math (no TF32: torch.backends.cuda.matmul.allow_tf32 = False);
+ * tf32: CUBLAS_TF32_TENSOR_OP_MATH (allow_tf32 = True). bf16 is refused here: the cuDNN
+ * and cuBLAS bf16 paths would choose their data types from it (a later change). cuBLAS
+ * sgemm is deterministic on one stream, so `deterministic` only changes conv.cu's
+ * choices; every reduction of this library is atomic-free in both modes. */
 int fbp_set_math(int precision, int deterministic) {
   REQUIRE_READY();
   if (precision != FBP_FP32 && precision != FBP_TF32)
-    return fbp_set_error(__FILE__, __LINE__,
-                         "precision %d: the cuda backend computes in fp32 (0) or tf32 (1)",
-                         precision);
+    FAIL("Cannot set precision %d on the cuda backend: expected fp32 (%d) or tf32 (%d); bf16 "
+         "is not implemented for CUDA yet",
+         precision, FBP_FP32, FBP_TF32);
+  CUBLAS_CHECK(fbp_dl.cublasSetMathMode(g_cublas, precision == FBP_TF32
+                                                      ? CUBLAS_TF32_TENSOR_OP_MATH
+                                                      : CUBLAS_DEFAULT_MATH));
   g_tf32 = precision == FBP_TF32;
   g_deterministic = deterministic != 0;
-  CUBLAS_CHECK(fbp_dl.cublasSetMathMode(g_cublas, g_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH
-                                                         : CUBLAS_DEFAULT_MATH));
   return 0;
 }
 
@@ -278,7 +285,14 @@ int fbp_release_cache(void) {
 
 static std::unordered_map<void *, size_t> g_live;               /* pointer -> bytes */
 static std::unordered_map<size_t, std::vector<void *>> g_cache; /* bytes -> free blocks */
-static size_t g_live_bytes, g_cached_bytes;
+static size_t g_live_bytes, g_cached_bytes, g_peak_bytes; /* peak of live + cached */
+
+static void memory_stats(size_t *live, size_t *cached, size_t *peak) {
+  std::lock_guard<std::mutex> lock(g_alloc_mu);
+  *live = g_live_bytes;
+  *cached = g_cached_bytes;
+  *peak = g_peak_bytes;
+}
 
 static size_t round_bytes(size_t bytes) {
   const size_t small = 512, large = (size_t)2 << 20;
@@ -287,13 +301,15 @@ static size_t round_bytes(size_t bytes) {
                                    : (bytes + large - 1) / large * large;
 }
 
-/* Frees every cached block (after the stream is idle: queued kernels may still use one). */
+/* Frees every cached block (after the stream is idle: queued kernels may still use one);
+ * the peak restarts from what is still in use. */
 static void release_cache_locked(void) {
   cudaStreamSynchronize(g_stream);
   for (auto &bin : g_cache)
     for (void *p : bin.second) cudaFree(p);
   g_cache.clear();
   g_cached_bytes = 0;
+  g_peak_bytes = g_live_bytes;
 }
 
 static void *device_alloc(size_t want, const char *fn) {
@@ -323,6 +339,7 @@ static void *device_alloc(size_t want, const char *fn) {
   }
   g_live[p] = bytes;
   g_live_bytes += bytes;
+  if (g_live_bytes + g_cached_bytes > g_peak_bytes) g_peak_bytes = g_live_bytes + g_cached_bytes;
   return p;
 }
 
@@ -342,6 +359,16 @@ void *fbp_scratch(size_t bytes, const char *fn) { return device_alloc(bytes, fn)
 
 void fbp_scratch_free(void *p) {
   if (p) device_free(p, "fbp_scratch_free");
+}
+
+void fbp_scratch_release(void *p) {
+  if (!p) return;
+  std::lock_guard<std::mutex> lock(g_alloc_mu);
+  auto it = g_live.find(p);
+  if (it == g_live.end()) return;
+  g_live_bytes -= it->second;
+  g_live.erase(it);
+  cudaFree(p); /* waits for the device: queued kernels that use p finish first */
 }
 
 float *fbp_alloc(int64_t n) {

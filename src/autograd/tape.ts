@@ -39,13 +39,8 @@ function topoOrder(root: Tensor): Tensor[] {
   return order;
 }
 
-/**
- * Computes gradients of `loss` (a one-element tensor) with respect to every leaf tensor
- * that requires grad, adding into each leaf's `.grad` (which outlives scopes).
- * @throws {RangeError} when `loss` is not a one-element tensor
- * @throws {Error} when `loss` does not depend on any tensor that requires grad
- */
-export function backward(loss: Tensor): void {
+/** Refuses a loss that is not one value or reaches nothing that requires grad. */
+function checkLoss(loss: Tensor): void {
   if (loss.size !== 1) {
     throw new RangeError(
       `Cannot run backward from tensor ${loss.describe()}: expected a single-value loss`,
@@ -56,7 +51,69 @@ export function backward(loss: Tensor): void {
       `Cannot run backward from tensor ${loss.describe()}: it does not depend on any tensor that requires grad`,
     );
   }
+}
+
+/**
+ * Computes gradients of `loss` (a one-element tensor) with respect to every leaf tensor
+ * that requires grad, adding into each leaf's `.grad` (which outlives scopes).
+ * @throws {RangeError} when `loss` is not a one-element tensor
+ * @throws {Error} when `loss` does not depend on any tensor that requires grad
+ */
+export function backward(loss: Tensor): void {
+  checkLoss(loss);
   const order = topoOrder(loss);
+  backwardPass(loss, order, { release: true });
+}
+
+/**
+ * The gradient of `loss` with respect to one tensor `at`, returned (never added to its
+ * `.grad`; nothing else gets one). Only the rules between `at` and the loss run, and only
+ * for the inputs that lead back to `at`, and the graph is kept: a `backward` of the same
+ * graph may follow. GradNorm reads a per-task gradient at a deep shared layer this way
+ * (src/train/task_weights.ts): the part above the layer is a small share of a backward.
+ * @param loss a one-element tensor
+ * @param at a tensor the loss may depend on (a parameter, usually)
+ * @returns the gradient (the caller disposes it), or null when the loss does not depend on it
+ * @throws {RangeError} when `loss` is not a one-element tensor
+ * @throws {Error} when `loss` does not depend on any tensor that requires grad
+ * @example The gradient of Σ w² at w, then the whole backward of the same graph
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { backward, gradientAt } from "./tape.ts";
+ * import { mul, sum } from "../ops/elementwise.ts";
+ * import { ReferenceBackend } from "../backend/reference.ts";
+ * import { setDefaultBackend, tensor } from "../tensor/tensor.ts";
+ * setDefaultBackend(new ReferenceBackend());
+ * const w = tensor([1, 2], [2], { requiresGrad: true });
+ * const loss = sum(mul(w, w));
+ * assert.deepEqual([...gradientAt(loss, w)!.toArray()], [2, 4]); // 2w
+ * assert.equal(w.grad, null);
+ * backward(loss);
+ * assert.deepEqual([...w.grad!.toArray()], [2, 4]);
+ * ```
+ */
+export function gradientAt(loss: Tensor, at: Tensor): Tensor | null {
+  checkLoss(loss);
+  const order = topoOrder(loss);
+  // The tensors that depend on `at` (order lists inputs before the tensors made from them).
+  const leads = new Set<Tensor>([at]);
+  for (const t of order) {
+    if (t.node?.inputs.some((x) => leads.has(x))) leads.add(t);
+  }
+  if (!leads.has(loss)) return null;
+  return backwardPass(loss, order.filter((t) => leads.has(t)), { release: false, at, leads });
+}
+
+/**
+ * One backward pass over `order` (topological, loss last). `release`: free each rule's
+ * saved tensors once it ran, and add the leaves' gradients into their `.grad`; otherwise
+ * keep the graph and return the gradient of `at`, following only the inputs in `leads`.
+ */
+function backwardPass(
+  loss: Tensor,
+  order: Tensor[],
+  o: { release: boolean; at?: Tensor; leads?: ReadonlySet<Tensor> },
+): Tensor | null {
   const grads = new Map<Tensor, Tensor>();
   const refs = new Map<Tensor, number>();
   const hold = (g: Tensor) => refs.set(g, (refs.get(g) ?? 0) + 1);
@@ -86,12 +143,12 @@ export function backward(loss: Tensor): void {
     const t = order[i];
     const g = grads.get(t);
     if (!g) continue;
-    if (!t.node) continue; // a leaf: handled below
+    if (!t.node || t === o.at) continue; // a leaf (handled below), or where to stop
     const inputs = t.node.inputs;
-    const needs = inputs.map((x) => x.requiresGrad);
+    const needs = inputs.map((x) => x.requiresGrad && (!o.leads || o.leads.has(x)));
     // In a scope: a rule's temporaries (e.g. g·b before its sumTo) are freed at once.
     const inputGrads = scope(() => noGrad(() => t.node!.backward(g, needs)));
-    for (const s of t.node.saved) s.releaseForBackward();
+    if (o.release) { for (const s of t.node.saved) s.releaseForBackward(); }
     for (let j = 0; j < inputs.length; j++) {
       const gj = inputGrads[j];
       if (!gj) continue;
@@ -107,6 +164,13 @@ export function backward(loss: Tensor): void {
     grads.delete(t);
     release(g);
   }
+  if (!o.release) {
+    // Only `at` is left (the loss depends on it); a copy if its gradient is shared.
+    const g = grads.get(o.at!)!;
+    const own = (refs.get(g) ?? 0) > 1 ? noGrad(() => add(g, 0)) : g;
+    if (own !== g) release(g);
+    return own;
+  }
   for (const [leaf, g] of grads) {
     // A gradient still shared with another leaf is copied so each leaf owns its own.
     const own = (refs.get(g) ?? 0) > 1 || leaf.grad !== null
@@ -116,6 +180,7 @@ export function backward(loss: Tensor): void {
     if (leaf.grad && leaf.grad !== own) leaf.grad.dispose();
     leaf.grad = keep(own);
   }
+  return null;
 }
 
 function checkGradShape(op: string, input: Tensor, g: Tensor): void {

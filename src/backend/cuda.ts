@@ -9,6 +9,11 @@
  * the loss read-back, checkpoints. A non-zero status becomes an Error with the library's
  * fbp_last_error() text; a fault inside a queued kernel surfaces at the next waiting call.
  *
+ * Math follows {@link CudaBackend.setMath} (`--precision fp32|tf32`, `--deterministic`;
+ * docs/gpu.md maps each to PyTorch's switches); bf16 is refused on CUDA for now. cuDNN 9
+ * and cuBLAS 12.x/13.x are looked for in a fixed list of places (native/cuda/libfind.h,
+ * `FBP_CUDNN_LIB` / `FBP_CUBLAS_LIB` name a file or folder).
+ *
  * Without a usable GPU (no driver, no device, no cuDNN/cuBLAS) the library still loads
  * and fbp_init says why; {@link loadCudaBackend} then throws a {@link CudaUnavailableError}
  * such as "Cannot load the CUDA backend: runtime.cu:117: no CUDA device: cudaGetDeviceCount
@@ -16,7 +21,13 @@
  * @module
  */
 import { CUDA_LIBRARY_PATH } from "./library_paths.ts";
-import { NativeBackend, type NativeLibrary, NativeStorage, openNativeLibrary } from "./native.ts";
+import {
+  cString,
+  NativeBackend,
+  type NativeLibrary,
+  NativeStorage,
+  openNativeLibrary,
+} from "./native.ts";
 
 export { FBP_ABI_SYMBOLS } from "./native.ts";
 /** CUDA storage: a device pointer from the library's caching allocator. */
@@ -30,8 +41,23 @@ export class CudaUnavailableError extends Error {
   override name = "CudaUnavailableError";
 }
 
+/** Device memory the library's caching allocator holds, in MiB. */
+export interface CudaMemory {
+  /** Blocks handed out and not freed. */
+  inUseMiB: number;
+  /** Freed blocks kept for reuse. */
+  cachedMiB: number;
+  /**
+   * Highest in-use + cached total since the last `releaseCache()` (or the start): the
+   * counterpart of PyTorch's `torch.cuda.max_memory_reserved()` after
+   * `reset_peak_memory_stats()`.
+   */
+  peakMiB: number;
+}
+
 /** The native CUDA backend (own kernels, cuDNN, cuBLAS). */
 export class CudaBackend extends NativeBackend {
+  #infoLine: () => string;
   /**
    * Wraps an opened library and initialises it (use {@link loadCudaBackend}).
    * @throws {CudaUnavailableError} when fbp_init fails (no device, driver or libraries)
@@ -43,6 +69,18 @@ export class CudaBackend extends NativeBackend {
       libraryPath,
       (reason) => new CudaUnavailableError(`Cannot load the CUDA backend: ${reason}`),
     );
+    this.#infoLine = () => cString(lib.symbols.fbp_backend_info());
+  }
+
+  /**
+   * The allocator's figures now (the library appends them to its info line).
+   * @throws {Error} when the line has no memory figures (a library from before them)
+   */
+  memory(): CudaMemory {
+    const line = this.#infoLine();
+    const m = /memory MiB: in use ([\d.]+), cached ([\d.]+), peak ([\d.]+)/.exec(line);
+    if (!m) throw new Error(`Cannot read the CUDA memory figures: info line is "${line}"`);
+    return { inUseMiB: Number(m[1]), cachedMiB: Number(m[2]), peakMiB: Number(m[3]) };
   }
 }
 

@@ -18,6 +18,8 @@ import type { PrepareRequest } from "./prepare.ts";
 import type { Problem } from "./problems.ts";
 import type { ImageRecord } from "./records.ts";
 import { Rng } from "../random/rng.ts";
+import { balancedOrder } from "./balanced_order.ts";
+import { RATING_BINS } from "./grade.ts";
 import { DecodePool } from "./worker_pool.ts";
 
 /** A batch of images and labels; a missing label is −1. */
@@ -28,6 +30,13 @@ export interface Batch {
   labels: Record<string, Int32Array>;
   /** (N) image paths. */
   paths: string[];
+  /** (N) mean scores (1–5) where the records have one; NaN where not. */
+  scores?: Float32Array;
+  /**
+   * (N·5) the raters' histograms over ratings 1–5, row-major, where the records have one
+   * (ImageRecord.ratingHistogram); NaN rows where not.
+   */
+  histograms?: Float32Array;
 }
 
 /** What to do with an image that cannot be decoded. */
@@ -65,6 +74,12 @@ export interface LoaderOptions {
   flip?: boolean;
   /** Training: where to crop the resized image: "random" (default) or "center". */
   crop?: "random" | "center";
+  /**
+   * Class-balanced epochs (`--balance sampler`): each shuffled epoch is replaced by as many
+   * draws with replacement, equal per class of this label (class_balance.ts balancedOrder);
+   * images without the label keep their natural share. Only with `shuffle`.
+   */
+  balanceLabel?: string;
 }
 
 interface Assembled {
@@ -85,9 +100,11 @@ export class BatchLoader {
   readonly labelNames: readonly string[];
   /** Bad images found so far (each skipped from then on). */
   readonly problems: Problem[] = [];
-  readonly #o: Required<Omit<LoaderOptions, "pool" | "cacheDir" | "labels">> & {
+  readonly #o: Required<Omit<LoaderOptions, "pool" | "cacheDir" | "labels" | "balanceLabel">> & {
     cacheDir?: string;
   };
+  /** Class of each record under `balanceLabel` (−1: none), when the epochs are balanced. */
+  readonly #balanceGroups?: Int32Array;
   readonly #pool: DecodePool;
   readonly #ownPool: boolean;
   readonly #bad = new Set<number>();
@@ -153,6 +170,10 @@ export class BatchLoader {
     this.records = records;
     this.labelNames = options.labels ??
       [...new Set(records.flatMap((r) => Object.keys(r.labels)))].sort();
+    if (options.balanceLabel !== undefined && o.shuffle) {
+      const label = options.balanceLabel;
+      this.#balanceGroups = Int32Array.from(records, (r) => r.labels[label] ?? -1);
+    }
     this.#ownPool = !options.pool;
     this.#pool = options.pool ?? new DecodePool({ workers: o.workers });
   }
@@ -173,9 +194,12 @@ export class BatchLoader {
     const o = this.#o;
     const order = this.records.map((_, i) => i).filter((i) => !this.#bad.has(i));
     if (o.shuffle) new Rng(o.seed, epoch).shuffle(order);
+    const balanced = this.#balanceGroups
+      ? balancedOrder(order, this.#balanceGroups, new Rng(o.seed, epoch, 2))
+      : order;
     const aug = new Rng(o.seed, epoch, 1);
-    for (let s = 0; s < order.length; s += o.batchSize) {
-      const idx = order.slice(s, s + o.batchSize);
+    for (let s = 0; s < balanced.length; s += o.batchSize) {
+      const idx = balanced.slice(s, s + o.batchSize);
       if (idx.length < o.batchSize && o.dropLast) break;
       yield {
         epoch,
@@ -274,7 +298,15 @@ export class BatchLoader {
       for (const name of this.labelNames) labels[name][n] = rec.labels[name] ?? -1;
     });
     const paths = keep.map(({ index }) => this.records[index].path);
-    return { batch: { images, labels, paths }, bad };
+    // Score and dist tasks' targets (cheap: 6 floats an image).
+    const scores = new Float32Array(keep.length).fill(NaN);
+    const histograms = new Float32Array(keep.length * RATING_BINS).fill(NaN);
+    keep.forEach(({ index }, n) => {
+      const rec = this.records[index];
+      if (rec.score !== undefined) scores[n] = rec.score;
+      if (rec.ratingHistogram) histograms.set(rec.ratingHistogram, n * RATING_BINS);
+    });
+    return { batch: { images, labels, paths, scores, histograms }, bad };
   }
 
   /**

@@ -19,6 +19,11 @@ export interface ImageRecord {
   labels: Record<string, number>;
   /** Mean attractiveness score (1–5) where the source has one. */
   score?: number;
+  /**
+   * The raters' histogram where the source has per-rater ratings (SCUT-FBP5500's
+   * All_Ratings): the fraction of ratings 1, 2, … 5 (index = rating − 1), summing to 1.
+   */
+  ratingHistogram?: number[];
 }
 
 /** Indices into `Dataset.records` of a train/validation/test partition. */

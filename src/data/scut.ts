@@ -15,7 +15,7 @@
  */
 
 import { join } from "node:path";
-import { beautyGrade } from "./grade.ts";
+import { beautyGrade, ratingHistogram } from "./grade.ts";
 import { findEntry, isDirectory, isImageName, listDir } from "./fs_util.ts";
 import { ProblemLog, quote } from "./problems.ts";
 import { imageStem, type RatingsTable, readRatings } from "./ratings.ts";
@@ -204,6 +204,7 @@ function addGrades(
     }
     const list = entry?.ratings ?? [];
     r.labels.beauty = beautyGrade(list, r.score).grade;
+    if (list.length > 0) r.ratingHistogram = ratingHistogram(list);
     if (list.length > 0) {
       const m = list.reduce((a, b) => a + b, 0) / list.length;
       if (Math.abs(m - r.score!) > 0.01 && mismatch++ === 0) {

@@ -172,6 +172,14 @@ function chosenTasks(net: MultiTaskNet, names: readonly string[] | undefined): T
 export function networkToOnnx(net: MultiTaskNet, opts: OnnxExportOptions = {}): OnnxModel {
   const tasks = chosenTasks(net, opts.tasks);
   for (const t of tasks) {
+    if (t.kind === "score") {
+      // Its one output is the score on the head's scale (3 + 2z, clamped): not a softmax.
+      throw new Error(
+        `Cannot export task "${t.name}" to ONNX: it is a score task (one output, the mean ` +
+          `rating), and the export writes softmax outputs only: expected class or dist ` +
+          `tasks. Hint: export the other tasks with --task NAME`,
+      );
+    }
     if (t.name === ONNX_INPUT) {
       throw new Error(
         `Cannot export task "${t.name}" to ONNX: the graph's input is named "${ONNX_INPUT}"; ` +
@@ -258,7 +266,9 @@ export function networkToOnnx(net: MultiTaskNet, opts: OnnxExportOptions = {}): 
       outputs: tasks.map((t) => ({
         name: t.name,
         shape: ["N", t.classes],
-        doc: `class probabilities of task "${t.name}" (database "${t.database}")`,
+        doc: t.kind === "dist"
+          ? `rating histogram (ratings 1–5) of task "${t.name}" (database "${t.database}")`
+          : `class probabilities of task "${t.name}" (database "${t.database}")`,
       })),
     },
   };

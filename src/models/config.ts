@@ -10,10 +10,18 @@ import type { BnMode } from "../nn/batch_norm.ts";
 export interface TaskConfig {
   /** Task name (letters, digits, "_" or "-"): the head's key, `heads.<name>.*`. */
   name: string;
-  /** Number of classes the head predicts (≥ 2). */
+  /**
+   * Outputs of the head: the classes of a class task (≥ 2); 1 for a score task, 5 (ratings
+   * 1–5) for a dist task.
+   */
   classes: number;
   /** The database whose images this task is trained on (one of `databases`). */
   database: string;
+  /**
+   * What the head predicts (src/train/task_kinds.ts): "class" (absent: checkpoints written
+   * before task kinds), "score" (the mean rating) or "dist" (the raters' histogram).
+   */
+  kind?: "class" | "score" | "dist";
 }
 
 /** The network config (DESIGN.md §3). */
@@ -74,13 +82,33 @@ export function parseNetworkConfig(raw: unknown, source = "model config"): Netwo
         }`,
       );
     }
-    if (!Number.isInteger(o.classes) || (o.classes as number) < 2) {
+    const kind = o.kind ?? "class";
+    if (kind !== "class" && kind !== "score" && kind !== "dist") {
+      fail(
+        `tasks[${i}].kind must be "class", "score" or "dist": got ${JSON.stringify(o.kind)}`,
+      );
+    }
+    // A score head has 1 output, a dist head one per rating 1–5.
+    const outputs = kind === "score" ? 1 : kind === "dist" ? 5 : undefined;
+    const classes = o.classes ?? outputs;
+    if (outputs !== undefined && classes !== outputs) {
+      fail(
+        `tasks[${i}].classes of a ${kind} task must be ${outputs}: got ${JSON.stringify(classes)}`,
+      );
+    }
+    if (!Number.isInteger(classes) || (outputs === undefined && (classes as number) < 2)) {
       fail(`tasks[${i}].classes must be an integer ≥ 2: got ${JSON.stringify(o.classes)}`);
     }
     if (typeof o.database !== "string" || !NAME.test(o.database)) {
       fail(`tasks[${i}].database must be a database name: got ${JSON.stringify(o.database)}`);
     }
-    return { name: o.name as string, classes: o.classes as number, database: o.database as string };
+    const task: TaskConfig = {
+      name: o.name as string,
+      classes: classes as number,
+      database: o.database as string,
+    };
+    if (kind !== "class") task.kind = kind as "score" | "dist";
+    return task;
   });
   if (new Set(tasks.map((t) => t.name)).size !== tasks.length) fail("task names must be distinct");
   const databases = (r.databases ?? [...new Set(tasks.map((t) => t.database))]) as unknown;

@@ -12,3 +12,4 @@ export * from "./linear.ts";
 export * from "./softmax.ts";
 export * from "./dropout.ts";
 export * from "./aff.ts";
+export * from "./losses.ts";

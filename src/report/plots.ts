@@ -170,6 +170,29 @@ export function accuracyPlot(history: readonly HistoryEntry[]): Promise<string> 
   }));
 }
 
+/**
+ * The path of adaptive task weights (`--task-weights` other than fixed): per task, the mean
+ * weight the epoch's steps used, over all stages (re-training restarts the scheme).
+ * @param history the run's per-epoch history
+ * @returns SVG text, or null when no epoch recorded task weights (fixed λ)
+ */
+export function taskWeightsPlot(history: readonly HistoryEntry[]): Promise<string> | null {
+  const points: Record<string, string | number>[] = [];
+  history.forEach((h, i) => {
+    for (const [task, weight] of Object.entries(h.taskWeights ?? {})) {
+      points.push({ x: i + 1, task, weight, stage: h.stage });
+    }
+  });
+  if (points.length === 0) return null;
+  return renderSvg(curveSpec({
+    title: "Task weights (mean over each epoch's steps)",
+    history,
+    points,
+    y: { field: "weight", title: "weight" },
+    color: { field: "task", title: "task" },
+  }));
+}
+
 /** A nominal axis of a cell grid. */
 interface GridAxis {
   field: string;

@@ -2,15 +2,22 @@
  * A run's report: `report.md` (the run table, validation scores, time per stage, the policy
  * and which blocks the tasks share, confusion matrices) next to the SVG plots it links by
  * relative name: `loss.svg`, `accuracy.svg`, `policy.svg`, `policy-path.svg`,
- * `confusion-<task>.svg`.
+ * `task-weights.svg` (adaptive task weights), `confusion-<task>.svg`.
  * @module
  */
 import { join } from "node:path";
 import { writeFileAtomic } from "../io/atomic_write.ts";
 import { blockName } from "../models/config.ts";
-import { accuracyPlot, confusionPlot, lossPlot, policyPathPlot, policyPlot } from "./plots.ts";
+import {
+  accuracyPlot,
+  confusionPlot,
+  lossPlot,
+  policyPathPlot,
+  policyPlot,
+  taskWeightsPlot,
+} from "./plots.ts";
 import { markdownTable } from "./markdown.ts";
-import type { RunResult, TaskMetrics } from "../train/result.ts";
+import { isScoreMetrics, type RunResult, type TaskMetrics } from "../train/result.ts";
 import { formatDuration, formatPercent, runTable } from "./tables.ts";
 
 /** A rendered report: Markdown text and SVG documents by file name. */
@@ -114,6 +121,33 @@ function confusionTable(m: TaskMetrics): string {
   );
 }
 
+/** "task weights: gradnorm (α 1.5), final beauty 0.91, gender 1.09 · " for adaptive schemes. */
+function taskWeightsNote(result: RunResult): string {
+  const w = result.taskWeights;
+  if (!w || w.scheme === "fixed") return "";
+  const option = w.alpha !== undefined
+    ? ` (α ${w.alpha})`
+    : w.temperature !== undefined
+    ? ` (τ ${w.temperature})`
+    : "";
+  const final = Object.entries(w.final).map(([t, v]) => `${t} ${v.toFixed(3)}`).join(", ");
+  return `task weights: ${w.scheme}${option}, final ${final} · `;
+}
+
+/**
+ * What the figures of score and dist tasks mean, when the run has one ("" otherwise).
+ */
+function scoreTasksNote(result: RunResult): string {
+  const scored = Object.entries(result.tasks).filter(([, t]) => isScoreMetrics(t.test));
+  if (scored.length === 0) return "";
+  return ` ${scored.map(([task]) => task).join(", ")} predict${
+    scored.length === 1 ? "s" : ""
+  } a score (1–5; a dist task its expected rating): PC is its Pearson correlation with the ` +
+    "raters' mean score, MAE and RMSE its errors on the 1–5 scale; its ACC, F1 and confusion " +
+    "matrix are of the grade the prediction implies (round(score) − 1, or a dist task's most " +
+    "probable rating − 1) against the image's own grade.";
+}
+
 /** The report's Markdown text. */
 function reportMarkdown(
   result: RunResult,
@@ -127,6 +161,7 @@ function reportMarkdown(
     `# Run "${result.name}"`,
     "",
     `${methodName(result)} · batch ${result.batch} · λ: ${lambdas} · ` +
+    taskWeightsNote(result) +
     (result.bn ? `BN ${result.bn} · ` : "") +
     `training time ${formatDuration(result.trainSeconds)}` +
     (result.validationSeconds !== undefined
@@ -139,7 +174,7 @@ function reportMarkdown(
     "",
     "Percentages on the test split. F1 (weighted) weights each class's F1 by its support (the " +
     "paper's F1); macro-F1 is the plain mean over classes. Gap = train ACC − test ACC in " +
-    "percentage points.",
+    "percentage points." + scoreTasksNote(result),
   ];
   const withVal = tasks.filter(([, t]) => t.val);
   if (withVal.length > 0) {
@@ -187,6 +222,15 @@ function reportMarkdown(
   if (hasPolicy) parts.push("", policySection(result, hasPath));
   if (hasCurves) {
     parts.push("", "## Curves", "", "![training loss](loss.svg)", "", "![accuracy](accuracy.svg)");
+    if (result.history.some((h) => h.taskWeights)) {
+      parts.push(
+        "",
+        "![task weights](task-weights.svg)",
+        "",
+        "The training loss is Σ λ·L with the fixed λ whatever the scheme, so runs compare; " +
+          "the plot above shows the weights each epoch's steps used (their mean).",
+      );
+    }
   }
   parts.push("", "## Confusion matrices (test)");
   for (const [task, t] of tasks) {
@@ -221,6 +265,8 @@ export async function renderReport(result: RunResult): Promise<RenderedReport> {
   }
   const path = hasPolicy ? policyPathPlot(result.history) : null;
   if (path) svgs["policy-path.svg"] = await path;
+  const weights = taskWeightsPlot(result.history);
+  if (weights) svgs["task-weights.svg"] = await weights;
   for (const [task, t] of Object.entries(result.tasks)) {
     svgs[confusionFileName(task)] = await confusionPlot(task, t.test);
   }

@@ -19,7 +19,7 @@
  * @module
  */
 import { csvText, markdownTable } from "./markdown.ts";
-import type { RunResult } from "../train/result.ts";
+import { isScoreMetrics, type RunResult } from "../train/result.ts";
 
 /** A finished run with its row label (e.g. "ResNet18 + AFF", "1:0.6 (batch 32)"). */
 export interface LabelledRun {
@@ -65,6 +65,10 @@ export interface SweepFigures {
   accuracy: number;
   f1_weighted: number;
   f1_macro: number;
+  /** Score and dist tasks: PC, MAE and RMSE of the predicted score. */
+  pc?: number;
+  mae?: number;
+  rmse?: number;
 }
 
 /** One method × task row of the comparison (Tables 3–8). */
@@ -282,25 +286,75 @@ function taskOrder(runs: readonly LabelledRun[]): string[] {
 }
 
 /**
+ * A score figure (PC, MAE, RMSE) with 4 decimals ("0.8123"); `—` when absent.
+ * @param v the value
+ * @returns the formatted value
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { formatScoreFigure } from "./tables.ts";
+ * assert.equal(formatScoreFigure(0.81234), "0.8123");
+ * assert.equal(formatScoreFigure(undefined), "—");
+ * ```
+ */
+export function formatScoreFigure(v: number | undefined): string {
+  return v === undefined || !Number.isFinite(v) ? MISSING : v.toFixed(4);
+}
+
+/** The score figures' columns, in order. */
+const SCORE_FIGURES = ["pc", "mae", "rmse"] as const;
+/** Their headers. */
+const SCORE_HEADERS = ["PC", "MAE", "RMSE"];
+
+/**
  * Table (a): one run, one row per task — ACC, F1 (weighted), macro-F1, train ACC, test
- * ACC, the gap and the run's training time.
+ * ACC, the gap and the run's training time; when a task predicts a score (kinds score and
+ * dist) also PC, MAE and RMSE of the predicted score on the 1–5 scale (`—` for class
+ * tasks), its accuracies being those of the grade the prediction implies.
  * @param result the run
  * @returns a Markdown table
  */
 export function runTable(result: RunResult): string {
-  const rows = Object.entries(result.tasks).map(([task, t]) => [
-    task,
-    formatPercent(t.test.accuracy),
-    formatPercent(t.test.f1_weighted),
-    formatPercent(t.test.f1_macro),
-    formatPercent(t.train.accuracy),
-    formatPercent(t.test.accuracy),
-    formatPercent(t.gap),
-    formatDuration(result.trainSeconds),
-  ]);
+  const scored = Object.values(result.tasks).some((t) => isScoreMetrics(t.test));
+  const rows = Object.entries(result.tasks).map(([task, t]) => {
+    const test = t.test;
+    return [
+      task,
+      formatPercent(test.accuracy),
+      formatPercent(test.f1_weighted),
+      formatPercent(test.f1_macro),
+      formatPercent(t.train.accuracy),
+      formatPercent(test.accuracy),
+      formatPercent(t.gap),
+      ...(scored
+        ? SCORE_FIGURES.map((k) => formatScoreFigure(isScoreMetrics(test) ? test[k] : undefined))
+        : []),
+      formatDuration(result.trainSeconds),
+    ];
+  });
   return markdownTable(
-    ["Task", "ACC", "F1 (weighted)", "macro-F1", "Train ACC", "Test ACC", "Gap", "Training time"],
-    ["left", "right", "right", "right", "right", "right", "right", "right"],
+    [
+      "Task",
+      "ACC",
+      "F1 (weighted)",
+      "macro-F1",
+      "Train ACC",
+      "Test ACC",
+      "Gap",
+      ...(scored ? SCORE_HEADERS : []),
+      "Training time",
+    ],
+    [
+      "left",
+      "right",
+      "right",
+      "right",
+      "right",
+      "right",
+      "right",
+      ...(scored ? SCORE_HEADERS.map(() => "right" as const) : []),
+      "right",
+    ],
     rows,
   );
 }
@@ -424,12 +478,17 @@ export function comparisonJson(runs: readonly LabelledRun[]): string {
  */
 export function sweepRows(runs: readonly LabelledRun[]): SweepRow[] {
   const tasks = taskOrder(runs);
-  const metrics = ["accuracy", "f1_weighted", "f1_macro"] as const;
   const figures = (result: RunResult): Record<string, SweepFigures> =>
     Object.fromEntries(
       tasks.filter((t) => result.tasks[t]).map((t) => {
         const m = result.tasks[t].test;
-        return [t, { accuracy: m.accuracy, f1_weighted: m.f1_weighted, f1_macro: m.f1_macro }];
+        const f: SweepFigures = {
+          accuracy: m.accuracy,
+          f1_weighted: m.f1_weighted,
+          f1_macro: m.f1_macro,
+        };
+        if (isScoreMetrics(m)) Object.assign(f, { pc: m.pc, mae: m.mae, rmse: m.rmse });
+        return [t, f];
       }),
     );
   return cellsOf(runs).map((cell) => {
@@ -445,7 +504,8 @@ export function sweepRows(runs: readonly LabelledRun[]): SweepRow[] {
     };
     const std: Record<string, SweepFigures> = {};
     for (const t of Object.keys(each[0])) {
-      const [mean, s] = aggregate(each.map((f) => f[t]), metrics);
+      const metrics = "pc" in each[0][t] ? ALL_SWEEP_METRICS : SWEEP_METRICS;
+      const [mean, s] = aggregate(each.map((f) => f[t] as Required<SweepFigures>), metrics);
       row.tasks[t] = mean;
       if (s) std[t] = s;
     }
@@ -456,6 +516,18 @@ export function sweepRows(runs: readonly LabelledRun[]): SweepRow[] {
     }
     return row;
   });
+}
+
+/** The class figures of a sweep row's task. */
+const SWEEP_METRICS = ["accuracy", "f1_weighted", "f1_macro"] as const;
+/** …and with a score task's PC, MAE and RMSE. */
+const ALL_SWEEP_METRICS = [...SWEEP_METRICS, ...SCORE_FIGURES] as const;
+
+/** Tasks of the runs that predict a score (their test metrics carry PC). */
+function scoreTasks(runs: readonly LabelledRun[]): Set<string> {
+  return new Set(
+    taskOrder(runs).filter((t) => runs.some((r) => isScoreMetrics(r.result.tasks[t]?.test))),
+  );
 }
 
 /**
@@ -470,42 +542,54 @@ function boldBest(column: string[]): string[] {
 }
 
 /**
- * Table (c), Tables 9–10 of the paper: rows = λ1:λ2 ratio and batch size, columns = test
- * ACC and F1 per task; the best value of each metric column is bold.
+ * Table (c), Tables 9–10 of the paper: rows = λ1:…:λT ratio and batch size, columns = test
+ * ACC and F1 per task (and PC for a task that predicts a score); the best value of each
+ * metric column is bold.
  * @param runs labelled runs
  * @returns a Markdown table
  */
 export function sweepTable(runs: readonly LabelledRun[]): string {
   const tasks = taskOrder(runs);
+  const scored = scoreTasks(runs);
   const rows = sweepRows(runs);
   const columns: string[][] = [];
+  const headers: string[] = [];
   for (const t of tasks) {
     for (const m of ["accuracy", "f1_weighted"] as const) {
       columns.push(
         boldBest(rows.map((r) => withStd(formatPercent, r.tasks[t]?.[m], r.std?.[t]?.[m]))),
       );
     }
+    headers.push(`${t} ACC`, `${t} F1`);
+    if (scored.has(t)) {
+      // PC is better higher (bold the best); MAE and RMSE are shown as they are.
+      columns.push(
+        boldBest(rows.map((r) => withStd(formatScoreFigure, r.tasks[t]?.pc, r.std?.[t]?.pc))),
+      );
+      headers.push(`${t} PC`);
+    }
   }
   const ratioHeader = tasks.map((_, i) => `λ${i + 1}`).join(":");
   return markdownTable(
-    [ratioHeader, "Batch", ...tasks.flatMap((t) => [`${t} ACC`, `${t} F1`])],
-    ["left", "right", ...tasks.flatMap(() => ["right", "right"] as const)],
+    [ratioHeader, "Batch", ...headers],
+    ["left", "right", ...headers.map(() => "right" as const)],
     rows.map((r, i) => [r.ratio, String(r.batch), ...columns.map((c) => c[i])]),
   ) + repeatsFooter(cellsOf(runs));
 }
 
 /**
  * The sweep as CSV: label, ratio, batch, then accuracy, f1_weighted and f1_macro per task
- * (`<task>_accuracy`, …).
+ * (`<task>_accuracy`, …), and pc, mae, rmse for tasks that predict a score.
  * @param runs labelled runs
  * @returns CSV text with a header line
  */
 export function sweepCsv(runs: readonly LabelledRun[]): string {
   const tasks = taskOrder(runs);
-  const metrics = ["accuracy", "f1_weighted", "f1_macro"] as const;
+  const scored = scoreTasks(runs);
+  const metricsOf = (t: string) => (scored.has(t) ? ALL_SWEEP_METRICS : SWEEP_METRICS);
   const rows = sweepRows(runs);
   const repeated = rows.some((r) => r.n !== undefined);
-  const columns = tasks.flatMap((t) => metrics.map((m) => `${t}_${m}`));
+  const columns = tasks.flatMap((t) => metricsOf(t).map((m) => `${t}_${m}`));
   return csvText(
     [
       "label",
@@ -518,8 +602,10 @@ export function sweepCsv(runs: readonly LabelledRun[]): string {
       r.label,
       r.ratio,
       r.batch,
-      ...tasks.flatMap((t) => metrics.map((m) => r.tasks[t]?.[m])),
-      ...(repeated ? [r.n ?? 1, ...tasks.flatMap((t) => metrics.map((m) => r.std?.[t]?.[m]))] : []),
+      ...tasks.flatMap((t) => metricsOf(t).map((m) => r.tasks[t]?.[m])),
+      ...(repeated
+        ? [r.n ?? 1, ...tasks.flatMap((t) => metricsOf(t).map((m) => r.std?.[t]?.[m]))]
+        : []),
     ]),
   );
 }

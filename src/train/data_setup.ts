@@ -12,14 +12,15 @@ import { taskClasses } from "../data/classes.ts";
 import { stratifiedSplit, type TrainingSplit, trainingSplit } from "../data/split.ts";
 import { readSource } from "../data/source.ts";
 import type { Dataset, ImageRecord } from "../data/records.ts";
-import type { RunConfig } from "./run_config.ts";
+import type { DatabaseSpec, RunConfig, TaskSpec } from "./run_config.ts";
+import { GRADE_CLASSES, recordGrade, recordScore, type TaskKind } from "./task_kinds.ts";
 
 /** One database ready to batch. */
 export interface PreparedDatabase {
   name: string;
   dataset: Dataset;
-  /** Tasks reading this database, with their label names. */
-  tasks: { name: string; label: string }[];
+  /** Tasks reading this database, with their label names and kinds (absent: class). */
+  tasks: { name: string; label: string; kind?: TaskKind }[];
   train: ImageRecord[];
   val: ImageRecord[];
   test: ImageRecord[];
@@ -48,8 +49,15 @@ export async function prepareData(
     const tasks = config.tasks.filter((t) => t.database === db.name).map((t) => ({
       name: t.name,
       label: t.label,
+      ...(t.kind && t.kind !== "class" ? { kind: t.kind } : {}),
     }));
     for (const t of tasks) {
+      const spec = config.tasks.find((s) => s.name === t.name)!;
+      if ((spec.kind ?? "class") !== "class") {
+        classes[t.name] = checkScoreTask(dataset, db, spec);
+        addGradeLabels(dataset, spec);
+        continue;
+      }
       const names = dataset.classes[t.label];
       const labelled = dataset.records.filter((r) => r.labels[t.label] !== undefined).length;
       if (!names || labelled === 0) {
@@ -104,6 +112,58 @@ export async function prepareData(
     });
   }
   return { databases, classes };
+}
+
+/**
+ * Checks that a score or dist task finds its targets in a database — mean scores in 1–5
+ * (score), the raters' histograms (dist: SCUT-FBP5500 folders with All_Ratings) — and
+ * returns its grade names (the implied grade's classes).
+ * @throws {Error} naming the task, the database and what is missing or out of range
+ */
+function checkScoreTask(dataset: Dataset, db: DatabaseSpec, t: TaskSpec): string[] {
+  const where = `database "${db.name}" (${db.source})`;
+  if (t.kind === "dist") {
+    if (!dataset.records.some((r) => r.ratingHistogram)) {
+      throw new Error(
+        `Cannot start the run: task "${t.name}" (kind dist) learns the raters' rating ` +
+          `histogram, and ${where} has none: expected a SCUT-FBP5500 folder with ` +
+          `All_Ratings.xlsx or All_Ratings.csv (a manifest has no per-rater ratings). ` +
+          `Hint: use kind score for the mean rating`,
+      );
+    }
+    return [...GRADE_CLASSES];
+  }
+  const scored = dataset.records.filter((r) => recordScore(r) !== undefined);
+  if (scored.length === 0) {
+    throw new Error(
+      `Cannot start the run: task "${t.name}" (kind score) learns the mean rating, and ` +
+        `${where} has no scores: expected a manifest "score" column or SCUT-FBP5500's ` +
+        `All_labels.txt`,
+    );
+  }
+  const bad = scored.find((r) => !(recordScore(r)! >= 1 && recordScore(r)! <= 5));
+  if (bad) {
+    throw new Error(
+      `Cannot start the run: task "${t.name}" (kind score) learns mean ratings on the ` +
+        `scale 1–5: image "${bad.path}" of ${where} has score ${recordScore(bad)}`,
+    );
+  }
+  return [...GRADE_CLASSES];
+}
+
+/**
+ * Gives the records that have a score or dist task's target (a mean score; a histogram)
+ * their grade as the task's label (`score` / `ratings`, task_kinds.ts recordGrade): batches
+ * then carry it as the task's class target, which the implied-grade accuracy is measured
+ * against, and splits stratify by it — on SCUT-FBP5500 the same grades as its `beauty`
+ * label, so class, score and dist tasks on beauty train and test on the same images.
+ */
+export function addGradeLabels(dataset: Dataset, t: Pick<TaskSpec, "kind" | "label">): void {
+  for (const r of dataset.records) {
+    const has = t.kind === "dist" ? r.ratingHistogram !== undefined : recordScore(r) !== undefined;
+    const g = has ? recordGrade(r) : -1;
+    if (g >= 0) r.labels[t.label] = g;
+  }
 }
 
 /** The images one database of a run used: what `splits.json` holds per database. */

@@ -14,7 +14,7 @@ import { mix32 } from "../random/rng.ts";
 import type { PreparedDatabase } from "./data_setup.ts";
 import { isFinalStage, type PlannedEpoch } from "./plan.ts";
 import { policyRegularisers } from "./policy_loss.ts";
-import type { HistoryEntry } from "./result.ts";
+import { type HistoryEntry, isScoreMetrics, type ScoreTaskMetrics } from "./result.ts";
 import { writeResume } from "./resume.ts";
 import type { RunContext } from "./run_context.ts";
 import { writeRunFile } from "./run_dir.ts";
@@ -48,10 +48,21 @@ async function nextBatches(streams: readonly Stream[], size: number): Promise<St
       images: b.images,
       size,
       targets: Object.fromEntries(db.tasks.map((t) => [t.name, b.labels[t.label]])),
+      values: scoreTargets(db, b),
       paths: b.paths,
     });
   }
   return batches;
+}
+
+/** The values score and dist tasks learn (mean scores, rating histograms), by task name. */
+function scoreTargets(db: PreparedDatabase, b: Batch): Record<string, Float32Array> | undefined {
+  const out: Record<string, Float32Array> = {};
+  for (const t of db.tasks) {
+    const v = t.kind === "score" ? b.scores : t.kind === "dist" ? b.histograms : undefined;
+    if (v) out[t.name] = v;
+  }
+  return Object.keys(out).length > 0 ? out : undefined;
 }
 
 /** Adds a step's figures to the epoch's. */
@@ -100,6 +111,15 @@ export async function runEpoch(ctx: RunContext, state: RunState, ep: PlannedEpoc
     const gates = rules.stepGates(net, { seed, tau, window, config });
     weightsOpt.hyper.lr = rules.weightsLr(config, (ep.epoch - 1) * steps + step, ep.of * steps);
     for (const b of batches) opts.transformBatch?.(state.position, step, b);
+    // Adaptive task weights: the step's weighting, and the weights it uses (their mean
+    // over the epoch goes into the history).
+    const weighting = state.taskWeights.forStep(net, !rules.learnsLogits);
+    if (state.taskWeights.scheme !== "fixed") {
+      const sums = acc.taskWeights ??= {};
+      for (const [t, w] of Object.entries(state.taskWeights.current())) {
+        sums[t] = (sums[t] ?? 0) + w;
+      }
+    }
     let stats;
     try {
       stats = trainStep(net, batches, {
@@ -109,12 +129,15 @@ export async function runEpoch(ctx: RunContext, state: RunState, ep: PlannedEpoc
         extraLoss: rules.learnsLogits
           ? () => policyRegularisers(net.policy.logits, window, config)
           : undefined,
+        weighting,
+        losses: ctx.taskLosses,
       });
     } catch (e) {
       const lr = rules.learnsLogits ? config.policyLr : weightsOpt.hyper.lr;
       throw await stepFailure(e, ep, step, lr, ctx.bestPath);
     }
     (rules.learnsLogits ? policyOpt : weightsOpt).step();
+    state.taskWeights.afterStep(!rules.learnsLogits);
     weightsOpt.zeroGrad();
     policyOpt.zeroGrad();
     addStep(acc, stats, batches, config.imageSize);
@@ -147,6 +170,11 @@ export async function runEpoch(ctx: RunContext, state: RunState, ep: PlannedEpoc
   await finishEpoch(ctx, state, ep, acc, t0, tau);
 }
 
+/** The mean task weights of an epoch's steps from their sums. */
+function meanWeights(sums: Record<string, number>, steps: number): Record<string, number> {
+  return Object.fromEntries(Object.entries(sums).map(([t, w]) => [t, w / Math.max(1, steps)]));
+}
+
 /** After the last step: guard, validate, record, keep the best weights, move on, save. */
 async function finishEpoch(
   ctx: RunContext,
@@ -175,21 +203,31 @@ async function finishEpoch(
       trainAccuracy: acc.count[t.name] ? acc.correct[t.name] / acc.count[t.name] : undefined,
       valAccuracy: val[t.name].accuracy,
       loss: acc.taskSteps[t.name] ? acc.taskLoss[t.name] / acc.taskSteps[t.name] : undefined,
+      ...(isScoreMetrics(val[t.name]) ? { valPc: (val[t.name] as ScoreTaskMetrics).pc } : {}),
     }])),
     seconds: (performance.now() - ctx.runStart) / 1000,
     ...(rules.policyPhase ? { tau, policyProbabilities: state.net.policyProbabilities() } : {}),
+    ...(acc.taskWeights ? { taskWeights: meanWeights(acc.taskWeights, acc.steps) } : {}),
   };
+  // DWA's weights for the next epoch come from this one's task losses.
+  state.taskWeights.endEpoch(
+    Object.fromEntries(Object.entries(entry.tasks).map(([t, v]) => [t, v.loss])),
+    !rules.learnsLogits,
+  );
   state.history.push(entry);
   await ctx.log.write({ kind: "epoch", ...entry });
   opts.onEpoch?.(entry);
-  const firstTask = config.tasks[0].name;
-  if (isFinalStage(ep.kind) && val[firstTask].accuracy > state.bestVal) {
-    state.bestVal = val[firstTask].accuracy;
+  // The best checkpoint: the first task's validation accuracy, or its PC for a score or
+  // dist task (the grade accuracy of a score is coarse: PC ranks the scores themselves).
+  const firstVal = val[config.tasks[0].name];
+  const figure = isScoreMetrics(firstVal) ? firstVal.pc : firstVal.accuracy;
+  if (isFinalStage(ep.kind) && figure > state.bestVal) {
+    state.bestVal = figure;
     state.bestEpoch = ep.epoch;
     const provenance = JSON.stringify({
       stage: ep.kind,
       epoch: ep.epoch,
-      valAccuracy: state.bestVal,
+      [isScoreMetrics(firstVal) ? "valPc" : "valAccuracy"]: state.bestVal,
     });
     const path = ctx.bestPath;
     await writeRunFile(path, "checkpoint", () => saveCheckpoint(path, state.net, { provenance }));

@@ -4,12 +4,21 @@
  * epoch and by `deno task eval`.
  * @module
  */
-import type { BatchLoader } from "../data/loader.ts";
+import type { Batch, BatchLoader } from "../data/loader.ts";
+import { RATING_BINS } from "../data/grade.ts";
 import type { Gate } from "../models/basic_block.ts";
 import type { MultiTaskNet } from "../models/network.ts";
-import { classificationMetrics } from "./metrics.ts";
-import type { TaskMetrics } from "./result.ts";
+import { classificationMetrics, scoreFigures } from "./metrics.ts";
+import type { AnyTaskMetrics } from "./result.ts";
+import { expectedRating } from "./task_kinds.ts";
 import { predictBatch } from "./step.ts";
+
+/** An image's mean score in a batch: its score, else its histogram's expected rating. */
+function batchScore(b: Batch, i: number): number {
+  const s = b.scores?.[i] ?? NaN;
+  if (Number.isFinite(s) || !b.histograms) return s;
+  return expectedRating(b.histograms.subarray(i * RATING_BINS, (i + 1) * RATING_BINS));
+}
 
 /** One database to evaluate: its loader and the tasks (with label names) it serves. */
 export interface EvalPart {
@@ -22,7 +31,9 @@ export interface EvalPart {
 }
 
 /**
- * Metrics per task. Images without a task's label are left out of that task.
+ * Metrics per task. Images without a task's label are left out of that task. Score and
+ * dist tasks (task_kinds.ts) get the classification figures of their implied grade and PC,
+ * MAE and RMSE of their predicted score against the images' mean score.
  * @param classes class names per task
  */
 export async function evaluateParts(
@@ -30,11 +41,14 @@ export async function evaluateParts(
   parts: readonly EvalPart[],
   classes: Readonly<Record<string, string[]>>,
   gates: ReadonlyMap<string, readonly Gate[]> = net.evalGates(),
-): Promise<Record<string, TaskMetrics>> {
-  const out: Record<string, TaskMetrics> = {};
+): Promise<Record<string, AnyTaskMetrics>> {
+  const out: Record<string, AnyTaskMetrics> = {};
   for (const part of parts) {
     const preds = new Map(part.tasks.map((t) => [t.name, [] as number[]]));
     const actual = new Map(part.tasks.map((t) => [t.name, [] as number[]]));
+    // Score and dist tasks: predicted and mean scores of the images with the target.
+    const predScores = new Map(part.tasks.map((t) => [t.name, [] as number[]]));
+    const meanScores = new Map(part.tasks.map((t) => [t.name, [] as number[]]));
     for await (const b of part.loader.epoch(0)) {
       // Batches are (N, 3, S, S): S follows from the length.
       const side = Math.round(Math.sqrt(b.images.length / (3 * b.paths.length)));
@@ -43,16 +57,24 @@ export async function evaluateParts(
         tasks: part.tasks.map((t) => t.name),
       });
       for (const t of part.tasks) {
-        const labels = b.labels[t.label], p = res.get(t.name)!.predictions;
+        const labels = b.labels[t.label], r = res.get(t.name)!, p = r.predictions;
         for (let i = 0; i < labels.length; i++) {
           if (labels[i] < 0) continue;
           preds.get(t.name)!.push(p[i]);
           actual.get(t.name)!.push(labels[i]);
+          if (r.scores) {
+            predScores.get(t.name)!.push(r.scores[i]);
+            meanScores.get(t.name)!.push(batchScore(b, i));
+          }
         }
       }
     }
     for (const t of part.tasks) {
-      out[t.name] = classificationMetrics(preds.get(t.name)!, actual.get(t.name)!, classes[t.name]);
+      const m = classificationMetrics(preds.get(t.name)!, actual.get(t.name)!, classes[t.name]);
+      const kind = net.task(t.name).kind ?? "class";
+      out[t.name] = kind === "class"
+        ? m
+        : { ...m, kind, ...scoreFigures(predScores.get(t.name)!, meanScores.get(t.name)!) };
     }
   }
   return out;

@@ -227,38 +227,45 @@ async function sameRun(config: RunConfig): Promise<boolean> {
   return true;
 }
 
-/** λ1:λ2 ratio as written in the paper's tables ("1:0.6"). */
-export function ratioLabel(l1: number, l2: number): string {
-  return `${l1}:${l2}`;
+/** λ1:λ2:… ratio as written in the paper's tables ("1:0.6"). */
+export function ratioLabel(...lambdas: number[]): string {
+  return lambdas.join(":");
 }
 
 /**
- * The weight-ratio sweep: the base config (two tasks) for each ratio and batch size.
- * @throws {Error} when the base config does not have exactly two tasks
+ * The weight-ratio sweep: the base config for each weight vector (one λ per task, in the
+ * config's task order: λ1:λ2 for the paper's two tasks) and batch size. Run folders are
+ * `ratio-<λ1>-<λ2>-…-batch-<B>`.
+ * @param ratios weight vectors, each with one λ per task of `base`
+ * @throws {Error} when a vector's length is not the number of tasks
  */
 export function planSweep(
   base: RunConfig,
-  ratios: readonly [number, number][],
+  ratios: readonly (readonly number[])[],
   batches: readonly number[],
   dir: string,
 ): PlannedRun[] {
-  if (base.tasks.length !== 2) {
+  const wrong = ratios.find((r) => r.length !== base.tasks.length);
+  if (wrong) {
     throw new Error(
-      `Cannot plan the ratio sweep: it needs exactly two tasks, the config has ${base.tasks.length}`,
+      `Cannot plan the ratio sweep: weight vector ${ratioLabel(...wrong)} has ${wrong.length} ` +
+        `weights, expected one per task (${base.tasks.length}: ${
+          base.tasks.map((t) => t.name).join(", ")
+        })`,
     );
   }
   const runs: PlannedRun[] = [];
   for (const batch of batches) {
-    for (const [l1, l2] of ratios) {
-      const name = `ratio-${l1}-${l2}-batch-${batch}`;
+    for (const lambdas of ratios) {
+      const name = `ratio-${lambdas.join("-")}-batch-${batch}`;
       runs.push({
-        label: `${ratioLabel(l1, l2)} (batch ${batch})`,
+        label: `${ratioLabel(...lambdas)} (batch ${batch})`,
         config: {
           ...base,
           name,
           out: join(dir, name),
           batch,
-          tasks: [{ ...base.tasks[0], lambda: l1 }, { ...base.tasks[1], lambda: l2 }],
+          tasks: base.tasks.map((t, i) => ({ ...t, lambda: lambdas[i] })),
         },
       });
     }

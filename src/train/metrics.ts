@@ -185,3 +185,65 @@ export function argmaxRows(logits: Float32Array, rows: number, cols: number): In
   }
   return out;
 }
+
+/** Pearson correlation, mean absolute and root-mean-square error of predicted scores. */
+export interface ScoreFigures {
+  /** Pearson correlation (0 when predictions or targets are constant, or n < 2). */
+  pc: number;
+  /** Mean |predicted − actual|. */
+  mae: number;
+  /** √(mean (predicted − actual)²). */
+  rmse: number;
+}
+
+/**
+ * Regression figures of predicted against actual scores, in float64: Pearson's
+ * r = Σ(x−x̄)(y−ȳ) / √(Σ(x−x̄)²·Σ(y−ȳ)²) (scipy.stats.pearsonr; 0 where it is undefined:
+ * a constant side or fewer than 2 pairs), MAE and RMSE. Pairs whose actual value is not
+ * finite (no target) are left out.
+ * @param predicted predicted score per image
+ * @param actual true score per image (NaN: unknown)
+ * @returns pc, mae, rmse (0, 0, 0 for no pairs)
+ * @throws {RangeError} when the lengths differ
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { scoreFigures } from "./metrics.ts";
+ * const m = scoreFigures([1, 2, 3], [1, 3, 2]);
+ * assert.ok(Math.abs(m.pc - 0.5) < 1e-12);
+ * assert.ok(Math.abs(m.mae - 2 / 3) < 1e-12);
+ * ```
+ */
+export function scoreFigures(
+  predicted: ArrayLike<number>,
+  actual: ArrayLike<number>,
+): ScoreFigures {
+  if (predicted.length !== actual.length) {
+    throw new RangeError(
+      `Cannot compute score figures: ${predicted.length} predictions for ${actual.length} scores`,
+    );
+  }
+  const xs: number[] = [], ys: number[] = [];
+  for (let i = 0; i < actual.length; i++) {
+    if (!Number.isFinite(actual[i])) continue;
+    xs.push(predicted[i]);
+    ys.push(actual[i]);
+  }
+  const n = xs.length;
+  if (n === 0) return { pc: 0, mae: 0, rmse: 0 };
+  let mx = 0, my = 0, abs = 0, sq = 0;
+  for (let i = 0; i < n; i++) {
+    mx += xs[i] / n;
+    my += ys[i] / n;
+    abs += Math.abs(xs[i] - ys[i]);
+    sq += (xs[i] - ys[i]) ** 2;
+  }
+  let sxy = 0, sxx = 0, syy = 0;
+  for (let i = 0; i < n; i++) {
+    sxy += (xs[i] - mx) * (ys[i] - my);
+    sxx += (xs[i] - mx) ** 2;
+    syy += (ys[i] - my) ** 2;
+  }
+  const pc = sxx > 0 && syy > 0 ? sxy / Math.sqrt(sxx * syy) : 0;
+  return { pc: Math.max(-1, Math.min(1, pc)), mae: abs / n, rmse: Math.sqrt(sq / n) };
+}

@@ -8,15 +8,28 @@ import { prepareImage } from "../data/prepare.ts";
 import type { MultiTaskNet } from "../models/network.ts";
 import { predictBatch } from "./step.ts";
 
+/** One task's prediction for one image. */
+export interface TaskPrediction {
+  /**
+   * The predicted class index (argmax); for score and dist tasks the grade 0–4 the
+   * prediction implies (task_kinds.ts).
+   */
+  label: number;
+  /**
+   * The softmax over the task's classes (index = class); a dist task's predicted rating
+   * histogram (index = rating − 1); empty for a score task.
+   */
+  probabilities: number[];
+  /** Score and dist tasks: the predicted mean score 1–5 (dist: the expected rating). */
+  score?: number;
+}
+
 /** Per-image prediction: for each task, the class and the class probabilities. */
 export interface ImagePrediction {
   /** The image's path, as given. */
   image: string;
-  /**
-   * By task name: `label`, the predicted class index (argmax), and `probabilities`, the
-   * softmax over the task's classes (index = class).
-   */
-  tasks: Record<string, { label: number; probabilities: number[] }>;
+  /** By task name (see {@link TaskPrediction}). */
+  tasks: Record<string, TaskPrediction>;
 }
 
 /**
@@ -59,10 +72,14 @@ export async function predictImages(
       const res = predictBatch(net, images, size, db, { gates, tasks });
       for (const [task, r] of res) {
         for (let i = 0; i < chunk.length; i++) {
-          const probabilities = Array.from(
+          const probabilities = r.kind === "score" ? [] : Array.from(
             r.probabilities.subarray(i * r.classes, (i + 1) * r.classes),
           );
-          out[start + i].tasks[task] = { label: r.predictions[i], probabilities };
+          out[start + i].tasks[task] = {
+            label: r.predictions[i],
+            probabilities,
+            ...(r.scores ? { score: r.scores[i] } : {}),
+          };
         }
       }
     }

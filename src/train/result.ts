@@ -20,6 +20,36 @@ export interface TaskMetrics {
   count: number;
 }
 
+/**
+ * Metrics of a score or dist task (src/train/task_kinds.ts) on one split: the
+ * classification figures of the grade its prediction implies (accuracy, F1 and the
+ * confusion over grades 0–4, against the images' own grades), plus the predicted score
+ * (dist: the expected rating) against the raters' mean score on the 1–5 scale: Pearson
+ * correlation `pc`, mean absolute error `mae`, root-mean-square error `rmse`.
+ */
+export interface ScoreTaskMetrics extends TaskMetrics {
+  /** The task's kind. */
+  kind: "score" | "dist";
+  /** Pearson correlation of predicted and mean scores (0 when either is constant). */
+  pc: number;
+  /** Mean absolute error of the predicted score. */
+  mae: number;
+  /** Root-mean-square error of the predicted score. */
+  rmse: number;
+}
+
+/** Metrics of any task: a class task's TaskMetrics, or a score / dist task's. */
+export type AnyTaskMetrics = TaskMetrics | ScoreTaskMetrics;
+
+/**
+ * Whether a task's metrics are a score or dist task's (they carry `pc`, `mae`, `rmse`).
+ * @param m metrics from a result
+ * @returns true for ScoreTaskMetrics
+ */
+export function isScoreMetrics(m: AnyTaskMetrics | undefined): m is ScoreTaskMetrics {
+  return m !== undefined && typeof (m as Partial<ScoreTaskMetrics>).pc === "number";
+}
+
 /** One line of the training history (`log.jsonl` holds the same objects). */
 export interface HistoryEntry {
   /** "warmup" | "policy-weights" | "policy-logits" | "retrain" | "baseline" */
@@ -30,15 +60,25 @@ export interface HistoryEntry {
   loss: number;
   /**
    * Per task: training accuracy over the epoch's batches, validation accuracy, and
-   * (optional) the task's mean training cross-entropy, which the loss plot draws when present.
+   * (optional) the task's mean training loss, which the loss plot draws when present.
+   * Score and dist tasks: the accuracies are of the grade their prediction implies, and
+   * `valPc` is the validation Pearson correlation.
    */
-  tasks: Record<string, { trainAccuracy?: number; valAccuracy?: number; loss?: number }>;
+  tasks: Record<
+    string,
+    { trainAccuracy?: number; valAccuracy?: number; loss?: number; valPc?: number }
+  >;
   /** Seconds since the run started. */
   seconds: number;
   /** Gumbel temperature (policy stages). */
   tau?: number;
   /** Policy stages: p(execute) per task and block at the end of the epoch. */
   policyProbabilities?: Record<string, number[]>;
+  /**
+   * Adaptive task weights (`--task-weights` other than fixed): the mean over the epoch's
+   * steps of the weight each step gave each task (uncertainty: exp(−log σ²)).
+   */
+  taskWeights?: Record<string, number>;
 }
 
 /** Wall time of one stage. */
@@ -75,12 +115,21 @@ export interface RunResult {
   device?: { backend: string; precision: string; deterministic: boolean };
   /** Task weights λ by task name. */
   lambdas: Record<string, number>;
+  /**
+   * How the task losses were weighted (`--task-weights`) and the weights at the end of the
+   * run (fixed: λ). Absent in results written before adaptive task weights.
+   */
+  taskWeights?: TaskWeightsResult;
   /** Batch size. */
   batch: number;
-  /** Per task: test metrics, training-split accuracy, and the train − test accuracy gap. */
+  /**
+   * Per task: test metrics (a score or dist task's are ScoreTaskMetrics, with `pc`, `mae`,
+   * `rmse`), training-split accuracy, and the train − test accuracy gap (score and dist
+   * tasks: of the implied grade).
+   */
   tasks: Record<
     string,
-    { test: TaskMetrics; val?: TaskMetrics; train: { accuracy: number }; gap: number }
+    { test: AnyTaskMetrics; val?: AnyTaskMetrics; train: { accuracy: number }; gap: number }
   >;
   /** Final hard policy: task → 1 (execute) / 0 (skip) per block. */
   policy: Record<string, number[]>;
@@ -97,4 +146,18 @@ export interface RunResult {
   validationSeconds?: number;
   /** Per-epoch history. */
   history: HistoryEntry[];
+}
+
+/** The task-weight scheme of a run and where its weights ended (RunResult.taskWeights). */
+export interface TaskWeightsResult {
+  /** "fixed", "uncertainty", "gradnorm" or "dwa". */
+  scheme: string;
+  /** The weights after the last step, by task. */
+  final: Record<string, number>;
+  /** Adam rate of the learnt schemes' values. */
+  lr?: number;
+  /** GradNorm's α. */
+  alpha?: number;
+  /** DWA's temperature. */
+  temperature?: number;
 }

@@ -10,8 +10,14 @@ import { parseSafetensors, writeSafetensors } from "../io/safetensors.ts";
 import { type HostTensor, loadState, stateToHost } from "../models/checkpoint.ts";
 import { planEpochs } from "./plan.ts";
 import type { RunResult } from "./result.ts";
-import { configDifferences, isRunConfig, type RunConfig } from "./run_config.ts";
+import {
+  configDifferences,
+  isRunConfig,
+  PRE_TASK_WEIGHT_FIELDS,
+  type RunConfig,
+} from "./run_config.ts";
 import type { RunProgress, RunState } from "./run_state.ts";
+import type { TaskWeightsState } from "./task_weights.ts";
 
 /** Where a run is and what it has done so far, as stored in the file. */
 export interface ResumeState extends RunProgress {
@@ -22,6 +28,8 @@ export interface ResumeState extends RunProgress {
    * again from its stage (stages.ts weightsLr), so this is a record; absent in older files.
    */
   weightsLr?: number;
+  /** The adaptive task weights' state (task_weights.ts); absent for fixed λ and in older files. */
+  taskWeights?: TaskWeightsState;
 }
 
 /** The JSON part of the resume file, in its on-disk key order. */
@@ -38,7 +46,14 @@ function savedState(s: RunState): ResumeState {
     weightSteps: s.weightsOpt.stepCount,
     policySteps: s.policyOpt.stepCount,
     weightsLr: s.weightsOpt.hyper.lr,
+    ...taskWeightsEntry(s),
   };
+}
+
+/** The task weights' entry of the resume state: none for fixed λ (files as before). */
+function taskWeightsEntry(s: RunState): { taskWeights?: TaskWeightsState } {
+  const taskWeights = s.taskWeights.save();
+  return taskWeights ? { taskWeights } : {};
 }
 
 /** The optimisers of a run by the name their moments are saved under. */
@@ -103,8 +118,9 @@ export async function readResume(path: string, config: RunConfig): Promise<Resum
     state,
     weights,
     restoreInto(run) {
-      const { weightSteps, policySteps, weightsLr, ...progress } = state;
+      const { weightSteps, policySteps, weightsLr, taskWeights, ...progress } = state;
       Object.assign(run, progress);
+      if (taskWeights) run.taskWeights.restore(taskWeights);
       loadState(run.net, weights, path);
       const keyOf = new Map(run.net.namedParameters().map(([k, t]) => [t, k]));
       for (const [name, opt] of optimizers(run)) {
@@ -171,7 +187,7 @@ export async function readRunConfig(dir: string): Promise<RunConfig> {
     throw new Error(`Cannot resume run "${dir}": "${path}" is not the config of a run`);
   }
   // Fields added since a run's config.json was written take the value the run had then.
-  return { ...PRE_RECIPE_FIELDS, ...config };
+  return { ...PRE_RECIPE_FIELDS, ...PRE_TASK_KIND_FIELDS, ...PRE_TASK_WEIGHT_FIELDS, ...config };
 }
 
 /**
@@ -179,6 +195,17 @@ export async function readRunConfig(dir: string): Promise<RunConfig> {
  * cropped at random (its `bn` is always written out).
  */
 const PRE_RECIPE_FIELDS: Pick<RunConfig, "flip" | "crop"> = { flip: true, crop: "random" };
+
+/**
+ * What a run whose config.json predates task kinds and class balance did: class tasks only
+ * (a task without `kind` is a class task), no balancing; the score loss and focal γ are
+ * unused by such a run and take their defaults.
+ */
+const PRE_TASK_KIND_FIELDS: Pick<RunConfig, "scoreLoss" | "balance" | "focalGamma"> = {
+  scoreLoss: "mse",
+  balance: "none",
+  focalGamma: 2,
+};
 
 /**
  * Compares a resumed run's config with the one in its folder: `out` is the folder itself,

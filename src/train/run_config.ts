@@ -5,6 +5,15 @@
  * @module
  */
 import type { BnMode } from "../nn/batch_norm.ts";
+import { type Balance, BALANCES } from "./class_balance.ts";
+import {
+  DIST_LABEL,
+  SCORE_LABEL,
+  SCORE_LOSSES,
+  type ScoreLoss,
+  TASK_KINDS,
+  type TaskKind,
+} from "./task_kinds.ts";
 
 /** One database: a name used in parameter keys and a data source spec. */
 export interface DatabaseSpec {
@@ -37,6 +46,12 @@ export interface TaskSpec {
    * exactly K names (src/data/classes.ts); absent: the label's own table is checked.
    */
   classes?: number;
+  /**
+   * What the task learns (src/train/task_kinds.ts): "class" (absent: the label's classes,
+   * cross-entropy), "score" (the mean rating, LABEL "score") or "dist" (the raters' rating
+   * histogram, LABEL "ratings").
+   */
+  kind?: TaskKind;
 }
 
 /** Stage lengths in epochs. */
@@ -134,7 +149,46 @@ export interface RunConfig {
   cacheDir: string;
   /** An image that cannot be decoded: "skip" it (counted and reported) or "fail" the run. */
   onBadImage: "skip" | "fail";
+  // --- Task kinds and class balance (src/train/task_kinds.ts, class_balance.ts) ---
+  /** Loss of score tasks on the normalised score: "mse" (default) or "l1". */
+  scoreLoss: ScoreLoss;
+  /**
+   * Class balance of class tasks: "none" (default), "weights" (inverse-frequency
+   * cross-entropy weights), "sampler" (class-balanced training draws) or "focal".
+   */
+  balance: Balance;
+  /** γ of `balance: "focal"` (default 2). */
+  focalGamma: number;
+  // --- Task weights (src/train/task_weights.ts) ---
+  /**
+   * How the task losses are weighted: "fixed" λ of each task (default), or adapted while
+   * training, starting from λ: "uncertainty" (Kendall et al. 2018), "gradnorm" (Chen et
+   * al. 2018), "dwa" (Liu et al. 2019). Runs whose config.json predates the option are
+   * "fixed" (PRE_TASK_WEIGHT_FIELDS).
+   */
+  taskWeights: TaskWeightScheme;
+  /** Adam learning rate of uncertainty's log σ² and GradNorm's weights (default 0.01). */
+  taskWeightsLr: number;
+  /** GradNorm's asymmetry α ≥ 0 (default 1.5, the paper's). */
+  gradnormAlpha: number;
+  /** DWA's temperature τ > 0 (default 2, the paper's). */
+  dwaTemperature: number;
 }
+
+/** The task-weight schemes (RunConfig.taskWeights; src/train/task_weights.ts). */
+export const TASK_WEIGHT_SCHEMES = ["fixed", "uncertainty", "gradnorm", "dwa"] as const;
+
+/** A task-weight scheme: fixed λ, or one that adapts the weights while training. */
+export type TaskWeightScheme = typeof TASK_WEIGHT_SCHEMES[number];
+
+/**
+ * The task-weight options' defaults, and what a run whose config.json predates them did:
+ * the fixed λ (the other values are unused by "fixed").
+ */
+export const PRE_TASK_WEIGHT_FIELDS: Pick<
+  RunConfig,
+  "taskWeights" | "taskWeightsLr" | "gradnormAlpha" | "dwaTemperature"
+> = { taskWeights: "fixed", taskWeightsLr: 0.01, gradnormAlpha: 1.5, dwaTemperature: 2 };
 
 /** Defaults of the paper's method (DESIGN.md §4). */
 export const RUN_DEFAULTS: Omit<RunConfig, "name" | "out" | "databases" | "tasks"> = {
@@ -167,6 +221,10 @@ export const RUN_DEFAULTS: Omit<RunConfig, "name" | "out" | "databases" | "tasks
   workers: 2,
   cacheDir: "",
   onBadImage: "skip",
+  scoreLoss: "mse",
+  balance: "none",
+  focalGamma: 2,
+  ...PRE_TASK_WEIGHT_FIELDS,
 };
 
 /**
@@ -255,6 +313,7 @@ export function validateRunConfig(c: RunConfig): void {
         `λ of task "${t.name}" must be from 0 to ${RUN_LIMITS.weight}: current value is ${t.lambda}`,
       );
     }
+    checkTaskKind(t, fail);
   }
   for (const d of dbNames) {
     if (!c.tasks.some((t) => t.database === d)) fail(`database "${d}" is used by no task`);
@@ -379,6 +438,98 @@ export function validateRunConfig(c: RunConfig): void {
   ) {
     if (!(v >= 0)) fail(`${k} must be ≥ 0: current value is ${v}`);
     atMost(v, RUN_LIMITS.weight, k);
+  }
+  validateKindOptions(c, fail);
+  validateTaskWeights(c, fail);
+}
+
+/**
+ * Checks the task-weight options: a known scheme, its rates in range, and λ > 0 for every
+ * task when the weights adapt (they start from λ).
+ */
+function validateTaskWeights(c: RunConfig, fail: (msg: string) => never): void {
+  const scheme = c.taskWeights ?? "fixed";
+  if (!(TASK_WEIGHT_SCHEMES as readonly string[]).includes(scheme)) {
+    fail(
+      `task weights must be one of ${TASK_WEIGHT_SCHEMES.join(", ")}: current value is ${
+        JSON.stringify(scheme)
+      }`,
+    );
+  }
+  if (scheme === "fixed") return;
+  for (
+    const [k, v, max, zero] of [
+      ["task weights lr", c.taskWeightsLr, RUN_LIMITS.lr, false],
+      ["GradNorm alpha", c.gradnormAlpha, RUN_LIMITS.weight, true],
+      ["DWA temperature", c.dwaTemperature, RUN_LIMITS.tau, false],
+    ] as const
+  ) {
+    if (!(typeof v === "number" && (zero ? v >= 0 : v > 0) && v <= max)) {
+      fail(`${k} must be ${zero ? "≥ 0" : "> 0"} and at most ${max}: current value is ${v}`);
+    }
+  }
+  const off = c.tasks.find((t) => !(t.lambda > 0));
+  if (off) {
+    fail(
+      `task weights ${scheme} start from each task's λ and need λ > 0: task "${off.name}" ` +
+        `has λ ${off.lambda}`,
+    );
+  }
+}
+
+/** A task's kind and the label it needs (score: "score", dist: "ratings"). */
+function checkTaskKind(t: TaskSpec, fail: (msg: string) => never): void {
+  const kind = t.kind ?? "class";
+  if (!(TASK_KINDS as readonly string[]).includes(kind)) {
+    fail(
+      `kind of task "${t.name}" must be one of ${TASK_KINDS.join(", ")}: current value is ${
+        JSON.stringify(t.kind)
+      }`,
+    );
+  }
+  const label = kind === "score" ? SCORE_LABEL : kind === "dist" ? DIST_LABEL : undefined;
+  if (label !== undefined && t.label !== label) {
+    fail(
+      `task "${t.name}" of kind ${kind} learns ${
+        kind === "score" ? "the mean rating" : "the raters' histogram"
+      }: its LABEL must be "${label}": current value is "${t.label}"`,
+    );
+  }
+  if (label !== undefined && t.classes !== undefined) {
+    fail(
+      `task "${t.name}" of kind ${kind} has no classes to declare: current value is ${t.classes}`,
+    );
+  }
+}
+
+/**
+ * Checks the task-kind and class-balance options (a block of their own).
+ * @throws {Error} `Cannot start the run: …` naming the option and value
+ */
+function validateKindOptions(c: RunConfig, fail: (msg: string) => never): void {
+  if (!(SCORE_LOSSES as readonly string[]).includes(c.scoreLoss)) {
+    fail(
+      `score loss must be one of ${SCORE_LOSSES.join(", ")}: current value is ${
+        JSON.stringify(c.scoreLoss)
+      }`,
+    );
+  }
+  if (!(BALANCES as readonly string[]).includes(c.balance)) {
+    fail(
+      `balance must be one of ${BALANCES.join(", ")}: current value is ${
+        JSON.stringify(c.balance)
+      }`,
+    );
+  }
+  if (!(Number.isFinite(c.focalGamma) && c.focalGamma >= 0 && c.focalGamma <= 100)) {
+    fail(`focal gamma must be from 0 to 100: current value is ${c.focalGamma}`);
+  }
+  if (c.balance !== "none" && !c.tasks.some((t) => (t.kind ?? "class") === "class")) {
+    fail(
+      `--balance ${c.balance} balances class tasks: the run has none (kinds ${
+        c.tasks.map((t) => t.kind).join(", ")
+      })`,
+    );
   }
 }
 

@@ -13,10 +13,12 @@ import type { MultiTaskNet } from "../models/network.ts";
 import type { PreparedDatabase, TaskClasses } from "./data_setup.ts";
 import { evaluateParts } from "./evaluate.ts";
 import type { PlannedEpoch } from "./plan.ts";
-import type { HistoryEntry, TaskMetrics } from "./result.ts";
+import type { AnyTaskMetrics, HistoryEntry } from "./result.ts";
 import type { RunConfig } from "./run_config.ts";
 import { RunLog } from "./run_dir.ts";
 import type { TrainOptions } from "./train_options.ts";
+import { samplerLabel } from "./class_balance.ts";
+import type { TaskLoss } from "./task_kinds.ts";
 
 /** A split of a database: the three training ones, and those evaluated. */
 export type DataPart = "train" | "trainW" | "trainP" | "val" | "test" | "trainEval";
@@ -36,6 +38,8 @@ export interface RunInputs {
   plan: PlannedEpoch[];
   /** Task weights λ by task name. */
   lambdas: Record<string, number>;
+  /** How each task's loss is computed: its kind and class balance (class_balance.ts). */
+  taskLosses: Record<string, TaskLoss>;
   /** `last.safetensors` (resume state) and `checkpoint.safetensors` (best weights). */
   lastPath: string;
   bestPath: string;
@@ -53,7 +57,7 @@ export interface RunContext extends RunInputs {
     net: MultiTaskNet,
     part: "val" | "test" | "trainEval",
     gates: Gates,
-  ): Promise<Record<string, TaskMetrics>>;
+  ): Promise<Record<string, AnyTaskMetrics>>;
   /** Closes the log, the loaders and the pool. */
   close(): void;
 }
@@ -83,6 +87,8 @@ export async function openRunContext(
         flip: config.flip,
         crop: config.crop,
         labels: [...new Set(config.tasks.map((t) => t.label))],
+        // --balance sampler: class-balanced draws of the training parts.
+        balanceLabel: samplerLabel(config, db.name),
       });
       loaders.set(key, l);
     }

@@ -32,6 +32,7 @@ export const RUN_FILES: readonly string[] = [
   "accuracy.svg",
   "policy.svg",
   "policy-path.svg",
+  "task-weights.svg",
   ".lock",
 ];
 

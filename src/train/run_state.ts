@@ -13,6 +13,8 @@ import { AdamW } from "../optim/adamw.ts";
 import type { HistoryEntry, StageTime } from "./result.ts";
 import { resolveBnMode, type RunConfig } from "./run_config.ts";
 import type { RunInputs } from "./run_context.ts";
+import { createTaskWeighting, type TaskWeighting } from "./task_weights.ts";
+import { headOutputs } from "./task_kinds.ts";
 
 /** Partial figures of an interrupted epoch. */
 export interface EpochAccumulator {
@@ -24,6 +26,8 @@ export interface EpochAccumulator {
   /** Sum of per-step cross-entropy and number of steps, per task. */
   taskLoss: Record<string, number>;
   taskSteps: Record<string, number>;
+  /** Sum over the steps of the task weights each used (adaptive task weights only). */
+  taskWeights?: Record<string, number>;
 }
 
 /** Where a run is and what it has done so far (what `last.safetensors` stores as JSON). */
@@ -35,7 +39,10 @@ export interface RunProgress {
   partial: EpochAccumulator | null;
   /** The policy fixed on entering re-training; null before. */
   finalPolicy: Record<string, number[]> | null;
-  /** First task's best validation accuracy in the final stage, kept in checkpoint.safetensors. */
+  /**
+   * First task's best validation accuracy in the final stage (PC for a score or dist
+   * task), kept in checkpoint.safetensors.
+   */
   bestVal: number;
   bestEpoch: number;
   history: HistoryEntry[];
@@ -50,6 +57,8 @@ export interface RunState extends RunProgress {
   weightsOpt: AdamW;
   /** AdamW over the policy logits (the policy being learnt). */
   policyOpt: AdamW;
+  /** The task weights (fixed λ, or a scheme that adapts them; task_weights.ts). */
+  taskWeights: TaskWeighting;
 }
 
 /** Task config of the network, from the run's tasks and the data's classes. */
@@ -59,8 +68,10 @@ function networkConfig(inputs: RunInputs, policy?: Record<string, number[]>): Ne
     arch: "resnet18",
     tasks: c.tasks.map((t) => ({
       name: t.name,
-      classes: inputs.classes[t.name].length,
+      // A score head has 1 output, a dist head 5; a class head one per class.
+      classes: headOutputs(t.kind, inputs.classes[t.name].length),
       database: t.database,
+      ...(t.kind && t.kind !== "class" ? { kind: t.kind } : {}),
     })),
     databases: c.databases.map((d) => d.name),
     aff: c.aff,
@@ -112,6 +123,7 @@ export async function createRunState(
     net,
     weightsOpt: weightsOptimizer(c, net),
     policyOpt: policyOptimizer(c, net),
+    taskWeights: createTaskWeighting(c, inputs.opts.backend),
     position: 0,
     step: 0,
     partial: null,
@@ -138,5 +150,6 @@ export function stageTime(state: RunState, stage: string): StageTime {
 export function disposeRunState(state: RunState): void {
   state.weightsOpt.dispose();
   state.policyOpt.dispose();
+  state.taskWeights.dispose();
   state.net.dispose();
 }

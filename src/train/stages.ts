@@ -112,6 +112,8 @@ async function fixPolicy(ctx: RunContext, state: RunState): Promise<void> {
   state.net = fresh;
   state.weightsOpt = weightsOptimizer(config, fresh);
   state.policyOpt = policyOpt;
+  // The weights start again, and so do adaptive task weights (task_weights.ts).
+  state.taskWeights.restart();
   ctx.note(`policy fixed: ${formatPolicy(state.finalPolicy)}`);
 }
 

@@ -1,17 +1,27 @@
 /**
  * One training step and one evaluation batch of the multi-task network: each database's
- * batch goes through the path of every task that uses it; the loss is Σ_t λ_t·CE_t
- * (+ optional regularisers); one backward. Missing labels (−1) are masked out of the loss.
+ * batch goes through the path of every task that uses it; the loss is Σ_t λ_t·L_t, L_t the
+ * task's own loss by its kind (task_kinds.ts: cross-entropy, class-weighted or focal for
+ * class tasks, L1/MSE for score, KL for dist) (+ optional regularisers); one backward.
+ * Missing labels (−1, NaN) are masked out of the loss.
  * @module
  */
 import { backward } from "../autograd/tape.ts";
 import { noGrad } from "../tensor/grad_mode.ts";
 import { add, mul } from "../ops/elementwise.ts";
-import { crossEntropy, softmax } from "../ops/softmax.ts";
+import { softmax } from "../ops/softmax.ts";
 import { scope, type Tensor, tensor } from "../tensor/tensor.ts";
 import type { Gate } from "../models/basic_block.ts";
 import type { MultiTaskNet } from "../models/network.ts";
+import { RATING_BINS } from "../data/grade.ts";
 import { argmaxRows } from "./metrics.ts";
+import {
+  decodeScoreOutput,
+  PLAIN_CLASS_LOSS,
+  type TaskKind,
+  type TaskLoss,
+  taskStep,
+} from "./task_kinds.ts";
 
 /** One database's batch with the integer targets of each of its tasks (−1 = unknown). */
 export interface StepBatch {
@@ -21,15 +31,23 @@ export interface StepBatch {
   images: Float32Array;
   /** Side S. */
   size: number;
-  /** Targets per task name. */
+  /**
+   * Targets per task name: the class (class tasks) or, for score and dist tasks, the
+   * image's grade, which only the implied-grade accuracy reads (−1 = unknown).
+   */
   targets: Record<string, Int32Array>;
+  /**
+   * Values learnt by score and dist tasks (task_kinds.ts), per task name: (N) mean scores
+   * or (N·5) rating histograms; NaN where unknown.
+   */
+  values?: Record<string, Float32Array>;
   /** (N) image files, for messages (optional). */
   paths?: readonly string[];
 }
 
 /** Per-task figures of a step. */
 export interface TaskStepStats {
-  /** Cross-entropy (unweighted by λ). */
+  /** The task's loss (unweighted by λ): cross-entropy, focal, L1/MSE or KL by its kind. */
   loss: number;
   correct: number;
   count: number;
@@ -105,6 +123,16 @@ function checkBatch(b: StepBatch): number {
       throw new BadBatchError(b.database, `has ${n} images but ${t.length} targets of "${task}"`);
     }
   }
+  for (const [task, v] of Object.entries(b.values ?? {})) {
+    if (v.length !== n && v.length !== n * RATING_BINS) {
+      throw new BadBatchError(
+        b.database,
+        `has ${n} images but ${v.length} target values of "${task}" (expected ${n} or ${
+          n * RATING_BINS
+        })`,
+      );
+    }
+  }
   for (let i = 0; i < b.images.length; i++) {
     const v = b.images[i];
     // v - v is NaN exactly for NaN and ±Infinity: one comparison per value on the fast path.
@@ -116,27 +144,39 @@ function checkBatch(b: StepBatch): number {
   return n;
 }
 
-function maskedTargets(t: Int32Array, backend: Tensor["backend"]) {
-  const targets = new Float32Array(t.length), weights = new Float32Array(t.length);
-  let valid = 0;
-  for (let i = 0; i < t.length; i++) {
-    if (t[i] >= 0) {
-      targets[i] = t[i];
-      weights[i] = 1;
-      valid++;
-    }
-  }
-  return {
-    targets: tensor(targets, [t.length], { backend }),
-    weights: valid === t.length ? null : tensor(weights, [t.length], { backend }),
-    valid,
-  };
+/**
+ * A step's per-task losses (unweighted, one scalar tensor each, in the order the step
+ * computed them) made into what is differentiated: the hook runs backward itself, so a
+ * scheme may run one pass per task (GradNorm). Called inside the step's scope, after every
+ * loss was checked to be finite.
+ */
+export interface LossWeighting {
+  /**
+   * Runs backward from the weighted losses plus `extra` (the regularisers, or null).
+   * @param losses task name and loss tensor of each task the step trained
+   */
+  backward(losses: readonly (readonly [string, Tensor])[], extra: Tensor | null): void;
 }
 
-function countCorrect(pred: Int32Array, t: Int32Array): number {
-  let c = 0;
-  for (let i = 0; i < t.length; i++) if (t[i] >= 0 && pred[i] === t[i]) c++;
-  return c;
+/**
+ * Σ_t w_t·L_t (+ extra), summed in the order of `losses` (a task without a weight: 1): the
+ * fixed-λ step's loss, built exactly as it always was (the same ops in the same order).
+ * @param losses task name and loss tensor of each task
+ * @param weights w_t per task name
+ * @param extra a term added last (the regularisers), or null
+ */
+export function weightedLoss(
+  losses: readonly (readonly [string, Tensor])[],
+  weights: Readonly<Record<string, number>>,
+  extra: Tensor | null = null,
+): Tensor {
+  let total: Tensor | null = null;
+  for (const [task, l] of losses) {
+    const term = mul(l, weights[task] ?? 1);
+    total = total ? add(total, term) : term;
+  }
+  if (!total) throw new RangeError("Cannot weight the task losses: no task loss given");
+  return extra ? add(total, extra) : total;
 }
 
 /** Options of trainStep. */
@@ -149,6 +189,17 @@ export interface TrainStepOptions {
   dropoutSeed: number;
   /** Extra loss terms (policy regularisers), built inside the step's scope. */
   extraLoss?: () => Tensor | null;
+  /**
+   * How the per-task losses make the loss that is differentiated (task_weights.ts:
+   * uncertainty, GradNorm, DWA); absent: Σ_t λ_t·L_t (+ extraLoss), one backward. The
+   * step's reported `loss` is Σ_t λ_t·L_t with `lambdas` either way.
+   */
+  weighting?: LossWeighting;
+  /**
+   * How each task's loss is computed (task_kinds.ts: its kind, class balancing, the score
+   * loss); a task without an entry is a class task with plain cross-entropy.
+   */
+  losses?: Readonly<Record<string, TaskLoss>>;
 }
 
 /**
@@ -166,7 +217,6 @@ export function trainStep(
 ): StepStats {
   return scope(() => {
     const backend = net.conv1.weight.backend;
-    let total: Tensor | null = null;
     const tasks: Record<string, TaskStepStats> = {};
     const lossTensors: [string, Tensor][] = [];
     const sizes = batches.map(checkBatch);
@@ -181,16 +231,16 @@ export function trainStep(
         tasks: Object.keys(b.targets),
       });
       for (const [task, logits] of outs) {
-        const t = b.targets[task];
-        const { targets, weights, valid } = maskedTargets(t, backend);
-        if (valid === 0) continue;
-        // Mean over the labelled images only: the kernel divides by N.
-        const ce = mul(crossEntropy(logits, targets, { weights }), n / valid);
+        // The task's own loss by its kind (mean over the images that have its target).
+        const part = taskStep(
+          logits,
+          { classes: b.targets[task], values: b.values?.[task] },
+          opts.losses?.[task] ?? PLAIN_CLASS_LOSS,
+        );
+        if (!part) continue;
+        const ce = part.loss;
         lossTensors.push([task, ce]);
-        const term = mul(ce, opts.lambdas[task] ?? 1);
-        total = total ? add(total, term) : term;
-        const pred = argmaxRows(logits.toArray(), n, logits.shape[1]);
-        tasks[task] = { loss: 0, correct: countCorrect(pred, t), count: valid };
+        tasks[task] = { loss: 0, correct: part.correct, count: part.count };
       }
     }
     let loss = 0;
@@ -200,16 +250,33 @@ export function trainStep(
       tasks[task].loss = v;
       loss += (opts.lambdas[task] ?? 1) * v;
     }
-    if (!total) return { loss: 0, tasks };
-    const extra = opts.extraLoss?.();
+    if (lossTensors.length === 0) return { loss: 0, tasks };
+    const extra = opts.extraLoss?.() ?? null;
     if (extra) {
       const v = extra.item();
       if (!(Math.abs(v) < DIVERGED_LOSS)) throw new NonFiniteLossError("policy regularisers", v);
-      total = add(total, extra);
     }
-    backward(total);
+    if (opts.weighting) opts.weighting.backward(lossTensors, extra);
+    else backward(weightedLoss(lossTensors, opts.lambdas, extra));
     return { loss, tasks };
   });
+}
+
+/** One task's eval-mode predictions for a batch (see {@link predictBatch}). */
+export interface BatchPrediction {
+  /** The task's kind (task_kinds.ts). */
+  kind: TaskKind;
+  /** (N) the class (argmax), or for score and dist tasks the grade their prediction implies. */
+  predictions: Int32Array;
+  /**
+   * (N, classes) softmax of the head's outputs: class probabilities, or a dist task's
+   * predicted rating histogram (ratings 1–5); a score task's single output gives 1.
+   */
+  probabilities: Float32Array;
+  /** Outputs of the head per image (classes; 1 for score, 5 for dist). */
+  classes: number;
+  /** Score and dist tasks: (N) the predicted mean score 1–5 (dist: the expected rating). */
+  scores?: Float32Array;
 }
 
 /** Eval-mode predictions of every task of one database's batch. */
@@ -219,22 +286,30 @@ export function predictBatch(
   size: number,
   database: string,
   opts: { gates: ReadonlyMap<string, readonly Gate[]>; tasks: readonly string[] },
-): Map<string, { predictions: Int32Array; probabilities: Float32Array; classes: number }> {
+): Map<string, BatchPrediction> {
   return noGrad(() =>
     scope(() => {
       const n = images.length / (3 * size * size);
       const x = tensor(images, [n, 3, size, size], { backend: net.conv1.weight.backend });
-      const out = new Map<
-        string,
-        { predictions: Int32Array; probabilities: Float32Array; classes: number }
-      >();
+      const out = new Map<string, BatchPrediction>();
       for (
         const [task, logits] of net.forward(x, database, { gates: opts.gates, tasks: opts.tasks })
       ) {
         const k = logits.shape[1];
         const values = logits.toArray();
         const probabilities = softmax(logits).toArray();
-        out.set(task, { predictions: argmaxRows(values, n, k), probabilities, classes: k });
+        const kind = net.task(task).kind ?? "class";
+        if (kind === "class") {
+          out.set(task, { kind, predictions: argmaxRows(values, n, k), probabilities, classes: k });
+          continue;
+        }
+        const predictions = new Int32Array(n), scores = new Float32Array(n);
+        for (let i = 0; i < n; i++) {
+          const d = decodeScoreOutput(kind, values, i);
+          predictions[i] = d.grade;
+          scores[i] = d.score;
+        }
+        out.set(task, { kind, predictions, probabilities, classes: k, scores });
       }
       return out;
     })

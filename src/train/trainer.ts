@@ -26,7 +26,7 @@ import {
 } from "./data_setup.ts";
 import { runEpoch } from "./epoch.ts";
 import { planEpochs } from "./plan.ts";
-import type { RunResult } from "./result.ts";
+import type { RunResult, TaskWeightsResult } from "./result.ts";
 import { finishedRun, readResume, readRunConfig, type Resume, resumeChanges } from "./resume.ts";
 import {
   checkRunFolder,
@@ -49,6 +49,7 @@ import {
 import { openRunContext, type RunContext, type RunInputs } from "./run_context.ts";
 import { createRunState, disposeRunState, type RunState } from "./run_state.ts";
 import { STAGES } from "./stages.ts";
+import { taskLosses } from "./class_balance.ts";
 import { RunInterrupted, type TrainOptions } from "./train_options.ts";
 
 export { type ProgressEvent, RunInterrupted, type TrainOptions } from "./train_options.ts";
@@ -219,6 +220,11 @@ async function runLocked(
     classes,
     plan: planEpochs(config),
     lambdas: Object.fromEntries(config.tasks.map((t) => [t.name, t.lambda])),
+    taskLosses: taskLosses(
+      config,
+      Object.fromEntries(databases.map((d) => [d.name, d.train])),
+      classes,
+    ),
     lastPath,
     bestPath: join(config.out, "checkpoint.safetensors"),
   };
@@ -256,6 +262,18 @@ async function runLocked(
   }
 }
 
+/** The scheme, its options and the weights at the end of the run, for metrics.json. */
+function taskWeightsResult(config: RunConfig, state: RunState): TaskWeightsResult {
+  const scheme = state.taskWeights.scheme;
+  return {
+    scheme,
+    final: state.taskWeights.current(),
+    ...(scheme === "uncertainty" || scheme === "gradnorm" ? { lr: config.taskWeightsLr } : {}),
+    ...(scheme === "gradnorm" ? { alpha: config.gradnormAlpha } : {}),
+    ...(scheme === "dwa" ? { temperature: config.dwaTemperature } : {}),
+  };
+}
+
 /** Test, validation and training-split metrics of the best checkpoint, as `metrics.json`. */
 async function finalResult(
   ctx: RunContext,
@@ -280,6 +298,7 @@ async function finalResult(
     bn: resolveBnMode(config),
     device: { backend: backend.name, ...backend.math },
     lambdas: ctx.lambdas,
+    taskWeights: taskWeightsResult(config, state),
     batch: config.batch,
     tasks: Object.fromEntries(config.tasks.map((t) => [t.name, {
       test: test[t.name],

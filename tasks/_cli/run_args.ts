@@ -12,9 +12,12 @@ import {
   configDifferences,
   type DatabaseSpec,
   type RunConfig,
+  TASK_WEIGHT_SCHEMES,
   type TaskSpec,
 } from "../../src/train/run_config.ts";
 import { numberFlag, stringOptions } from "./options.ts";
+import { BALANCES } from "../../src/train/class_balance.ts";
+import { SCORE_LOSSES } from "../../src/train/task_kinds.ts";
 
 /** node:util parseArgs option table of the run flags. */
 export const RUN_OPTIONS = {
@@ -62,6 +65,10 @@ export const RUN_OPTIONS = {
     "out",
     "name",
   ),
+  // Task kinds and class balance (src/train/task_kinds.ts, class_balance.ts).
+  ...stringOptions("score-loss", "balance", "focal-gamma"),
+  // Task weights (src/train/task_weights.ts).
+  ...stringOptions("task-weights", "task-weights-lr", "gradnorm-alpha", "dwa-temperature"),
 } as const;
 
 /** Help text of the run flags. */
@@ -76,9 +83,19 @@ export const RUN_HELP = `Data and tasks (default: the built-in synthetic two-dat
                            of their train list: F of it (0.1; at most 0.5), stratified by
                            the database's task labels, seeded by --seed
                            (e.g. s=scut:DIR@cv3, s=scut:DIR@official:val=0.15)
-  --task NAME=DB:LABEL[:λ[:K]]  a task (repeatable), e.g. beauty=scut:beauty:1:5; λ: loss
-                           weight (1); K: its classes, checked before the run starts
-                           (ids 0..K-1, or exactly K names; the paper presets declare theirs)
+  --task NAME=DB:LABEL[:λ[:KIND]]  a task (repeatable), e.g. beauty=scut:beauty:1:5; λ:
+                           loss weight (1, may be left empty); KIND: class (default: the
+                           label's classes, cross-entropy), K or classK (a class task
+                           declaring K classes, checked before the run starts: ids 0..K-1
+                           or exactly K names; the paper presets declare theirs), score
+                           (regression on the mean rating; LABEL score) or dist (the
+                           raters' rating histogram, KL divergence; LABEL ratings, SCUT
+                           folders with All_Ratings only), e.g. s=scut:score:1:score
+  --score-loss l1|mse      loss of score tasks on the score scaled to -1..1 (mse)
+  --balance MODE           class tasks: none (default) | weights (inverse-frequency CE
+                           weights from the training split) | sampler (class-balanced
+                           training draws for the first class task of each database) |
+                           focal (focal loss, --focal-gamma G, default 2)
 Method:
   --policy adashare|none   AdaShare (default) or the single-task baseline
   --aff / --no-aff         attentional feature fusion at every skip connection (default on)
@@ -95,6 +112,14 @@ Schedule (epochs; DESIGN.md §4):
   --curriculum-speed X (1) policy epochs per block added to the curriculum (0.5: two blocks
                            per epoch)
   --sparsity-weight X (0.05)  --share-weight X (0.05)  --hard-gumbel
+Task weights (how the task losses are summed; docs in src/train/task_weights.ts):
+  --task-weights SCHEME    fixed (default: each task's λ) | uncertainty (learnt log σ²,
+                           Kendall et al. 2018) | gradnorm (Chen et al. 2018, on layer4.0's
+                           downsample conv) | dwa (dynamic weight average, Liu et al. 2019);
+                           the adaptive ones start from λ (λ > 0) and log each epoch's
+                           weights (report: task-weights.svg)
+  --task-weights-lr X (0.01)  Adam rate of uncertainty's log σ² and GradNorm's weights
+  --gradnorm-alpha X (1.5)    --dwa-temperature X (2)
   (Defaults are the paper presets'; the default preset trains 5+6+15 epochs with
   --policy-lr 0.1 --curriculum-speed 0.5 --sparsity-weight 0.005 --share-weight 0.005,
   see docs/adashare.md)
@@ -164,18 +189,19 @@ export function parseDbFlag(v: string): DatabaseSpec {
 }
 
 /**
- * Parses `NAME=DB:LABEL[:λ[:K]]`: LABEL defaults to NAME, λ to 1 (an empty λ too, as in
- * `beauty=scut:beauty::5`); K declares the task's classes (ids 0..K−1, or exactly K names),
- * against which every label is checked before the run starts.
+ * Parses `NAME=DB:LABEL[:λ[:KIND]]`: LABEL defaults to NAME, λ to 1 (an empty λ too, as in
+ * `beauty=scut:beauty::5`). KIND is `class` (the default), `score`, `dist`, or a class count
+ * K written `K` or `classK` (`5`, `class5`): a class task declaring its classes (ids
+ * 0..K−1, or exactly K names), against which every label is checked before the run starts.
  */
 export function parseTaskFlag(v: string): TaskSpec {
   const fail = (why: string): never => {
     throw new Error(`Cannot parse --task ${quote(v)}: ${why}`);
   };
   const m = /^([^=:]+)=([^:]+)(?::([^:]*))?(?::([^:]*))?(?::([^:]*))?$/.exec(v);
-  if (!m) fail("expected NAME=DB:LABEL[:λ[:K]], e.g. beauty=scut:beauty:1:5");
-  const [, name, database, label, l, k] = m!;
-  if (label === "") fail("LABEL is empty: expected NAME=DB:LABEL[:λ[:K]]");
+  if (!m) fail("expected NAME=DB:LABEL[:λ[:KIND]], e.g. beauty=scut:beauty:1:5");
+  const [, name, database, label, l, kindText] = m!;
+  if (label === "") fail("LABEL is empty: expected NAME=DB:LABEL[:λ[:KIND]]");
   let lambda = 1;
   if (l !== undefined && l !== "") {
     lambda = Number(l);
@@ -184,9 +210,18 @@ export function parseTaskFlag(v: string): TaskSpec {
     }
   }
   const spec: TaskSpec = { name, database, label: label ?? name, lambda };
-  if (k !== undefined) {
-    if (!/^\d+$/.test(k) || Number(k) < 2 || Number(k) > MAX_CLASSES) {
-      fail(`class count ${quote(k)} is not an integer from 2 to ${MAX_CLASSES}`);
+  if (kindText === "score" || kindText === "dist") {
+    spec.kind = kindText;
+  } else if (kindText !== undefined && kindText !== "class") {
+    // An integer K (the syntax before task kinds) or classK declares a class task's classes.
+    const k = /^(?:class)?(\d+)$/.exec(kindText)?.[1];
+    if (k === undefined) {
+      fail(
+        `KIND ${quote(kindText)} is not class, score, dist or a class count K (5, class5)`,
+      );
+    }
+    if (Number(k) < 2 || Number(k) > MAX_CLASSES) {
+      fail(`class count ${quote(kindText)} is not an integer from 2 to ${MAX_CLASSES}`);
     }
     spec.classes = Number(k);
   }
@@ -287,6 +322,35 @@ export function runConfigFromArgs(values: Values, runsDir = "runs"): RunConfig {
   set("workers", num(values.workers, "workers", true));
   set("cacheDir", values.cache as string | undefined);
   set("onBadImage", oneOf(values["on-bad-image"], "on-bad-image", ["skip", "fail"] as const));
+  // Task kinds and class balance.
+  set("scoreLoss", oneOf(values["score-loss"], "score-loss", SCORE_LOSSES));
+  set("balance", oneOf(values.balance, "balance", BALANCES));
+  set("focalGamma", num(values["focal-gamma"], "focal-gamma"));
+  // Task weights: the scheme's own options need the scheme.
+  set("taskWeights", oneOf(values["task-weights"], "task-weights", TASK_WEIGHT_SCHEMES));
+  set("taskWeightsLr", num(values["task-weights-lr"], "task-weights-lr"));
+  set("gradnormAlpha", num(values["gradnorm-alpha"], "gradnorm-alpha"));
+  set("dwaTemperature", num(values["dwa-temperature"], "dwa-temperature"));
+  for (
+    const [flag, schemes] of [
+      ["task-weights-lr", ["uncertainty", "gradnorm"]],
+      ["gradnorm-alpha", ["gradnorm"]],
+      ["dwa-temperature", ["dwa"]],
+    ] as const
+  ) {
+    if (values[flag] !== undefined && !(schemes as readonly string[]).includes(c.taskWeights)) {
+      throw new Error(
+        `Cannot parse --${flag}: it sets --task-weights ${schemes.join(" or ")}: current ` +
+          `task weights are "${c.taskWeights}"`,
+      );
+    }
+  }
+  if (values["focal-gamma"] !== undefined && c.balance !== "focal") {
+    throw new Error(
+      `Cannot parse --focal-gamma: it sets the focal loss of --balance focal: current ` +
+        `balance is "${c.balance}"`,
+    );
+  }
   if (
     preset.startsWith("paper-") && !c.pretrained && !values["from-scratch"] &&
     values.resume === undefined
@@ -323,7 +387,8 @@ export function parseFixedPolicy(v: string): Record<string, number[]> {
 
 /**
  * A run's default name, from what it trains: method, AFF, the preset's name when its data
- * and tasks are the preset's (else the task names), and the seed when not 0.
+ * and tasks are the preset's (else the task names), adaptive task weights, and the seed
+ * when not 0.
  */
 function defaultRunName(
   c: Omit<RunConfig, "name" | "out">,
@@ -337,6 +402,7 @@ function defaultRunName(
     c.method === "baseline" ? "baseline" : "adashare",
     ...(c.aff ? ["aff"] : []),
     data,
+    ...(c.taskWeights !== "fixed" ? [c.taskWeights] : []),
     ...(c.seed !== 0 ? [`seed${c.seed}`] : []),
   ].join("-");
 }
@@ -384,6 +450,13 @@ const FLAG_FIELDS: Record<string, readonly string[]> = {
   cache: ["cacheDir"],
   "on-bad-image": ["onBadImage"],
   name: ["name"],
+  "score-loss": ["scoreLoss"],
+  balance: ["balance"],
+  "focal-gamma": ["focalGamma"],
+  "task-weights": ["taskWeights"],
+  "task-weights-lr": ["taskWeightsLr"],
+  "gradnorm-alpha": ["gradnormAlpha"],
+  "dwa-temperature": ["dwaTemperature"],
 };
 
 /** A config field's value for a message: numbers and words as they are, lists shortened. */

@@ -18,7 +18,7 @@ import {
   type RunStart,
 } from "../../src/train/experiments.ts";
 import { RunInterrupted, train, type TrainOptions } from "../../src/train/trainer.ts";
-import type { RunResult } from "../../src/train/result.ts";
+import { isScoreMetrics, type RunResult } from "../../src/train/result.ts";
 import { type RunConfig, validateRunConfig } from "../../src/train/run_config.ts";
 import {
   type DeviceFlags,
@@ -47,7 +47,8 @@ export function trainingOptions(
       ),
     onEpoch: (h) => {
       const tasks = Object.entries(h.tasks).map(([t, m]) =>
-        `${t} val ${m.valAccuracy === undefined ? "—" : (100 * m.valAccuracy).toFixed(1)}%`
+        `${t} val ${m.valAccuracy === undefined ? "—" : (100 * m.valAccuracy).toFixed(1)}%` +
+        (m.valPc === undefined ? "" : ` PC ${m.valPc.toFixed(3)}`)
       );
       bar.note(
         `${h.stage} ${h.epoch}: loss ${h.loss.toFixed(3)}  ${tasks.join("  ")}${
@@ -190,7 +191,8 @@ export async function repeatRuns(
 /** A finished run's figures for its progress line: test ACC and F1 per task, its time. */
 export function runFigures(result: RunResult): string {
   const tasks = Object.entries(result.tasks).map(([t, m]) =>
-    `${t} ACC ${formatPercent(m.test.accuracy)} F1 ${formatPercent(m.test.f1_weighted)}`
+    `${t} ACC ${formatPercent(m.test.accuracy)} F1 ${formatPercent(m.test.f1_weighted)}` +
+    (isScoreMetrics(m.test) ? ` PC ${m.test.pc.toFixed(4)}` : "")
   );
   return `${tasks.join(", ")}; ${formatDuration(result.trainSeconds)}`;
 }

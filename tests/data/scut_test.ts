@@ -93,6 +93,8 @@ Deno.test("readScut() reads labels, grades, gender and race with exact counts", 
       path: join(dir, "Images", "AF1.jpg"),
       labels: { race: 0, gender: 0, beauty: 2 },
       score: 3,
+      // Ratings 2, 3, 3, 3, 4: the raters' histogram over ratings 1–5.
+      ratingHistogram: [0, 0.2, 0.6, 0.2, 0],
     });
     assert.deepEqual(d.records.find((r) => r.path.endsWith("CM1.jpg"))!.labels, {
       race: 1,

@@ -213,7 +213,15 @@ Deno.test("--resume refuses options that differ from the run's, applies --worker
     .map((l) => JSON.parse(l));
   const resumed = log.filter((l) => l.kind === "resume");
   assert.deepEqual(resumed, [
-    { kind: "resume", position: 0, step: 2, device: "cpu", changed: { workers: [0, 1] } },
+    {
+      kind: "resume",
+      position: 0,
+      step: 2,
+      device: "cpu",
+      precision: "fp32",
+      deterministic: false,
+      changed: { workers: [0, 1] },
+    },
   ]);
   assert.equal(JSON.parse(await Deno.readTextFile(join(dir, "config.json"))).workers, 0);
 

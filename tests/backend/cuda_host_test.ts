@@ -1,0 +1,99 @@
+/**
+ * Parts of the CUDA backend checked on the host, without a GPU:
+ * - native/cuda/launch.h (index_harness.cpp, any C++ compiler): when a grid-stride loop may
+ *   count in int and when it must use int64_t (tensors of 10^8 to past 2^31 elements),
+ *   launch sizes and the reduction split counts;
+ * - native/cuda/conv.cu's plans (conv_plan_harness.cu, nvcc): the file itself against a
+ *   fake cuDNN that fails each call in turn (fault injection: no descriptor may leak), and
+ *   the fp32 / tf32 / deterministic algorithm and math-type rules, plans keyed by them.
+ * Each harness prints "ok <case>" or "FAIL <case>: why" per case; a case missing from
+ * the output fails as well.
+ * @module
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { findNvcc, REPO_ROOT } from "../../tasks/_build/native_build.ts";
+
+const nvcc = await findNvcc();
+
+async function run(cmd: string, args: string[]) {
+  const out = await new Deno.Command(cmd, { args, cwd: REPO_ROOT }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, text: (dec.decode(out.stdout) + dec.decode(out.stderr)).trim() };
+}
+
+/** Builds a harness with `compiler`, runs it, and checks every expected case is "ok". */
+async function harness(compiler: string, args: string[], expected: string[]) {
+  const dir = await Deno.makeTempDir({ prefix: "fbp_harness_" });
+  try {
+    const exe = join(dir, "harness");
+    const build = await run(compiler, [...args, "-o", exe]);
+    assert.equal(build.code, 0, `Cannot build the harness: ${build.text}`);
+    assert.equal(build.text, "", `the harness builds without warnings: ${build.text}`);
+    const r = await run(exe, []);
+    const lines = r.text.split("\n");
+    const failed = lines.filter((l) => l.startsWith("FAIL"));
+    assert.deepEqual(failed, [], failed.join("\n"));
+    for (const name of expected) assert.ok(lines.includes(`ok ${name}`), `missing: ${name}`);
+    assert.equal(r.code, 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("launch.h: grid-stride loops count in int only when no index can wrap", async () => {
+  await harness(Deno.env.get("CXX") || "c++", [
+    "-Wall",
+    "-Wextra",
+    "-I",
+    "native/cuda",
+    "native/cuda/test/index_harness.cpp",
+  ], [
+    "128x64x112x112 (~1e8) counts in int",
+    "256x64x112x112 counts in int",
+    "2^31 - 1 elements count in int64",
+    "2^31 elements count in int64",
+    "2^33 elements count in int64",
+    "just under the limit counts in int",
+    "one past the limit counts in int64",
+    "fbp_grid: at least 1 block, rounds up, capped",
+    "fbp_reduce_splits: ~4 blocks per SM, only for few outputs with enough work",
+    "fbp_reduce_splits: at most 1024, 1 for nothing",
+  ]);
+});
+
+Deno.test({
+  name: `conv.cu plans against a fake cuDNN: no leak on any failing step, math and ` +
+    `determinism rules${nvcc ? "" : " (skipped: nvcc not found)"}`,
+  ignore: !nvcc,
+  async fn() {
+    await harness(nvcc!, [
+      "-std=c++17",
+      "-arch=sm_75",
+      "-Xcompiler",
+      "-Wall",
+      "-I",
+      "native/include",
+      "-I",
+      "native/common",
+      "-I",
+      "native/cuda",
+      "native/cuda/test/conv_plan_harness.cu",
+      "-ldl",
+    ], [
+      "every cuDNN call of a first forward is a fault point",
+      "a failed plan destroys the descriptors it created",
+      "a failed step is reported by name and status",
+      "a successful plan keeps its 4 descriptors",
+      "fp32 runs the fastest non-tensor-op algorithm under CUDNN_FMA_MATH",
+      "fp32 (not deterministic) uses the timed search",
+      "tf32 runs a tensor-op algorithm under CUDNN_TENSOR_OP_MATH, never ALLOW_CONVERSION",
+      "plans are cached per math setting (tf32, fp32, tf32 again: 2 plans, 2 searches)",
+      "deterministic fp32 takes the heuristic's first deterministic FMA algorithm and its workspace",
+      "leaving deterministic mode builds a timed plan",
+      "no allowed algorithm fails with the reason and destroys the descriptors",
+      "the search workspace is released and the plan's workspace kept",
+      "a tensor past 2^31 elements is refused before cuDNN is called",
+    ]);
+  },
+});
