@@ -10,7 +10,7 @@
  */
 import type { Backend, ConvSizes, Storage } from "../src/backend/backend.ts";
 import { type CpuBackend, loadCpuBackend } from "../src/backend/cpu.ts";
-import { loadBackend } from "../src/backend/load.ts";
+import { applyMath, loadBackend, type PrecisionChoice } from "../src/backend/load.ts";
 import { FBP_ABI_SYMBOLS, type NativeStorage } from "../src/backend/native.ts";
 import { ReferenceBackend } from "../src/backend/reference.ts";
 import { benchPipeline } from "../src/data/pipeline_bench.ts";
@@ -23,6 +23,7 @@ import { setDefaultBackend } from "../src/tensor/tensor.ts";
 import { predictBatch, type StepBatch, trainStep } from "../src/train/step.ts";
 import { runCli } from "./_cli/main.ts";
 import { numberFlag, parseFlags } from "./_cli/options.ts";
+import { precisionChoice } from "./_cli/device.ts";
 
 /** Shared state handed to every section. */
 interface Context {
@@ -30,8 +31,10 @@ interface Context {
   reps: number;
   /** Prints a human-readable line (silenced by nothing; JSON goes last). */
   log(line: string): void;
-  /** The CPU backend, loaded once. */
+  /** The CPU backend, loaded once, computing in `--precision` ("auto" resolved). */
   cpu(): Promise<CpuBackend>;
+  /** The precision the CPU backend computes in, once `cpu()` has loaded it. */
+  precision: string;
   /** The `--device` backend (default cpu) that the network sections run on, loaded once. */
   device(): Promise<Backend>;
 }
@@ -362,7 +365,9 @@ const SECTIONS: Section[] = [
       const cpu = await ctx.cpu();
       const s = { N: 32, C: 64, H: 56, W: 56, K: 64, R: 3, S: 3, stride: 1, pad: 1 };
       const layout = Deno.env.get("FBP_CONV_LAYOUT") || "auto";
-      ctx.log(`conv 3x3 64->64 on 32x64x56x56 (${cpu.info}, layout ${layout})`);
+      ctx.log(
+        `conv 3x3 64->64 on 32x64x56x56 (${cpu.info}, ${ctx.precision}, layout ${layout})`,
+      );
       return { layout, ...benchConv(ctx, cpu, s, "cpu", 3) };
     },
   },
@@ -436,8 +441,9 @@ const SECTIONS: Section[] = [
       );
       for (const st of [a, w, out]) cpu.free(st);
       const gemm = (2 * n ** 3) / (ms * 1e6);
+      const what = ctx.precision === "bf16" ? "bf16 matmul" : "sgemm";
       ctx.log(
-        `ceiling: FMA ${ceiling.toFixed(1)} GFLOP/s (2 threads); sgemm ${n}³ ${
+        `ceiling: FMA ${ceiling.toFixed(1)} GFLOP/s (2 threads, fp32); ${what} ${n}³ ${
           gemm.toFixed(1)
         } GFLOP/s (${(100 * gemm / ceiling).toFixed(0)} % of it)`,
       );
@@ -505,7 +511,9 @@ const SECTIONS: Section[] = [
       res.convFmaFraction = res.convGflops / ceiling;
       res.stepConvFmaFraction = times.convFlops / steps / (wall * 1e6) / ceiling;
       ctx.log(
-        `profile of one step of "${what}" (batch 32 per database @224): ${wall.toFixed(0)} ms`,
+        `profile of one step of "${what}" (batch 32 per database @224, ${ctx.precision}): ${
+          wall.toFixed(0)
+        } ms`,
       );
       for (const [k, ms] of rows.slice(0, 16)) {
         ctx.log(
@@ -541,8 +549,11 @@ const SECTIONS: Section[] = [
           } %)`,
       );
       ctx.log(
-        "  (FLOPs of direct convolution; the 3×3 stride-1 forward and backward-data run as\n" +
-          "   Winograd, which does fewer: FBP_CONV_ALGO=direct measures the direct kernels)",
+        ctx.precision === "bf16"
+          ? "  (bf16: every convolution is direct, and the bf16 dot-product instruction\n" +
+            "   (vdpbf16ps) does twice the FLOPs of an fp32 FMA: its ceiling is 2× the FMA's)"
+          : "  (FLOPs of direct convolution; the 3×3 stride-1 forward and backward-data run as\n" +
+            "   Winograd, which does fewer: FBP_CONV_ALGO=direct measures the direct kernels)",
       );
       return res;
     },
@@ -570,6 +581,7 @@ const VS_TORCH_SECTIONS = ["ceiling", "resnet18", "full", "profile"];
 const HELP = `Micro-benchmarks of the fbp backends.
 
 Usage: deno task bench [--json] [--only name,...] [--reps n] [--vs-torch] [--device d]
+                       [--precision p]
 
   --json        print one JSON object with every figure as the last stdout line:
                 {"fbp": {resnet18_train, resnet18_infer, full_train, peak_rss_mib, …},
@@ -581,6 +593,10 @@ Usage: deno task bench [--json] [--only name,...] [--reps n] [--vs-torch] [--dev
   --reps n      timed repetitions per measurement, 1–1000 (default 5; the median is reported)
   --device d    backend of the sections that run the network (network, resnet18, full):
                 cpu (default), cuda or auto
+  --precision p how convolutions and linear layers compute: fp32 (default), bf16 (bfloat16
+                inputs, float32 accumulation; CPUs with avx512_bf16) or auto. With bf16,
+                --vs-torch runs PyTorch twice, fp32 and bf16 under torch.autocast, and
+                prints the ratio to each ({"torchBf16", "ratioBf16"} in --json)
   --help        show this help
 
 Sections:
@@ -596,6 +612,7 @@ async function main(): Promise<void> {
       help: { type: "boolean", default: false },
       "vs-torch": { type: "boolean", default: false },
       device: { type: "string", default: "cpu" },
+      precision: { type: "string", default: "fp32" },
     },
   });
   if (values.help) {
@@ -603,6 +620,7 @@ async function main(): Promise<void> {
     return;
   }
   const reps = numberFlag(values.reps, "reps", REPS_RANGE)!;
+  const precision: PrecisionChoice = precisionChoice(values.precision);
   if (!["cpu", "cuda", "auto"].includes(values.device)) {
     throw new Error(
       `Cannot parse --device: expected one of cpu, cuda, auto: current value is "${values.device}"`,
@@ -626,10 +644,19 @@ async function main(): Promise<void> {
   const ctx: Context = {
     reps,
     log: (line) => console.log(line),
-    cpu: () => cpu ??= loadCpuBackend(),
+    precision: "fp32",
+    cpu: () =>
+      cpu ??= loadCpuBackend().then((b) => {
+        ctx.precision = applyMath(b, { precision }).precision;
+        return b;
+      }),
     device: () =>
       device ??= values.device === "cpu" ? ctx.cpu() : loadBackend(values.device, {
         onNote: (line) => console.error(line),
+        math: { precision },
+      }).then((b) => {
+        ctx.precision = b.math.precision;
+        return b;
       }),
   };
   const results: Record<string, Record<string, number | string>> = {};
@@ -640,32 +667,52 @@ async function main(): Promise<void> {
   const fbp = summary(results);
   const report: Record<string, unknown> = { fbp };
   if (values["vs-torch"]) {
-    const torch = await runTorchBench(reps);
-    if (torch) {
+    // bf16 is compared with PyTorch both ways: fp32, and bf16 under autocast.
+    const modes: ("fp32" | "bf16")[] = ctx.precision === "bf16" ? ["fp32", "bf16"] : ["fp32"];
+    const sides: [string, Record<string, number>][] = [];
+    for (const mode of modes) {
+      const torch = await runTorchBench(reps, mode);
+      if (!torch) break;
+      sides.push([mode === "bf16" ? "torch bf16 autocast" : "torch fp32", torch]);
       const ratio: Record<string, number> = {};
       for (const k of COMPARED) {
         if (typeof fbp[k] === "number" && typeof torch[k] === "number") {
           ratio[k] = fbp[k] / torch[k];
         }
       }
-      report.torch = torch;
-      report.ratio = ratio;
-      console.log(`fbp vs PyTorch ${torch.version} (${torch.threads} threads), same machine:`);
-      console.log(
-        `  ${"".padEnd(28)} ${"fbp".padStart(9)} ${"torch".padStart(9)} ${"ratio".padStart(7)}`,
-      );
-      for (const k of COMPARED) {
-        if (!(k in ratio)) continue;
-        console.log(
-          `  ${k.padEnd(28)} ${fbp[k].toFixed(1).padStart(9)} ${torch[k].toFixed(1).padStart(9)} ${
-            ratio[k].toFixed(2).padStart(6)
-          }×`,
-        );
-      }
+      report[mode === "bf16" ? "torchBf16" : "torch"] = torch;
+      report[mode === "bf16" ? "ratioBf16" : "ratio"] = ratio;
     }
+    if (sides.length > 0) printVsTorch(fbp, ctx.precision, sides);
   }
   report.sections = results;
   if (values.json) console.log(JSON.stringify(report));
+}
+
+/**
+ * The fbp figures beside each PyTorch side's and their ratios (fbp ÷ torch: above 1 means
+ * more images/s, or for the peaks more memory).
+ */
+function printVsTorch(
+  fbp: Record<string, number>,
+  precision: string,
+  sides: [string, Record<string, number>][],
+): void {
+  const t = sides[0][1];
+  console.log(
+    `fbp ${precision} vs PyTorch ${t.version} (${t.threads} threads), same machine:`,
+  );
+  const head = sides.map(([name]) => `${name.padStart(20)} ${"ratio".padStart(7)}`).join(" ");
+  console.log(`  ${"".padEnd(28)} ${`fbp ${precision}`.padStart(9)} ${head}`);
+  for (const k of COMPARED) {
+    if (typeof fbp[k] !== "number") continue;
+    const cells = sides.map(([, torch]) =>
+      typeof torch[k] === "number"
+        ? `${torch[k].toFixed(1).padStart(20)} ${(fbp[k] / torch[k]).toFixed(2).padStart(6)}×`
+        : `${"".padStart(20)} ${"".padStart(7)}`
+    );
+    console.log(`  ${k.padEnd(28)} ${fbp[k].toFixed(1).padStart(9)} ${cells.join(" ")}`);
+  }
 }
 
 /** Figures both sides report (images/s, or MiB for the peaks). */
@@ -706,7 +753,10 @@ function summary(results: Record<string, Record<string, number | string>>) {
  * Runs tasks/torch_bench.py with Debian's python; null (and a line saying so) when that
  * python or its torch is missing.
  */
-async function runTorchBench(reps: number): Promise<Record<string, number> | null> {
+async function runTorchBench(
+  reps: number,
+  precision: "fp32" | "bf16",
+): Promise<Record<string, number> | null> {
   const python = "/usr/bin/python3";
   const script = new URL("./torch_bench.py", import.meta.url).pathname;
   let probe;
@@ -721,7 +771,15 @@ async function runTorchBench(reps: number): Promise<Record<string, number> | nul
     return null;
   }
   const r = await new Deno.Command(python, {
-    args: [script, "--reps", String(Math.min(reps, 3)), "--threads", "2"],
+    args: [
+      script,
+      "--reps",
+      String(Math.min(reps, 3)),
+      "--threads",
+      "2",
+      "--precision",
+      precision,
+    ],
     stderr: "inherit",
   }).output();
   if (!r.success) throw new Error(`Cannot run ${script}: exit code ${r.code}`);

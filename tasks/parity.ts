@@ -12,9 +12,10 @@
  *
  * Usage: deno run -A tasks/parity.ts [--seeds 3] [--epochs 10] [--python python3]
  *          [--threads 1] [--out DIR] [--aff off,on] [--frameworks fbp,torch]
- *          [--torch-args="..."] [--json]
- * Each run's result is kept as DIR/<framework>-aff-<off|on>-seed<S>.json; a run whose file
- * is already there (same options) is not run again, so an interrupted comparison resumes.
+ *          [--torch-args="..."] [--precision fp32,bf16] [--json]
+ * Each run's result is kept as DIR/<framework>-aff-<off|on>-seed<S>.json (bf16 runs:
+ * DIR/<framework>-bf16-aff-…); a run whose file is already there (same options) is not run
+ * again, so an interrupted comparison resumes and a bf16 comparison reuses fp32 runs.
  * @module
  */
 import { dirname, join, resolve } from "node:path";
@@ -37,6 +38,9 @@ time, and prints test accuracy as a markdown table.
   --frameworks LIST   fbp,torch (default both)
   --torch-args="..."  extra flags for parity_torch.py (ablations), e.g.
                       --torch-args="--global-bn off" (write it with "=")
+  --precision LIST    fp32,bf16 (default fp32): bf16 trains fbp with --precision bf16 and
+                      PyTorch under torch.autocast(bfloat16); the table compares each with
+                      the other framework and with fp32
   --json              also print all results as one JSON line (last line of stdout)
   -h, --help          this help`;
 
@@ -46,10 +50,13 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const RECIPE = ["--image-size", "32", "--resize", "32", "--no-flip"];
 
 type Framework = "fbp" | "torch";
+type Precision = "fp32" | "bf16";
 
 /** One finished run. */
 interface RunRecord {
   framework: Framework;
+  /** Absent in records written before the precision dimension: fp32. */
+  precision?: Precision;
   aff: boolean;
   seed: number;
   epochs: number;
@@ -105,53 +112,69 @@ const pct = (x: number) => (100 * x).toFixed(2);
 /** The markdown table and the verdict lines. */
 function table(records: readonly RunRecord[], seeds: number[], testImages: number): string {
   const lines = [
-    "| framework | AFF | test accuracy % (mean ± std) | " +
+    "| framework | precision | AFF | test accuracy % (mean ± std) | " +
     seeds.map((s) => `seed ${s}`).join(" | ") + " | train s/run |",
-    `|---|---|--:|${seeds.map(() => "--:|").join("")}--:|`,
+    `|---|---|---|--:|${seeds.map(() => "--:|").join("")}--:|`,
   ];
+  const key = (fw: Framework, p: Precision, aff: boolean) => `${fw}|${p}|${aff}`;
   const groups = new Map<string, RunRecord[]>();
   for (const r of records) {
-    const k = `${r.framework}|${r.aff}`;
+    const k = key(r.framework, r.precision ?? "fp32", r.aff);
     groups.set(k, [...(groups.get(k) ?? []), r]);
   }
+  const name = (fw: Framework) => fw === "fbp" ? "fbp" : "PyTorch";
   const stats = new Map<string, { mean: number; std: number }>();
   for (const fw of ["fbp", "torch"] as const) {
-    for (const aff of [false, true]) {
-      const rs = groups.get(`${fw}|${aff}`);
-      if (!rs) continue;
-      const s = meanStd(rs.map((r) => r.testAccuracy));
-      stats.set(`${fw}|${aff}`, s);
-      const bySeed = seeds.map((seed) => rs.find((r) => r.seed === seed));
-      const secs = meanStd(rs.map((r) => r.trainSeconds)).mean;
-      lines.push(
-        `| ${fw === "fbp" ? "fbp" : "PyTorch"} | ${aff ? "on" : "off"} | ` +
-          `${pct(s.mean)} ± ${rs.length > 1 ? pct(s.std) : "–"} | ` +
-          bySeed.map((r) => (r ? pct(r.testAccuracy) : "–")).join(" | ") +
-          ` | ${secs.toFixed(0)} |`,
-      );
+    for (const p of ["fp32", "bf16"] as const) {
+      for (const aff of [false, true]) {
+        const rs = groups.get(key(fw, p, aff));
+        if (!rs) continue;
+        const s = meanStd(rs.map((r) => r.testAccuracy));
+        stats.set(key(fw, p, aff), s);
+        const bySeed = seeds.map((seed) => rs.find((r) => r.seed === seed));
+        const secs = meanStd(rs.map((r) => r.trainSeconds)).mean;
+        lines.push(
+          `| ${name(fw)} | ${p} | ${aff ? "on" : "off"} | ` +
+            `${pct(s.mean)} ± ${rs.length > 1 ? pct(s.std) : "–"} | ` +
+            bySeed.map((r) => (r ? pct(r.testAccuracy) : "–")).join(" | ") +
+            ` | ${secs.toFixed(0)} |`,
+        );
+      }
     }
   }
   lines.push("");
-  for (const aff of [false, true]) {
-    const f = stats.get(`fbp|${aff}`), t = stats.get(`torch|${aff}`);
-    if (!f || !t) continue;
-    const d = f.mean - t.mean;
-    // A std from 3 seeds is itself uncertain: the verdict is given against both sides'.
-    const within = (std: number) =>
-      Number.isNaN(std) ? "no std (one seed)" : Math.abs(d) <= std ? "yes" : "no";
+  // A std from 3 seeds is itself uncertain: each verdict is given against both sides'.
+  const within = (d: number, std: number) =>
+    Number.isNaN(std) ? "no std (one seed)" : Math.abs(d) <= std ? "yes" : "no";
+  const verdict = (what: string, a: string, b: string) => {
+    const x = stats.get(a), y = stats.get(b);
+    if (!x || !y) return;
+    const d = x.mean - y.mean;
+    const [an, bn] = [a, b].map((k) => {
+      const [fw, p] = k.split("|");
+      return `${name(fw as Framework)} ${p}`;
+    });
     lines.push(
-      `AFF ${aff ? "on" : "off"}: fbp − PyTorch = ${d >= 0 ? "+" : ""}${pct(d)} points ` +
-        `(one test image = ${pct(1 / testImages)}); within PyTorch's std (${pct(t.std)}): ` +
-        `${within(t.std)}; within fbp's std (${pct(f.std)}): ${within(f.std)}`,
+      `${what}: ${an} − ${bn} = ${d >= 0 ? "+" : ""}${pct(d)} points ` +
+        `(one test image = ${pct(1 / testImages)}); within ${bn}'s std (${pct(y.std)}): ` +
+        `${within(d, y.std)}; within ${an}'s std (${pct(x.std)}): ${within(d, x.std)}`,
     );
+  };
+  for (const aff of [false, true]) {
+    const what = `AFF ${aff ? "on" : "off"}`;
+    for (const p of ["fp32", "bf16"] as const) {
+      verdict(what, key("fbp", p, aff), key("torch", p, aff));
+    }
+    verdict(what, key("fbp", "bf16", aff), key("fbp", "fp32", aff));
+    verdict(what, key("fbp", "bf16", aff), key("torch", "fp32", aff));
   }
   for (const fw of ["fbp", "torch"] as const) {
-    const off = stats.get(`${fw}|false`), on = stats.get(`${fw}|true`);
-    if (!off || !on) continue;
-    const d = on.mean - off.mean;
-    lines.push(
-      `${fw === "fbp" ? "fbp" : "PyTorch"}: AFF on − off = ${d >= 0 ? "+" : ""}${pct(d)} points`,
-    );
+    for (const p of ["fp32", "bf16"] as const) {
+      const off = stats.get(key(fw, p, false)), on = stats.get(key(fw, p, true));
+      if (!off || !on) continue;
+      const d = on.mean - off.mean;
+      lines.push(`${name(fw)} ${p}: AFF on − off = ${d >= 0 ? "+" : ""}${pct(d)} points`);
+    }
   }
   return lines.join("\n");
 }
@@ -168,6 +191,7 @@ async function main(): Promise<void> {
       aff: { type: "string" },
       frameworks: { type: "string" },
       "torch-args": { type: "string" },
+      precision: { type: "string" },
       json: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
@@ -193,6 +217,9 @@ async function main(): Promise<void> {
   };
   const affs = list(values.aff, ["off", "on"] as const, "aff").map((a) => a === "on");
   const frameworks = list(values.frameworks, ["fbp", "torch"] as const, "frameworks");
+  const precisions = values.precision === undefined
+    ? ["fp32" as const]
+    : list(values.precision, ["fp32", "bf16"] as const, "precision");
   const torchExtra = (values["torch-args"] ?? "").split(/\s+/).filter((a) => a !== "");
   const out = resolve(values.out ?? await Deno.makeTempDir({ prefix: "fbp-parity-" }));
   await Deno.mkdir(out, { recursive: true });
@@ -218,58 +245,66 @@ async function main(): Promise<void> {
   for (const seed of seeds) {
     for (const aff of affs) {
       for (const framework of frameworks) {
-        const tag = `${framework}-aff-${aff ? "on" : "off"}-seed${seed}`;
-        const cmd = framework === "fbp"
-          ? [
-            Deno.execPath(),
-            ...["run", "-A", "tasks/train.ts", "--db", `digits=csv:${manifest}@manifest`],
-            ...["--task", "digit=digits:digit:1:10", "--policy", "none"],
-            aff ? "--aff" : "--no-aff",
-            ...["--epochs", `${epochs}`, ...RECIPE, "--seed", `${seed}`, "--workers", "0"],
-            ...["--out", join(out, "runs", tag), "--force", "--json"],
-          ]
-          : [
-            python,
-            ...["tasks/parity_torch.py", "--manifest", manifest, "--label", "digit"],
-            ...(aff ? ["--aff"] : []),
-            ...["--epochs", `${epochs}`, ...RECIPE, "--seed", `${seed}`],
-            ...["--threads", `${threads}`, ...torchExtra],
-          ];
-        const file = join(out, `${tag}.json`);
-        let rec: RunRecord | null = null;
-        try {
-          const old = JSON.parse(await Deno.readTextFile(file)) as RunRecord;
-          if (JSON.stringify(old.command) === JSON.stringify(cmd)) rec = old;
-        } catch { /* not run yet */ }
-        if (rec) {
-          console.error(`${tag}: kept from ${file}`);
-        } else {
-          const start = performance.now();
-          const res = lastJson(await run(cmd, env));
-          const wallSeconds = (performance.now() - start) / 1000;
-          const testAccuracy = framework === "fbp"
-            ? (res.tasks as Record<string, { test: { accuracy: number } }>).digit.test.accuracy
-            : res.test_accuracy as number;
-          const trainSeconds =
-            (framework === "fbp" ? res.trainSeconds : res.train_seconds) as number;
-          rec = {
-            framework,
-            aff,
-            seed,
-            epochs,
-            testAccuracy,
-            trainSeconds,
-            wallSeconds,
-            command: cmd,
-            result: res,
-          };
-          await Deno.writeTextFile(file, JSON.stringify(rec) + "\n");
+        for (const precision of precisions) {
+          // fp32 keeps the names (and commands) of runs made before --precision existed.
+          const bf16 = precision === "bf16" ? ["--precision", "bf16"] : [];
+          const tag = `${framework}${bf16.length ? "-bf16" : ""}-aff-${
+            aff ? "on" : "off"
+          }-seed${seed}`;
+          const cmd = framework === "fbp"
+            ? [
+              Deno.execPath(),
+              ...["run", "-A", "tasks/train.ts", "--db", `digits=csv:${manifest}@manifest`],
+              ...["--task", "digit=digits:digit:1:10", "--policy", "none"],
+              aff ? "--aff" : "--no-aff",
+              ...["--epochs", `${epochs}`, ...RECIPE, "--seed", `${seed}`, "--workers", "0"],
+              ...["--out", join(out, "runs", tag), "--force", "--json"],
+              ...bf16,
+            ]
+            : [
+              python,
+              ...["tasks/parity_torch.py", "--manifest", manifest, "--label", "digit"],
+              ...(aff ? ["--aff"] : []),
+              ...["--epochs", `${epochs}`, ...RECIPE, "--seed", `${seed}`],
+              ...["--threads", `${threads}`, ...torchExtra, ...bf16],
+            ];
+          const file = join(out, `${tag}.json`);
+          let rec: RunRecord | null = null;
+          try {
+            const old = JSON.parse(await Deno.readTextFile(file)) as RunRecord;
+            if (JSON.stringify(old.command) === JSON.stringify(cmd)) rec = old;
+          } catch { /* not run yet */ }
+          if (rec) {
+            console.error(`${tag}: kept from ${file}`);
+          } else {
+            const start = performance.now();
+            const res = lastJson(await run(cmd, env));
+            const wallSeconds = (performance.now() - start) / 1000;
+            const testAccuracy = framework === "fbp"
+              ? (res.tasks as Record<string, { test: { accuracy: number } }>).digit.test.accuracy
+              : res.test_accuracy as number;
+            const trainSeconds =
+              (framework === "fbp" ? res.trainSeconds : res.train_seconds) as number;
+            rec = {
+              framework,
+              precision,
+              aff,
+              seed,
+              epochs,
+              testAccuracy,
+              trainSeconds,
+              wallSeconds,
+              command: cmd,
+              result: res,
+            };
+            await Deno.writeTextFile(file, JSON.stringify(rec) + "\n");
+          }
+          records.push(rec);
+          console.error(
+            `${tag}: test ${pct(rec.testAccuracy)}%, train ${rec.trainSeconds.toFixed(0)} s, ` +
+              `wall ${rec.wallSeconds.toFixed(0)} s`,
+          );
         }
-        records.push(rec);
-        console.error(
-          `${tag}: test ${pct(rec.testAccuracy)}%, train ${rec.trainSeconds.toFixed(0)} s, ` +
-            `wall ${rec.wallSeconds.toFixed(0)} s`,
-        );
       }
     }
   }

@@ -18,11 +18,16 @@ Trains the single-task baseline with fbp's recipe, written independently in PyTo
             `size`, centre; batch 32, shuffled, last partial batch dropped in training
   selection the epoch with the best validation accuracy (first of ties), then the test
             accuracy of that checkpoint
+  precision --precision bf16: the forward and the loss under
+            torch.autocast("cpu", dtype=torch.bfloat16) in training and evaluation (how
+            a PyTorch user asks for mixed precision on a CPU); fp32 master weights, backward
+            and AdamW outside it
 Ablation switches (for the AFF investigation) change one thing each; the defaults are
 fbp's behaviour.
 
 Usage: /usr/bin/python3 tasks/parity_torch.py --manifest FILE --label digit --seed 0
            --epochs 10 [--aff] [--no-flip] [--image-size 32 --resize 32] [--threads 1]
+           [--precision fp32|bf16]
 Prints one JSON line.
 """
 import argparse
@@ -109,12 +114,20 @@ def train_batches(rgb, labels, args, rng):
         yield crop_normalize(rgb[idx], size, offsets, flips), torch.from_numpy(labels[idx])
 
 
+BF16 = False  # --precision bf16: forward passes under CPU autocast
+
+
+def autocast():
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=BF16)
+
+
 @torch.no_grad()
 def accuracy(model, images, labels, batch=256):
     model.eval()
     correct = 0
     for s in range(0, len(labels), batch):
-        logits = model(images[s:s + batch])
+        with autocast():
+            logits = model(images[s:s + batch])
         correct += int((logits.argmax(1) == torch.from_numpy(labels[s:s + batch])).sum())
     return correct / len(labels)
 
@@ -240,7 +253,11 @@ def main():
                     help="BNs of MS-CAM's global branch (batch statistics of a 1×1 map)")
     ap.add_argument("--aff-weight-on", choices=["shortcut", "residual"], default="shortcut",
                     help="which input w weighs: fbp/paper S, or the authors' code F")
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                    help="bf16: forward and loss under torch.autocast (CPU, bfloat16)")
     args = ap.parse_args()
+    global BF16
+    BF16 = args.precision == "bf16"
     if args.resize is None:
         args.resize = round(args.image_size * 256 / 224)
 
@@ -272,7 +289,8 @@ def main():
         for step, (x, y) in enumerate(train_batches(train_rgb, train_labels, args, rng)):
             for g in opt.param_groups:
                 g["lr"] = learning_rate(args.lr, epoch * steps + step, total)
-            loss = F.cross_entropy(model(x), y)
+            with autocast():
+                loss = F.cross_entropy(model(x), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

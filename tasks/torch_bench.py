@@ -10,7 +10,13 @@ same CPU, threads and shapes:
 Peak RSS (VmHWM, MiB) is reset before each phase (/proc/self/clear_refs) and reported per
 phase. Prints one JSON line.
 
+--precision bf16 runs each phase the way a PyTorch user asks for mixed precision on a CPU:
+the forward and the loss under torch.autocast("cpu", dtype=torch.bfloat16) (convolutions
+and linear layers in bf16, the rest as autocast decides), backward and AdamW outside it,
+fp32 master weights.
+
 Usage: /usr/bin/python3 tasks/torch_bench.py [--reps 3] [--batch 32] [--size 224] [--threads 2]
+                                             [--precision fp32|bf16]
 """
 import argparse
 import json
@@ -143,7 +149,13 @@ def main():
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--only", default="resnet18_train,resnet18_infer,full_train")
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     a = ap.parse_args()
+    bf16 = a.precision == "bf16"
+
+    def autocast():
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
+
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     only = a.only.split(",")
@@ -151,7 +163,7 @@ def main():
     x = torch.randn(n, 3, side, side)
     y = torch.arange(n) % 2
     res = {"threads": torch.get_num_threads(), "batch": n, "size": side,
-           "version": torch.__version__}
+           "version": torch.__version__, "precision": a.precision}
 
     if "resnet18_train" in only or "resnet18_infer" in only:
         net = Net({"t": 5}, ["shared"], aff=False)
@@ -159,11 +171,13 @@ def main():
 
         def train():
             opt.zero_grad(set_to_none=True)
-            F.cross_entropy(net(x, "shared", "t"), y).backward()
+            with autocast():
+                loss = F.cross_entropy(net(x, "shared", "t"), y)
+            loss.backward()
             opt.step()
 
         def infer():
-            with torch.no_grad():
+            with torch.no_grad(), autocast():
                 net(x, "shared", "t")
 
         if "resnet18_train" in only:
@@ -189,11 +203,12 @@ def main():
 
         def step():
             opt.zero_grad(set_to_none=True)
-            p = torch.softmax((net.logits + noise) / 5.0, dim=-1)
-            loss = 0
-            for ti, task in enumerate(tasks):
-                gates = [(p[ti, b, 0], p[ti, b, 1]) for b in range(BLOCKS)]
-                loss = loss + lam[task] * F.cross_entropy(net(x, dbs[task], task, gates), y)
+            with autocast():
+                p = torch.softmax((net.logits + noise) / 5.0, dim=-1)
+                loss = 0
+                for ti, task in enumerate(tasks):
+                    gates = [(p[ti, b, 0], p[ti, b, 1]) for b in range(BLOCKS)]
+                    loss = loss + lam[task] * F.cross_entropy(net(x, dbs[task], task, gates), y)
             loss.backward()
             opt.step()
 

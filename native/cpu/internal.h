@@ -1,8 +1,9 @@
 /*
  * internal.h — private helpers shared by the files of the cpu backend (not part of the
  * ABI). Error reporting, the checks of the runtime functions, the oneDNN engine/stream, and
- * the shape-keyed primitive cache used by conv.c and pool.c. The kernels' argument checks
- * are shared with the cuda backend: native/common/abi.inc, generated from the contract.
+ * the shape-keyed primitive cache used by conv.c, linear.c (bf16) and pool.c. The kernels'
+ * argument checks are shared with the cuda backend: native/common/abi.inc, generated from
+ * the contract.
  */
 #ifndef FBP_CPU_INTERNAL_H
 #define FBP_CPU_INTERNAL_H
@@ -85,7 +86,7 @@ void fbp_unlock(void);
 
 /* ---- primitive cache ------------------------------------------------------------------ */
 
-#define FBP_KEY_LEN 12
+#define FBP_KEY_LEN 14
 #define FBP_MAX_ARGS 10
 
 /* One tensor argument of a cached primitive. `user` wraps the caller's plain-layout
@@ -127,10 +128,16 @@ int fbp_prim_run(fbp_prim *p, void *const *ptrs);
 /* Looks up (building on a miss) and runs the entry for `key` under the global lock. */
 int fbp_prim_call(const int64_t key[FBP_KEY_LEN], fbp_prim_builder build, void *const *ptrs);
 
-/* Plain memory descriptors: nchw (4-D), oihw (4-D weights), x (1-D). */
+/* Plain memory descriptors: nchw (4-D), oihw (4-D weights), x (1-D); float32. */
 int fbp_md_nchw(dnnl_memory_desc_t *md, int64_t n, int64_t c, int64_t h, int64_t w,
                 dnnl_format_tag_t tag);
 int fbp_md_1d(dnnl_memory_desc_t *md, int64_t n);
+
+/* The oneDNN data type a conv/linear primitive reads its inputs in: dnnl_bf16 when
+ * fbp_precision() is FBP_BF16, else dnnl_f32. Outputs (dst, diff_src, diff_weights,
+ * diff_bias) stay dnnl_f32: bf16 products accumulate in float32, and the ABI's buffers are
+ * float32 either way (the cache entry's input reorder converts). */
+dnnl_data_type_t fbp_compute_type(void);
 
 #pragma GCC visibility pop
 

@@ -1,13 +1,14 @@
 /*
- * prim.c — the shape-keyed cache of oneDNN primitives used by conv.c and pool.c.
+ * prim.c — the shape-keyed cache of oneDNN primitives used by conv.c, linear.c and pool.c.
  *
  * Why: creating a oneDNN primitive JIT-compiles code (milliseconds), while a training
  * step calls the same few shapes thousands of times. Each entry is built once and keeps
  * everything a call needs: the primitive, one memory object per argument whose data
  * handle is swapped per call, and — where the primitive prefers a blocked layout over the
- * ABI's plain NCHW — a layout-converting reorder into a scratch buffer in that layout
- * (shared by all entries, see attach_scratch), so the steady state allocates nothing.
- * Entries live until the process exits (a run uses a bounded set of shapes). A hash table with chaining keeps lookups O(1) for the few
+ * ABI's plain NCHW, or another data type (bf16 inputs, conv.c) — a converting reorder into
+ * a scratch buffer in that layout (shared by all entries, see attach_scratch), so the
+ * steady state allocates nothing. Entries live until the process exits (a run uses a
+ * bounded set of shapes). A hash table with chaining keeps lookups O(1) for the few
  * hundred shapes of a ResNet with per-database batch norms.
  */
 #include <stdlib.h>

@@ -96,6 +96,7 @@ static int g_precision = FBP_FP32, g_deterministic;
 
 int fbp_precision(void) { return g_precision; }
 int fbp_deterministic(void) { return g_deterministic; }
+dnnl_data_type_t fbp_compute_type(void) { return g_precision == FBP_BF16 ? dnnl_bf16 : dnnl_f32; }
 
 int fbp_set_math(int precision, int deterministic) {
   switch (precision) {
