@@ -665,7 +665,8 @@ async function main(): Promise<void> {
     results[section.name] = await section.run(ctx);
   }
   const fbp = summary(results);
-  const report: Record<string, unknown> = { fbp };
+  // Which math fbp ran in: every ratio below is fbp at this precision ÷ the PyTorch side.
+  const report: Record<string, unknown> = { precision: ctx.precision, fbp };
   if (values["vs-torch"]) {
     // bf16 is compared with PyTorch both ways: fp32, and bf16 under autocast.
     const modes: ("fp32" | "bf16")[] = ctx.precision === "bf16" ? ["fp32", "bf16"] : ["fp32"];

@@ -29,7 +29,9 @@ side S (its training size; predict resizes the same way), each channel (v/255 - 
 with the ImageNet mean ${IMAGENET_MEAN.join(",")} and std ${
   IMAGENET_STD.join(",")
 }. Each task is one
-output of the same name holding its softmax probabilities (N, classes).
+output of the same name holding its softmax probabilities (N, classes); a dist task's
+are its rating histogram (N, 5), ratings 1–5. Score tasks cannot be exported (pick the
+others with --task).
 
 Example:
   deno task export --checkpoint runs/adashare-aff-default/checkpoint.safetensors \\
@@ -67,7 +69,13 @@ await runCli(async () => {
   const net = networkFromCheckpoint(file, { backend });
   const bytes = exportOnnx(net, { tasks });
   const chosen = tasks ?? net.config.tasks.map((t) => t.name);
-  const outputs = chosen.map((name) => `${name} (${net.task(name).classes} classes)`);
+  // A dist head's output is its rating histogram (5 bins), a class head's its classes.
+  const outputs = chosen.map((name) => {
+    const t = net.task(name);
+    return t.kind === "dist"
+      ? `${name} (histogram of ${t.classes} bins, ratings 1–${t.classes})`
+      : `${name} (${t.classes} classes)`;
+  });
   const size = net.config.imageSize ?? 224;
   net.dispose();
   try {

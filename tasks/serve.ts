@@ -43,19 +43,19 @@ await runCli(async () => {
   }
   const checkpoint = requiredCheckpoint(values, "serve");
   const port = numberFlag(values.port, "port", { integer: true, min: 0, max: 65535 }) ?? 8000;
-  // The checkpoint is checked before the backend is loaded, as predict does.
+  // The checkpoint is checked before the backend is loaded, as predict does, and a network
+  // the page cannot show is refused then: no device is opened for nothing.
   const file = await readCheckpointFile(checkpoint);
-  const backend = await useDevice(values);
-  const net = networkFromCheckpoint(file, { backend });
-  const scoreTask = net.config.tasks.find((t) => t.kind === "score");
+  const scoreTask = file.config.tasks.find((t) => t.kind === "score");
   if (scoreTask) {
-    net.dispose();
     throw new Error(
       `Cannot serve "${checkpoint}": task "${scoreTask.name}" is a score task, and the page ` +
         `shows class probabilities only: expected class or dist tasks. Hint: deno task ` +
         `predict --json prints its score`,
     );
   }
+  const backend = await useDevice(values);
+  const net = networkFromCheckpoint(file, { backend });
   let server;
   try {
     server = await serveModel(net, checkpoint, {

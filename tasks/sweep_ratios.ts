@@ -9,6 +9,7 @@
 import { join } from "node:path";
 import { planSweep } from "../src/train/experiments.ts";
 import { RUN_HELP, RUN_OPTIONS, runConfigFromArgs } from "./_cli/run_args.ts";
+import { parseBatches, parseRatios } from "./_cli/sweep_args.ts";
 import { cellMeans, sweepCsv, sweepJson, sweepTable } from "../src/report/tables.ts";
 import { sweepPlot } from "../src/report/plots.ts";
 import { DEVICE_HELP, runNetworkCli } from "./_cli/device.ts";
@@ -31,7 +32,10 @@ weight vector gives one λ per task, in --task order.
 
   --ratios LIST            weight vectors λ1:λ2[:λ3…], comma-separated, one weight per
                            task, 0–1000 each (default 1:0.7,1:0.6,1:0.5 for two tasks;
-                           e.g. 1:0.6:0.3,1:1:1 for three)
+                           e.g. 1:0.6:0.3,1:1:1 for three); with --task-weights
+                           gradnorm or dwa λ only sets the start weights T·λ/Σλ, so
+                           vectors that are multiples of each other (1:0.5, 2:1) are
+                           refused
   --batches LIST           batch sizes (default 32,16)
   --dir DIR                the sweep folder
 ${EXPERIMENT_HELP}
@@ -47,56 +51,6 @@ Examples:
     --folds 1-5 --jobs 2
   deno task sweep-ratios --db s=scut:data/SCUT-FBP5500_v2 --task beauty=s:beauty:1:5 \\
     --task gender=s:gender --task race=s:race --ratios 1:0.6:0.3,1:1:1 --batches 32`;
-
-/** Largest loss weight in --ratios: far above the paper's (≤ 1), a typo beyond it. */
-const MAX_LAMBDA = 1000;
-
-/**
- * Parses "1:0.7,1:0.6" (or "1:0.6:0.3,1:1:1" for three tasks) into weight vectors of `tasks`
- * decimal weights from 0 to MAX_LAMBDA, not all 0.
- */
-function parseRatios(text: string, tasks: number): number[][] {
-  const seen = new Set<string>();
-  const form = Array.from({ length: tasks }, (_, i) => `λ${i + 1}`).join(":");
-  return text.split(",").map((vector) => {
-    const parts = vector.split(":").map((p) => p.trim());
-    const ok = parts.every((p) => /^[\d.]+(?:e-?\d+)?$/i.test(p));
-    const l = parts.map(Number);
-    if (!ok || !l.every(Number.isFinite)) {
-      throw new Error(`Cannot parse --ratios: "${vector}" is not of the form ${form}`);
-    }
-    if (l.length !== tasks) {
-      throw new Error(
-        `Cannot parse --ratios: "${vector}" has ${l.length} weights, expected ${form} (one ` +
-          `per task: the run has ${tasks})`,
-      );
-    }
-    if (l.some((v) => v > MAX_LAMBDA) || l.every((v) => v === 0)) {
-      throw new Error(
-        `Cannot parse --ratios: "${vector}": each weight must be from 0 to ${MAX_LAMBDA}, ` +
-          "and not all 0",
-      );
-    }
-    const key = l.join(":");
-    if (seen.has(key)) throw new Error(`Cannot parse --ratios: ${key} is given twice`);
-    seen.add(key);
-    return l;
-  });
-}
-
-/** Parses "32,16" into batch sizes (integers ≥ 2; the run config bounds the largest). */
-function parseBatches(text: string): number[] {
-  const seen = new Set<number>();
-  return text.split(",").map((b) => {
-    const n = /^\s*\d+\s*$/.test(b) ? Number(b) : NaN;
-    if (!Number.isSafeInteger(n) || n < 2) {
-      throw new Error(`Cannot parse --batches: "${b}" is not a batch size ≥ 2`);
-    }
-    if (seen.has(n)) throw new Error(`Cannot parse --batches: ${n} is given twice`);
-    seen.add(n);
-    return n;
-  });
-}
 
 await runNetworkCli({
   help: HELP,

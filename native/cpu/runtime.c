@@ -105,10 +105,16 @@ int fbp_set_math(int precision, int deterministic) {
   case FBP_TF32:
     FAIL("precision tf32 is a CUDA tensor-core mode; the cpu backend computes in fp32 or bf16");
   case FBP_BF16:
-    /* Native bf16 dot products (AVX512_BF16 or AMX); without them oneDNN would emulate. */
+    /* Native bf16 dot products (AVX512_BF16 or AMX); without them oneDNN would emulate. Ask
+     * oneDNN, not the CPU: ONEDNN_MAX_CPU_ISA may hold it below what the CPU has. */
     if (!__builtin_cpu_supports("avx512bf16"))
       FAIL("precision bf16 needs a CPU with native bf16 (avx512_bf16); this one has none: "
            "use fp32");
+    /* ISA codes are bit sets: a later ISA holds the bits of those it extends. */
+    if ((dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core_bf16) !=
+        dnnl_cpu_isa_avx512_core_bf16)
+      FAIL("precision bf16 needs oneDNN's avx512_core_bf16 kernels, and ONEDNN_MAX_CPU_ISA "
+           "(or DNNL_MAX_CPU_ISA) holds oneDNN below them: unset it or use fp32");
     break;
   default:
     FAIL("precision must be an enum fbp_precision code (0 fp32, 1 tf32, 2 bf16), got %d",

@@ -73,7 +73,8 @@ export function backward(loss: Tensor): void {
  * (src/train/task_weights.ts): the part above the layer is a small share of a backward.
  * @param loss a one-element tensor
  * @param at a tensor the loss may depend on (a parameter, usually)
- * @returns the gradient (the caller disposes it), or null when the loss does not depend on it
+ * @returns the gradient (the caller disposes it), or null when the loss does not depend on
+ *   it or no gradient reaches it (every path to it runs through an op without one)
  * @throws {RangeError} when `loss` is not a one-element tensor
  * @throws {Error} when `loss` does not depend on any tensor that requires grad
  * @example The gradient of Σ w² at w, then the whole backward of the same graph
@@ -165,8 +166,10 @@ function backwardPass(
     release(g);
   }
   if (!o.release) {
-    // Only `at` is left (the loss depends on it); a copy if its gradient is shared.
-    const g = grads.get(o.at!)!;
+    // Only `at` is left (the loss depends on it); a copy if its gradient is shared. No
+    // gradient reached it when every path's rule returned none (a non-differentiable op).
+    const g = o.at ? grads.get(o.at) : undefined;
+    if (!g) return null;
     const own = (refs.get(g) ?? 0) > 1 ? noGrad(() => add(g, 0)) : g;
     if (own !== g) release(g);
     return own;

@@ -250,7 +250,14 @@ export class NativeBackend extends KernelMethods implements Backend {
   releaseCache(): void {
     if (this.#s.fbp_release_cache() !== 0) this.#fail("fbp_release_cache");
   }
-  math: Readonly<MathSettings> = { precision: "fp32", deterministic: false };
+  /**
+   * The math of this library. It is one setting per loaded library, not per object: a
+   * second backend object over the same library file shares it (dlopen returns the same
+   * library), so it is kept by library path.
+   */
+  get math(): Readonly<MathSettings> {
+    return MATH_BY_LIBRARY.get(this.libraryPath) ?? FP32;
+  }
   setMath(math: MathSettings): void {
     const code = Precision[math.precision];
     if (code === undefined) {
@@ -264,6 +271,11 @@ export class NativeBackend extends KernelMethods implements Backend {
           cString(this.#s.fbp_last_error()),
       );
     }
-    this.math = { ...math };
+    MATH_BY_LIBRARY.set(this.libraryPath, { ...math });
   }
 }
+
+/** The library's math until fbp_set_math is called. */
+const FP32: Readonly<MathSettings> = { precision: "fp32", deterministic: false };
+/** The math each loaded library was last set to, by library path. */
+const MATH_BY_LIBRARY = new Map<string, Readonly<MathSettings>>();

@@ -20,6 +20,7 @@ import type { ImageRecord } from "./records.ts";
 import { Rng } from "../random/rng.ts";
 import { balancedOrder } from "./balanced_order.ts";
 import { RATING_BINS } from "./grade.ts";
+import { recordScore } from "./mean_score.ts";
 import { DecodePool } from "./worker_pool.ts";
 
 /** A batch of images and labels; a missing label is −1. */
@@ -303,7 +304,9 @@ export class BatchLoader {
     const histograms = new Float32Array(keep.length * RATING_BINS).fill(NaN);
     keep.forEach(({ index }, n) => {
       const rec = this.records[index];
-      if (rec.score !== undefined) scores[n] = rec.score;
+      // The same mean score the evaluation and the data checks read (recordScore).
+      const score = recordScore(rec);
+      if (score !== undefined) scores[n] = score;
       if (rec.ratingHistogram) histograms.set(rec.ratingHistogram, n * RATING_BINS);
     });
     return { batch: { images, labels, paths, scores, histograms }, bad };

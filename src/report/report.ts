@@ -18,7 +18,7 @@ import {
 } from "./plots.ts";
 import { markdownTable } from "./markdown.ts";
 import { isScoreMetrics, type RunResult, type TaskMetrics } from "../train/result.ts";
-import { formatDuration, formatPercent, runTable } from "./tables.ts";
+import { formatDuration, formatPercent, formatScoreFigure, runTable } from "./tables.ts";
 
 /** A rendered report: Markdown text and SVG documents by file name. */
 export interface RenderedReport {
@@ -178,19 +178,29 @@ function reportMarkdown(
   ];
   const withVal = tasks.filter(([, t]) => t.val);
   if (withVal.length > 0) {
+    // Score and dist tasks add their PC, MAE and RMSE, as in the test table.
+    const scored = withVal.some(([, t]) => isScoreMetrics(t.val));
+    const scoreHeaders = scored ? ["PC", "MAE", "RMSE"] : [];
     parts.push(
       "",
       "## Validation",
       "",
       markdownTable(
-        ["Task", "ACC", "F1 (weighted)", "macro-F1"],
-        ["left", "right", "right", "right"],
-        withVal.map(([task, t]) => [
-          task,
-          formatPercent(t.val!.accuracy),
-          formatPercent(t.val!.f1_weighted),
-          formatPercent(t.val!.f1_macro),
-        ]),
+        ["Task", "ACC", "F1 (weighted)", "macro-F1", ...scoreHeaders],
+        ["left", "right", "right", "right", ...scoreHeaders.map(() => "right" as const)],
+        withVal.map(([task, t]) => {
+          const val = t.val!;
+          const score = isScoreMetrics(val) ? val : undefined;
+          return [
+            task,
+            formatPercent(val.accuracy),
+            formatPercent(val.f1_weighted),
+            formatPercent(val.f1_macro),
+            ...(scored
+              ? [score?.pc, score?.mae, score?.rmse].map((v) => formatScoreFigure(v))
+              : []),
+          ];
+        }),
       ),
     );
   }

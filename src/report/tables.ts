@@ -58,6 +58,9 @@ export type ComparisonFigures = Pick<
   | "test_accuracy"
   | "gap"
   | "train_seconds"
+  | "pc"
+  | "mae"
+  | "rmse"
 >;
 
 /** Test metrics of one task in a sweep row. */
@@ -88,6 +91,15 @@ export interface ComparisonRow {
   gap: number;
   /** The run's total training wall time. */
   train_seconds: number;
+  /**
+   * Score and dist tasks (every run of the row): Pearson correlation of the predicted score
+   * with the raters' mean score; absent for a class task.
+   */
+  pc?: number;
+  /** Score and dist tasks: mean absolute error of the predicted score (1–5 scale). */
+  mae?: number;
+  /** Score and dist tasks: root-mean-square error of the predicted score (1–5 scale). */
+  rmse?: number;
   /** Runs averaged in the row: present when its runs repeat a cell (folds × seeds). */
   n?: number;
   /** Sample standard deviation (n − 1) of each figure, when n > 1. */
@@ -362,6 +374,8 @@ export function runTable(result: RunResult): string {
 /**
  * The comparison's rows: one per run and task the run has, tasks in order of first
  * appearance, runs in input order within a task. Single-task baselines fill their task only.
+ * A row whose runs all predict a score for the task (kinds score and dist) also has `pc`,
+ * `mae` and `rmse`.
  * @param runs labelled runs
  * @returns the rows
  */
@@ -372,9 +386,10 @@ export function comparisonRows(runs: readonly LabelledRun[]): ComparisonRow[] {
     for (const cell of cells) {
       const have = cell.runs.filter((r) => r.result.tasks[task]);
       if (have.length === 0) continue;
+      const scored = have.every((r) => isScoreMetrics(r.result.tasks[task].test));
       const figures = have.map(({ result }): ComparisonFigures => {
         const t = result.tasks[task];
-        return {
+        const f: ComparisonFigures = {
           accuracy: t.test.accuracy,
           f1_weighted: t.test.f1_weighted,
           f1_macro: t.test.f1_macro,
@@ -383,8 +398,15 @@ export function comparisonRows(runs: readonly LabelledRun[]): ComparisonRow[] {
           gap: t.gap,
           train_seconds: result.trainSeconds,
         };
+        if (scored && isScoreMetrics(t.test)) {
+          Object.assign(f, { pc: t.test.pc, mae: t.test.mae, rmse: t.test.rmse });
+        }
+        return f;
       });
-      const [mean, std] = aggregate(figures, COMPARISON_FIGURES);
+      const [mean, std] = aggregate(
+        figures as Required<ComparisonFigures>[],
+        scored ? ALL_COMPARISON_FIGURES : COMPARISON_FIGURES,
+      );
       const row: ComparisonRow = {
         method: cell.label,
         task,
@@ -412,17 +434,23 @@ const COMPARISON_FIGURES = [
   "gap",
   "train_seconds",
 ] as const;
+/** …and a score task's PC, MAE and RMSE (CSV columns after them). */
+const ALL_COMPARISON_FIGURES = [...COMPARISON_FIGURES, ...SCORE_FIGURES] as const;
 
 /**
  * Table (b), Tables 3–8 of the paper: per task a bold caption line and a table with rows =
- * methods and columns ACC, F1, training time, training ACC, test ACC, difference.
+ * methods and columns ACC, F1, training time, training ACC, test ACC, difference; a task
+ * that predicts a score (kinds score and dist) adds PC, MAE and RMSE (`—` for a row whose
+ * runs do not all have them).
  * @param runs labelled runs
  * @returns Markdown: one captioned table per task, separated by blank lines
  */
 export function comparisonTable(runs: readonly LabelledRun[]): string {
   const rows = comparisonRows(runs);
   const tables = taskOrder(runs).map((task) => {
-    const cells = rows.filter((r) => r.task === task).map((r) => [
+    const taskRows = rows.filter((r) => r.task === task);
+    const scored = taskRows.some((r) => r.pc !== undefined);
+    const cells = taskRows.map((r) => [
       r.method,
       withStd(formatPercent, r.accuracy, r.std?.accuracy),
       withStd(formatPercent, r.f1_weighted, r.std?.f1_weighted),
@@ -430,10 +458,29 @@ export function comparisonTable(runs: readonly LabelledRun[]): string {
       withStd(formatPercent, r.train_accuracy, r.std?.train_accuracy),
       withStd(formatPercent, r.test_accuracy, r.std?.test_accuracy),
       withStd(formatPercent, r.gap, r.std?.gap),
+      ...(scored ? SCORE_FIGURES.map((k) => withStd(formatScoreFigure, r[k], r.std?.[k])) : []),
     ]);
     const table = markdownTable(
-      ["Method", "ACC", "F1", "Training time", "Training ACC", "Test ACC", "Difference"],
-      ["left", "right", "right", "right", "right", "right", "right"],
+      [
+        "Method",
+        "ACC",
+        "F1",
+        "Training time",
+        "Training ACC",
+        "Test ACC",
+        "Difference",
+        ...(scored ? SCORE_HEADERS : []),
+      ],
+      [
+        "left",
+        "right",
+        "right",
+        "right",
+        "right",
+        "right",
+        "right",
+        ...(scored ? SCORE_HEADERS.map(() => "right" as const) : []),
+      ],
       cells,
     );
     return `**${task}**\n\n${table}`;
@@ -442,22 +489,24 @@ export function comparisonTable(runs: readonly LabelledRun[]): string {
 }
 
 /**
- * The comparison as CSV, one line per method and task.
+ * The comparison as CSV, one line per method and task; when a row has a score task's
+ * figures, columns pc, mae and rmse follow train_seconds (empty for class tasks).
  * @param runs labelled runs
  * @returns CSV text with a header line
  */
 export function comparisonCsv(runs: readonly LabelledRun[]): string {
   const rows = comparisonRows(runs);
-  const keys = ["method", "task", "run", ...COMPARISON_FIGURES] as const;
+  const figures = rows.some((r) => r.pc !== undefined)
+    ? ALL_COMPARISON_FIGURES
+    : COMPARISON_FIGURES;
+  const keys = ["method", "task", "run", ...figures] as const;
   const repeated = rows.some((r) => r.n !== undefined);
-  const header = repeated
-    ? [...keys, "runs", ...COMPARISON_FIGURES.map((k) => `${k}_std`)]
-    : [...keys];
+  const header = repeated ? [...keys, "runs", ...figures.map((k) => `${k}_std`)] : [...keys];
   return csvText(
     header,
     rows.map((r) => [
       ...keys.map((k) => r[k]),
-      ...(repeated ? [r.n ?? 1, ...COMPARISON_FIGURES.map((k) => r.std?.[k])] : []),
+      ...(repeated ? [r.n ?? 1, ...figures.map((k) => r.std?.[k])] : []),
     ]),
   );
 }
@@ -543,8 +592,9 @@ function boldBest(column: string[]): string[] {
 
 /**
  * Table (c), Tables 9–10 of the paper: rows = λ1:…:λT ratio and batch size, columns = test
- * ACC and F1 per task (and PC for a task that predicts a score); the best value of each
- * metric column is bold.
+ * ACC and F1 per task (and PC, MAE and RMSE for a task that predicts a score); the best
+ * value of each ACC, F1 and PC column is bold (the largest; MAE and RMSE are errors, shown
+ * as they are).
  * @param runs labelled runs
  * @returns a Markdown table
  */
@@ -563,10 +613,10 @@ export function sweepTable(runs: readonly LabelledRun[]): string {
     headers.push(`${t} ACC`, `${t} F1`);
     if (scored.has(t)) {
       // PC is better higher (bold the best); MAE and RMSE are shown as they are.
-      columns.push(
-        boldBest(rows.map((r) => withStd(formatScoreFigure, r.tasks[t]?.pc, r.std?.[t]?.pc))),
-      );
-      headers.push(`${t} PC`);
+      const score = (k: typeof SCORE_FIGURES[number]) =>
+        rows.map((r) => withStd(formatScoreFigure, r.tasks[t]?.[k], r.std?.[t]?.[k]));
+      columns.push(boldBest(score("pc")), score("mae"), score("rmse"));
+      headers.push(`${t} PC`, `${t} MAE`, `${t} RMSE`);
     }
   }
   const ratioHeader = tasks.map((_, i) => `λ${i + 1}`).join(":");

@@ -13,13 +13,12 @@
  * @module
  */
 import type { ImageRecord } from "../data/records.ts";
+import { type Balance, BALANCES } from "./option_names.ts";
 import type { RunConfig } from "./run_config.ts";
 import { PLAIN_CLASS_LOSS, type TaskLoss } from "./task_kinds.ts";
 
-/** The `--balance` options. */
-export const BALANCES = ["none", "weights", "sampler", "focal"] as const;
-/** A `--balance` option. */
-export type Balance = typeof BALANCES[number];
+// The option names live in a leaf module the config and the CLI read; re-exported here.
+export { type Balance, BALANCES };
 
 /**
  * Inverse-frequency class weights w_c = N / (K′·n_c) from the labels of the training

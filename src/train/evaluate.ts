@@ -13,7 +13,10 @@ import type { AnyTaskMetrics } from "./result.ts";
 import { expectedRating } from "./task_kinds.ts";
 import { predictBatch } from "./step.ts";
 
-/** An image's mean score in a batch: its score, else its histogram's expected rating. */
+/**
+ * An image's mean score in a batch: its score (the loader's is recordScore, the same the
+ * training reads), else its histogram's expected rating (batches built without the loader).
+ */
 function batchScore(b: Batch, i: number): number {
   const s = b.scores?.[i] ?? NaN;
   if (Number.isFinite(s) || !b.histograms) return s;

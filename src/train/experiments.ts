@@ -235,9 +235,12 @@ export function ratioLabel(...lambdas: number[]): string {
 /**
  * The weight-ratio sweep: the base config for each weight vector (one λ per task, in the
  * config's task order: λ1:λ2 for the paper's two tasks) and batch size. Run folders are
- * `ratio-<λ1>-<λ2>-…-batch-<B>`.
+ * `ratio-<λ1>-<λ2>-…-batch-<B>`. With task weights gradnorm or dwa, λ only sets the start
+ * weights T·λ/Σλ, so two vectors that are multiples of each other (1:0.5 and 2:1) would
+ * train the same run: they are refused.
  * @param ratios weight vectors, each with one λ per task of `base`
- * @throws {Error} when a vector's length is not the number of tasks
+ * @throws {Error} when a vector's length is not the number of tasks, or two vectors are
+ *   multiples of each other under gradnorm or dwa
  */
 export function planSweep(
   base: RunConfig,
@@ -253,6 +256,23 @@ export function planSweep(
           base.tasks.map((t) => t.name).join(", ")
         })`,
     );
+  }
+  if (base.taskWeights === "gradnorm" || base.taskWeights === "dwa") {
+    // Compare the normalised vectors, as the scheme sees them (to rounding).
+    const seen = new Map<string, readonly number[]>();
+    for (const r of ratios) {
+      const sum = r.reduce((a, x) => a + x, 0);
+      const key = r.map((x) => (x / sum).toPrecision(12)).join(":");
+      const same = seen.get(key);
+      if (same) {
+        throw new Error(
+          `Cannot plan the ratio sweep: with task weights ${base.taskWeights} λ only sets the ` +
+            `start weights T·λ/Σλ, so ${ratioLabel(...same)} and ${ratioLabel(...r)} would ` +
+            `train the same run: expected ratios that are not multiples of each other`,
+        );
+      }
+      seen.set(key, r);
+    }
   }
   const runs: PlannedRun[] = [];
   for (const batch of batches) {

@@ -5,15 +5,16 @@
  * @module
  */
 import type { BnMode } from "../nn/batch_norm.ts";
-import { type Balance, BALANCES } from "./class_balance.ts";
 import {
+  type Balance,
+  BALANCES,
   DIST_LABEL,
   SCORE_LABEL,
   SCORE_LOSSES,
   type ScoreLoss,
   TASK_KINDS,
   type TaskKind,
-} from "./task_kinds.ts";
+} from "./option_names.ts";
 
 /** One database: a name used in parameter keys and a data source spec. */
 export interface DatabaseSpec {
@@ -509,26 +510,28 @@ function checkTaskKind(t: TaskSpec, fail: (msg: string) => never): void {
 function validateKindOptions(c: RunConfig, fail: (msg: string) => never): void {
   if (!(SCORE_LOSSES as readonly string[]).includes(c.scoreLoss)) {
     fail(
-      `score loss must be one of ${SCORE_LOSSES.join(", ")}: current value is ${
+      `unknown score loss: expected one of ${SCORE_LOSSES.join(", ")}: current value is ${
         JSON.stringify(c.scoreLoss)
       }`,
     );
   }
   if (!(BALANCES as readonly string[]).includes(c.balance)) {
     fail(
-      `balance must be one of ${BALANCES.join(", ")}: current value is ${
+      `unknown balance: expected one of ${BALANCES.join(", ")}: current value is ${
         JSON.stringify(c.balance)
       }`,
     );
   }
   if (!(Number.isFinite(c.focalGamma) && c.focalGamma >= 0 && c.focalGamma <= 100)) {
-    fail(`focal gamma must be from 0 to 100: current value is ${c.focalGamma}`);
+    fail(
+      `focal gamma out of range: expected a number from 0 to 100: current value is ${c.focalGamma}`,
+    );
   }
   if (c.balance !== "none" && !c.tasks.some((t) => (t.kind ?? "class") === "class")) {
     fail(
       `--balance ${c.balance} balances class tasks: the run has none (kinds ${
         c.tasks.map((t) => t.kind).join(", ")
-      })`,
+      }): expected --balance none, or a class task`,
     );
   }
 }

@@ -107,8 +107,11 @@ export class BadBatchError extends Error {
   }
 }
 
-/** Number of images of a batch, after checking its sizes and values. */
-function checkBatch(b: StepBatch): number {
+/**
+ * Number of images of a batch, after checking its sizes and values: a dist task's target
+ * values are n·5 (a rating histogram an image), every other task's n.
+ */
+function checkBatch(b: StepBatch, losses?: Readonly<Record<string, TaskLoss>>): number {
   const per = 3 * b.size * b.size;
   if (b.images.length === 0) throw new BadBatchError(b.database, "is empty (0 images)");
   const n = b.images.length / per;
@@ -124,12 +127,14 @@ function checkBatch(b: StepBatch): number {
     }
   }
   for (const [task, v] of Object.entries(b.values ?? {})) {
-    if (v.length !== n && v.length !== n * RATING_BINS) {
+    const kind = losses?.[task]?.kind ?? "class";
+    const want = kind === "dist" ? n * RATING_BINS : n;
+    if (v.length !== want) {
       throw new BadBatchError(
         b.database,
-        `has ${n} images but ${v.length} target values of "${task}" (expected ${n} or ${
-          n * RATING_BINS
-        })`,
+        `has ${n} images but ${v.length} target values of ${kind} task "${task}": expected ${want}${
+          kind === "dist" ? ` (${RATING_BINS} rating bins an image)` : " (one an image)"
+        }`,
       );
     }
   }
@@ -219,7 +224,7 @@ export function trainStep(
     const backend = net.conv1.weight.backend;
     const tasks: Record<string, TaskStepStats> = {};
     const lossTensors: [string, Tensor][] = [];
-    const sizes = batches.map(checkBatch);
+    const sizes = batches.map((b) => checkBatch(b, opts.losses));
     const gates = opts.gates();
     for (const [k, b] of batches.entries()) {
       const n = sizes[k];

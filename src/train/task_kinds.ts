@@ -20,30 +20,29 @@
  * @module
  */
 import { gradeFromHistogram, RATING_BINS } from "../data/grade.ts";
+import { expectedRating, recordScore } from "../data/mean_score.ts";
 import type { ImageRecord } from "../data/records.ts";
 import { mul } from "../ops/elementwise.ts";
 import { focalLoss, regressionLoss, softTargetKl } from "../ops/losses.ts";
 import { crossEntropy } from "../ops/softmax.ts";
 import { type Tensor, tensor } from "../tensor/tensor.ts";
 import { argmaxRows } from "./metrics.ts";
+import {
+  DIST_LABEL,
+  SCORE_LABEL,
+  SCORE_LOSSES,
+  type ScoreLoss,
+  TASK_KINDS,
+  type TaskKind,
+} from "./option_names.ts";
 
-/** The kinds of task: a class label, the mean score, the raters' rating histogram. */
-export const TASK_KINDS = ["class", "score", "dist"] as const;
-/** What a task learns (see the module doc). */
-export type TaskKind = typeof TASK_KINDS[number];
-
-/** The label a score task reads: the records' mean score. */
-export const SCORE_LABEL = "score";
-/** The label a dist task reads: the records' rating histogram. */
-export const DIST_LABEL = "ratings";
+// The mean score lives with the data (the loader reads it too); re-exported for callers here.
+export { expectedRating, recordScore };
+// The option names live in a leaf module the config and the CLI read; re-exported here.
+export { DIST_LABEL, SCORE_LABEL, SCORE_LOSSES, type ScoreLoss, TASK_KINDS, type TaskKind };
 
 /** Grade names of score and dist tasks (grade = rating − 1, as SCUT-FBP5500's beauty). */
 export const GRADE_CLASSES: readonly string[] = ["0", "1", "2", "3", "4"];
-
-/** The loss functions of `--score-loss`. */
-export const SCORE_LOSSES = ["l1", "mse"] as const;
-/** `--score-loss`: L1 (|error|) or MSE (error²) on the normalised score. */
-export type ScoreLoss = typeof SCORE_LOSSES[number];
 
 /**
  * The number of head outputs of a task.
@@ -70,16 +69,6 @@ export function gradeFromScore(score: number): number {
   return Math.round(Math.min(5, Math.max(1, score))) - 1;
 }
 
-/** The expected rating Σ r·p_r of a histogram over ratings 1–5. */
-export function expectedRating(histogram: ArrayLike<number>): number {
-  let s = 0, total = 0;
-  for (let b = 0; b < RATING_BINS; b++) {
-    s += (b + 1) * histogram[b];
-    total += histogram[b];
-  }
-  return total > 0 ? s / total : NaN;
-}
-
 /**
  * A record's own grade for score and dist tasks: the grade of its rating histogram (ties to
  * the mean score), else round(mean score) − 1, else −1 (unknown).
@@ -87,11 +76,6 @@ export function expectedRating(histogram: ArrayLike<number>): number {
 export function recordGrade(r: ImageRecord): number {
   if (r.ratingHistogram) return gradeFromHistogram(r.ratingHistogram, r.score);
   return r.score === undefined ? -1 : gradeFromScore(r.score);
-}
-
-/** A record's mean score for score and dist tasks: its score, else its histogram's mean. */
-export function recordScore(r: ImageRecord): number | undefined {
-  return r.score ?? (r.ratingHistogram ? expectedRating(r.ratingHistogram) : undefined);
 }
 
 /** How one task's loss is computed in a training step (built once per run). */

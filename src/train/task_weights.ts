@@ -11,13 +11,21 @@
  *   exp(−s)·L + s for every task kind, as most implementations do: its minimum over s is
  *   at exp(s_t) = L_t, so the weights tend to 1/L_t whatever the kind. λ does not
  *   multiply: it sets the start, s_t(0) = −ln λ_t (weight exp(−s_t) = λ_t; λ = 1 is the
- *   paper's s = 0). The weight logged is exp(−s_t).
+ *   paper's s = 0). The weight logged is exp(−s_t). After each Adam step s_t is clamped to
+ *   [−{@link UNCERTAINTY_S_BOUND}, +{@link UNCERTAINTY_S_BOUND}] (weights e^∓5, about
+ *   0.0067–148), widened to include its start −ln λ_t: the optimum exp(s_t) = L_t sends
+ *   s_t → −∞ and the weight → ∞ as a task's loss goes to 0 (an overfitted or trivial
+ *   task), which would swamp the other tasks' gradients. s_t moves only in a step whose
+ *   backward ran (Adam's step count included).
  * - **gradnorm** (Chen, Badrinarayanan, Lee & Rabinovich, ICML 2018, arXiv:1711.02257) —
  *   weights w_t, Σ_t w_t = T, start T·λ_t/Σλ (1 each for equal λ, the paper's), each weight
  *   step moved by Adam on L_grad = Σ_t |G_t − Ḡ·r_t^α| with the target Ḡ·r_t^α held
  *   constant, G_t = ‖∇_W w_t·L_t‖, Ḡ = mean G_t, r_t = L̃_t / mean L̃, L̃_t = L_t / L_t(0)
  *   (L_t(0): the loss of the first weight step), then w_t ≥ 10⁻³ and renormalised to sum
- *   T. ∂L_grad/∂w_t = sign(G_t − target_t)·‖∇_W L_t‖ ({@link gradNormGradient}).
+ *   T. ∂L_grad/∂w_t = sign(G_t − target_t)·‖∇_W L_t‖ ({@link gradNormGradient}). A step
+ *   whose norms, losses, targets or gradient are not all finite (e.g. every L_t exactly 0:
+ *   mean r = 0 and the targets 0/0) leaves the weights and Adam's state as they were, and a
+ *   step that would make a weight non-finite is undone: the weights are never NaN.
  *   W, "the last shared layer", is {@link sharedLayer}: layer4.0's downsample conv.
  * - **dwa** (Liu, Johns & Davison, CVPR 2019, arXiv:1803.10704) — constant within an
  *   epoch: λ_t(e) = T·exp(r_t/τ) / Σ_i exp(r_i/τ), r_t = L_t(e−1)/L_t(e−2), the mean
@@ -50,6 +58,12 @@ import { type LossWeighting, weightedLoss } from "./step.ts";
 
 /** GradNorm's floor on a weight before renormalising: no task's loss is switched off. */
 export const GRADNORM_MIN_WEIGHT = 1e-3;
+
+/**
+ * Uncertainty's bound on |s_t| (weights exp(−s_t) within e^∓5, about 0.0067–148); a start
+ * −ln λ_t outside it widens that task's range to include it.
+ */
+export const UNCERTAINTY_S_BOUND = 5;
 
 /**
  * DWA's weights for the next epoch (Liu et al. 2019, eq. 7): T·softmax(r/τ), with
@@ -314,9 +328,10 @@ class LearntScalars {
     ) {
       tasks.forEach((t, i) => {
         const x = from?.[t];
-        if (typeof x !== "number") {
+        if (typeof x !== "number" || !Number.isFinite(x)) {
           throw new Error(
-            `Cannot restore task weights: the resume file's "${what}" has no value for task "${t}"`,
+            `Cannot restore task weights: the resume file's "${what}" has no finite value ` +
+              `for task "${t}": current value is ${JSON.stringify(x ?? null)}`,
           );
         }
         const dst = to ? to[i] : this.values.get(t)!;
@@ -338,9 +353,17 @@ class LearntScalars {
 class Uncertainty implements TaskWeighting {
   readonly scheme = "uncertainty";
   readonly #s: LearntScalars;
+  /** Per task, the range s_t is clamped to: ±UNCERTAINTY_S_BOUND, widened to its start. */
+  readonly #range: Record<string, readonly [number, number]>;
+  /** A backward ran since forStep, so s_t have gradients to step with. */
+  #ran = false;
   constructor(lambdas: Readonly<Record<string, number>>, lr: number, backend: Backend) {
     const start = Object.fromEntries(Object.entries(lambdas).map(([t, l]) => [t, -Math.log(l)]));
     this.#s = new LearntScalars(start, lr, backend);
+    const bound = UNCERTAINTY_S_BOUND;
+    this.#range = Object.fromEntries(
+      Object.entries(start).map(([t, s0]) => [t, [Math.min(-bound, s0), Math.max(bound, s0)]]),
+    );
   }
   current(): Record<string, number> {
     const s = this.#s.read();
@@ -349,6 +372,7 @@ class Uncertainty implements TaskWeighting {
   forStep(_net: MultiTaskNet, trainsWeights: boolean): LossWeighting {
     // Logit steps: s_t are constants (no gradient, no update).
     for (const s of this.#s.values.values()) s.requiresGrad = trainsWeights;
+    this.#ran = false;
     return {
       backward: (losses, extra) => {
         let total: Tensor | null = null;
@@ -358,16 +382,28 @@ class Uncertainty implements TaskWeighting {
           total = total ? add(total, term) : term;
         }
         backward(extra ? add(total!, extra) : total!);
+        this.#ran = true;
       },
     };
   }
   afterStep(trainsWeights: boolean): void {
-    if (trainsWeights) this.#s.opt.step();
+    // A step without a backward (no task had a labelled image) leaves Adam's state alone.
+    const ran = this.#ran;
+    this.#ran = false;
+    if (trainsWeights && ran) {
+      this.#s.opt.step();
+      const s = this.#s.read();
+      const clamp = (t: string, v: number) =>
+        Math.min(this.#range[t][1], Math.max(this.#range[t][0], v));
+      const clamped = Object.fromEntries(Object.entries(s).map(([t, v]) => [t, clamp(t, v)]));
+      if (Object.keys(s).some((t) => clamped[t] !== s[t])) this.#s.write(clamped);
+    }
     this.#s.opt.zeroGrad();
   }
   endEpoch(): void {}
   restart(): void {
     this.#s.reset();
+    this.#ran = false;
   }
   save(): TaskWeightsState {
     return this.#s.save(this.scheme);
@@ -444,11 +480,16 @@ class GradNorm implements TaskWeighting {
     m.tasks.forEach((t, i) => this.#initial[t] ??= m.losses[i]);
     // L̃ = L/L(0) needs L(0) > 0 (a cross-entropy of exactly 0 at the first step): none.
     if (m.tasks.some((t) => !(this.#initial[t] > 0))) return;
-    const { gradient } = gradNormGradient({
+    const { gradient, targets } = gradNormGradient({
       ...m,
       initialLosses: m.tasks.map((t) => this.#initial[t]),
       alpha: this.#alpha,
     });
+    // Non-finite figures (every L_t exactly 0 gives mean r = 0 and targets 0/0; a norm that
+    // overflowed): skip the update, weights and Adam's state untouched.
+    const finite = (xs: readonly number[]) => xs.every(Number.isFinite);
+    if (![m.norms, m.losses, m.weights, targets, gradient].every(finite)) return;
+    const before = this.#w.save(this.scheme);
     m.tasks.forEach((t, i) => {
       const w = this.#w.values.get(t)!;
       w.grad = keep(tensor([gradient[i]], [1], { backend: w.backend }));
@@ -459,7 +500,10 @@ class GradNorm implements TaskWeighting {
     const tasks = Object.keys(w);
     const floored = tasks.map((t) => Math.max(w[t], GRADNORM_MIN_WEIGHT));
     const sum = floored.reduce((a, x) => a + x, 0);
-    this.#w.write(Object.fromEntries(tasks.map((t, i) => [t, (tasks.length * floored[i]) / sum])));
+    const next = floored.map((x) => (tasks.length * x) / sum);
+    // An Adam step that still made a weight non-finite (overflow) is undone.
+    if (!finite(next)) this.#w.restore(before);
+    else this.#w.write(Object.fromEntries(tasks.map((t, i) => [t, next[i]])));
   }
   endEpoch(): void {}
   restart(): void {
@@ -523,11 +567,20 @@ class Dwa implements TaskWeighting {
   }
   restore(state: TaskWeightsState): void {
     checkScheme(this.scheme, state);
-    if (!state.weights || !Array.isArray(state.epochLosses)) {
-      throw new Error("Cannot restore task weights: the resume file's DWA state is incomplete");
+    const { weights, epochLosses } = state;
+    if (!weights || !Array.isArray(epochLosses)) {
+      const missing = [
+        ...(weights ? [] : ['"weights"']),
+        ...(Array.isArray(epochLosses) ? [] : ['"epochLosses"']),
+      ];
+      throw new Error(
+        `Cannot restore task weights: the resume file's DWA state has no ${
+          missing.join(" and ")
+        }: expected the current weights and the last epochs' losses`,
+      );
     }
-    this.#weights = { ...state.weights };
-    this.#epochs = state.epochLosses.map((e) => ({ ...e }));
+    this.#weights = { ...weights };
+    this.#epochs = epochLosses.map((e) => ({ ...e }));
   }
   dispose(): void {}
 }

@@ -16,8 +16,7 @@ import {
   type TaskSpec,
 } from "../../src/train/run_config.ts";
 import { numberFlag, stringOptions } from "./options.ts";
-import { BALANCES } from "../../src/train/class_balance.ts";
-import { SCORE_LOSSES } from "../../src/train/task_kinds.ts";
+import { BALANCES, DIST_LABEL, SCORE_LABEL, SCORE_LOSSES } from "../../src/train/option_names.ts";
 
 /** node:util parseArgs option table of the run flags. */
 export const RUN_OPTIONS = {
@@ -84,14 +83,20 @@ export const RUN_HELP = `Data and tasks (default: the built-in synthetic two-dat
                            the database's task labels, seeded by --seed
                            (e.g. s=scut:DIR@cv3, s=scut:DIR@official:val=0.15)
   --task NAME=DB:LABEL[:λ[:KIND]]  a task (repeatable), e.g. beauty=scut:beauty:1:5; λ:
-                           loss weight (1, may be left empty); KIND: class (default: the
-                           label's classes, cross-entropy), K or classK (a class task
-                           declaring K classes, checked before the run starts: ids 0..K-1
-                           or exactly K names; the paper presets declare theirs), score
-                           (regression on the mean rating; LABEL score) or dist (the
-                           raters' rating histogram, KL divergence; LABEL ratings, SCUT
-                           folders with All_Ratings only), e.g. s=scut:score:1:score
-  --score-loss l1|mse      loss of score tasks on the score scaled to -1..1 (mse)
+                           loss weight (1, may be left empty: beauty=scut:beauty::5);
+                           KIND: class (default: the label's classes, cross-entropy), K or
+                           classK (a class task declaring K classes, checked before the
+                           run starts: ids 0..K-1 or exactly K names; the paper presets
+                           declare theirs), score (regression on the mean rating; LABEL
+                           score) or dist (the raters' rating histogram, KL divergence;
+                           LABEL ratings, SCUT folders with All_Ratings only); an empty
+                           LABEL is the kind's (score, ratings; class: NAME), e.g.
+                           s=scut::1:score or s=scut:score::score. A whole-number λ of 2 or
+                           more needs a KIND (b=scut:beauty:2:class; b=scut:beauty:5 is
+                           refused as the old class-count place), and LABEL score or
+                           ratings needs its KIND
+  --score-loss l1|mse      loss of score tasks on the score scaled to -1..1 (mse); only
+                           with a score task
   --balance MODE           class tasks: none (default) | weights (inverse-frequency CE
                            weights from the training split) | sampler (class-balanced
                            training draws for the first class task of each database) |
@@ -189,10 +194,15 @@ export function parseDbFlag(v: string): DatabaseSpec {
 }
 
 /**
- * Parses `NAME=DB:LABEL[:λ[:KIND]]`: LABEL defaults to NAME, λ to 1 (an empty λ too, as in
- * `beauty=scut:beauty::5`). KIND is `class` (the default), `score`, `dist`, or a class count
+ * Parses `NAME=DB:LABEL[:λ[:KIND]]`: λ defaults to 1 (an empty λ too, as in
+ * `beauty=scut:beauty::5`), an absent or empty LABEL to the kind's (score: "score", dist:
+ * "ratings", class: NAME). KIND is `class` (the default), `score`, `dist`, or a class count
  * K written `K` or `classK` (`5`, `class5`): a class task declaring its classes (ids
  * 0..K−1, or exactly K names), against which every label is checked before the run starts.
+ * Refused as likely slips: a KIND in λ's place (`s=db:score:score`), an integer λ ≥ 2
+ * without a KIND (`b=db:beauty:5`: the old K position; `b=db:beauty:5:class` is weight 5),
+ * and the labels "score" or "ratings" without a KIND (a class task would learn them).
+ * @throws {Error} `Cannot parse --task "…": …` with what was expected
  */
 export function parseTaskFlag(v: string): TaskSpec {
   const fail = (why: string): never => {
@@ -200,18 +210,12 @@ export function parseTaskFlag(v: string): TaskSpec {
   };
   const m = /^([^=:]+)=([^:]+)(?::([^:]*))?(?::([^:]*))?(?::([^:]*))?$/.exec(v);
   if (!m) fail("expected NAME=DB:LABEL[:λ[:KIND]], e.g. beauty=scut:beauty:1:5");
-  const [, name, database, label, l, kindText] = m!;
-  if (label === "") fail("LABEL is empty: expected NAME=DB:LABEL[:λ[:KIND]]");
-  let lambda = 1;
-  if (l !== undefined && l !== "") {
-    lambda = Number(l);
-    if (l.trim() !== l || !Number.isFinite(lambda) || lambda < 0) {
-      fail(`λ ${quote(l)} is not a number ≥ 0`);
-    }
-  }
-  const spec: TaskSpec = { name, database, label: label ?? name, lambda };
+  const [, name, database, labelText, l, kindText] = m!;
+  const isKind = (x: string) => /^(?:class|score|dist|class\d+)$/.test(x);
+  // The kind first: the label's default and the checks below depend on it.
+  let kind: "score" | "dist" | undefined, classes: number | undefined;
   if (kindText === "score" || kindText === "dist") {
-    spec.kind = kindText;
+    kind = kindText;
   } else if (kindText !== undefined && kindText !== "class") {
     // An integer K (the syntax before task kinds) or classK declares a class task's classes.
     const k = /^(?:class)?(\d+)$/.exec(kindText)?.[1];
@@ -223,8 +227,41 @@ export function parseTaskFlag(v: string): TaskSpec {
     if (Number(k) < 2 || Number(k) > MAX_CLASSES) {
       fail(`class count ${quote(kindText)} is not an integer from 2 to ${MAX_CLASSES}`);
     }
-    spec.classes = Number(k);
+    classes = Number(k);
   }
+  const label = labelText === undefined || labelText === ""
+    ? (kind === "score" ? SCORE_LABEL : kind === "dist" ? DIST_LABEL : name)
+    : labelText;
+  let lambda = 1;
+  if (l !== undefined && l !== "") {
+    if (isKind(l)) {
+      fail(
+        `λ ${quote(l)} is a KIND: expected NAME=DB:LABEL::KIND (λ may be empty), e.g. ` +
+          `${name}=${database}:${labelText}::${l}`,
+      );
+    }
+    lambda = Number(l);
+    if (l.trim() !== l || !Number.isFinite(lambda) || lambda < 0) {
+      fail(`λ ${quote(l)} is not a number ≥ 0`);
+    }
+    if (kindText === undefined && /^\d+$/.test(l) && lambda >= 2) {
+      fail(
+        `λ ${l} looks like a class count: write ${name}=${database}:${label}::${l} (or ` +
+          `${name}=${database}:${label}:${l}:class to mean the weight)`,
+      );
+    }
+  }
+  if (kindText === undefined && (label === SCORE_LABEL || label === DIST_LABEL)) {
+    const want = label === SCORE_LABEL ? "score" : "dist";
+    fail(
+      `LABEL ${quote(label)} is what ${want} tasks learn, and no KIND was given (a class ` +
+        `task would read it as classes): add ":${want}", e.g. ` +
+        `${name}=${database}:${label}:${l ?? ""}:${want}`,
+    );
+  }
+  const spec: TaskSpec = { name, database, label, lambda };
+  if (kind) spec.kind = kind;
+  if (classes !== undefined) spec.classes = classes;
   return spec;
 }
 
@@ -345,6 +382,12 @@ export function runConfigFromArgs(values: Values, runsDir = "runs"): RunConfig {
       );
     }
   }
+  if (values["score-loss"] !== undefined && !c.tasks.some((t) => t.kind === "score")) {
+    throw new Error(
+      `Cannot parse --score-loss: it sets the loss of score tasks (--task NAME=DB:score::score): ` +
+        `current tasks are ${c.tasks.map((t) => `"${t.name}" (${t.kind ?? "class"})`).join(", ")}`,
+    );
+  }
   if (values["focal-gamma"] !== undefined && c.balance !== "focal") {
     throw new Error(
       `Cannot parse --focal-gamma: it sets the focal loss of --balance focal: current ` +
@@ -387,8 +430,10 @@ export function parseFixedPolicy(v: string): Record<string, number[]> {
 
 /**
  * A run's default name, from what it trains: method, AFF, the preset's name when its data
- * and tasks are the preset's (else the task names), adaptive task weights, and the seed
- * when not 0.
+ * and tasks are the preset's (else the task names), the class balance (`balance-focal`,
+ * with γ when not the preset's: `balance-focal1`) and the score loss (`score-l1`) when not
+ * the preset's, adaptive task weights, and the seed when not 0; so runs that differ in
+ * these do not share a default folder.
  */
 function defaultRunName(
   c: Omit<RunConfig, "name" | "out">,
@@ -402,6 +447,14 @@ function defaultRunName(
     c.method === "baseline" ? "baseline" : "adashare",
     ...(c.aff ? ["aff"] : []),
     data,
+    ...(c.balance !== "none"
+      ? [
+        `balance-${c.balance}${
+          c.balance === "focal" && c.focalGamma !== base.focalGamma ? c.focalGamma : ""
+        }`,
+      ]
+      : []),
+    ...(c.scoreLoss !== base.scoreLoss ? [`score-${c.scoreLoss}`] : []),
     ...(c.taskWeights !== "fixed" ? [c.taskWeights] : []),
     ...(c.seed !== 0 ? [`seed${c.seed}`] : []),
   ].join("-");

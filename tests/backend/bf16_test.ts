@@ -493,3 +493,21 @@ Deno.test("every conv/linear call of a bf16 training step is fp32 on bf16-rounde
     `loss: bf16 ${bf16.loss} vs fp32 ${fp32.loss}`,
   );
 });
+
+Deno.test("Backend.math is the library's: a second object over it reports what the first set", async () => {
+  const [a, b] = [await loadCpuBackend(), await loadCpuBackend()];
+  try {
+    a.setMath({ precision: "bf16", deterministic: false });
+    assert.equal(b.math.precision, "bf16");
+    // And it computes in bf16: 1.0001² rounds to 1 with bf16 inputs (8 significant bits).
+    const x = b.alloc(1), w = b.alloc(1), y = b.alloc(1);
+    b.copyIn(x, Float32Array.of(1.0001));
+    b.copyIn(w, Float32Array.of(1.0001));
+    b.linearForward({ out: y, inp: x, weight: w, bias: null, N: 1, I: 1, O: 1 });
+    assert.equal(b.copyOut(y)[0], 1);
+    for (const s of [x, w, y]) b.free(s);
+  } finally {
+    a.setMath({ precision: "fp32", deterministic: false });
+  }
+  assert.equal(b.math.precision, "fp32");
+});

@@ -162,12 +162,12 @@ Deno.test("--task NAME=DB:LABEL:λ:K declares a task's classes and every label i
   for (
     const [flag, why] of [
       ["b=db:beauty:1:1", `class count "1" is not an integer from 2 to ${MAX_CLASSES}`],
-      ["b=db:beauty:1:5.5", `class count "5.5" is not an integer from 2 to`],
-      ["b=db:beauty:1:", `class count "" is not an integer`],
+      ["b=db:beauty:1:5.5", `KIND "5.5" is not class, score, dist or a class count K`],
+      ["b=db:beauty:1:", `KIND "" is not class, score, dist or a class count K`],
       ["b=db:beauty:-1:5", `λ "-1" is not a number ≥ 0`],
       ["b=db:beauty: :5", `λ " " is not a number ≥ 0`],
-      ["b=db:beauty:1:5:9", "expected NAME=DB:LABEL[:λ[:K]]"],
-      ["b=db:", "LABEL is empty"],
+      ["b=db:beauty:1:5:9", "expected NAME=DB:LABEL[:λ[:KIND]]"],
+      ["b=db:beauty:5", "λ 5 looks like a class count: write b=db:beauty::5"],
     ]
   ) {
     assert.throws(

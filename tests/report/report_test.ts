@@ -100,6 +100,25 @@ Deno.test("renderReport() shows the learnt p(execute), its path, the BN mode and
   assert.ok(svgs["policy-path.svg"].includes("p(execute) over the policy epochs"));
 });
 
+Deno.test("renderReport() gives a score task's PC, MAE and RMSE in the validation table", async () => {
+  const score = { ...beauty, kind: "score" as const, pc: 0.71234, mae: 0.3, rmse: 0.45 };
+  const { markdown } = await renderReport({
+    ...RESULT,
+    tasks: {
+      ...RESULT.tasks,
+      score: { test: score, val: score, train: { accuracy: 0.9 }, gap: 0.1 },
+    },
+  });
+  const lines = markdown.split("\n");
+  const val = lines.indexOf("## Validation");
+  assert.deepEqual(lines.slice(val + 2, val + 6), [
+    "| Task | ACC | F1 (weighted) | macro-F1 | PC | MAE | RMSE |",
+    "|---|--:|--:|--:|--:|--:|--:|",
+    "| beauty | 80.00 | 81.33 | 82.22 | — | — | — |",
+    "| score | 80.00 | 81.33 | 82.22 | 0.7123 | 0.3000 | 0.4500 |",
+  ]);
+});
+
 Deno.test("renderReport() leaves out curves and policy a run does not have", async () => {
   const { markdown, svgs } = await renderReport({
     ...RESULT,

@@ -202,3 +202,127 @@ Deno.test("sweepCsv() and sweepJson() list every run with per-task columns", () 
     },
   });
 });
+
+/** `run()`'s result with task `t`'s test metrics made a score task's (PC, MAE, RMSE). */
+function scored(
+  r: RunResult,
+  t: string,
+  [pc, mae, rmse]: [number, number, number],
+): RunResult {
+  const test = { ...r.tasks[t].test, kind: "score" as const, pc, mae, rmse };
+  return { ...r, tasks: { ...r.tasks, [t]: { ...r.tasks[t], test } } };
+}
+
+Deno.test("runTable() adds PC, MAE and RMSE columns when a task predicts a score", () => {
+  const r = scored(
+    run("s", { beauty: [0.6, 0.5, 0.4, 0.7], score: [0.5, 0.4, 0.3, 0.6] }, { seconds: 42 }),
+    "score",
+    [0.81234, 0.30006, 0.41],
+  );
+  assert.equal(
+    runTable(r),
+    [
+      "| Task | ACC | F1 (weighted) | macro-F1 | Train ACC | Test ACC | Gap | PC | MAE | RMSE | Training time |",
+      "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+      "| beauty | 60.00 | 50.00 | 40.00 | 70.00 | 60.00 | 10.00 | — | — | — | 42.0 s |",
+      "| score | 50.00 | 40.00 | 30.00 | 60.00 | 50.00 | 10.00 | 0.8123 | 0.3001 | 0.4100 | 42.0 s |",
+    ].join("\n"),
+  );
+});
+
+/** The comparison with a score task: a baseline and the method each predict "score". */
+const SCORED: LabelledRun[] = [
+  {
+    label: "ResNet18",
+    result: scored(
+      run("baseline-score", { score: [0.5, 0.4, 0.3, 0.6] }, { seconds: 10 }),
+      "score",
+      [0.8, 0.3, 0.4],
+    ),
+  },
+  {
+    label: "Ours",
+    result: scored(
+      run("adashare", { beauty: [0.6, 0.5, 0.4, 0.7], score: [0.55, 0.45, 0.35, 0.6] }, {
+        seconds: 20,
+      }),
+      "score",
+      [0.85, 0.25, 0.35],
+    ),
+  },
+];
+
+Deno.test("comparisonTable/Csv/Json() carry PC, MAE and RMSE for a score task only", () => {
+  assert.equal(
+    comparisonTable(SCORED),
+    [
+      "**score**",
+      "",
+      "| Method | ACC | F1 | Training time | Training ACC | Test ACC | Difference | PC | MAE | RMSE |",
+      "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+      "| ResNet18 | 50.00 | 40.00 | 10.0 s | 60.00 | 50.00 | 10.00 | 0.8000 | 0.3000 | 0.4000 |",
+      "| Ours | 55.00 | 45.00 | 20.0 s | 60.00 | 55.00 | 5.00 | 0.8500 | 0.2500 | 0.3500 |",
+      "",
+      "**beauty**",
+      "",
+      "| Method | ACC | F1 | Training time | Training ACC | Test ACC | Difference |",
+      "|---|--:|--:|--:|--:|--:|--:|",
+      "| Ours | 60.00 | 50.00 | 20.0 s | 70.00 | 60.00 | 10.00 |",
+    ].join("\n"),
+  );
+  const csv = comparisonCsv(SCORED).split("\n");
+  assert.equal(
+    csv[0],
+    "method,task,run,accuracy,f1_weighted,f1_macro,train_accuracy,test_accuracy,gap," +
+      "train_seconds,pc,mae,rmse",
+  );
+  assert.equal(
+    csv[1],
+    `ResNet18,score,baseline-score,0.5,0.4,0.3,0.6,0.5,${0.6 - 0.5},10,0.8,0.3,0.4`,
+  );
+  assert.equal(csv[3], `Ours,beauty,adashare,0.6,0.5,0.4,0.7,0.6,${0.7 - 0.6},20,,,`);
+  const json = JSON.parse(comparisonJson(SCORED));
+  assert.deepEqual(
+    json.map((r: { pc?: number; mae?: number; rmse?: number }) => [r.pc, r.mae, r.rmse]),
+    [[0.8, 0.3, 0.4], [0.85, 0.25, 0.35], [undefined, undefined, undefined]],
+  );
+  assert.ok(!("pc" in json[2]), "a class task's row has no pc key");
+  // A repeated cell: the score figures are averaged with their std, like the others.
+  const repeated = comparisonJson([
+    { ...SCORED[0], cell: "c", seed: 0 },
+    {
+      ...SCORED[0],
+      cell: "c",
+      seed: 1,
+      result: scored(SCORED[0].result, "score", [0.6, 0.5, 0.6]),
+    },
+  ]);
+  const row = JSON.parse(repeated)[0];
+  assert.ok(Math.abs(row.pc - 0.7) < 1e-12 && Math.abs(row.mae - 0.4) < 1e-12);
+  assert.ok(Math.abs(row.std.pc - Math.sqrt(0.02)) < 1e-12, `${row.std.pc}`);
+  assert.deepEqual(row.runs.map((r: { pc: number }) => r.pc), [0.8, 0.6]);
+});
+
+Deno.test("sweepTable() shows a score task's PC (bold best), MAE and RMSE", () => {
+  const runs: LabelledRun[] = [[1, 0.5, 0.8, 0.3, 0.4], [1, 1, 0.7, 0.2, 0.3]].map(
+    ([l1, l2, pc, mae, rmse]) => ({
+      label: `${l1}:${l2}`,
+      result: scored(
+        run(`r-${l2}`, { beauty: [0.6, 0.5, 0, 1], score: [0.5, 0.4, 0, 1] }, {
+          lambdas: { beauty: l1, score: l2 },
+        }),
+        "score",
+        [pc, mae, rmse],
+      ),
+    }),
+  );
+  assert.equal(
+    sweepTable(runs),
+    [
+      "| λ1:λ2 | Batch | beauty ACC | beauty F1 | score ACC | score F1 | score PC | score MAE | score RMSE |",
+      "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+      "| 1:0.5 | 32 | **60.00** | **50.00** | **50.00** | **40.00** | **0.8000** | 0.3000 | 0.4000 |",
+      "| 1:1 | 32 | **60.00** | **50.00** | **50.00** | **40.00** | 0.7000 | 0.2000 | 0.3000 |",
+    ].join("\n"),
+  );
+});

@@ -49,7 +49,13 @@ Deno.test("balancedOrder() draws every class equally, seeded, unlabelled at thei
 });
 
 Deno.test("--balance, --focal-gamma and --score-loss set the config; bad values are named", () => {
-  const c = runConfigFromArgs({ balance: "focal", "focal-gamma": "1.5", "score-loss": "l1" });
+  const c = runConfigFromArgs({
+    db: ["s=synthetic"],
+    task: ["beauty=s:beauty", "score=s::1:score"],
+    balance: "focal",
+    "focal-gamma": "1.5",
+    "score-loss": "l1",
+  });
   assert.deepEqual([c.balance, c.focalGamma, c.scoreLoss], ["focal", 1.5, "l1"]);
   const d = runConfigFromArgs({});
   assert.deepEqual([d.balance, d.focalGamma, d.scoreLoss], ["none", 2, "mse"]);

@@ -154,6 +154,16 @@ Deno.test("gradientAt() over a shared trunk: each task's gradient at W, the grap
   net.dispose();
 });
 
+Deno.test("gradientAt() is null when no gradient reaches `at` (a constant the loss uses)", () => {
+  scope(() => {
+    const w = tensor([1, 2], [2], { requiresGrad: true });
+    const c = tensor([3, 4], [2]); // no requiresGrad: the rule computes no gradient for it
+    const loss = sum(mul(w, c));
+    assert.equal(gradientAt(loss, c), null);
+    assert.deepEqual([...gradientAt(loss, w)!.toArray()], [3, 4]);
+  });
+});
+
 Deno.test("dwaWeights() matches Liu et al.'s formula on hand-computed values", () => {
   // r = (0.8, 1), τ = 2: weights 2·e^0.4 / (e^0.4 + e^0.5) = 2 / (1 + e^0.1), and 2 − that.
   const w = dwaWeights({ a: 0.8, b: 0.9 }, { a: 1, b: 0.9 }, 2);
@@ -190,6 +200,10 @@ Deno.test("DWA: the start weights for two weight epochs, then the formula; logit
   assert.ok(dwa.current().gender < 1);
   dwa.restore(JSON.parse(JSON.stringify(saved)));
   assert.ok(Math.abs(dwa.current().beauty - 0.95004162504212) < 1e-15, "restored");
+  assert.throws(
+    () => dwa.restore({ scheme: "dwa", weights: saved.weights }),
+    /^Error: Cannot restore task weights: the resume file's DWA state has no "epochLosses": expected the current weights and the last epochs' losses$/,
+  );
   dwa.restart();
   assert.deepEqual(dwa.current(), start);
   dwa.endEpoch({ beauty: 1, gender: 1 }, true);
@@ -249,6 +263,71 @@ Deno.test("uncertainty: exp(−s)·L + s with s = −ln λ at the start; its gra
   u.restore(saved);
   assert.deepEqual(u.current(), w, "restored exactly (fp32 values through JSON)");
   u.dispose();
+});
+
+Deno.test("uncertainty: s_t clamped to ±5 (widened to its start), Adam stepped only after a backward", () => {
+  const three: RunConfig["tasks"] = [
+    { name: "big", database: "a", label: "big", lambda: 1 },
+    { name: "small", database: "a", label: "small", lambda: 1 },
+    { name: "light", database: "a", label: "light", lambda: 0.001 }, // s(0) = ln 1000 ≈ 6.9
+  ];
+  const u = createTaskWeighting(
+    { ...RUN_DEFAULTS, tasks: three, taskWeights: "uncertainty", taskWeightsLr: 10 },
+    backend,
+  );
+  // A step whose batch trained no task: no backward, so no Adam step (its count stays 0).
+  u.forStep({} as MultiTaskNet, true);
+  u.afterStep(true);
+  assert.equal(u.save()!.steps, 0, "no Adam step without a backward");
+  near(u.current(), { big: 1, small: 1, light: 0.001 }, 1e-7, "unchanged");
+  // ∂/∂s = 1 − exp(−s)·L: big (L 100) pushes s up, small (L 0.001) down, light (L 10⁶,
+  // weight 0.001) up; Adam's first step moves each s by lr = 10: +10, −10, +10, then the clamp.
+  const ls = [100, 0.001, 1e6].map((v) => tensor([v], [1], { requiresGrad: true }));
+  scope(() =>
+    u.forStep({} as MultiTaskNet, true)!.backward(
+      [["big", ls[0]], ["small", ls[1]], ["light", ls[2]]],
+      null,
+    )
+  );
+  u.afterStep(true);
+  assert.equal(u.save()!.steps, 1, "one Adam step, with bias correction of step 1");
+  const s = u.save()!.params!;
+  assert.equal(s.big, 5);
+  assert.equal(s.small, -5);
+  assert.ok(
+    Math.abs(s.light - Math.log(1000)) < 1e-5,
+    `light's range reaches its start: ${s.light}`,
+  );
+  near(u.current(), { big: Math.exp(-5), small: Math.exp(5), light: 0.001 }, 1e-4, "clamped");
+  u.dispose();
+});
+
+Deno.test("GradNorm: a step with non-finite figures (every loss 0: targets 0/0) moves nothing", () => {
+  const { net, W, losses } = gradNormProblem();
+  const g = createTaskWeighting(
+    { ...RUN_DEFAULTS, tasks: tasks([3, 1]), taskWeights: "gradnorm", taskWeightsLr: 0.05 },
+    backend,
+  );
+  scope(() => {
+    const [a, b] = losses(1);
+    g.forStep(net, true)!.backward([["beauty", a], ["gender", b]], null);
+  });
+  W.grad = null;
+  g.afterStep(true);
+  const before = g.save()!;
+  assert.equal(before.steps, 1);
+  // Both losses exactly 0: r = 0/L(0) = 0 for each, mean r = 0, every target NaN.
+  scope(() => {
+    const [a, b] = losses(1);
+    g.forStep(net, true)!.backward([["beauty", mul(a, 0)], ["gender", mul(b, 0)]], null);
+  });
+  W.grad = null;
+  g.afterStep(true);
+  const after = g.save()!;
+  assert.deepEqual(after, before, "weights, Adam moments and step count as they were");
+  assert.ok(Object.values(g.current()).every(Number.isFinite));
+  g.dispose();
+  net.dispose();
 });
 
 Deno.test("gradNormGradient() is the derivative of Σ|G − target| (finite differences)", () => {

@@ -12,6 +12,7 @@ import { setDefaultBackend } from "../../src/tensor/tensor.ts";
 import { planSweep } from "../../src/train/experiments.ts";
 import { train } from "../../src/train/trainer.ts";
 import { tinyRun } from "../_run_helpers.ts";
+import { parseRatios } from "../../tasks/_cli/sweep_args.ts";
 
 const cpu = await loadBackend("cpu");
 setDefaultBackend(cpu);
@@ -74,4 +75,46 @@ Deno.test("three tasks of one database train together, each with its own policy"
   assert.match(table, /^\| λ1:λ2:λ3 \| Batch \| beauty ACC \| beauty F1 \| gender ACC/m);
   assert.match(table, /^\| 1:0.6:0.3 \| 16 \|/m);
   assert.match(sweepCsv(done), /^label,ratio,batch,beauty_accuracy,.*race_f1_macro$/m);
+});
+
+Deno.test("parseRatios() reads vectors of three λ; planSweep() refuses multiples under gradnorm/dwa", () => {
+  assert.deepEqual(parseRatios("1:0.6:0.3,1:1:1, 0.5 : 2 : 1e-1", 3), [
+    [1, 0.6, 0.3],
+    [1, 1, 1],
+    [0.5, 2, 0.1],
+  ]);
+  const refusals: [string, RegExp][] = [
+    [
+      "1:0.6",
+      /^Cannot parse --ratios: "1:0\.6" has 2 weights, expected λ1:λ2:λ3 \(one per task: the run has 3\)$/,
+    ],
+    ["1:0.6:x", /^Cannot parse --ratios: "1:0\.6:x" is not of the form λ1:λ2:λ3$/],
+    ["1:1:1,1:1:1", /^Cannot parse --ratios: 1:1:1 is given twice$/],
+    ["0:0:0", /each weight must be from 0 to 1000, and not all 0/],
+    ["1:2000:1", /each weight must be from 0 to 1000/],
+  ];
+  for (const [text, message] of refusals) {
+    assert.throws(() => parseRatios(text, 3), (e: Error) => {
+      assert.match(e.message, message);
+      return true;
+    });
+  }
+  // GradNorm and DWA start from T·λ/Σλ: 1:0.5:0.25 and 4:2:1 would be one run twice.
+  const multiples = [[1, 0.5, 0.25], [1, 1, 1], [4, 2, 1]];
+  assert.equal(planSweep(base, multiples, [16], root).length, 3, "fixed λ: three runs");
+  assert.equal(
+    planSweep({ ...base, taskWeights: "uncertainty" }, multiples, [16], root).length,
+    3,
+    "uncertainty starts from −ln λ: not normalised",
+  );
+  for (const scheme of ["gradnorm", "dwa"] as const) {
+    assert.throws(
+      () => planSweep({ ...base, taskWeights: scheme }, multiples, [16], root),
+      new RegExp(
+        `^Error: Cannot plan the ratio sweep: with task weights ${scheme} λ only sets the ` +
+          `start weights T·λ/Σλ, so 1:0\\.5:0\\.25 and 4:2:1 would train the same run: ` +
+          `expected ratios that are not multiples of each other$`,
+      ),
+    );
+  }
 });
