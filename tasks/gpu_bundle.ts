@@ -10,7 +10,8 @@
  *                             (Deno installs every package a lockfile lists, and some are
  *                             large native ones the GPU run never loads; the GPU run passes
  *                             --lock=deno_dir/deno.lock). Proven complete by `deno check`
- *                             against it alone, with no network
+ *                             against it alone, with no network (so the GPU run can use
+ *                             --no-check); Deno's V8 code cache files are left out
  *   .gpu/libfbp_cuda.so       the CUDA library built here (`deno task build`), and
  *   .gpu/libfbp_cuda.digest   the digest of the sources it was built from, so the check
  *                             script can tell a stale library from a current one
@@ -180,8 +181,8 @@ export async function denoDirSubset(dir: string): Promise<number> {
     const registry = join(dirname(pkg.localPath), "registry.json");
     await Deno.copyFile(registry, join(dir, dirname(rel), "registry.json")).catch(() => {});
   }
-  // Offline proof: type-check every entry point from this cache alone (this also leaves
-  // the type-check cache in it, which spares the GPU machine the work).
+  // Offline proof: type-check every entry point from this cache alone (the GPU run then
+  // uses --no-check).
   await run(Deno.execPath(), [
     "check",
     "--cached-only",
@@ -192,6 +193,11 @@ export async function denoDirSubset(dir: string): Promise<number> {
     env: { DENO_DIR: dir, PATH: Deno.env.get("PATH") ?? "", HOME: dir, NO_COLOR: "1" },
     clearEnv: true,
   });
+  // Deno's V8 code cache (v8_code_cache_v2 and its -wal / -shm journal, megabytes) is
+  // specific to this machine's run and rebuilt where needed: not carried.
+  for await (const e of Deno.readDir(dir)) {
+    if (e.isFile && e.name.startsWith("v8_code_cache")) await Deno.remove(join(dir, e.name));
+  }
   return packages.size;
 }
 

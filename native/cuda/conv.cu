@@ -21,15 +21,19 @@
  * FBP_CUDNN_FIND=0 asks for the heuristic instead.
  *
  * Workspace: all plans share one buffer, as large as the largest chosen algorithm needs
- * (single stream: the calls never overlap). The timed search may use up to
- * FBP_CUDNN_WORKSPACE_MIB (default 1024, at most a quarter of free memory); that buffer is
- * returned to the device after the search, so it does not stay in the footprint.
+ * (single stream: the calls never overlap); when it must grow, the old one goes back to
+ * the device first. The timed search may use up to FBP_CUDNN_WORKSPACE_MIB (default 1024,
+ * at most a quarter of free memory; another value than a whole number >= 0 is an error);
+ * that buffer is returned to the device after the search, so it does not stay in the
+ * footprint. fbp_release_cache drops the workspace too (fbp_conv_release_workspace): the
+ * next convolution takes the size its plan needs again, inside the new peak.
  *
  * Errors: a plan that fails half-way destroys the descriptors it created (make_plan).
  * native/cuda/test/conv_plan_harness.cu runs this file against a fake cuDNN that fails each
  * step in turn and checks that, and the math and determinism rules, without a GPU.
  * Bias is added by a small kernel; its gradient is a per-channel sum (fbp_sum_to).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,16 +62,23 @@ static std::map<ConvKey, ConvPlan> g_plans;
 static void *g_ws;
 static size_t g_ws_bytes, g_ws_need; /* the buffer; the largest need of a cached plan */
 
-/* Makes the shared workspace at least `bytes` long (0 on success). The old buffer is kept
- * when a larger one cannot be had: existing plans rely on it. */
+/* Makes the shared workspace at least `bytes` long (0 on success). The old buffer goes
+ * back to the device first (fbp_scratch_release: after the queued work that uses it), so
+ * sizes never pile up in the allocator's cache nor count twice in its peak; when the
+ * larger one cannot be had, one of the old size is taken again (existing plans need no
+ * more) and the allocation error stays the reported one. */
 static int ensure_workspace(size_t bytes, const char *fn) {
   if (bytes <= g_ws_bytes) return 0;
-  void *p = fbp_scratch(bytes, fn);
-  if (!p) return 1;
-  fbp_scratch_free(g_ws);
-  g_ws = p;
-  g_ws_bytes = bytes;
-  return 0;
+  size_t old = g_ws_bytes;
+  fbp_scratch_release(g_ws);
+  g_ws = fbp_scratch(bytes, fn);
+  g_ws_bytes = g_ws ? bytes : 0;
+  if (g_ws) return 0;
+  if (old) {
+    g_ws = fbp_scratch(old, fn);
+    g_ws_bytes = g_ws ? old : 0;
+  }
+  return 1;
 }
 
 /* After a timed search: gives the search's large buffer back to the device and keeps one
@@ -80,14 +91,33 @@ static void shrink_workspace(void) {
   (void)ensure_workspace(g_ws_need, "conv2d workspace"); /* get_plan retries and reports */
 }
 
-/* The workspace the timed search may use: the limit, or less when memory is short. */
-static size_t search_workspace(const char *fn) {
+void fbp_conv_release_workspace(void) {
+  std::lock_guard<std::mutex> lock(g_conv_mu);
+  fbp_scratch_release(g_ws);
+  g_ws = NULL;
+  g_ws_bytes = 0;
+}
+
+/* The workspace the timed search may use in *bytes: FBP_CUDNN_WORKSPACE_MIB (default
+ * 1024), at most a quarter of free memory, less when even that cannot be had. Fails on a
+ * value that is not a whole number of MiB >= 0. */
+static int search_workspace(const char *fn, size_t *bytes) {
   const char *env = getenv("FBP_CUDNN_WORKSPACE_MIB");
-  size_t limit = (size_t)(env && *env ? atoll(env) : 1024) << 20;
+  long long mib = 1024;
+  if (env && *env) {
+    char *end = NULL;
+    mib = strtoll(env, &end, 10);
+    if (end == env || *end != '\0' || mib < 0 || (unsigned long long)mib > (SIZE_MAX >> 21))
+      FAIL("%s: FBP_CUDNN_WORKSPACE_MIB is \"%s\", expected a whole number of MiB >= 0 (the "
+           "workspace cuDNN's algorithm search may use; default 1024)",
+           fn, env);
+  }
+  size_t limit = (size_t)mib << 20;
   size_t free_b = 0, total_b = 0;
   if (cudaMemGetInfo(&free_b, &total_b) == cudaSuccess && limit > free_b / 4) limit = free_b / 4;
   while (limit > 0 && ensure_workspace(limit, fn)) limit /= 2;
-  return g_ws_bytes; /* at least the limit unless memory was short */
+  *bytes = g_ws_bytes; /* at least the limit unless memory was short */
+  return 0;
 }
 
 static int use_find(int deterministic) {
@@ -137,7 +167,8 @@ static int build_plan(ConvPlan *p, const ConvKey &key, const void *a, const void
 
   cudnnConvolutionAlgoPerf_t perf[16];
   int count = 0, find = use_find(det);
-  size_t ws = find ? search_workspace(fn) : (size_t)1 << 62; /* heuristic: grow to fit */
+  size_t ws = (size_t)1 << 62; /* heuristic: the workspace grows to fit the pick */
+  if (find && search_workspace(fn, &ws)) return 1;
   cudnnHandle_t h = fbp_cudnn();
   if (find) {
     if (kind == CONV_FWD)
@@ -162,21 +193,34 @@ static int build_plan(ConvPlan *p, const ConvKey &key, const void *a, const void
   }
   /* Results come fastest (Find) or most promising (heuristic) first: take the first that
    * the settings allow and whose workspace can be had. */
-  int tried = 0;
+  int allowed_count = 0, unallocated = 0;
   for (int i = 0; i < count && i < 16; i++) {
-    if (!allowed(&perf[i], tf32, det) || perf[i].memory > ws) continue;
-    tried++;
-    if (perf[i].memory > g_ws_bytes && ensure_workspace(perf[i].memory, fn)) continue;
+    if (!allowed(&perf[i], tf32, det)) continue;
+    allowed_count++;
+    if (perf[i].memory > ws) continue; /* Find: over the search's workspace */
+    if (perf[i].memory > g_ws_bytes && ensure_workspace(perf[i].memory, fn)) {
+      unallocated++;
+      continue;
+    }
     p->algo = perf[i].algo;
     p->need = perf[i].memory;
     /* fp32 keeps CUDNN_FMA_MATH whatever the result says; tf32 runs the result's math. */
     if (tf32) CUDNN_CHECK(fbp_dl.cudnnSetConvolutionMathType(p->conv, perf[i].mathType));
     return 0;
   }
+  char within[96] = "";
+  if (find)
+    snprintf(within, sizeof within, " within the search's %.0f MiB of workspace",
+             (double)ws / (1 << 20));
+  char unalloc[64] = "";
+  if (unallocated)
+    snprintf(unalloc, sizeof unalloc, ", %d whose workspace could not be allocated",
+             unallocated);
   FAIL("%s: cuDNN has no %s%s algorithm for N=%d C=%d H=%d W=%d K=%d R=%d S=%d stride=%d "
-       "pad=%d in %s math within %.0f MiB of workspace (%d candidates, %d allowed)",
+       "pad=%d in %s math%s (%s: %d candidates, %d allowed%s)",
        fn, det ? "deterministic " : "", KIND_NAMES[kind], N, C, H, W, K, R, S, stride, pad,
-       tf32 ? "tf32" : "fp32", (double)(find ? ws : g_ws_bytes) / (1 << 20), count, tried);
+       tf32 ? "tf32" : "fp32", within, find ? "timed search" : "heuristic", count,
+       allowed_count, unalloc);
 }
 
 /* Builds the plan of `key`; the pointers are the call's buffers, used by the timed

@@ -6,8 +6,8 @@
  * with the op a template parameter (no per-element switch). Broadcasting decomposes the
  * output index with 32-bit arithmetic whenever the tensor has fewer than 2^31 elements
  * (64-bit division is several times slower on the GPU); fbp_index32_ok (launch.h)
- * decides, counting the stride of the last step, so a loop never wraps. Reductions (sum_to, softmax sums)
- * accumulate in double in a fixed order, as the cpu backend does, so results do not
+ * decides, counting the stride of the last step, so a loop never wraps. Reductions (sum_to,
+ * softmax sums) accumulate in double in a fixed order, as the cpu backend does, so results do not
  * depend on the launch size and repeat bit for bit. Math follows the cpu backend's float
  * expressions (expf, logf; no fast-math intrinsics).
  */

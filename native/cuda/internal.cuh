@@ -80,8 +80,8 @@ extern struct fbp_dl_table fbp_dl;
 cudaStream_t fbp_stream(void);
 cudnnHandle_t fbp_cudnn(void);
 cublasHandle_t fbp_cublas(void);
-/* 1 when fbp_set_math chose FBP_TF32: cuBLAS and cuDNN may use TF32 tensor cores for
- * float32 math (PyTorch's allow_tf32 = True); 0: FMA-only float32. */
+/* 1 when fbp_set_math chose FBP_TF32 (--precision tf32): cuBLAS and cuDNN may use TF32
+ * tensor cores for float32 math (PyTorch's allow_tf32 = True); 0: FMA-only float32. */
 int fbp_tf32(void);
 /* 1 when fbp_set_math asked for results that repeat bitwise run to run: conv.cu then takes
  * cuDNN's heuristic choice among the algorithms it marks deterministic. */
@@ -98,6 +98,9 @@ void fbp_scratch_free(void *p);
 /* Returns a block from fbp_scratch to the device itself rather than to the cache (a large
  * buffer not needed again, e.g. the algorithm search's workspace); waits for the device. */
 void fbp_scratch_release(void *p);
+/* Returns conv.cu's shared workspace to the device (fbp_release_cache calls it; the next
+ * convolution takes the size its plan needs again). Takes conv.cu's lock. */
+void fbp_conv_release_workspace(void);
 
 /* Waits for the stream, then reports the first failure in what it ran. */
 int fbp_sync_checked(const char *fn);

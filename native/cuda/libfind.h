@@ -12,20 +12,31 @@
  *   3. $CUDA_HOME/lib64, $CUDA_PATH/lib64, $CONDA_PREFIX/lib, /usr/local/cuda/lib64;
  *   4. NVIDIA's pip wheels (PyTorch's dependencies): <prefix>/lib/python3.<minor>/
  *      {site,dist}-packages/nvidia/<wheel>/lib for the prefixes $VIRTUAL_ENV,
- *      $CONDA_PREFIX, $HOME/.local, /usr/local, /usr and /opt/conda, and Debian's
+ *      $CONDA_PREFIX, $HOME/.local, /usr/local, /usr and /opt/conda (newest python first,
+ *      compared as versions: 3.12 before 3.9), and Debian's
  *      /usr/lib/python3/dist-packages/nvidia/<wheel>/lib. One glob level, no recursion.
  * A folder only counts when the file exists there (stat before dlopen).
  *
  * Sibling libraries: cuDNN 9's libcudnn.so.9 is a shim that dlopens libcudnn_graph,
  * libcudnn_engines_*, libcudnn_ops, libcudnn_cnn … by soname, and libcublas needs
  * libcublasLt. A folder outside the loader's path (a wheel, FBP_CUDNN_LIB) would leave
- * those unresolved, so before opening a library by path its siblings present in the same
- * folder are opened first, by path: the dynamic loader then matches the later by-soname
- * requests to the already loaded copies. Missing siblings are skipped (cuDNN names what it
- * lacks when it needs it).
+ * those unresolved, so before opening a library by path its siblings of the same major
+ * version present in the same folder are opened first, by path: the dynamic loader then
+ * matches the later by-soname requests to the already loaded copies. Missing siblings are
+ * skipped (cuDNN names what it lacks when it needs it); one that exists but fails to open
+ * has its dlerror added to the message when the library then fails too, and the siblings
+ * opened for a library that failed are closed again.
+ *
+ * Messages start "Cannot open <what>: …" (nothing loadable found, or a file found that the
+ * loader refused: then that file and the loader's reason are named, never "not found") or
+ * "Cannot use <file> as <what>: …" / "Cannot use <what> <version> from <file>: …" (opened,
+ * but refused by a check).
  *
  * Supported versions (checked at load): cuDNN 9.x (the legacy API it still exports);
- * cuBLAS 12.x and 13.x (cublasGetProperty, no device needed).
+ * cuBLAS 12.x and 13.x (cublasGetProperty, no device needed). fbp_open_accepted gives
+ * way to the next soname when the caller's check refuses a library: runtime.cu falls back
+ * from libcublas.so.13 to libcublas.so.12 when the former's cublasCreate fails (a driver
+ * older than CUDA 13).
  */
 #ifndef FBP_CUDA_LIBFIND_H
 #define FBP_CUDA_LIBFIND_H
@@ -90,18 +101,42 @@ static void fbp_dirs_env(struct fbp_dirs *d, const char *env, const char *suffix
   fbp_dirs_add(d, path);
 }
 
-/* Adds the existing folders matching `pattern` (glob, sorted, one level of wildcards). */
+/* Compares two strings as versions: runs of digits by their value, the rest byte by byte,
+ * so "python3.9" < "python3.10" < "python3.12" (strcmp would put 3.9 last). */
+static int fbp_version_cmp(const char *a, const char *b) {
+  while (*a && *b) {
+    if (*a >= '0' && *a <= '9' && *b >= '0' && *b <= '9') {
+      while (*a == '0') a++;
+      while (*b == '0') b++;
+      const char *ea = a, *eb = b;
+      while (*ea >= '0' && *ea <= '9') ea++;
+      while (*eb >= '0' && *eb <= '9') eb++;
+      if (ea - a != eb - b) return ea - a < eb - b ? -1 : 1;
+      int c = strncmp(a, b, (size_t)(ea - a));
+      if (c) return c < 0 ? -1 : 1;
+      a = ea;
+      b = eb;
+    } else {
+      if (*a != *b) return (unsigned char)*a < (unsigned char)*b ? -1 : 1;
+      a++;
+      b++;
+    }
+  }
+  return *a ? 1 : *b ? -1 : 0;
+}
+
+/* Adds the existing folders matching `pattern` (glob, one level of wildcards per part),
+ * newest version first: python3.12 before python3.10 before python3.9. */
 static void fbp_dirs_glob(struct fbp_dirs *d, const char *pattern) {
   glob_t g;
   if (glob(pattern, GLOB_ONLYDIR | GLOB_NOSORT, NULL, &g) == 0) {
-    /* Newest python first: sort descending so python3.12 comes before python3.10. */
-    for (size_t i = 0; i < g.gl_pathc; i++)
-      for (size_t j = i + 1; j < g.gl_pathc; j++)
-        if (strcmp(g.gl_pathv[i], g.gl_pathv[j]) < 0) {
-          char *t = g.gl_pathv[i];
-          g.gl_pathv[i] = g.gl_pathv[j];
-          g.gl_pathv[j] = t;
-        }
+    for (size_t i = 1; i < g.gl_pathc; i++) { /* insertion sort, descending */
+      char *t = g.gl_pathv[i];
+      size_t j = i;
+      for (; j > 0 && fbp_version_cmp(g.gl_pathv[j - 1], t) < 0; j--)
+        g.gl_pathv[j] = g.gl_pathv[j - 1];
+      g.gl_pathv[j] = t;
+    }
     for (size_t i = 0; i < g.gl_pathc; i++) fbp_dirs_add(d, g.gl_pathv[i]);
   }
   globfree(&g);
@@ -147,48 +182,140 @@ static int fbp_is_file(const char *path) {
   return stat(path, &st) == 0 && !S_ISDIR(st.st_mode);
 }
 
-/* Opens the siblings of `spec` that exist in `dir` (their handles stay open). */
-static void fbp_open_siblings(const struct fbp_lib_spec *spec, const char *dir) {
-  char path[FBP_PATH_LEN];
-  for (const char *const *s = spec->siblings; *s; s++) {
-    if (fbp_join(path, sizeof path, dir, *s) && fbp_is_file(path))
-      dlopen(path, RTLD_NOW | RTLD_LOCAL);
+/* dlerror()'s text, never NULL. */
+static const char *fbp_dlerror(void) {
+  const char *e = dlerror();
+  return e ? e : "dlopen failed without a reason";
+}
+
+/* The major version in a library's file name: "12" for ".../libcublas.so.12.4.5"; "" when
+ * the name has none ("libcublas.so"). */
+static void fbp_so_major(const char *path, char *out, size_t len) {
+  const char *base = strrchr(path, '/');
+  const char *s = strstr(base ? base + 1 : path, ".so.");
+  out[0] = '\0';
+  if (!s || len == 0) return;
+  s += 4;
+  size_t n = strcspn(s, ".");
+  if (n >= len) n = len - 1;
+  memcpy(out, s, n);
+  out[n] = '\0';
+}
+
+/* The sonames of `spec` from index `first` on, as "a or b" (for messages). */
+static void fbp_soname_list(const struct fbp_lib_spec *spec, int first, char *out, size_t len) {
+  out[0] = '\0';
+  size_t used = 0;
+  for (int i = first; spec->sonames[i] && used < len; i++) {
+    int n = snprintf(out + used, len - used, "%s%s", i > first ? " or " : "", spec->sonames[i]);
+    if (n < 0) break;
+    used += (size_t)n;
   }
 }
 
-/* Opens `file` in folder `dir` after its siblings; NULL with the reason in `why`. */
+#define FBP_MAX_SIBLINGS 16
+/* Message sizes: a sibling's dlerror, one candidate's reason, the whole message. */
+#define FBP_SIBLING_ERROR_LEN 512
+#define FBP_DETAIL_LEN 1024
+#define FBP_WHY_LEN 4096
+
+/* The siblings opened before a library: their handles, and the first one's failure. */
+struct fbp_siblings {
+  int count;
+  void *handle[FBP_MAX_SIBLINGS];
+  char error[FBP_SIBLING_ERROR_LEN];
+};
+
+/* Opens the siblings of `spec` present in `dir` whose major version is the one of `file`
+ * (all of them when `file` has none): libcublasLt.so.12 goes with libcublas.so.12 only.
+ * A sibling that exists but fails to open is skipped, its dlerror kept in s->error. */
+static void fbp_open_siblings(const struct fbp_lib_spec *spec, const char *dir,
+                              const char *file, struct fbp_siblings *s) {
+  char path[FBP_PATH_LEN], major[32], sibling_major[32];
+  s->count = 0;
+  s->error[0] = '\0';
+  fbp_so_major(file, major, sizeof major);
+  for (const char *const *n = spec->siblings; *n && s->count < FBP_MAX_SIBLINGS; n++) {
+    fbp_so_major(*n, sibling_major, sizeof sibling_major);
+    if (major[0] && strcmp(major, sibling_major) != 0) continue;
+    if (!fbp_join(path, sizeof path, dir, *n) || !fbp_is_file(path)) continue;
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (h) {
+      s->handle[s->count++] = h;
+    } else if (!s->error[0]) {
+      snprintf(s->error, sizeof s->error, "%s", fbp_dlerror());
+    }
+  }
+}
+
+/* Closes the siblings' handles, last opened first. */
+static void fbp_close_siblings(struct fbp_siblings *s) {
+  while (s->count > 0) dlclose(s->handle[--s->count]);
+}
+
+/* Opens `file` in folder `dir` after its siblings: the handle (the siblings stay open, the
+ * library uses them), or NULL with the loader's reason in `why`, a failed sibling's added,
+ * and the siblings closed again. */
 static void *fbp_open_in(const struct fbp_lib_spec *spec, const char *dir, const char *file,
                          char *opened, char *why, size_t why_len) {
   if (!fbp_join(opened, FBP_PATH_LEN, dir, file)) {
-    snprintf(why, why_len, "cannot open %s in a folder whose path is too long", file);
+    snprintf(why, why_len, "the path of %s in %s is too long", file, dir);
     return NULL;
   }
-  fbp_open_siblings(spec, dir);
+  static struct fbp_siblings sib; /* fbp_init runs once, under std::call_once */
+  fbp_open_siblings(spec, dir, file, &sib);
   void *h = dlopen(opened, RTLD_NOW | RTLD_LOCAL);
-  if (!h) snprintf(why, why_len, "cannot open %s: %s", opened, dlerror());
-  return h;
+  if (h) return h;
+  snprintf(why, why_len, "%s%s%s%s", fbp_dlerror(),
+           sib.error[0] ? " (before it, a library beside it failed: " : "", sib.error,
+           sib.error[0] ? ")" : "");
+  fbp_close_siblings(&sib);
+  return NULL;
+}
+
+/* Whether dlopen's error for `soname` says the file itself was not found (rather than
+ * found, with a dependency missing or another fault). */
+static int fbp_not_found(const char *error, const char *soname) {
+  return strncmp(error, soname, strlen(soname)) == 0 && strstr(error, "No such file") != NULL;
 }
 
 /*
- * Opens the library of `spec`: the handle, and in `opened` (FBP_PATH_LEN bytes) the path or
- * soname it came from; NULL with a message in `why` that says what was tried.
+ * Opens the library of `spec`, its sonames tried from index `first` on: the handle, in
+ * `opened` (FBP_PATH_LEN bytes) the path or soname it came from and in *index the index of
+ * that soname (-1 when FBP_*_LIB names a file); NULL with a message in `why` that says
+ * what was tried, or which file was found but failed to load and why.
  */
-static void *fbp_open_library(const struct fbp_lib_spec *spec, char *opened, char *why,
-                              size_t why_len) {
+static void *fbp_open_library_from(const struct fbp_lib_spec *spec, int first, int *index,
+                                   char *opened, char *why, size_t why_len) {
+  static char detail[FBP_DETAIL_LEN], failed[FBP_DETAIL_LEN], failed_what[FBP_PATH_LEN];
+  char names[256];
   why[0] = '\0';
+  *index = -1;
+  fbp_soname_list(spec, first, names, sizeof names);
   const char *env = getenv(spec->env);
   if (env && *env) {
     if (fbp_is_dir(env)) {
-      for (const char *const *n = spec->sonames; *n; n++) {
+      for (int i = first; spec->sonames[i]; i++) {
         char path[FBP_PATH_LEN];
-        if (fbp_join(path, sizeof path, env, *n) && fbp_is_file(path)) return fbp_open_in(spec, env, *n, opened, why, why_len);
+        if (!fbp_join(path, sizeof path, env, spec->sonames[i]) || !fbp_is_file(path)) continue;
+        *index = i;
+        void *h = fbp_open_in(spec, env, spec->sonames[i], opened, detail, sizeof detail);
+        if (!h)
+          snprintf(why, why_len, "Cannot open %s from %s=%s: %s", spec->what, spec->env, env,
+                   detail);
+        return h;
       }
-      snprintf(why, why_len, "Cannot open %s: %s=%s is a folder without %s%s", spec->what,
-               spec->env, env, spec->sonames[0], spec->sonames[1] ? " or its older versions" : "");
+      snprintf(why, why_len, "Cannot open %s: %s=%s is a folder without %s", spec->what,
+               spec->env, env, names);
       return NULL;
     }
     if (!fbp_is_file(env)) {
       snprintf(why, why_len, "Cannot open %s: %s=%s does not exist", spec->what, spec->env, env);
+      return NULL;
+    }
+    if (first > 0) {
+      snprintf(why, why_len, "Cannot open another %s: %s=%s names one file", spec->what,
+               spec->env, env);
       return NULL;
     }
     char dir[FBP_PATH_LEN];
@@ -202,38 +329,101 @@ static void *fbp_open_library(const struct fbp_lib_spec *spec, char *opened, cha
     } else {
       snprintf(dir, sizeof dir, ".");
     }
-    void *h = fbp_open_in(spec, dir, file, opened, why, why_len);
-    if (!h) {
-      char detail[FBP_PATH_LEN];
-      snprintf(detail, sizeof detail, "%s", why);
-      snprintf(why, why_len, "Cannot open %s from %s: %s", spec->what, spec->env, detail);
-    }
+    void *h = fbp_open_in(spec, dir, file, opened, detail, sizeof detail);
+    if (!h)
+      snprintf(why, why_len, "Cannot open %s from %s=%s: %s", spec->what, spec->env, env, detail);
     return h;
   }
-  for (const char *const *n = spec->sonames; *n; n++) {
-    void *h = dlopen(*n, RTLD_NOW | RTLD_LOCAL);
+  /* The first library found that failed to load: named in the message if nothing loads. */
+  failed[0] = failed_what[0] = '\0';
+  for (int i = first; spec->sonames[i]; i++) {
+    void *h = dlopen(spec->sonames[i], RTLD_NOW | RTLD_LOCAL);
     if (h) {
-      snprintf(opened, FBP_PATH_LEN, "%s", *n);
+      *index = i;
+      snprintf(opened, FBP_PATH_LEN, "%s", spec->sonames[i]);
       return h;
     }
-  }
-  struct fbp_dirs dirs;
-  fbp_candidate_dirs(spec, &dirs);
-  char last[FBP_PATH_LEN] = "";
-  for (int i = 0; i < dirs.count; i++) {
-    for (const char *const *n = spec->sonames; *n; n++) {
-      char path[FBP_PATH_LEN];
-      if (!fbp_join(path, sizeof path, dirs.dir[i], *n) || !fbp_is_file(path)) continue;
-      void *h = fbp_open_in(spec, dirs.dir[i], *n, opened, last, sizeof last);
-      if (h) return h;
+    const char *e = fbp_dlerror();
+    if (!failed[0] && !fbp_not_found(e, spec->sonames[i])) {
+      snprintf(failed, sizeof failed, "%s", e);
+      snprintf(failed_what, sizeof failed_what, "%s (on the loader's path)", spec->sonames[i]);
     }
   }
-  snprintf(why, why_len,
-           "Cannot open %s: %s is not on the loader's path nor in any of %d candidate folders "
-           "(CUDA_HOME, CONDA_PREFIX, /usr/local/cuda, pip's nvidia/%s/lib)%s%s; set %s to "
-           "the library or its folder",
-           spec->what, spec->sonames[0], dirs.count, spec->wheels[0], last[0] ? "; " : "",
-           last, spec->env);
+  static struct fbp_dirs dirs; /* 48 KiB: not on the stack */
+  fbp_candidate_dirs(spec, &dirs);
+  for (int d = 0; d < dirs.count; d++) {
+    for (int i = first; spec->sonames[i]; i++) {
+      char path[FBP_PATH_LEN];
+      if (!fbp_join(path, sizeof path, dirs.dir[d], spec->sonames[i]) || !fbp_is_file(path))
+        continue;
+      void *h = fbp_open_in(spec, dirs.dir[d], spec->sonames[i], opened, detail, sizeof detail);
+      if (h) {
+        *index = i;
+        return h;
+      }
+      if (!failed[0]) {
+        snprintf(failed, sizeof failed, "%s", detail);
+        snprintf(failed_what, sizeof failed_what, "%s", path);
+      }
+    }
+  }
+  if (failed[0]) {
+    snprintf(why, why_len,
+             "Cannot open %s: found %s but cannot load it: %s; set %s to a working copy or "
+             "its folder",
+             spec->what, failed_what, failed, spec->env);
+  } else {
+    snprintf(why, why_len,
+             "Cannot open %s: %s is not on the loader's path nor in any of %d candidate folders "
+             "(CUDA_HOME, CONDA_PREFIX, /usr/local/cuda, pip's nvidia/%s/lib); set %s to the "
+             "library or its folder",
+             spec->what, names, dirs.count, spec->wheels[0], spec->env);
+  }
+  return NULL;
+}
+
+/* Checks an opened library (versions, symbols, a first call): 0 takes it, else 1 with the
+ * reason in `why`. */
+typedef int (*fbp_accept_fn)(void *ctx, void *handle, const char *opened, char *why,
+                             size_t why_len);
+
+/*
+ * Opens the library of `spec` and hands it to `accept`. When `accept` refuses a library
+ * opened by one of several sonames, the next soname is looked for in the same places, and
+ * so on: libcublas.so.13 whose cublasCreate fails (a driver older than CUDA 13) gives way
+ * to libcublas.so.12. A refused library is not dlclosed: it may have started threads or
+ * registered exit handlers, and RTLD_LOCAL keeps its symbols from the next one. NULL with
+ * the reasons in `why` when nothing is accepted.
+ */
+static void *fbp_open_accepted(const struct fbp_lib_spec *spec, fbp_accept_fn accept, void *ctx,
+                               char *opened, char *why, size_t why_len) {
+  static char refused[FBP_WHY_LEN], reason[FBP_WHY_LEN], tail[FBP_WHY_LEN];
+  refused[0] = '\0';
+  for (int first = 0;;) {
+    int index;
+    void *h = fbp_open_library_from(spec, first, &index, opened, why, why_len);
+    if (!h) break; /* why: nothing (more) to open */
+    if (accept(ctx, h, opened, reason, sizeof reason) == 0) return h;
+    if (!refused[0]) snprintf(refused, sizeof refused, "%s", reason);
+    if (index < 0 || !spec->sonames[index + 1]) {
+      snprintf(why, why_len, "%s", reason);
+      break;
+    }
+    first = index + 1;
+  }
+  /* The first refusal leads: it names the library that would have been used. */
+  if (refused[0] && strcmp(refused, why) != 0) {
+    size_t n = strlen(why) + 1;
+    memcpy(tail, why, n < sizeof tail ? n : sizeof tail);
+    tail[sizeof tail - 1] = '\0';
+    n = strlen(refused);
+    if (n > why_len - 1) n = why_len - 1;
+    memcpy(why, refused, n);
+    const char *parts[] = {"; then ", tail};
+    for (const char *part : parts)
+      for (const char *c = part; *c && n + 1 < why_len; c++) why[n++] = *c;
+    why[n] = '\0';
+  }
   return NULL;
 }
 

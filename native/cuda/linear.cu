@@ -7,8 +7,8 @@
  *   dinp (N,I) = dout (N,O) · W (O,I)   ⇔  dinp^T = W^T · dout^T    → gemm(N, N, I, N, O)
  *   dW   (O,I) = dout^T (O,N) · inp (N,I) ⇔ dW^T  = inp^T · dout    → gemm(N, T, I, O, N)
  * Bias is written into `out` first and the GEMM accumulates (beta = 1); the bias gradient
- * is a column sum of dout in double (fbp_sum_to). TF32 is used only with FBP_TF32=1 (the
- * handle's math mode, set in runtime.cu).
+ * is a column sum of dout in double (fbp_sum_to). TF32 tensor cores are used only under
+ * --precision tf32 (the handle's math mode, which fbp_set_math in runtime.cu sets).
  */
 #include "internal.cuh"
 

@@ -17,9 +17,10 @@
  *   or 2 MiB above 1 MiB): a training step allocates the same sizes every step, so after
  *   the first step no cudaMalloc/cudaFree (each a device-wide synchronisation) happens.
  *   When cudaMalloc runs out of memory, the cache is released and the call retried once.
- *   It counts the bytes it holds from the device (in use + cached) and their peak since
- *   the last fbp_release_cache, which fbp_backend_info reports (PyTorch's
- *   torch.cuda.max_memory_reserved after reset_peak_memory_stats, for the benchmark).
+ *   It counts the bytes it holds from the device (in use + cached, conv.cu's workspace
+ *   included) and their peak since the last fbp_release_cache, which fbp_backend_info
+ *   reports (PyTorch's torch.cuda.max_memory_reserved after empty_cache and
+ *   reset_peak_memory_stats, for the benchmark).
  * - Copies from the host are cudaMemcpyAsync on the stream: for pageable memory (what
  *   Deno passes) the call returns once the source is staged, so the caller's buffer may
  *   be reused at once; copies to the host wait for the stream.
@@ -129,40 +130,67 @@ static int init_device(void) {
   return 0;
 }
 
-static int init_cudnn(void) {
-  char path[FBP_PATH_LEN], why[1500];
-  void *h = fbp_open_library(&FBP_CUDNN_SPEC, path, why, sizeof why);
-  if (!h) FAIL("%s", why);
-#define FBP_RESOLVE_CUDNN(ret, name, params)                                                \
-  fbp_dl.name = (ret(*) params)dlsym(h, #name);                                             \
-  if (!fbp_dl.name) FAIL("Cannot use %s as cuDNN: it has no symbol %s (cuDNN 9.x with its "  \
-                         "legacy API is expected)", path, #name);
+/* fbp_open_accepted's check of a cuDNN: every symbol, version 9.x. */
+static int accept_cudnn(void *, void *h, const char *path, char *why, size_t why_len) {
+#define FBP_RESOLVE_CUDNN(ret, name, params)                                                  \
+  fbp_dl.name = (ret(*) params)dlsym(h, #name);                                               \
+  if (!fbp_dl.name) {                                                                         \
+    snprintf(why, why_len,                                                                    \
+             "Cannot use %s as cuDNN: it has no symbol %s (cuDNN 9.x with its legacy API is " \
+             "expected)",                                                                     \
+             path, #name);                                                                    \
+    return 1;                                                                                 \
+  }
   FBP_CUDNN_SYMBOLS(FBP_RESOLVE_CUDNN)
 #undef FBP_RESOLVE_CUDNN
-  if (fbp_check_cudnn_version(fbp_dl.cudnnGetVersion(), path, why, sizeof why)) FAIL("%s", why);
+  if (fbp_check_cudnn_version(fbp_dl.cudnnGetVersion(), path, why, why_len)) return 1;
   g_cudnn_last_error = (void (*)(char *, size_t))dlsym(h, "cudnnGetLastErrorString");
+  return 0;
+}
+
+static int init_cudnn(void) {
+  char path[FBP_PATH_LEN], why[FBP_WHY_LEN];
+  if (!fbp_open_accepted(&FBP_CUDNN_SPEC, accept_cudnn, NULL, path, why, sizeof why))
+    FAIL("%s", why);
   CUDNN_CHECK(fbp_dl.cudnnCreate(&g_cudnn));
   CUDNN_CHECK(fbp_dl.cudnnSetStream(g_cudnn, g_stream));
   return 0;
 }
 
-static int init_cublas(void) {
-  char path[FBP_PATH_LEN], why[1500];
-  void *h = fbp_open_library(&FBP_CUBLAS_SPEC, path, why, sizeof why);
-  if (!h) FAIL("%s", why);
+/* fbp_open_accepted's check of a cuBLAS: version 12.x or 13.x, every symbol, and a handle
+ * from cublasCreate, which fails on a driver older than the library (libcublas.so.13 needs
+ * a CUDA 13 driver): fbp_open_accepted then tries libcublas.so.12. */
+static int accept_cublas(void *, void *h, const char *path, char *why, size_t why_len) {
   int major = 0, minor = 0;
-  if (fbp_cublas_library_version(h, path, &major, &minor, why, sizeof why) ||
-      fbp_check_cublas_version(major, minor, path, why, sizeof why))
-    FAIL("%s", why);
-#define FBP_RESOLVE_CUBLAS(ret, name, params)                                  \
-  fbp_dl.name = (ret(*) params)dlsym(h, #name "_v2");                          \
-  if (!fbp_dl.name) fbp_dl.name = (ret(*) params)dlsym(h, #name);              \
-  if (!fbp_dl.name) FAIL("Cannot use %s as cuBLAS: it has no symbol %s_v2 or %s", path, \
-                         #name, #name);
+  if (fbp_cublas_library_version(h, path, &major, &minor, why, why_len) ||
+      fbp_check_cublas_version(major, minor, path, why, why_len))
+    return 1;
+#define FBP_RESOLVE_CUBLAS(ret, name, params)                                            \
+  fbp_dl.name = (ret(*) params)dlsym(h, #name "_v2");                                    \
+  if (!fbp_dl.name) fbp_dl.name = (ret(*) params)dlsym(h, #name);                        \
+  if (!fbp_dl.name) {                                                                    \
+    snprintf(why, why_len, "Cannot use %s as cuBLAS: it has no symbol %s_v2 or %s", path, \
+             #name, #name);                                                              \
+    return 1;                                                                            \
+  }
   FBP_CUBLAS_SYMBOLS(FBP_RESOLVE_CUBLAS)
 #undef FBP_RESOLVE_CUBLAS
   g_cublas_status_string = (const char *(*)(cublasStatus_t))dlsym(h, "cublasGetStatusString");
-  CUBLAS_CHECK(fbp_dl.cublasCreate(&g_cublas));
+  cublasStatus_t s = fbp_dl.cublasCreate(&g_cublas);
+  if (s != CUBLAS_STATUS_SUCCESS) {
+    g_cublas = NULL;
+    snprintf(why, why_len, "Cannot use %s as cuBLAS %d.%d: cublasCreate failed: %s (status %d)",
+             path, major, minor,
+             g_cublas_status_string ? g_cublas_status_string(s) : "cuBLAS error", (int)s);
+    return 1;
+  }
+  return 0;
+}
+
+static int init_cublas(void) {
+  char path[FBP_PATH_LEN], why[FBP_WHY_LEN];
+  if (!fbp_open_accepted(&FBP_CUBLAS_SPEC, accept_cublas, NULL, path, why, sizeof why))
+    FAIL("%s", why);
   CUBLAS_CHECK(fbp_dl.cublasSetStream(g_cublas, g_stream));
   CUBLAS_CHECK(fbp_dl.cublasSetMathMode(g_cublas, CUBLAS_DEFAULT_MATH));
   return 0;
@@ -274,8 +302,14 @@ int fbp_sync(void) {
 static void release_cache_locked(void);
 static std::mutex g_alloc_mu;
 
+/* Frees the cached blocks and conv.cu's shared workspace (the next convolution allocates
+ * the one its plan needs again), so the peak restarts from the memory in use: the
+ * counterpart of torch.cuda.empty_cache() + reset_peak_memory_stats(), whose cuDNN
+ * workspace also lives in the caching allocator. Lock order: conv.cu's, then the
+ * allocator's (as a convolution takes them). */
 int fbp_release_cache(void) {
   REQUIRE_READY();
+  fbp_conv_release_workspace();
   std::lock_guard<std::mutex> lock(g_alloc_mu);
   release_cache_locked();
   return 0;

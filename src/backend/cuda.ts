@@ -96,13 +96,14 @@ export function openCudaBackend(libPath: string): CudaBackend {
 }
 
 /**
- * Opens the built CUDA library (`deno task build` builds it where nvcc exists). The
- * environment variable `FBP_CUDA_LIB` names a prebuilt library to open as is (e.g. one
- * built on another machine and carried to a GPU host without nvcc).
- * @throws {CudaUnavailableError} when the library is not built (and no FBP_CUDA_LIB), or without a usable
- * GPU: the message says which call failed, e.g. "no CUDA device: cudaGetDeviceCount
- * returned 35 (…)" or "cannot open libcudnn.so.9: …"
- * @throws {Error} when the library cannot be opened
+ * Opens and initialises the CUDA library: the file `FBP_CUDA_LIB` names when set (a
+ * prebuilt library carried to a GPU host without nvcc, opened as is), else the one
+ * `deno task build` built (native/build/libfbp_cuda.so, where nvcc exists).
+ * @throws {CudaUnavailableError} when no FBP_CUDA_LIB is set and the library is not built,
+ * or when it loads but finds no usable GPU; the message names the call that failed, e.g.
+ * "no CUDA device: cudaGetDeviceCount returned 35 (…)", "Cannot open cuDNN: …" or
+ * "Cannot use <file> as cuBLAS: …"
+ * @throws {Error} when the file is missing or is not a loadable library
  */
 export async function loadCudaBackend(): Promise<CudaBackend> {
   const override = Deno.env.get("FBP_CUDA_LIB");

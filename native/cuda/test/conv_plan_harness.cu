@@ -1,6 +1,6 @@
 /*
  * conv_plan_harness.cu — runs native/cuda/conv.cu's plan logic against a fake cuDNN, on the
- * host, without a GPU (tests/backend/cuda_conv_plan_test.ts builds and runs it).
+ * host, without a GPU (tests/backend/cuda_host_test.ts builds and runs it).
  *
  * The fake counts live descriptors, can fail its k-th call (fault injection), returns a
  * chosen list of algorithm results from Find and from the heuristic, and records the
@@ -11,6 +11,7 @@
  *        native/cuda/test/conv_plan_harness.cu -o conv_plan_harness
  */
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -24,13 +25,15 @@
 static char g_error[1024];
 static int g_harness_tf32, g_harness_det;
 static size_t g_scratch_live;   /* bytes handed out and not yet freed or released */
-static int g_released;          /* fbp_scratch_release calls */
+static int g_released;          /* fbp_scratch_release calls (to the device) */
+static int g_cached_frees;      /* fbp_scratch_free calls (to the allocator's cache) */
 static uintptr_t g_next_ptr = 0x10000;
 
 struct fbp_dl_table fbp_dl;
 
 int fbp_set_error(const char *file, int line, const char *fmt, ...) {
-  int n = snprintf(g_error, sizeof g_error, "%s:%d: ", strrchr(file, '/') ? strrchr(file, '/') + 1 : file, line);
+  const char *base = strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
+  int n = snprintf(g_error, sizeof g_error, "%s:%d: ", base, line);
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(g_error + n, sizeof g_error - (size_t)n, fmt, ap);
@@ -67,9 +70,12 @@ static void forget(void *p) {
       return;
     }
 }
-void fbp_scratch_free(void *p) { forget(p); }
+void fbp_scratch_free(void *p) {
+  if (p) g_cached_frees++;
+  forget(p);
+}
 void fbp_scratch_release(void *p) {
-  g_released++;
+  if (p) g_released++;
   forget(p);
 }
 int fbp_sum_to(float *, const float *, const int *, const int *) { return 0; }
@@ -208,7 +214,7 @@ static void reset(void) {
   fbp_scratch_free(g_ws);
   g_ws = NULL;
   g_ws_bytes = g_ws_need = 0;
-  g_calls = g_fail_at = g_find_calls = g_get_calls = g_released = 0;
+  g_calls = g_fail_at = g_find_calls = g_get_calls = g_released = g_cached_frees = 0;
   g_ran_algo = g_ran_math = -1;
   g_harness_tf32 = g_harness_det = 0;
   g_error[0] = '\0';
@@ -346,7 +352,7 @@ int main(void) {
     int rc = forward();
     check(rc == 1 && g_live_desc == 0 &&
               strstr(g_error, "cuDNN has no deterministic forward algorithm") &&
-              strstr(g_error, "in fp32 math") && strstr(g_error, "(1 candidates, 0 allowed)"),
+              strstr(g_error, "in fp32 math (heuristic: 1 candidates, 0 allowed)"),
           "no allowed algorithm fails with the reason and destroys the descriptors", state(rc));
   }
 
@@ -359,6 +365,57 @@ int main(void) {
           "the search workspace is released and the plan's workspace kept",
           state(rc) + ", released " + std::to_string(g_released) + ", workspace " +
               std::to_string(g_ws_bytes) + ", live scratch " + std::to_string(g_scratch_live));
+  }
+
+  /* A growing workspace: the old buffer goes back to the device, not to the cache. */
+  {
+    reset();
+    g_harness_det = 1;
+    g_get_results = {perf(5, CUDNN_FMA_MATH, CUDNN_DETERMINISTIC, 1 * MiB)};
+    int rc1 = forward(2);
+    g_get_results = {perf(5, CUDNN_FMA_MATH, CUDNN_DETERMINISTIC, 4 * MiB)};
+    int rc2 = forward(3);
+    check(rc1 == 0 && rc2 == 0 && g_ws_bytes == 4 * MiB && g_scratch_live == 4 * MiB &&
+              g_released == 1 && g_cached_frees == 0,
+          "a growing workspace replaces the old one (released to the device, not cached)",
+          state(rc2) + ", released " + std::to_string(g_released) + ", cached frees " +
+              std::to_string(g_cached_frees) + ", live scratch " +
+              std::to_string(g_scratch_live));
+  }
+
+  /* fbp_release_cache's hook: the workspace goes; the next call takes its plan's size. */
+  {
+    reset();
+    g_find_results = {perf(1, CUDNN_FMA_MATH, 1, 3 * MiB)};
+    int rc1 = forward();
+    int searches = g_find_calls;
+    fbp_conv_release_workspace();
+    size_t after_release = g_scratch_live;
+    int rc2 = forward();
+    check(rc1 == 0 && rc2 == 0 && after_release == 0 && g_ws_bytes == 3 * MiB &&
+              g_scratch_live == 3 * MiB && g_find_calls == searches,
+          "releasing the workspace frees it; the next call takes its plan's size, no search",
+          state(rc2) + ", live after release " + std::to_string(after_release) +
+              ", workspace " + std::to_string(g_ws_bytes));
+  }
+
+  /* A bad FBP_CUDNN_WORKSPACE_MIB is an error naming it, before the search; no leak. */
+  {
+    int all = 1;
+    std::string detail;
+    for (const char *bad : {"-5", "lots", "12x"}) {
+      reset();
+      setenv("FBP_CUDNN_WORKSPACE_MIB", bad, 1);
+      g_find_results = {perf(1, CUDNN_FMA_MATH, 1, MiB)};
+      int rc = forward();
+      int ok = rc == 1 && g_find_calls == 0 && g_live_desc == 0 &&
+               strstr(g_error, "FBP_CUDNN_WORKSPACE_MIB is \"") &&
+               strstr(g_error, "expected a whole number of MiB >= 0");
+      if (!ok) detail += std::string(bad) + ": " + state(rc) + "; ";
+      all &= ok;
+    }
+    unsetenv("FBP_CUDNN_WORKSPACE_MIB");
+    check(all, "a negative or malformed FBP_CUDNN_WORKSPACE_MIB is refused by name", detail);
   }
 
   /* Tensors past cuDNN's int element counts are refused before any descriptor. */

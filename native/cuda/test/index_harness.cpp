@@ -1,6 +1,6 @@
 /*
  * index_harness.cpp — checks native/cuda/launch.h's launch sizes and index-width rule on
- * the host (tests/backend/cuda_index_test.ts builds and runs it). For each case it walks
+ * the host (tests/backend/cuda_host_test.ts builds and runs it). For each case it walks
  * the indices a grid-stride loop forms — the first index of every block's last step and
  * that step's successor, in 64-bit — and checks that when fbp_index32_ok says "int",
  * none of them leaves int, and that it says "int64" only when one would (or nearly).
