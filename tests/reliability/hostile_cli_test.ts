@@ -223,7 +223,7 @@ const ROWS: Row[] = [
   row("sweep_ratios", ["--batches", "8,8", ...NO_DATA_2], /--batches: 8 is given twice/),
   row("sweep_ratios", ["--ratios", "x:1", ...NO_DATA_2], /--ratios: "x:1" is not of the form/),
   row("sweep_ratios", ["--ratios", "-1:1", ...NO_DATA_2], /--ratios: "-1:1" is not of the form/),
-  row("sweep_ratios", ["--ratios", "0:0", ...NO_DATA_2], /--ratios: "0:0": .*not both 0/),
+  row("sweep_ratios", ["--ratios", "0:0", ...NO_DATA_2], /--ratios: "0:0": .*not all 0/),
   row("sweep_ratios", ["--ratios", "1:1e6", ...NO_DATA_2], /--ratios: "1:1e6": each weight/),
   row("sweep_ratios", ["--ratios", "1:.", ...NO_DATA_2], /--ratios: "1:\." is not of the form/),
 
