@@ -29,6 +29,8 @@ import {
   buildCudaLibrary,
   CUDA_LIBRARY_PATH,
   CUDA_NVCC_FLAGS,
+  cudaSources,
+  hashSources,
   REPO_ROOT,
 } from "./_build/native_build.ts";
 
@@ -55,31 +57,7 @@ const GPU_DIR = join(REPO_ROOT, ".gpu");
  * the same code.
  */
 export async function cudaSourcesDigest(): Promise<string> {
-  const files: string[] = [];
-  for (
-    const [dir, keep] of [["native/include", /\.h$/], ["native/common", /./], [
-      "native/cuda",
-      /\.(cu|cuh|h)$/,
-    ]] as const
-  ) {
-    for await (const e of Deno.readDir(join(REPO_ROOT, dir))) {
-      if (e.isFile && keep.test(e.name)) files.push(`${dir}/${e.name}`);
-    }
-  }
-  files.sort();
-  const enc = new TextEncoder();
-  const parts = [enc.encode(CUDA_NVCC_FLAGS.join("\0") + "\0\0")];
-  for (const f of files) {
-    parts.push(enc.encode(f + "\0"), await Deno.readFile(join(REPO_ROOT, f)), enc.encode("\0"));
-  }
-  const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    all.set(p, off);
-    off += p.length;
-  }
-  const hash = new Uint8Array(await crypto.subtle.digest("SHA-256", all));
-  return Array.from(hash, (b) => b.toString(16).padStart(2, "0")).join("");
+  return await hashSources(await cudaSources(), CUDA_NVCC_FLAGS);
 }
 
 /** Runs a program; returns stdout, or throws with its output. */

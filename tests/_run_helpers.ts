@@ -4,7 +4,10 @@
  * in a child process (tests/reliability/_tiny_run.ts).
  * @module
  */
+import assert from "node:assert/strict";
 import { join } from "node:path";
+import type { Backend } from "../src/backend/backend.ts";
+import { RunInterrupted, train } from "../src/train/trainer.ts";
 import { RUN_DEFAULTS, type RunConfig } from "../src/train/run_config.ts";
 
 /**
@@ -126,4 +129,33 @@ export async function copyFolder(from: string, to: string): Promise<void> {
 /** Whether a path exists. */
 export function exists(path: string): Promise<boolean> {
   return Deno.lstat(path).then(() => true, () => false);
+}
+
+/**
+ * Trains `c` from scratch, stopping it once at each of `stops` (steps counted over the whole
+ * run, ascending) and resuming it after each: a resume test then finishes it and compares
+ * with a run never stopped.
+ */
+export async function trainStoppingAt(
+  c: RunConfig,
+  backend: Backend,
+  stops: readonly number[],
+): Promise<void> {
+  let done = 0;
+  for (const at of stops) {
+    const controller = new AbortController();
+    await assert.rejects(
+      train(c, {
+        backend,
+        resume: done > 0,
+        signal: controller.signal,
+        onProgress: () => {
+          if (++done === at) controller.abort();
+        },
+      }),
+      RunInterrupted,
+      `the stop at step ${at}`,
+    );
+    assert.equal(done, at, `the stop at step ${at}`);
+  }
 }

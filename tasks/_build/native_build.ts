@@ -164,10 +164,7 @@ export async function buildCudaLibrary(options: BuildOptions = {}): Promise<Buil
   const start = performance.now();
   const nvcc = await findNvcc();
   if (nvcc === null) return null;
-  const sources = await listSources([["native/include", /\.h$/], ["native/common", /./], [
-    "native/cuda",
-    /\.(cu|cuh|h)$/,
-  ]]);
+  const sources = await cudaSources();
   const cuFiles = sources.filter((f) => f.startsWith("native/cuda/") && f.endsWith(".cu"));
   if (cuFiles.length === 0) {
     throw new Error(`No CUDA sources found under ${join(REPO_ROOT, "native/cuda")}`);
@@ -239,6 +236,14 @@ export async function buildCudaLibrary(options: BuildOptions = {}): Promise<Buil
   return { path: CUDA_LIBRARY_PATH, built: true, seconds: (performance.now() - start) / 1000 };
 }
 
+/** The CUDA library's sources: headers, the common ABI files and native/cuda's own. */
+export function cudaSources(): Promise<string[]> {
+  return listSources([["native/include", /\.h$/], ["native/common", /./], [
+    "native/cuda",
+    /\.(cu|cuh|h)$/,
+  ]]);
+}
+
 /** Source files (relative to the repository root, sorted) in `dirs` that pass their filter. */
 async function listSources(dirs: [string, RegExp][]): Promise<string[]> {
   const files: string[] = [];
@@ -254,7 +259,8 @@ async function listSources(dirs: [string, RegExp][]): Promise<string[]> {
   return files.sort();
 }
 
-async function hashSources(files: string[], command: string[]): Promise<string> {
+/** SHA-256 (hex) of a build command and the named files, each with its path. */
+export async function hashSources(files: string[], command: readonly string[]): Promise<string> {
   const enc = new TextEncoder();
   const parts: Uint8Array[] = [enc.encode(command.join("\0") + "\0\0")];
   for (const f of files) {

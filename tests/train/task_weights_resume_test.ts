@@ -14,8 +14,8 @@ import { writeReport } from "../../src/report/report.ts";
 import { setDefaultBackend } from "../../src/tensor/tensor.ts";
 import type { RunResult } from "../../src/train/result.ts";
 import type { RunConfig, TaskWeightScheme } from "../../src/train/run_config.ts";
-import { type ProgressEvent, RunInterrupted, train } from "../../src/train/trainer.ts";
-import { tinyRun, twoTasks } from "../_run_helpers.ts";
+import { type ProgressEvent, train } from "../../src/train/trainer.ts";
+import { tinyRun, trainStoppingAt, twoTasks } from "../_run_helpers.ts";
 
 const backend = await loadBackend("cpu");
 setDefaultBackend(backend);
@@ -97,21 +97,7 @@ for (const scheme of ["uncertainty", "gradnorm", "dwa"] as const) {
       stops.add(inside + 1).add(end + 1);
     }
     const c = config(`${scheme}-stopped`, scheme);
-    let done = 0;
-    for (const at of [...stops].sort((a, b) => a - b)) {
-      const controller = new AbortController();
-      await assert.rejects(
-        train(c, {
-          backend,
-          resume: done > 0,
-          signal: controller.signal,
-          onProgress: () => {
-            if (++done === at) controller.abort();
-          },
-        }),
-        RunInterrupted,
-      );
-    }
+    await trainStoppingAt(c, backend, [...stops].sort((a, b) => a - b));
     const last = join(c.out, "last.safetensors");
     const saved = JSON.parse(
       parseSafetensors(await Deno.readFile(last), { source: last }).metadata.resume,
