@@ -1,5 +1,5 @@
 /** A backend wrapper that counts kernel calls by name (for "a skipped block costs nothing"). */
-import type { Backend } from "../src/backend/backend.ts";
+import type { Backend, Storage } from "../src/backend/backend.ts";
 import { KERNEL_NAMES } from "../src/backend/contract.ts";
 import { methodName } from "../src/backend/kernel_spec.ts";
 
@@ -24,4 +24,29 @@ export function countingBackend(inner: Backend): { backend: Backend; counts: Map
     },
   });
   return { backend, counts };
+}
+
+/** Wraps `inner`, counting the storages allocated and not yet freed. */
+export function liveCounting(inner: Backend): { backend: Backend; live: () => number } {
+  const alive = new Set<Storage>();
+  const backend = new Proxy(inner, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver);
+      if (prop === "alloc") {
+        return (n: number) => {
+          const s = (value as Backend["alloc"]).call(target, n);
+          alive.add(s);
+          return s;
+        };
+      }
+      if (prop === "free") {
+        return (s: Storage) => {
+          alive.delete(s);
+          (value as Backend["free"]).call(target, s);
+        };
+      }
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  return { backend, live: () => alive.size };
 }

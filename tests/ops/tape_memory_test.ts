@@ -3,36 +3,11 @@
  * summed are not kept until the step's scope ends, so a step's backward peak is lower.
  */
 import assert from "node:assert/strict";
-import type { Backend, Storage } from "../../src/backend/backend.ts";
+import { liveCounting } from "../counting_backend.ts";
 import { ReferenceBackend } from "../../src/backend/reference.ts";
 import { backward } from "../../src/autograd/tape.ts";
 import * as ops from "../../src/ops/mod.ts";
 import { scope, tensor } from "../../src/tensor/tensor.ts";
-
-/** Wraps `inner`, counting the storages allocated and not yet freed. */
-function liveCounting(inner: Backend): { backend: Backend; live: () => number } {
-  const alive = new Set<Storage>();
-  const backend = new Proxy(inner, {
-    get(target, prop, receiver) {
-      const value = Reflect.get(target, prop, receiver);
-      if (prop === "alloc") {
-        return (n: number) => {
-          const s = (value as Backend["alloc"]).call(target, n);
-          alive.add(s);
-          return s;
-        };
-      }
-      if (prop === "free") {
-        return (s: Storage) => {
-          alive.delete(s);
-          (value as Backend["free"]).call(target, s);
-        };
-      }
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
-  return { backend, live: () => alive.size };
-}
 
 Deno.test("backward() leaves only the leaf gradients alive", () => {
   const { backend, live } = liveCounting(new ReferenceBackend());

@@ -7,7 +7,8 @@
  */
 import assert from "node:assert/strict";
 import { backward, gradientAt } from "../../src/autograd/tape.ts";
-import type { Backend, Storage } from "../../src/backend/backend.ts";
+import type { Backend } from "../../src/backend/backend.ts";
+import { liveCounting } from "../counting_backend.ts";
 import { ReferenceBackend } from "../../src/backend/reference.ts";
 import { parseNetworkConfig } from "../../src/models/config.ts";
 import { MultiTaskNet } from "../../src/models/network.ts";
@@ -43,31 +44,6 @@ Deno.test("fixed task weights: the step's numbers are bit for bit those before t
   assert.equal(fixed.forStep({} as MultiTaskNet, true), undefined, "fixed: the step's own path");
   assert.deepEqual(fixedStepNumbers(backend), want);
 });
-
-/** Wraps `inner`, counting the storages allocated and not yet freed. */
-function liveCounting(inner: Backend): { backend: Backend; live: () => number } {
-  const alive = new Set<Storage>();
-  const counted = new Proxy(inner, {
-    get(target, prop, receiver) {
-      const value = Reflect.get(target, prop, receiver);
-      if (prop === "alloc") {
-        return (n: number) => {
-          const s = (value as Backend["alloc"]).call(target, n);
-          alive.add(s);
-          return s;
-        };
-      }
-      if (prop === "free") {
-        return (s: Storage) => {
-          alive.delete(s);
-          (value as Backend["free"]).call(target, s);
-        };
-      }
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
-  return { backend: counted, live: () => alive.size };
-}
 
 /** Two tasks on ONE database through a shared BN: their paths share the whole trunk. */
 function sharedTrunkNet(b: Backend): MultiTaskNet {
