@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { Backend } from "../src/backend/backend.ts";
+import { readSource } from "../src/data/source.ts";
 import { RunInterrupted, train } from "../src/train/trainer.ts";
 import { RUN_DEFAULTS, type RunConfig } from "../src/train/run_config.ts";
 
@@ -158,4 +159,38 @@ export async function trainStoppingAt(
     );
     assert.equal(done, at, `the stop at step ${at}`);
   }
+}
+
+/**
+ * The resume tests' data: a synthetic beauty database ("faces") and gender database
+ * ("people") of `count` images each under `root`, written now.
+ */
+export async function resumeTestSources(
+  root: string,
+  count: number,
+): Promise<{ faces: string; people: string }> {
+  const faces = `synthetic:dir=${root}/faces,count=${count},size=36,seed=3,genders=F,labels=beauty`;
+  const people = `synthetic:dir=${root}/people,count=${count},size=36,seed=4,labels=gender`;
+  await readSource(faces);
+  await readSource(people);
+  return { faces, people };
+}
+
+/** The resume tests' run: the method on both tasks, batch 8, with `epochs` and `extra`. */
+export function resumeTestRun(
+  name: string,
+  dir: string,
+  data: { faces: string; people: string },
+  epochs: RunConfig["epochs"],
+  extra: Partial<RunConfig> = {},
+): RunConfig {
+  return tinyRun(name, dir, {
+    ...twoTasks(data.faces, data.people),
+    batch: 8,
+    lr: 3e-3,
+    dropout: 0.1,
+    epochs,
+    curriculumSpeed: 0.5,
+    ...extra,
+  });
 }

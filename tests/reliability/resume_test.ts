@@ -10,34 +10,35 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { loadBackend } from "../../src/backend/load.ts";
-import { readSource } from "../../src/data/source.ts";
 import { parseSafetensors, writeSafetensors } from "../../src/io/safetensors.ts";
 import { setDefaultBackend } from "../../src/tensor/tensor.ts";
 import type { RunResult } from "../../src/train/result.ts";
 import type { RunConfig } from "../../src/train/run_config.ts";
 import { type ProgressEvent, RunInterrupted, train } from "../../src/train/trainer.ts";
-import { copyFolder, exists, runTask, snapshot, tinyRun, twoTasks } from "../_run_helpers.ts";
+import {
+  copyFolder,
+  exists,
+  resumeTestRun,
+  resumeTestSources,
+  runTask,
+  snapshot,
+} from "../_run_helpers.ts";
 
 const backend = await loadBackend("cpu");
 setDefaultBackend(backend);
 const root = await Deno.makeTempDir({ prefix: "fbp-resume-" });
-const faces = `synthetic:dir=${root}/faces,count=60,size=36,seed=3,genders=F,labels=beauty`;
-const people = `synthetic:dir=${root}/people,count=60,size=36,seed=4,labels=gender`;
-await readSource(faces);
-await readSource(people);
+const data = await resumeTestSources(root, 60);
 
 /**
  * The method on both tasks: warm-up 1, policy 2 (weights + logits each: a resume inside the
  * second meets the temperature, curriculum and rates of a later policy epoch), re-train 2.
  */
 function config(name: string): RunConfig {
-  return tinyRun(name, join(root, name), {
-    ...twoTasks(faces, people),
-    batch: 8,
-    lr: 3e-3,
-    dropout: 0.1,
-    epochs: { warmup: 1, policy: 2, retrain: 2, baseline: 1 },
-    curriculumSpeed: 0.5,
+  return resumeTestRun(name, join(root, name), data, {
+    warmup: 1,
+    policy: 2,
+    retrain: 2,
+    baseline: 1,
   });
 }
 

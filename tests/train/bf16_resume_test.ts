@@ -9,31 +9,25 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { loadBackend } from "../../src/backend/load.ts";
-import { readSource } from "../../src/data/source.ts";
 import { parseSafetensors } from "../../src/io/safetensors.ts";
 import { setDefaultBackend } from "../../src/tensor/tensor.ts";
 import type { RunResult } from "../../src/train/result.ts";
 import type { RunConfig } from "../../src/train/run_config.ts";
 import { type ProgressEvent, train } from "../../src/train/trainer.ts";
-import { tinyRun, trainStoppingAt, twoTasks } from "../_run_helpers.ts";
+import { resumeTestRun, resumeTestSources, trainStoppingAt } from "../_run_helpers.ts";
 
 const backend = await loadBackend("cpu", { math: { precision: "bf16" } });
 setDefaultBackend(backend);
 const root = await Deno.makeTempDir({ prefix: "fbp-bf16-resume-" });
-const faces = `synthetic:dir=${root}/faces,count=40,size=36,seed=3,genders=F,labels=beauty`;
-const people = `synthetic:dir=${root}/people,count=40,size=36,seed=4,labels=gender`;
-await readSource(faces);
-await readSource(people);
+const data = await resumeTestSources(root, 40);
 
 /** The method on both tasks: warm-up 1, policy 1 (weights + logits), re-train 1. */
 function config(name: string): RunConfig {
-  return tinyRun(name, join(root, name), {
-    ...twoTasks(faces, people),
-    batch: 8,
-    lr: 3e-3,
-    dropout: 0.1,
-    epochs: { warmup: 1, policy: 1, retrain: 1, baseline: 1 },
-    curriculumSpeed: 0.5,
+  return resumeTestRun(name, join(root, name), data, {
+    warmup: 1,
+    policy: 1,
+    retrain: 1,
+    baseline: 1,
   });
 }
 
