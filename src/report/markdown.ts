@@ -7,6 +7,11 @@
 /** Column alignment of a Markdown table. */
 export type Align = "left" | "right" | "center";
 
+/** The alignment of a table of figures: its first column (the row's label) left, the rest right. */
+export function labelThenFigures(header: readonly string[]): Align[] {
+  return header.map((_, i) => (i === 0 ? "left" : "right"));
+}
+
 /** Escapes what would break a table cell: pipes and line breaks. */
 export function escapeCell(text: string): string {
   return text.replaceAll("\\", "\\\\").replaceAll("|", "\\|").replace(/\r?\n/g, " ");

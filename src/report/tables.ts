@@ -18,7 +18,7 @@
  * run's own figures with its fold and seed.
  * @module
  */
-import { csvText, markdownTable } from "./markdown.ts";
+import { csvText, labelThenFigures, markdownTable } from "./markdown.ts";
 import { isScoreMetrics, type RunResult } from "../train/result.ts";
 
 /** A finished run with its row label (e.g. "ResNet18 + AFF", "1:0.6 (batch 32)"). */
@@ -344,31 +344,18 @@ export function runTable(result: RunResult): string {
       formatDuration(result.trainSeconds),
     ];
   });
-  return markdownTable(
-    [
-      "Task",
-      "ACC",
-      "F1 (weighted)",
-      "macro-F1",
-      "Train ACC",
-      "Test ACC",
-      "Gap",
-      ...(scored ? SCORE_HEADERS : []),
-      "Training time",
-    ],
-    [
-      "left",
-      "right",
-      "right",
-      "right",
-      "right",
-      "right",
-      "right",
-      ...(scored ? SCORE_HEADERS.map(() => "right" as const) : []),
-      "right",
-    ],
-    rows,
-  );
+  const header = [
+    "Task",
+    "ACC",
+    "F1 (weighted)",
+    "macro-F1",
+    "Train ACC",
+    "Test ACC",
+    "Gap",
+    ...(scored ? SCORE_HEADERS : []),
+    "Training time",
+  ];
+  return markdownTable(header, labelThenFigures(header), rows);
 }
 
 /**
@@ -460,29 +447,17 @@ export function comparisonTable(runs: readonly LabelledRun[]): string {
       withStd(formatPercent, r.gap, r.std?.gap),
       ...(scored ? SCORE_FIGURES.map((k) => withStd(formatScoreFigure, r[k], r.std?.[k])) : []),
     ]);
-    const table = markdownTable(
-      [
-        "Method",
-        "ACC",
-        "F1",
-        "Training time",
-        "Training ACC",
-        "Test ACC",
-        "Difference",
-        ...(scored ? SCORE_HEADERS : []),
-      ],
-      [
-        "left",
-        "right",
-        "right",
-        "right",
-        "right",
-        "right",
-        "right",
-        ...(scored ? SCORE_HEADERS.map(() => "right" as const) : []),
-      ],
-      cells,
-    );
+    const header = [
+      "Method",
+      "ACC",
+      "F1",
+      "Training time",
+      "Training ACC",
+      "Test ACC",
+      "Difference",
+      ...(scored ? SCORE_HEADERS : []),
+    ];
+    const table = markdownTable(header, labelThenFigures(header), cells);
     return `**${task}**\n\n${table}`;
   }).join("\n\n");
   return tables + repeatsFooter(cellsOf(runs));
@@ -620,9 +595,10 @@ export function sweepTable(runs: readonly LabelledRun[]): string {
     }
   }
   const ratioHeader = tasks.map((_, i) => `λ${i + 1}`).join(":");
+  const header = [ratioHeader, "Batch", ...headers];
   return markdownTable(
-    [ratioHeader, "Batch", ...headers],
-    ["left", "right", ...headers.map(() => "right" as const)],
+    header,
+    labelThenFigures(header),
     rows.map((r, i) => [r.ratio, String(r.batch), ...columns.map((c) => c[i])]),
   ) + repeatsFooter(cellsOf(runs));
 }

@@ -7,7 +7,7 @@
  * as a score, as a rating distribution), a figure a variant lacks showing `—`.
  * @module
  */
-import { type Align, csvText, markdownTable } from "./markdown.ts";
+import { csvText, labelThenFigures, markdownTable } from "./markdown.ts";
 import { formatDuration, formatPercent, type LabelledRun, meanStd } from "./tables.ts";
 import type { RunResult } from "../train/result.ts";
 
@@ -104,8 +104,7 @@ export function variantsTable(runs: readonly LabelledRun[]): string {
     formatCell(formatDuration, cellStats(row, (r) => r.trainSeconds)),
   ]);
   const repeated = rows.some((r) => r.runs.length > 1);
-  const align = header.map((_, i): Align => (i === 0 ? "left" : "right"));
-  return markdownTable(header, align, body) +
+  return markdownTable(header, labelThenFigures(header), body) +
     (repeated
       ? "\n\nMean ± sample standard deviation (n − 1) over each row's runs; ACC and F1 in %, " +
         "PC, MAE and RMSE on the rating scale."
