@@ -341,17 +341,31 @@ Deno.test("serve refuses bad uploads, other hosts and too many uploads, and keep
     // 503 before its bytes are read. (Until the four are counted, a probe is an ordinary
     // bad upload, answered 422 at once.)
     const held: ReadableStreamDefaultController<Uint8Array>[] = [];
-    const holding = Array.from({ length: 4 }, () =>
-      post(
+    const sending: Promise<void>[] = [];
+    const holding = Array.from({ length: 4 }, () => {
+      let sent = () => {};
+      sending.push(new Promise((resolve) => (sent = resolve)));
+      // Settled here, so a refused upload fails the assertion below, never as an
+      // unhandled rejection while the probes run.
+      return post(
         new ReadableStream<Uint8Array>({
           start(controller) {
             held.push(controller);
             controller.enqueue(new TextEncoder().encode("hel"));
           },
+          // Asked for more: its first bytes are on the way, so the server has it.
+          pull() {
+            sent();
+          },
         }),
         "image/jpeg",
         "slow.jpg",
-      ));
+      ).catch((e: Error) => ({ status: 0, body: { error: e.message } }));
+    });
+    // A probe must not take a slot that a slow upload still needs: probe only once all
+    // four are sending (and the server has had a moment to count them).
+    await Promise.all(sending);
+    await new Promise((r) => setTimeout(r, 200));
     let probe = await post("hello", "image/jpeg", "fifth.jpg");
     for (let i = 0; probe.status !== 503 && i < 100; i++) {
       await new Promise((r) => setTimeout(r, 50));
@@ -363,7 +377,7 @@ Deno.test("serve refuses bad uploads, other hosts and too many uploads, and keep
       c.enqueue(new TextEncoder().encode("lo"));
       c.close();
     }
-    for (const r of await Promise.all(holding)) assert.equal(r.status, 422);
+    for (const r of await Promise.all(holding)) assert.equal(r.status, 422, JSON.stringify(r.body));
     // The slots are free again.
     assert.equal((await post("hello", "image/jpeg", "sixth.jpg")).status, 422);
 
