@@ -137,10 +137,39 @@ export {
   type GumbelOptions,
   samplePolicy,
 } from "./src/models/policy.ts";
+// The trunk architectures (Table 11 backbones) and torchvision imports.
+export type {
+  ArchFamily,
+  Backbone,
+  BackboneBlock,
+  BuildContext,
+  Pass,
+} from "./src/models/backbone.ts";
+export {
+  archFamily,
+  archIsGateable,
+  archNames,
+  archTable,
+  buildBackbone,
+  type BackboneOptions,
+} from "./src/models/archs/registry.ts";
+export {
+  CLASSIFIER_TASK,
+  classifierNetwork,
+  type ClassifierOptions,
+} from "./src/models/classifier.ts";
+export {
+  importTorchvisionWeights,
+  type TorchvisionImportOptions,
+  torchvisionKeys,
+} from "./src/models/torchvision_import.ts";
+export { modelSummary, type ModelSummary } from "./src/models/summary.ts";
+export { countMacs } from "./src/ops/mac_meter.ts";
 export {
   checkpointConfig,
   type HostTensor,
   importTorchvisionResnet18,
+  readTorchvisionFile,
   loadCheckpoint,
   loadState,
   saveCheckpoint,

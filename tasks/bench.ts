@@ -24,6 +24,8 @@ import { predictBatch, type StepBatch, trainStep } from "../src/train/step.ts";
 import { runCli } from "./_cli/main.ts";
 import { numberFlag, parseFlags } from "./_cli/options.ts";
 import { precisionChoice } from "./_cli/device.ts";
+import { type ArchFigures, benchArch, torchArchFigures } from "./_bench/arch_bench.ts";
+import { archNames } from "../src/models/archs/registry.ts";
 
 /** Shared state handed to every section. */
 interface Context {
@@ -300,7 +302,7 @@ function timeMs(fn: () => void, reps: number, warmup: number): number {
 function convFlops(s: ConvSizes): number {
   const P = Math.floor((s.H + 2 * s.pad - s.R) / s.stride) + 1;
   const Q = Math.floor((s.W + 2 * s.pad - s.S) / s.stride) + 1;
-  return 2 * s.N * s.K * s.C * s.R * s.S * P * Q;
+  return 2 * s.N * s.K * (s.C / s.G) * s.R * s.S * P * Q;
 }
 
 function randomStorage(b: Backend, n: number, seed: number): Storage {
@@ -328,10 +330,10 @@ function benchConv(
   const P = Math.floor((s.H + 2 * s.pad - s.R) / s.stride) + 1;
   const Q = Math.floor((s.W + 2 * s.pad - s.S) / s.stride) + 1;
   const x = randomStorage(b, s.N * s.C * s.H * s.W, 1);
-  const w = randomStorage(b, s.K * s.C * s.R * s.S, 2);
+  const w = randomStorage(b, s.K * (s.C / s.G) * s.R * s.S, 2);
   const dy = randomStorage(b, s.N * s.K * P * Q, 3);
   const y = b.alloc(s.N * s.K * P * Q), dx = b.alloc(s.N * s.C * s.H * s.W);
-  const dw = b.alloc(s.K * s.C * s.R * s.S);
+  const dw = b.alloc(s.K * (s.C / s.G) * s.R * s.S);
   const flops = convFlops(s);
   const res: Record<string, number> = {};
   const runs: [string, () => void][] = [
@@ -363,7 +365,7 @@ const SECTIONS: Section[] = [
       "             (FBP_CONV_LAYOUT=plain|blocked overrides the library's per-shape rule)",
     async run(ctx) {
       const cpu = await ctx.cpu();
-      const s = { N: 32, C: 64, H: 56, W: 56, K: 64, R: 3, S: 3, stride: 1, pad: 1 };
+      const s = { N: 32, C: 64, H: 56, W: 56, K: 64, R: 3, S: 3, G: 1, stride: 1, pad: 1 };
       const layout = Deno.env.get("FBP_CONV_LAYOUT") || "auto";
       ctx.log(
         `conv 3x3 64->64 on 32x64x56x56 (${cpu.info}, ${ctx.precision}, layout ${layout})`,
@@ -404,7 +406,7 @@ const SECTIONS: Section[] = [
     description: "reference (pure TS) conv 3×3 16→16 pad 1 on 2×16×28×28, for scale",
     run(ctx) {
       const ref = new ReferenceBackend();
-      const s = { N: 2, C: 16, H: 28, W: 28, K: 16, R: 3, S: 3, stride: 1, pad: 1 };
+      const s = { N: 2, C: 16, H: 28, W: 28, K: 16, R: 3, S: 3, G: 1, stride: 1, pad: 1 };
       ctx.log("reference conv 3x3 16->16 on 2x16x28x28");
       return Promise.resolve(benchConv(ctx, ref, s, "ref", 1));
     },
@@ -582,6 +584,7 @@ const HELP = `Micro-benchmarks of the fbp backends.
 
 Usage: deno task bench [--json] [--only name,...] [--reps n] [--vs-torch] [--device d]
                        [--precision p]
+       deno task bench --arch A,B,… [--batch n] [--vs-torch] [--reps n] [--json] [--device d]
 
   --json        print one JSON object with every figure as the last stdout line:
                 {"fbp": {resnet18_train, resnet18_infer, full_train, peak_rss_mib, …},
@@ -597,6 +600,11 @@ Usage: deno task bench [--json] [--only name,...] [--reps n] [--vs-torch] [--dev
                 inputs, float32 accumulation; CPUs with avx512_bf16) or auto. With bf16,
                 --vs-torch runs PyTorch twice, fp32 and bf16 under torch.autocast, and
                 prints the ratio to each ({"torchBf16", "ratioBf16"} in --json)
+  --arch A,B,…  instead of the sections: training step (forward + backward + AdamW) and
+                eval forward images/s of each architecture as a single-task network at
+                224² (see deno task train --help, --arch); with --vs-torch beside
+                torchvision's model in PyTorch (tasks/torch_arch_bench.py) and the ratio
+  --batch n     images per step of --arch (default 32)
   --help        show this help
 
 Sections:
@@ -613,6 +621,8 @@ async function main(): Promise<void> {
       "vs-torch": { type: "boolean", default: false },
       device: { type: "string", default: "cpu" },
       precision: { type: "string", default: "fp32" },
+      arch: { type: "string" },
+      batch: { type: "string", default: "32" },
     },
   });
   if (values.help) {
@@ -659,6 +669,11 @@ async function main(): Promise<void> {
         return b;
       }),
   };
+  if (values.arch !== undefined) {
+    const batch = numberFlag(values.batch, "batch", { integer: true, min: 1, max: 4096 })!;
+    await benchArchs(ctx, String(values.arch), batch, values["vs-torch"], values.json);
+    return;
+  }
   const results: Record<string, Record<string, number | string>> = {};
   for (const section of SECTIONS) {
     if (only && !only.includes(section.name)) continue;
@@ -688,6 +703,66 @@ async function main(): Promise<void> {
   }
   report.sections = results;
   if (values.json) console.log(JSON.stringify(report));
+}
+
+/** `--arch`: each architecture's images/s, and PyTorch's beside them with `--vs-torch`. */
+async function benchArchs(
+  ctx: Context,
+  list: string,
+  batch: number,
+  vsTorch: boolean,
+  json: boolean,
+): Promise<void> {
+  const archs = list.split(",").map((a) => a.trim()).filter((a) => a);
+  const known = archNames();
+  for (const a of archs) {
+    if (!known.includes(a)) {
+      throw new Error(`Cannot parse --arch: unknown architecture "${a}": known are ${known}`);
+    }
+  }
+  if (archs.length === 0) throw new Error("Cannot parse --arch: no architecture given");
+  const backend = await ctx.device();
+  const size = 224;
+  const fbp: Record<string, ArchFigures> = {};
+  for (const arch of archs) {
+    fbp[arch] = benchArch(backend, arch, { batch, size, reps: ctx.reps });
+    ctx.log(
+      `${arch} batch ${batch} @${size} (${backend.name}, ${ctx.precision}): train ${
+        fbp[arch].train.toFixed(1)
+      } img/s, infer ${fbp[arch].infer.toFixed(1)} img/s`,
+    );
+  }
+  const torch = vsTorch
+    ? await torchArchFigures(archs, { batch, size, reps: Math.min(ctx.reps, 3), threads: 2 })
+    : null;
+  if (torch) {
+    const header = [
+      "arch",
+      "fbp train",
+      "torch train",
+      "ratio",
+      "fbp infer",
+      "torch infer",
+      "ratio",
+    ];
+    const rows = archs.map((a) => [
+      a,
+      fbp[a].train.toFixed(1),
+      torch[a].train.toFixed(1),
+      (fbp[a].train / torch[a].train).toFixed(2) + "×",
+      fbp[a].infer.toFixed(1),
+      torch[a].infer.toFixed(1),
+      (fbp[a].infer / torch[a].infer).toFixed(2) + "×",
+    ]);
+    ctx.log(`\nimages/s, batch ${batch} @${size}, fp32 (torch: eager, 2 threads):`);
+    ctx.log(`| ${header.join(" | ")} |\n|---|${"--:|".repeat(header.length - 1)}`);
+    for (const r of rows) ctx.log(`| ${r.join(" | ")} |`);
+  }
+  if (json) {
+    console.log(
+      JSON.stringify({ precision: ctx.precision, batch, fbp, ...(torch ? { torch } : {}) }),
+    );
+  }
 }
 
 /**

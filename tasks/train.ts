@@ -4,7 +4,7 @@
  * @module
  */
 import { join } from "node:path";
-import { readPretrainedWeights } from "../src/models/checkpoint.ts";
+import { readPretrainedWeights, readTorchvisionFile } from "../src/models/checkpoint.ts";
 import { writeReport } from "../src/report/report.ts";
 import { resumedRunConfig, RUN_HELP, RUN_OPTIONS, runConfigFromArgs } from "./_cli/run_args.ts";
 import {
@@ -111,7 +111,9 @@ await runNetworkCli({
   }
   // A bad --pretrained file fails first: before a backend is loaded (or built) or data read.
   const pretrained = config.pretrained
-    ? await readPretrainedWeights(config.pretrained, config.widths)
+    ? config.arch === "resnet18"
+      ? await readPretrainedWeights(config.pretrained, config.widths)
+      : await readTorchvisionFile(config.pretrained)
     : undefined;
   const backend = await useDevice(values);
   checkRunMemory(config, availableMemory(backend.name));

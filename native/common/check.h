@@ -40,4 +40,16 @@ static inline int64_t fbp_out_size(int64_t x, int64_t k, int64_t stride, int64_t
   return span < 0 ? 0 : span / stride + 1;
 }
 
+/* The same with PyTorch's ceil_mode when `ceil`: rounded up, less one when the last window
+ * would start in the right padding. */
+static inline int64_t fbp_out_size_ceil(int64_t x, int64_t k, int64_t stride, int64_t pad,
+                                        int ceil) {
+  int64_t span = x + 2 * pad - k;
+  if (span < 0) return 0;
+  if (!ceil) return span / stride + 1;
+  int64_t o = (span + stride - 1) / stride + 1;
+  if ((o - 1) * stride >= x + pad) o--;
+  return o;
+}
+
 #endif /* FBP_CHECK_H */

@@ -17,12 +17,13 @@ int impl_copy_forward(float *out, int64_t out_off, const float *inp, int64_t in_
                       int64_t n, int accumulate);
 int impl_conv2d_forward(float *out, const float *inp, const float *weight,
                         const float *bias, int N, int C, int H, int W, int K, int R, int S,
-                        int stride, int pad);
+                        int G, int stride, int pad);
 int impl_conv2d_backward_data(float *dinp, const float *dout, const float *weight, int N,
-                              int C, int H, int W, int K, int R, int S, int stride, int pad);
+                              int C, int H, int W, int K, int R, int S, int G, int stride,
+                              int pad);
 int impl_conv2d_backward_weights(float *dweight, float *dbias, const float *dout,
                                  const float *inp, int N, int C, int H, int W, int K, int R,
-                                 int S, int stride, int pad);
+                                 int S, int G, int stride, int pad);
 int impl_batchnorm_forward_train(float *out, float *mean, float *var, const float *inp,
                                  const float *weight, const float *bias, int N, int C,
                                  int H, int W, float eps);
@@ -33,9 +34,9 @@ int impl_batchnorm_backward(float *dinp, float *dweight, float *dbias, const flo
                             const float *inp, const float *mean, const float *var,
                             const float *weight, int N, int C, int H, int W, float eps);
 int impl_maxpool2d_forward(float *out, const float *inp, int N, int C, int H, int W,
-                           int kernel, int stride, int pad);
+                           int kernel, int stride, int pad, int ceil);
 int impl_maxpool2d_backward(float *dinp, const float *dout, const float *inp, int N, int C,
-                            int H, int W, int kernel, int stride, int pad);
+                            int H, int W, int kernel, int stride, int pad, int ceil);
 int impl_avgpool_global_forward(float *out, const float *inp, int N, int C, int H, int W);
 int impl_avgpool_global_backward(float *dinp, const float *dout, int N, int C, int H, int W);
 int impl_linear_forward(float *out, const float *inp, const float *weight,
@@ -55,6 +56,16 @@ int impl_broadcast_forward(float *out, const float *inp, int i0, int i1, int i2,
 int impl_softmax_forward(float *out, const float *inp, int rows, int cols);
 int impl_softmax_backward(float *dinp, const float *dout, const float *out, int rows,
                           int cols);
+int impl_channel_copy(float *out, const float *inp, int N, int Co, int Ci, int HW,
+                      int64_t out_off, int out_step, int64_t in_off, int in_step,
+                      int64_t cn, int accumulate);
+int impl_layernorm_channels_forward(float *out, float *mean, float *rstd, const float *inp,
+                                    const float *weight, const float *bias, int N, int C,
+                                    int HW, float eps);
+int impl_layernorm_channels_backward(float *dinp, float *dweight, float *dbias,
+                                     const float *dout, const float *inp, const float *mean,
+                                     const float *rstd, const float *weight, int N, int C,
+                                     int HW);
 int impl_aff_fuse_forward(float *out, const float *S, const float *F, const float *L,
                           const float *G, float scale, int N, int C, int H, int W);
 int impl_aff_fuse_backward(float *dS, float *dF, float *dL, float *dG, const float *dout,

@@ -1,5 +1,6 @@
 /*
- * elementwise.c — unary functions, affine scale, 4-D broadcasting binary ops, sum_to,
+ * elementwise.c — unary functions (relu, sigmoid, log, abs, exp, silu, hardswish,
+ * hardsigmoid, gelu, relu6), affine scale, 4-D broadcasting binary ops, sum_to,
  * broadcast_to and row softmax, as plain C loops.
  *
  * Why plain C: these are memory-bound and simple; oneDNN's eltwise/binary primitives
@@ -15,6 +16,15 @@
 #include "internal.h"
 
 #define SUM_TILE 256
+#define GELU_INV_SQRT_2PI 0.3989422804014327f /* 1/√(2π) */
+
+/* min(max(x + 3, 0), 6)/6, with NaN propagating (comparisons, not fminf/fmaxf). */
+static inline float hard01(float x) {
+  float t = x + 3.0f;
+  t = t < 0.0f ? 0.0f : t;
+  t = t > 6.0f ? 6.0f : t;
+  return t * (1.0f / 6.0f);
+}
 
 int impl_unary_forward(float *out, const float *inp, int64_t n, int op) {
   switch (op) {
@@ -37,6 +47,32 @@ int impl_unary_forward(float *out, const float *inp, int64_t n, int op) {
   case FBP_EXP:
     FBP_PAR_FOR(n > FBP_PAR_MIN,
       for (int64_t i = 0; i < n; i++) out[i] = expf(inp[i]););
+    break;
+  case FBP_SILU:
+    FBP_PAR_FOR(n > FBP_PAR_MIN,
+      for (int64_t i = 0; i < n; i++) out[i] = inp[i] / (1.0f + expf(-inp[i])););
+    break;
+  case FBP_HARDSWISH:
+    FBP_PAR_FOR_SIMD(n > FBP_PAR_MIN,
+      for (int64_t i = 0; i < n; i++) out[i] = inp[i] * hard01(inp[i]););
+    break;
+  case FBP_HARDSIGMOID:
+    FBP_PAR_FOR_SIMD(n > FBP_PAR_MIN,
+      for (int64_t i = 0; i < n; i++) out[i] = hard01(inp[i]););
+    break;
+  case FBP_GELU:
+    /* x·Φ(x) with Φ(x) = erfc(−x/√2)/2: erfc keeps Φ's relative accuracy in the left tail,
+     * where 1 + erf(x/√2) would cancel (same value as PyTorch's erf form elsewhere). */
+    FBP_PAR_FOR(n > FBP_PAR_MIN,
+      for (int64_t i = 0; i < n; i++)
+        out[i] = 0.5f * inp[i] * erfcf(-inp[i] * (float)M_SQRT1_2););
+    break;
+  case FBP_RELU6:
+    FBP_PAR_FOR_SIMD(n > FBP_PAR_MIN,
+      for (int64_t i = 0; i < n; i++) {
+        float x = inp[i] < 0.0f ? 0.0f : inp[i]; /* NaN propagates */
+        out[i] = x > 6.0f ? 6.0f : x;
+      });
     break;
   }
   return 0;
@@ -65,6 +101,39 @@ int impl_unary_backward(float *dinp, const float *dout, const float *inp, const 
   case FBP_EXP:
     FBP_PAR_FOR_SIMD(n > FBP_PAR_MIN,
       for (int64_t i = 0; i < n; i++) dinp[i] = dout[i] * out[i];);
+    break;
+  case FBP_SILU: /* s·(1 + x·(1 − s)), s = sigmoid(x) */
+    FBP_PAR_FOR(n > FBP_PAR_MIN,
+      for (int64_t i = 0; i < n; i++) {
+        float x = inp[i], s = 1.0f / (1.0f + expf(-x));
+        dinp[i] = dout[i] * (s * (1.0f + x * (1.0f - s)));
+      });
+    break;
+  case FBP_HARDSWISH: /* (2x + 3)/6 on [−3, 3) (−0.5 at −3, as PyTorch), 0 below, 1 from 3 */
+    FBP_PAR_FOR_SIMD(n > FBP_PAR_MIN,
+      for (int64_t i = 0; i < n; i++) {
+        float x = inp[i];
+        dinp[i] = x < -3.0f ? 0.0f : x < 3.0f ? dout[i] * (x / 3.0f + 0.5f) : dout[i];
+      });
+    break;
+  case FBP_HARDSIGMOID:
+    FBP_PAR_FOR_SIMD(n > FBP_PAR_MIN,
+      for (int64_t i = 0; i < n; i++)
+        dinp[i] = inp[i] > -3.0f && inp[i] < 3.0f ? dout[i] * (1.0f / 6.0f) : 0.0f;);
+    break;
+  case FBP_GELU: /* Φ(x) + x·φ(x) */
+    FBP_PAR_FOR(n > FBP_PAR_MIN,
+      for (int64_t i = 0; i < n; i++) {
+        float x = inp[i];
+        float cdf = 0.5f * erfcf(-x * (float)M_SQRT1_2);
+        float pdf = expf(-0.5f * x * x) * GELU_INV_SQRT_2PI;
+        dinp[i] = dout[i] * (cdf + x * pdf);
+      });
+    break;
+  case FBP_RELU6:
+    FBP_PAR_FOR_SIMD(n > FBP_PAR_MIN,
+      for (int64_t i = 0; i < n; i++)
+        dinp[i] = inp[i] > 0.0f && inp[i] < 6.0f ? dout[i] : 0.0f;);
     break;
   }
   return 0;

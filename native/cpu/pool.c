@@ -8,6 +8,13 @@
  * oneDNN initialises a window with the lowest finite float, not -inf, so a window made
  * only of padding (possible only when pad >= kernel) goes through the C loop, which
  * gives -inf. Global average pooling is a plain reduction with double accumulators.
+ *
+ * Ceil mode (PyTorch's ceil_mode): the output size comes from fbp_out_size_ceil, and the
+ * oneDNN primitive gets a larger right padding, padding_r = (P − 1)·stride + kernel − H −
+ * pad, so its output size comes out the same; oneDNN's max skips padding, so the windows
+ * that extend past the input take the max of their in-bounds elements, as PyTorch does. The
+ * ceil rule never starts a window in the right padding, so with pad < kernel no window is
+ * all padding. The C loops need no change beyond the size: they skip out-of-bounds taps.
  */
 #include <math.h>
 #include <string.h>
@@ -16,18 +23,23 @@
 
 enum { POOL_MAX_FWD = 300 };
 
-/* key: kind, N, C, H, W, kernel, stride, pad */
+/* key: kind, N, C, H, W, kernel, stride, pad, ceil */
 static int build_max_fwd(fbp_prim *p, const int64_t *key, dnnl_engine_t eng) {
   int64_t N = key[1], C = key[2], H = key[3], W = key[4], k = key[5], s = key[6], pad = key[7];
-  int64_t P = fbp_out_size(H, k, s, pad), Q = fbp_out_size(W, k, s, pad);
+  int ceil = (int)key[8];
+  int64_t P = fbp_out_size_ceil(H, k, s, pad, ceil), Q = fbp_out_size_ceil(W, k, s, pad, ceil);
   dnnl_memory_desc_t src, dst;
   if (fbp_md_nchw(&src, N, C, H, W, dnnl_nchw) || fbp_md_nchw(&dst, N, C, P, Q, dnnl_nchw))
     return 1;
-  dnnl_dims_t strides = {s, s}, kernel = {k, k}, padding = {pad, pad};
+  /* Floor mode keeps the symmetric padding; ceil mode pads the right and bottom so that
+   * the last window fits (see the top of this file). */
+  int64_t pad_h = ceil ? (P - 1) * s + k - H - pad : pad;
+  int64_t pad_w = ceil ? (Q - 1) * s + k - W - pad : pad;
+  dnnl_dims_t strides = {s, s}, kernel = {k, k}, padding = {pad, pad}, padding_r = {pad_h, pad_w};
   dnnl_pooling_desc_t d;
   dnnl_primitive_desc_t pd;
   CHECK(dnnl_pooling_forward_desc_init(&d, dnnl_forward_inference, dnnl_pooling_max, &src,
-                                       &dst, strides, kernel, padding, padding));
+                                       &dst, strides, kernel, padding, padding_r));
   CHECK(dnnl_primitive_desc_create(&pd, &d, NULL, eng, NULL));
   int rc = fbp_prim_add_arg(p, pd, eng, DNNL_ARG_DST, &dst, 1) ||
            fbp_prim_add_arg(p, pd, eng, DNNL_ARG_SRC, &src, 0);
@@ -60,9 +72,10 @@ static inline int64_t window_argmax(const float *x, int64_t H, int64_t W, int64_
 }
 
 int impl_maxpool2d_forward(float *out, const float *inp, int N, int C, int H, int W, int kernel,
-                           int stride, int pad) {
+                           int stride, int pad, int ceil) {
   if (pad >= kernel) {
-    int64_t P = fbp_out_size(H, kernel, stride, pad), Q = fbp_out_size(W, kernel, stride, pad);
+    int64_t P = fbp_out_size_ceil(H, kernel, stride, pad, ceil);
+    int64_t Q = fbp_out_size_ceil(W, kernel, stride, pad, ceil);
     int64_t planes = (int64_t)N * C;
     FBP_PAR_FOR(planes * P * Q > FBP_PAR_MIN,
       for (int64_t nc = 0; nc < planes; nc++) {
@@ -75,7 +88,7 @@ int impl_maxpool2d_forward(float *out, const float *inp, int N, int C, int H, in
       });
     return 0;
   }
-  int64_t key[FBP_KEY_LEN] = {POOL_MAX_FWD, N, C, H, W, kernel, stride, pad};
+  int64_t key[FBP_KEY_LEN] = {POOL_MAX_FWD, N, C, H, W, kernel, stride, pad, ceil != 0};
   void *ptrs[] = {out, (void *)inp};
   return fbp_prim_call(key, build_max_fwd, ptrs);
 }
@@ -110,8 +123,9 @@ static inline void interior_range(int64_t X, int64_t out, int kernel, int stride
 }
 
 int impl_maxpool2d_backward(float *dinp, const float *dout, const float *inp, int N, int C,
-                            int H, int W, int kernel, int stride, int pad) {
-  int64_t P = fbp_out_size(H, kernel, stride, pad), Q = fbp_out_size(W, kernel, stride, pad);
+                            int H, int W, int kernel, int stride, int pad, int ceil) {
+  int64_t P = fbp_out_size_ceil(H, kernel, stride, pad, ceil);
+  int64_t Q = fbp_out_size_ceil(W, kernel, stride, pad, ceil);
   int64_t planes = (int64_t)N * C, HW = (int64_t)H * W;
   int64_t p_lo, p_hi, q_lo, q_hi;
   interior_range(H, P, kernel, stride, pad, &p_lo, &p_hi);

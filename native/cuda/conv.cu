@@ -32,6 +32,10 @@
  * native/cuda/test/conv_plan_harness.cu runs this file against a fake cuDNN that fails each
  * step in turn and checks that, and the math and determinism rules, without a GPU.
  * Bias is added by a small kernel; its gradient is a per-channel sum (fbp_sum_to).
+ *
+ * Groups: the filter descriptor is (K, C/G, R, S) and cudnnSetConvolutionGroupCount(G) is
+ * set on every plan (G = 1 too, as PyTorch does); G is part of the plan's key. G = C = K is
+ * a depthwise convolution; the algorithm is picked as for any other shape.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,8 +50,8 @@
 enum { CONV_FWD = 0, CONV_BWD_DATA = 1, CONV_BWD_FILTER = 2 };
 static const char *const KIND_NAMES[] = {"forward", "backward data", "backward filter"};
 
-/* kind, N, C, H, W, K, R, S, stride, pad, tf32, deterministic */
-typedef std::array<int, 12> ConvKey;
+/* kind, N, C, H, W, K, R, S, G, stride, pad, tf32, deterministic */
+typedef std::array<int, 13> ConvKey;
 
 struct ConvPlan {
   cudnnTensorDescriptor_t x, y;
@@ -147,7 +151,7 @@ static void destroy_plan(ConvPlan *p) {
 static int build_plan(ConvPlan *p, const ConvKey &key, const void *a, const void *b, void *c,
                       const char *fn) {
   int kind = key[0], N = key[1], C = key[2], H = key[3], W = key[4], K = key[5], R = key[6],
-      S = key[7], stride = key[8], pad = key[9], tf32 = key[10], det = key[11];
+      S = key[7], G = key[8], stride = key[9], pad = key[10], tf32 = key[11], det = key[12];
   int P = (int)fbp_out_size(H, R, stride, pad), Q = (int)fbp_out_size(W, S, stride, pad);
   CUDNN_CHECK(fbp_dl.cudnnCreateTensorDescriptor(&p->x));
   CUDNN_CHECK(fbp_dl.cudnnCreateTensorDescriptor(&p->y));
@@ -157,11 +161,12 @@ static int build_plan(ConvPlan *p, const ConvKey &key, const void *a, const void
                                                 H, W));
   CUDNN_CHECK(fbp_dl.cudnnSetTensor4dDescriptor(p->y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, N, K,
                                                 P, Q));
-  CUDNN_CHECK(fbp_dl.cudnnSetFilter4dDescriptor(p->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, K, C,
-                                                R, S));
+  CUDNN_CHECK(fbp_dl.cudnnSetFilter4dDescriptor(p->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, K,
+                                                C / G, R, S));
   CUDNN_CHECK(fbp_dl.cudnnSetConvolution2dDescriptor(p->conv, pad, pad, stride, stride, 1, 1,
                                                      CUDNN_CROSS_CORRELATION,
                                                      CUDNN_DATA_FLOAT));
+  CUDNN_CHECK(fbp_dl.cudnnSetConvolutionGroupCount(p->conv, G));
   CUDNN_CHECK(fbp_dl.cudnnSetConvolutionMathType(p->conv,
                                                  tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
 
@@ -216,9 +221,9 @@ static int build_plan(ConvPlan *p, const ConvKey &key, const void *a, const void
   if (unallocated)
     snprintf(unalloc, sizeof unalloc, ", %d whose workspace could not be allocated",
              unallocated);
-  FAIL("%s: cuDNN has no %s%s algorithm for N=%d C=%d H=%d W=%d K=%d R=%d S=%d stride=%d "
-       "pad=%d in %s math%s (%s: %d candidates, %d allowed%s)",
-       fn, det ? "deterministic " : "", KIND_NAMES[kind], N, C, H, W, K, R, S, stride, pad,
+  FAIL("%s: cuDNN has no %s%s algorithm for N=%d C=%d H=%d W=%d K=%d R=%d S=%d G=%d "
+       "stride=%d pad=%d in %s math%s (%s: %d candidates, %d allowed%s)",
+       fn, det ? "deterministic " : "", KIND_NAMES[kind], N, C, H, W, K, R, S, G, stride, pad,
        tf32 ? "tf32" : "fp32", within, find ? "timed search" : "heuristic", count,
        allowed_count, unalloc);
 }
@@ -230,7 +235,7 @@ static int make_plan(ConvPlan *p, const ConvKey &key, const void *a, const void 
                      const char *fn) {
   *p = ConvPlan{};
   int rc = build_plan(p, key, a, b, c, fn);
-  if (use_find(key[11])) {
+  if (use_find(key[12])) {
     if (rc == 0 && p->need > g_ws_need) g_ws_need = p->need;
     shrink_workspace();
   } else if (rc == 0 && p->need > g_ws_need) {
@@ -245,14 +250,14 @@ static int make_plan(ConvPlan *p, const ConvKey &key, const void *a, const void 
  * algorithm needs; fails when a tensor is too large for cuDNN's 4-D descriptors, which
  * count elements in int. Called under g_conv_mu. */
 static int get_plan(ConvPlan *out, int kind, const char *fn, const void *a, const void *b,
-                    void *c, int N, int C, int H, int W, int K, int R, int S, int stride,
-                    int pad) {
+                    void *c, int N, int C, int H, int W, int K, int R, int S, int G,
+                    int stride, int pad) {
   int64_t P = fbp_out_size(H, R, stride, pad), Q = fbp_out_size(W, S, stride, pad);
-  if ((int64_t)N * C * H * W > INT32_MAX || (int64_t)K * C * R * S > INT32_MAX ||
+  if ((int64_t)N * C * H * W > INT32_MAX || (int64_t)K * (C / G) * R * S > INT32_MAX ||
       (int64_t)N * K * P * Q > INT32_MAX)
     FAIL("%s: a tensor has more than %d elements, the most cuDNN's 4-D descriptors take", fn,
          INT32_MAX);
-  ConvKey key = {kind, N, C, H, W, K, R, S, stride, pad, fbp_tf32(), fbp_deterministic()};
+  ConvKey key = {kind, N, C, H, W, K, R, S, G, stride, pad, fbp_tf32(), fbp_deterministic()};
   auto it = g_plans.find(key);
   if (it != g_plans.end()) {
     *out = it->second;
@@ -269,10 +274,11 @@ static __global__ void add_bias_kernel(float *__restrict__ out, const float *__r
 }
 
 int impl_conv2d_forward(float *out, const float *inp, const float *weight, const float *bias,
-                        int N, int C, int H, int W, int K, int R, int S, int stride, int pad) {
+                        int N, int C, int H, int W, int K, int R, int S, int G, int stride,
+                        int pad) {
   std::lock_guard<std::mutex> lock(g_conv_mu);
   ConvPlan p;
-  if (get_plan(&p, CONV_FWD, "conv2d_forward", inp, weight, out, N, C, H, W, K, R, S, stride,
+  if (get_plan(&p, CONV_FWD, "conv2d_forward", inp, weight, out, N, C, H, W, K, R, S, G, stride,
                pad))
     return 1;
   float one = 1.0f, zero = 0.0f;
@@ -288,11 +294,11 @@ int impl_conv2d_forward(float *out, const float *inp, const float *weight, const
 }
 
 int impl_conv2d_backward_data(float *dinp, const float *dout, const float *weight, int N, int C,
-                              int H, int W, int K, int R, int S, int stride, int pad) {
+                              int H, int W, int K, int R, int S, int G, int stride, int pad) {
   std::lock_guard<std::mutex> lock(g_conv_mu);
   ConvPlan p;
   if (get_plan(&p, CONV_BWD_DATA, "conv2d_backward_data", weight, dout, dinp, N, C, H, W, K, R,
-               S, stride, pad))
+               S, G, stride, pad))
     return 1;
   float one = 1.0f, zero = 0.0f;
   CUDNN_CHECK(fbp_dl.cudnnConvolutionBackwardData(fbp_cudnn(), &one, p.w, weight, p.y, dout,
@@ -303,11 +309,11 @@ int impl_conv2d_backward_data(float *dinp, const float *dout, const float *weigh
 
 int impl_conv2d_backward_weights(float *dweight, float *dbias, const float *dout,
                                  const float *inp, int N, int C, int H, int W, int K, int R,
-                                 int S, int stride, int pad) {
+                                 int S, int G, int stride, int pad) {
   std::lock_guard<std::mutex> lock(g_conv_mu);
   ConvPlan p;
   if (get_plan(&p, CONV_BWD_FILTER, "conv2d_backward_weights", inp, dout, dweight, N, C, H, W,
-               K, R, S, stride, pad))
+               K, R, S, G, stride, pad))
     return 1;
   float one = 1.0f, zero = 0.0f;
   CUDNN_CHECK(fbp_dl.cudnnConvolutionBackwardFilter(fbp_cudnn(), &one, p.x, inp, p.y, dout,

@@ -1,6 +1,7 @@
 /*
- * elementwise.cu — unary functions, affine scale, 4-D broadcasting binary ops, sum_to,
- * broadcast_to and row softmax as CUDA kernels.
+ * elementwise.cu — unary functions (relu … exp, silu, hardswish, hardsigmoid, gelu, relu6),
+ * affine scale, 4-D broadcasting binary ops, sum_to, broadcast_to and row softmax as CUDA
+ * kernels.
  *
  * Why these shapes: elementwise kernels are memory-bound, so each is one grid-stride pass
  * with the op a template parameter (no per-element switch). Broadcasting decomposes the
@@ -17,6 +18,16 @@
 
 /* ---- unary ---------------------------------------------------------------------------- */
 
+#define GELU_INV_SQRT_2PI 0.3989422804014327f /* 1/√(2π) */
+
+/* min(max(x + 3, 0), 6)/6, with NaN propagating (comparisons, as the cpu loops). */
+static __device__ __forceinline__ float hard01(float x) {
+  float t = x + 3.0f;
+  t = t < 0.0f ? 0.0f : t;
+  t = t > 6.0f ? 6.0f : t;
+  return t * (1.0f / 6.0f);
+}
+
 template <int OP>
 static __global__ void unary_kernel(float *__restrict__ out, const float *__restrict__ inp,
                                     int64_t n) {
@@ -27,7 +38,15 @@ static __global__ void unary_kernel(float *__restrict__ out, const float *__rest
     else if (OP == FBP_SIGMOID) y = 1.0f / (1.0f + expf(-x));
     else if (OP == FBP_LOG) y = logf(x);
     else if (OP == FBP_ABS) y = fabsf(x);
-    else y = expf(x);
+    else if (OP == FBP_EXP) y = expf(x);
+    else if (OP == FBP_SILU) y = x / (1.0f + expf(-x));
+    else if (OP == FBP_HARDSWISH) y = x * hard01(x);
+    else if (OP == FBP_HARDSIGMOID) y = hard01(x);
+    else if (OP == FBP_GELU) y = 0.5f * x * erfcf(-x * (float)M_SQRT1_2); /* x·Φ(x) */
+    else { /* FBP_RELU6; NaN propagates */
+      y = x < 0.0f ? 0.0f : x;
+      y = y > 6.0f ? 6.0f : y;
+    }
     out[i] = y;
   }
 }
@@ -43,7 +62,23 @@ static __global__ void unary_backward_kernel(float *__restrict__ dinp,
     else if (OP == FBP_SIGMOID) d = g * out[i] * (1.0f - out[i]);
     else if (OP == FBP_LOG) d = g / inp[i];
     else if (OP == FBP_ABS) d = inp[i] > 0.0f ? g : inp[i] < 0.0f ? -g : 0.0f;
-    else d = g * out[i];
+    else if (OP == FBP_EXP) d = g * out[i];
+    else if (OP == FBP_SILU) {
+      float x = inp[i], s = 1.0f / (1.0f + expf(-x));
+      d = g * (s * (1.0f + x * (1.0f - s)));
+    } else if (OP == FBP_HARDSWISH) { /* −0.5 at −3, as PyTorch; 1 from 3 */
+      float x = inp[i];
+      d = x < -3.0f ? 0.0f : x < 3.0f ? g * (x / 3.0f + 0.5f) : g;
+    } else if (OP == FBP_HARDSIGMOID) {
+      d = inp[i] > -3.0f && inp[i] < 3.0f ? g * (1.0f / 6.0f) : 0.0f;
+    } else if (OP == FBP_GELU) { /* Φ(x) + x·φ(x) */
+      float x = inp[i];
+      float cdf = 0.5f * erfcf(-x * (float)M_SQRT1_2);
+      float pdf = expf(-0.5f * x * x) * GELU_INV_SQRT_2PI;
+      d = g * (cdf + x * pdf);
+    } else { /* FBP_RELU6 */
+      d = inp[i] > 0.0f && inp[i] < 6.0f ? g : 0.0f;
+    }
     dinp[i] = d;
   }
 }
@@ -58,7 +93,7 @@ static void launch_unary(float *y, const float *dout, const float *inp, const fl
   else unary_kernel<OP><<<g, FBP_BLOCK, 0, s>>>(y, inp, n);
 }
 
-/* Launches the kernel of op code `op` (FBP_RELU..FBP_EXP, checked by abi.inc). */
+/* Launches the kernel of op code `op` (FBP_RELU..FBP_RELU6, checked by abi.inc). */
 static void dispatch_unary(int op, float *y, const float *dout, const float *inp,
                            const float *out, int64_t n) {
   switch (op) {
@@ -66,7 +101,12 @@ static void dispatch_unary(int op, float *y, const float *dout, const float *inp
   case FBP_SIGMOID: launch_unary<FBP_SIGMOID>(y, dout, inp, out, n); break;
   case FBP_LOG: launch_unary<FBP_LOG>(y, dout, inp, out, n); break;
   case FBP_ABS: launch_unary<FBP_ABS>(y, dout, inp, out, n); break;
-  default: launch_unary<FBP_EXP>(y, dout, inp, out, n); break;
+  case FBP_EXP: launch_unary<FBP_EXP>(y, dout, inp, out, n); break;
+  case FBP_SILU: launch_unary<FBP_SILU>(y, dout, inp, out, n); break;
+  case FBP_HARDSWISH: launch_unary<FBP_HARDSWISH>(y, dout, inp, out, n); break;
+  case FBP_HARDSIGMOID: launch_unary<FBP_HARDSIGMOID>(y, dout, inp, out, n); break;
+  case FBP_GELU: launch_unary<FBP_GELU>(y, dout, inp, out, n); break;
+  default: launch_unary<FBP_RELU6>(y, dout, inp, out, n); break;
   }
 }
 

@@ -89,6 +89,7 @@ enum {
     (cudnnConvolutionDescriptor_t, int pad_h, int pad_w, int u, int v, int dil_h,           \
      int dil_w, int mode, int compute_type))                                                \
   X(cudnnStatus_t, cudnnSetConvolutionMathType, (cudnnConvolutionDescriptor_t, int))       \
+  X(cudnnStatus_t, cudnnSetConvolutionGroupCount, (cudnnConvolutionDescriptor_t, int))     \
   X(cudnnStatus_t, cudnnFindConvolutionForwardAlgorithmEx,                                  \
     (cudnnHandle_t, cudnnTensorDescriptor_t, const void *x, cudnnFilterDescriptor_t,        \
      const void *w, cudnnConvolutionDescriptor_t, cudnnTensorDescriptor_t, void *y,         \

@@ -18,9 +18,11 @@ struct PoolDims {
   int k, stride, pad;
 };
 
-static PoolDims pool_dims(int H, int W, int kernel, int stride, int pad) {
-  return PoolDims{H,      W,      fbp_out_size(H, kernel, stride, pad),
-                  fbp_out_size(W, kernel, stride, pad), kernel, stride, pad};
+/* Ceil mode (PyTorch's ceil_mode) only changes P and Q: the windows past the input are cut
+ * by the bounds checks of window_argmax, and the gather clamps its window range to P, Q. */
+static PoolDims pool_dims(int H, int W, int kernel, int stride, int pad, int ceil) {
+  return PoolDims{H,      W,      fbp_out_size_ceil(H, kernel, stride, pad, ceil),
+                  fbp_out_size_ceil(W, kernel, stride, pad, ceil), kernel, stride, pad};
 }
 
 /* In-plane index of the first maximum of window (p, q), -1 when it is all padding. */
@@ -90,8 +92,8 @@ static __global__ void maxpool_gather_kernel(float *__restrict__ dinp,
 }
 
 int impl_maxpool2d_forward(float *out, const float *inp, int N, int C, int H, int W, int kernel,
-                           int stride, int pad) {
-  PoolDims d = pool_dims(H, W, kernel, stride, pad);
+                           int stride, int pad, int ceil) {
+  PoolDims d = pool_dims(H, W, kernel, stride, pad, ceil);
   int64_t n = (int64_t)N * C * d.P * d.Q;
   maxpool_kernel<<<fbp_grid(n, FBP_BLOCK), FBP_BLOCK, 0, fbp_stream()>>>(out, inp, n, d);
   LAUNCH_CHECK("maxpool_kernel");
@@ -99,8 +101,8 @@ int impl_maxpool2d_forward(float *out, const float *inp, int N, int C, int H, in
 }
 
 int impl_maxpool2d_backward(float *dinp, const float *dout, const float *inp, int N, int C,
-                            int H, int W, int kernel, int stride, int pad) {
-  PoolDims d = pool_dims(H, W, kernel, stride, pad);
+                            int H, int W, int kernel, int stride, int pad, int ceil) {
+  PoolDims d = pool_dims(H, W, kernel, stride, pad, ceil);
   int64_t nout = (int64_t)N * C * d.P * d.Q, nin = (int64_t)N * C * H * W;
   int64_t *arg = (int64_t *)fbp_scratch((size_t)nout * sizeof(int64_t), "maxpool2d_backward");
   if (!arg) return 1;

@@ -66,6 +66,11 @@ enum fbp_unary_op {
   FBP_LOG = 2, /* ln x */
   FBP_ABS = 3, /* |x|; gradient sign(x), 0 at 0 */
   FBP_EXP = 4, /* e^x; backward uses out */
+  FBP_SILU = 5, /* x·sigmoid(x) */
+  FBP_HARDSWISH = 6, /* x·min(max(x + 3, 0), 6)/6; gradient (2x + 3)/6 on (−3, 3), 0 below −3, 1 from 3 */
+  FBP_HARDSIGMOID = 7, /* min(max(x + 3, 0), 6)/6; gradient 1/6 on (−3, 3), else 0 */
+  FBP_GELU = 8, /* x·Φ(x) = x·(1 + erf(x/√2))/2 (exact, not the tanh approximation) */
+  FBP_RELU6 = 9, /* min(max(x, 0), 6), NaN propagates; gradient 1 on (0, 6), else 0 */
 };
 enum fbp_binary_op {
   FBP_ADD = 0,
@@ -91,19 +96,21 @@ int copy_forward(float *out, int64_t out_off, const float *inp, int64_t in_off, 
 
 /* ---- convolution ------------------------------------------------------------------- */
 
-/* out (N,K,P,Q) = inp (N,C,H,W) * weight (K,C,R,S) + bias (K) [nullable]
- * P = (H + 2*pad - R)/stride + 1, Q = (W + 2*pad - S)/stride + 1 */
+/* out (N,K,P,Q) = inp (N,C,H,W) * weight (K,Cg,R,S) + bias (K) [nullable], in G groups
+ * (Cg = C/G; output channels k·K/G… read input channels of group k·G/K; G = C = K is
+ * depthwise). P = (H + 2*pad - R)/stride + 1, Q = (W + 2*pad - S)/stride + 1 */
 int conv2d_forward(float *out, const float *inp, const float *weight, const float *bias,
-                   int N, int C, int H, int W, int K, int R, int S, int stride, int pad);
+                   int N, int C, int H, int W, int K, int R, int S, int G, int stride,
+                   int pad);
 
-/* dinp (N,C,H,W) from dout (N,K,P,Q) and weight (K,C,R,S) */
+/* dinp (N,C,H,W) from dout (N,K,P,Q) and weight (K,Cg,R,S) */
 int conv2d_backward_data(float *dinp, const float *dout, const float *weight, int N, int C,
-                         int H, int W, int K, int R, int S, int stride, int pad);
+                         int H, int W, int K, int R, int S, int G, int stride, int pad);
 
-/* dweight (K,C,R,S) and dbias (K) [nullable] from dout (N,K,P,Q) and inp (N,C,H,W) */
+/* dweight (K,Cg,R,S) and dbias (K) [nullable] from dout (N,K,P,Q) and inp (N,C,H,W) */
 int conv2d_backward_weights(float *dweight, float *dbias, const float *dout,
                             const float *inp, int N, int C, int H, int W, int K, int R,
-                            int S, int stride, int pad);
+                            int S, int G, int stride, int pad);
 
 /* ---- batch normalization (per channel C over N×H×W) -------------------------------- */
 
@@ -125,13 +132,15 @@ int batchnorm_backward(float *dinp, float *dweight, float *dbias, const float *d
 
 /* ---- pooling ----------------------------------------------------------------------- */
 
-/* Max pool, square window `kernel`, padding counts as -inf. out (N,C,P,Q). */
+/* Max pool, square window `kernel`, padding counts as -inf. out (N,C,P,Q).
+ * ceil: P = ceil((H + 2*pad - kernel)/stride) + 1, less one when that last window would
+ * start in the right padding (PyTorch's ceil_mode); the windows past the input are cut. */
 int maxpool2d_forward(float *out, const float *inp, int N, int C, int H, int W, int kernel,
-                      int stride, int pad);
+                      int stride, int pad, int ceil);
 
 /* dinp (N,C,H,W): dout routed to the first maximum of each window (recomputed from inp). */
 int maxpool2d_backward(float *dinp, const float *dout, const float *inp, int N, int C,
-                       int H, int W, int kernel, int stride, int pad);
+                       int H, int W, int kernel, int stride, int pad, int ceil);
 
 /* Global average pool: out (N,C) = mean over H×W of inp (N,C,H,W). */
 int avgpool_global_forward(float *out, const float *inp, int N, int C, int H, int W);
@@ -180,6 +189,29 @@ int softmax_forward(float *out, const float *inp, int rows, int cols);
 
 /* dinp = out ⊙ (dout − Σ_cols dout ⊙ out) */
 int softmax_backward(float *dinp, const float *dout, const float *out, int rows, int cols);
+
+/* ---- channels (concat, split, shuffle) --------------------------------------------- */
+
+/* For n < N, j < cn, i < HW: out[n, out_off + j*out_step, i] (=|+=)
+ * inp[n, in_off + j*in_step, i]; accumulate selects +=. out (N,Co,HW), inp (N,Ci,HW):
+ * a channel concat, split or shuffle is one call per part. */
+int channel_copy(float *out, const float *inp, int N, int Co, int Ci, int HW,
+                 int64_t out_off, int out_step, int64_t in_off, int in_step, int64_t cn,
+                 int accumulate);
+
+/* LayerNorm over the channels of each position (ConvNeXt's LayerNorm2d):
+ * out[n,c,i] = (inp[n,c,i] − mean[n,i]) · rstd[n,i] · weight[c] + bias[c], mean and
+ * rstd = 1/sqrt(biased var + eps) over c (N,HW) written for the backward. */
+int layernorm_channels_forward(float *out, float *mean, float *rstd, const float *inp,
+                               const float *weight, const float *bias, int N, int C, int HW,
+                               float eps);
+
+/* Backward of layernorm_channels_forward: dinp (N,C,HW), and dweight (C), dbias (C)
+ * (summed over N and HW, overwritten). */
+int layernorm_channels_backward(float *dinp, float *dweight, float *dbias,
+                                const float *dout, const float *inp, const float *mean,
+                                const float *rstd, const float *weight, int N, int C,
+                                int HW);
 
 /* ---- attentional feature fusion (AFF, DESIGN.md §3) -------------------------------- */
 

@@ -45,6 +45,8 @@ export interface ConvSizes {
   K: number;
   R: number;
   S: number;
+  /** Groups: C and K are multiples of it; the weight is (K, C/G, R, S). */
+  G: number;
   stride: number;
   pad: number;
 }
@@ -62,6 +64,8 @@ export interface PoolSizes extends NchwSizes {
   kernel: number;
   stride: number;
   pad: number;
+  /** PyTorch's ceil_mode: the output size is rounded up. */
+  ceil: boolean;
 }
 
 /** AdamW hyper-parameters, as passed to the `adamw_update` kernel (defaults: AdamWOptions). */

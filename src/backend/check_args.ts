@@ -18,10 +18,24 @@ function size(v: Flat, name: string): number {
   return v.get(name) as number;
 }
 
-/** Output size of a window of `k` over `x` with stride and symmetric padding. */
-export function windowSize(x: number, k: number, stride: number, pad: number): number {
+/**
+ * Output size of a window of `k` over `x` with stride and symmetric padding; with `ceil`,
+ * PyTorch's ceil_mode (rounded up, less one when the last window would start in the right
+ * padding).
+ */
+export function windowSize(
+  x: number,
+  k: number,
+  stride: number,
+  pad: number,
+  ceil = false,
+): number {
   const span = x + 2 * pad - k;
-  return span < 0 ? 0 : Math.floor(span / stride) + 1;
+  if (span < 0) return 0;
+  if (!ceil) return Math.floor(span / stride) + 1;
+  let o = Math.ceil(span / stride) + 1;
+  if ((o - 1) * stride >= x + pad) o--;
+  return o;
 }
 
 function checkRule(fn: string, rule: Rule, v: Flat, tensorOf: (prefix: string) => string) {
@@ -30,8 +44,9 @@ function checkRule(fn: string, rule: Rule, v: Flat, tensorOf: (prefix: string) =
   };
   switch (rule[0]) {
     case "window": {
-      const [, out, x, k, stride, pad] = rule;
-      const o = windowSize(size(v, x), size(v, k), size(v, stride), size(v, pad));
+      const [, out, x, k, stride, pad, ceil] = rule;
+      const c = ceil !== undefined && Boolean(v.get(ceil));
+      const o = windowSize(size(v, x), size(v, k), size(v, stride), size(v, pad), c);
       v.set(out, o);
       if (o < 1) {
         fail(
@@ -44,6 +59,29 @@ function checkRule(fn: string, rule: Rule, v: Flat, tensorOf: (prefix: string) =
     case "max":
       v.set(rule[1], Math.max(size(v, rule[2]), size(v, rule[3])));
       return;
+    case "groups": {
+      const [, cg, c, k, g] = rule;
+      if (size(v, c) % size(v, g) !== 0 || size(v, k) % size(v, g) !== 0) {
+        fail(
+          `${c} (${size(v, c)}) and ${k} (${size(v, k)}) must be multiples of groups ${g} (${
+            size(v, g)
+          })`,
+        );
+      }
+      v.set(cg, size(v, c) / size(v, g));
+      return;
+    }
+    case "strided": {
+      const [, off, step, n, c] = rule;
+      if (size(v, n) > 0 && size(v, off) + (size(v, n) - 1) * size(v, step) >= size(v, c)) {
+        fail(
+          `channels ${off} ${size(v, off)} + (${n} ${size(v, n)} − 1)·${step} ${
+            size(v, step)
+          } pass ${c} (${size(v, c)})`,
+        );
+      }
+      return;
+    }
     case "broadcast":
       for (let k = 0; k < 4; k++) {
         const a = size(v, rule[1] + k), b = size(v, rule[2] + k);

@@ -45,12 +45,20 @@ export type { KernelArgs, KernelName, Kernels } from "./kernel_types.ts";
 const nchw = ["N", "C", "H", "W"] as const;
 const nkpq = ["N", "K", "P", "Q"] as const;
 const nchwSizes = { N: size, C: size, H: size, W: size } as const;
-const convSizes = { ...nchwSizes, K: size, R: size, S: size } as const;
+const convSizes = { ...nchwSizes, K: size, R: size, S: size, G: size } as const;
 const stridePad = { stride: size, pad: { kind: "int", c: "int", min: 0 } } as const;
-const window = (k: string, l: string): readonly Rule[] => [
-  ["window", "P", "H", k, "stride", "pad"],
-  ["window", "Q", "W", l, "stride", "pad"],
-];
+const window = (k: string, l: string, ceil?: string): readonly Rule[] =>
+  ceil
+    ? [["window", "P", "H", k, "stride", "pad", ceil], [
+      "window",
+      "Q",
+      "W",
+      l,
+      "stride",
+      "pad",
+      ceil,
+    ]]
+    : [["window", "P", "H", k, "stride", "pad"], ["window", "Q", "W", l, "stride", "pad"]];
 /** AFF's inputs: shortcut S, residual F, local L and global G attention logits, scale. */
 const affInputs = {
   S: inp(...nchw),
@@ -60,11 +68,22 @@ const affInputs = {
   scale: f32,
   ...nchwSizes,
 } as const;
-const convRules: readonly Rule[] = window("R", "S");
-const poolRules: readonly Rule[] = window("kernel", "kernel");
+const convRules: readonly Rule[] = [["groups", "Cg", "C", "K", "G"], ...window("R", "S")];
+const poolRules: readonly Rule[] = window("kernel", "kernel", "ceil");
 
 /** Elementwise unary functions (codes of `enum fbp_unary_op`). */
-export const UnaryOp = { relu: 0, sigmoid: 1, log: 2, abs: 3, exp: 4 } as const;
+export const UnaryOp = {
+  relu: 0,
+  sigmoid: 1,
+  log: 2,
+  abs: 3,
+  exp: 4,
+  silu: 5,
+  hardswish: 6,
+  hardsigmoid: 7,
+  gelu: 8,
+  relu6: 9,
+} as const;
 /** A unary function name. */
 export type UnaryOpName = keyof typeof UnaryOp;
 
@@ -93,6 +112,11 @@ export const ENUMS = {
       log: "ln x",
       abs: "|x|; gradient sign(x), 0 at 0",
       exp: "e^x; backward uses out",
+      silu: "x·sigmoid(x)",
+      hardswish: "x·min(max(x + 3, 0), 6)/6; gradient (2x + 3)/6 on (−3, 3), 0 below −3, 1 from 3",
+      hardsigmoid: "min(max(x + 3, 0), 6)/6; gradient 1/6 on (−3, 3), else 0",
+      gelu: "x·Φ(x) = x·(1 + erf(x/√2))/2 (exact, not the tanh approximation)",
+      relu6: "min(max(x, 0), 6), NaN propagates; gradient 1 on (0, 6), else 0",
     },
   },
   fbp_binary_op: { prefix: "FBP_", values: BinaryOp, docs: {} },
@@ -139,12 +163,13 @@ export const KERNELS: Readonly<Record<KernelName, KernelSpec>> = {
   },
   conv2d_forward: {
     section: "convolution",
-    doc: "out (N,K,P,Q) = inp (N,C,H,W) * weight (K,C,R,S) + bias (K) [nullable]\n" +
-      "P = (H + 2*pad - R)/stride + 1, Q = (W + 2*pad - S)/stride + 1",
+    doc: "out (N,K,P,Q) = inp (N,C,H,W) * weight (K,Cg,R,S) + bias (K) [nullable], in G groups\n" +
+      "(Cg = C/G; output channels k·K/G… read input channels of group k·G/K; G = C = K is\n" +
+      "depthwise). P = (H + 2*pad - R)/stride + 1, Q = (W + 2*pad - S)/stride + 1",
     args: {
       out: out(...nkpq),
       inp: inp(...nchw),
-      weight: inp("K", "C", "R", "S"),
+      weight: inp("K", "Cg", "R", "S"),
       bias: nullable(inp("K")),
       ...convSizes,
       ...stridePad,
@@ -153,11 +178,11 @@ export const KERNELS: Readonly<Record<KernelName, KernelSpec>> = {
   },
   conv2d_backward_data: {
     section: "convolution",
-    doc: "dinp (N,C,H,W) from dout (N,K,P,Q) and weight (K,C,R,S)",
+    doc: "dinp (N,C,H,W) from dout (N,K,P,Q) and weight (K,Cg,R,S)",
     args: {
       dinp: out(...nchw),
       dout: inp(...nkpq),
-      weight: inp("K", "C", "R", "S"),
+      weight: inp("K", "Cg", "R", "S"),
       ...convSizes,
       ...stridePad,
     },
@@ -165,9 +190,9 @@ export const KERNELS: Readonly<Record<KernelName, KernelSpec>> = {
   },
   conv2d_backward_weights: {
     section: "convolution",
-    doc: "dweight (K,C,R,S) and dbias (K) [nullable] from dout (N,K,P,Q) and inp (N,C,H,W)",
+    doc: "dweight (K,Cg,R,S) and dbias (K) [nullable] from dout (N,K,P,Q) and inp (N,C,H,W)",
     args: {
-      dweight: out("K", "C", "R", "S"),
+      dweight: out("K", "Cg", "R", "S"),
       dbias: nullable(out("K")),
       dout: inp(...nkpq),
       inp: inp(...nchw),
@@ -223,13 +248,16 @@ export const KERNELS: Readonly<Record<KernelName, KernelSpec>> = {
   },
   maxpool2d_forward: {
     section: "pooling",
-    doc: "Max pool, square window `kernel`, padding counts as -inf. out (N,C,P,Q).",
+    doc: "Max pool, square window `kernel`, padding counts as -inf. out (N,C,P,Q).\n" +
+      "ceil: P = ceil((H + 2*pad - kernel)/stride) + 1, less one when that last window would\n" +
+      "start in the right padding (PyTorch's ceil_mode); the windows past the input are cut.",
     args: {
       out: out("N", "C", "P", "Q"),
       inp: inp(...nchw),
       ...nchwSizes,
       kernel: size,
       ...stridePad,
+      ceil: { kind: "bool" },
     },
     rules: poolRules,
   },
@@ -243,6 +271,7 @@ export const KERNELS: Readonly<Record<KernelName, KernelSpec>> = {
       ...nchwSizes,
       kernel: size,
       ...stridePad,
+      ceil: { kind: "bool" },
     },
     rules: poolRules,
   },
@@ -297,7 +326,16 @@ export const KERNELS: Readonly<Record<KernelName, KernelSpec>> = {
     args: {
       dinp: out("n"),
       dout: inp("n"),
-      inp: optionalUnless(inp("n"), "op", ["relu", "log", "abs"]),
+      inp: optionalUnless(inp("n"), "op", [
+        "relu",
+        "log",
+        "abs",
+        "silu",
+        "hardswish",
+        "hardsigmoid",
+        "gelu",
+        "relu6",
+      ]),
       out: optionalUnless(inp("n"), "op", ["sigmoid", "exp"]),
       n: count,
       op: unaryOp,
@@ -356,6 +394,70 @@ export const KERNELS: Readonly<Record<KernelName, KernelSpec>> = {
       out: inp("rows", "cols"),
       rows: size,
       cols: size,
+    },
+  },
+  channel_copy: {
+    section: "channels (concat, split, shuffle)",
+    doc: "For n < N, j < cn, i < HW: out[n, out_off + j*out_step, i] (=|+=)\n" +
+      "inp[n, in_off + j*in_step, i]; accumulate selects +=. out (N,Co,HW), inp (N,Ci,HW):\n" +
+      "a channel concat, split or shuffle is one call per part.",
+    args: {
+      out: out("N", "Co", "HW"),
+      inp: inp("N", "Ci", "HW"),
+      N: size,
+      Co: size,
+      Ci: size,
+      HW: size,
+      out_off: count,
+      out_step: size,
+      in_off: count,
+      in_step: size,
+      cn: count,
+      accumulate: { kind: "bool" },
+    },
+    rules: [["strided", "out_off", "out_step", "cn", "Co"], [
+      "strided",
+      "in_off",
+      "in_step",
+      "cn",
+      "Ci",
+    ]],
+    emptyIf: "cn",
+  },
+  layernorm_channels_forward: {
+    section: "channels (concat, split, shuffle)",
+    doc: "LayerNorm over the channels of each position (ConvNeXt's LayerNorm2d):\n" +
+      "out[n,c,i] = (inp[n,c,i] − mean[n,i]) · rstd[n,i] · weight[c] + bias[c], mean and\n" +
+      "rstd = 1/sqrt(biased var + eps) over c (N,HW) written for the backward.",
+    args: {
+      out: out("N", "C", "HW"),
+      mean: out("N", "HW"),
+      rstd: out("N", "HW"),
+      inp: inp("N", "C", "HW"),
+      weight: inp("C"),
+      bias: inp("C"),
+      N: size,
+      C: size,
+      HW: size,
+      eps,
+    },
+  },
+  layernorm_channels_backward: {
+    section: "channels (concat, split, shuffle)",
+    doc: "Backward of layernorm_channels_forward: dinp (N,C,HW), and dweight (C), dbias (C)\n" +
+      "(summed over N and HW, overwritten).",
+    args: {
+      dinp: out("N", "C", "HW"),
+      dweight: out("C"),
+      dbias: out("C"),
+      dout: inp("N", "C", "HW"),
+      inp: inp("N", "C", "HW"),
+      mean: inp("N", "HW"),
+      rstd: inp("N", "HW"),
+      weight: inp("C"),
+      N: size,
+      C: size,
+      HW: size,
     },
   },
   aff_fuse_forward: {

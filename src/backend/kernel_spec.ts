@@ -72,7 +72,10 @@ export type ArgSpec = TensorArg | IntArg | FloatArg | U32Arg | BoolArg | EnumArg
 
 /**
  * A rule over several arguments (flat C names):
- * - `["window", P, x, k, stride, pad]`: P = (x + 2·pad − k)/stride + 1 must be >= 1;
+ * - `["window", P, x, k, stride, pad, ceil?]`: P = (x + 2·pad − k)/stride + 1 must be >= 1
+ *   (rounded up when the bool argument `ceil` is set, PyTorch's ceil_mode);
+ * - `["groups", Cg, C, K, G]`: C and K are multiples of G; Cg = C/G (a size the weight has);
+ * - `["strided", off, step, n, C]`: channels off, off + step, … (n of them) lie below C;
  * - `["max", o, a, b]`: o = max(a, b) (a size the output has);
  * - `["broadcast", a, b]`: shapes a and b are equal or 1 in each dimension;
  * - `["reduce", from, to]`: each dimension of `to` equals that of `from` or is 1;
@@ -81,6 +84,9 @@ export type ArgSpec = TensorArg | IntArg | FloatArg | U32Arg | BoolArg | EnumArg
  */
 export type Rule =
   | readonly ["window", string, string, string, string, string]
+  | readonly ["window", string, string, string, string, string, string]
+  | readonly ["groups", string, string, string, string]
+  | readonly ["strided", string, string, string, string]
   | readonly ["max", string, string, string]
   | readonly ["broadcast", string, string]
   | readonly ["reduce", string, string]

@@ -34,13 +34,13 @@ export interface CopyForwardArgs {
   readonly accumulate: boolean;
 }
 
-/** Arguments of `conv2d_forward`: out (N,K,P,Q) = inp (N,C,H,W) * weight (K,C,R,S) + bias (K) [nullable] P = (H + 2*pad - R)/stride + 1, Q = (W + 2*pad - S)/stride + 1 */
+/** Arguments of `conv2d_forward`: out (N,K,P,Q) = inp (N,C,H,W) * weight (K,Cg,R,S) + bias (K) [nullable], in G groups (Cg = C/G; output channels k·K/G… read input channels of group k·G/K; G = C = K is depthwise). P = (H + 2*pad - R)/stride + 1, Q = (W + 2*pad - S)/stride + 1 */
 export interface Conv2dForwardArgs {
   /** (N, K, P, Q) written */
   readonly out: Storage;
   /** (N, C, H, W) read */
   readonly inp: Storage;
-  /** (K, C, R, S) read */
+  /** (K, Cg, R, S) read */
   readonly weight: Storage;
   /** (K) read, nullable */
   readonly bias: Storage | null;
@@ -59,18 +59,20 @@ export interface Conv2dForwardArgs {
   /** int32, >= 1 */
   readonly S: number;
   /** int32, >= 1 */
+  readonly G: number;
+  /** int32, >= 1 */
   readonly stride: number;
   /** int32, >= 0 */
   readonly pad: number;
 }
 
-/** Arguments of `conv2d_backward_data`: dinp (N,C,H,W) from dout (N,K,P,Q) and weight (K,C,R,S) */
+/** Arguments of `conv2d_backward_data`: dinp (N,C,H,W) from dout (N,K,P,Q) and weight (K,Cg,R,S) */
 export interface Conv2dBackwardDataArgs {
   /** (N, C, H, W) written */
   readonly dinp: Storage;
   /** (N, K, P, Q) read */
   readonly dout: Storage;
-  /** (K, C, R, S) read */
+  /** (K, Cg, R, S) read */
   readonly weight: Storage;
   /** int32, >= 1 */
   readonly N: number;
@@ -87,14 +89,16 @@ export interface Conv2dBackwardDataArgs {
   /** int32, >= 1 */
   readonly S: number;
   /** int32, >= 1 */
+  readonly G: number;
+  /** int32, >= 1 */
   readonly stride: number;
   /** int32, >= 0 */
   readonly pad: number;
 }
 
-/** Arguments of `conv2d_backward_weights`: dweight (K,C,R,S) and dbias (K) [nullable] from dout (N,K,P,Q) and inp (N,C,H,W) */
+/** Arguments of `conv2d_backward_weights`: dweight (K,Cg,R,S) and dbias (K) [nullable] from dout (N,K,P,Q) and inp (N,C,H,W) */
 export interface Conv2dBackwardWeightsArgs {
-  /** (K, C, R, S) written */
+  /** (K, Cg, R, S) written */
   readonly dweight: Storage;
   /** (K) written, nullable */
   readonly dbias: Storage | null;
@@ -116,6 +120,8 @@ export interface Conv2dBackwardWeightsArgs {
   readonly R: number;
   /** int32, >= 1 */
   readonly S: number;
+  /** int32, >= 1 */
+  readonly G: number;
   /** int32, >= 1 */
   readonly stride: number;
   /** int32, >= 0 */
@@ -204,7 +210,7 @@ export interface BatchnormBackwardArgs {
   readonly eps: number;
 }
 
-/** Arguments of `maxpool2d_forward`: Max pool, square window `kernel`, padding counts as -inf. out (N,C,P,Q). */
+/** Arguments of `maxpool2d_forward`: Max pool, square window `kernel`, padding counts as -inf. out (N,C,P,Q). ceil: P = ceil((H + 2*pad - kernel)/stride) + 1, less one when that last window would start in the right padding (PyTorch's ceil_mode); the windows past the input are cut. */
 export interface Maxpool2dForwardArgs {
   /** (N, C, P, Q) written */
   readonly out: Storage;
@@ -224,6 +230,8 @@ export interface Maxpool2dForwardArgs {
   readonly stride: number;
   /** int32, >= 0 */
   readonly pad: number;
+  /** flag (C int 0 or 1) */
+  readonly ceil: boolean;
 }
 
 /** Arguments of `maxpool2d_backward`: dinp (N,C,H,W): dout routed to the first maximum of each window (recomputed from inp). */
@@ -248,6 +256,8 @@ export interface Maxpool2dBackwardArgs {
   readonly stride: number;
   /** int32, >= 0 */
   readonly pad: number;
+  /** flag (C int 0 or 1) */
+  readonly ceil: boolean;
 }
 
 /** Arguments of `avgpool_global_forward`: Global average pool: out (N,C) = mean over H×W of inp (N,C,H,W). */
@@ -331,7 +341,17 @@ export interface UnaryForwardArgs {
   /** int64, >= 0 */
   readonly n: number;
   /** a code of C enum fbp_unary_op, by name */
-  readonly op: "relu" | "sigmoid" | "log" | "abs" | "exp";
+  readonly op:
+    | "relu"
+    | "sigmoid"
+    | "log"
+    | "abs"
+    | "exp"
+    | "silu"
+    | "hardswish"
+    | "hardsigmoid"
+    | "gelu"
+    | "relu6";
 }
 
 /** Arguments of `unary_backward`: dinp[i] = dout[i] * f'(inp[i]) (out = the forward result, used by sigmoid/exp; only the operand the derivative needs is required) */
@@ -340,14 +360,24 @@ export interface UnaryBackwardArgs {
   readonly dinp: Storage;
   /** (n) read */
   readonly dout: Storage;
-  /** (n) read, needed for relu/log/abs */
+  /** (n) read, needed for relu/log/abs/silu/hardswish/hardsigmoid/gelu/relu6 */
   readonly inp: Storage | null;
   /** (n) read, needed for sigmoid/exp */
   readonly out: Storage | null;
   /** int64, >= 0 */
   readonly n: number;
   /** a code of C enum fbp_unary_op, by name */
-  readonly op: "relu" | "sigmoid" | "log" | "abs" | "exp";
+  readonly op:
+    | "relu"
+    | "sigmoid"
+    | "log"
+    | "abs"
+    | "exp"
+    | "silu"
+    | "hardswish"
+    | "hardsigmoid"
+    | "gelu"
+    | "relu6";
 }
 
 /** Arguments of `scale_forward`: out[i] = alpha * inp[i] + beta */
@@ -428,6 +458,84 @@ export interface SoftmaxBackwardArgs {
   readonly rows: number;
   /** int32, >= 1 */
   readonly cols: number;
+}
+
+/** Arguments of `channel_copy`: For n < N, j < cn, i < HW: out[n, out_off + j*out_step, i] (=|+=) inp[n, in_off + j*in_step, i]; accumulate selects +=. out (N,Co,HW), inp (N,Ci,HW): a channel concat, split or shuffle is one call per part. */
+export interface ChannelCopyArgs {
+  /** (N, Co, HW) written */
+  readonly out: Storage;
+  /** (N, Ci, HW) read */
+  readonly inp: Storage;
+  /** int32, >= 1 */
+  readonly N: number;
+  /** int32, >= 1 */
+  readonly Co: number;
+  /** int32, >= 1 */
+  readonly Ci: number;
+  /** int32, >= 1 */
+  readonly HW: number;
+  /** int64, >= 0 */
+  readonly out_off: number;
+  /** int32, >= 1 */
+  readonly out_step: number;
+  /** int64, >= 0 */
+  readonly in_off: number;
+  /** int32, >= 1 */
+  readonly in_step: number;
+  /** int64, >= 0 */
+  readonly cn: number;
+  /** flag (C int 0 or 1) */
+  readonly accumulate: boolean;
+}
+
+/** Arguments of `layernorm_channels_forward`: LayerNorm over the channels of each position (ConvNeXt's LayerNorm2d): out[n,c,i] = (inp[n,c,i] − mean[n,i]) · rstd[n,i] · weight[c] + bias[c], mean and rstd = 1/sqrt(biased var + eps) over c (N,HW) written for the backward. */
+export interface LayernormChannelsForwardArgs {
+  /** (N, C, HW) written */
+  readonly out: Storage;
+  /** (N, HW) written */
+  readonly mean: Storage;
+  /** (N, HW) written */
+  readonly rstd: Storage;
+  /** (N, C, HW) read */
+  readonly inp: Storage;
+  /** (C) read */
+  readonly weight: Storage;
+  /** (C) read */
+  readonly bias: Storage;
+  /** int32, >= 1 */
+  readonly N: number;
+  /** int32, >= 1 */
+  readonly C: number;
+  /** int32, >= 1 */
+  readonly HW: number;
+  /** float32, >= 0 */
+  readonly eps: number;
+}
+
+/** Arguments of `layernorm_channels_backward`: Backward of layernorm_channels_forward: dinp (N,C,HW), and dweight (C), dbias (C) (summed over N and HW, overwritten). */
+export interface LayernormChannelsBackwardArgs {
+  /** (N, C, HW) written */
+  readonly dinp: Storage;
+  /** (C) written */
+  readonly dweight: Storage;
+  /** (C) written */
+  readonly dbias: Storage;
+  /** (N, C, HW) read */
+  readonly dout: Storage;
+  /** (N, C, HW) read */
+  readonly inp: Storage;
+  /** (N, HW) read */
+  readonly mean: Storage;
+  /** (N, HW) read */
+  readonly rstd: Storage;
+  /** (C) read */
+  readonly weight: Storage;
+  /** int32, >= 1 */
+  readonly N: number;
+  /** int32, >= 1 */
+  readonly C: number;
+  /** int32, >= 1 */
+  readonly HW: number;
 }
 
 /** Arguments of `aff_fuse_forward`: out (N,C,H,W) = relu(scale · (F + w ⊙ (S − F))), w = sigmoid(L + G) with G (N,C) broadcast over H×W: S the shortcut, F the residual, L / G the local / global attention logits. ReLU as in unary_forward (NaN propagates). */
@@ -610,6 +718,12 @@ export interface KernelArgsTable {
   softmax_forward: SoftmaxForwardArgs;
   /** See {@link SoftmaxBackwardArgs}. */
   softmax_backward: SoftmaxBackwardArgs;
+  /** See {@link ChannelCopyArgs}. */
+  channel_copy: ChannelCopyArgs;
+  /** See {@link LayernormChannelsForwardArgs}. */
+  layernorm_channels_forward: LayernormChannelsForwardArgs;
+  /** See {@link LayernormChannelsBackwardArgs}. */
+  layernorm_channels_backward: LayernormChannelsBackwardArgs;
   /** See {@link AffFuseForwardArgs}. */
   aff_fuse_forward: AffFuseForwardArgs;
   /** See {@link AffFuseBackwardArgs}. */
@@ -676,6 +790,12 @@ export interface Kernels {
   softmaxForward(args: SoftmaxForwardArgs): void;
   /** Runs `softmax_backward` (see {@link SoftmaxBackwardArgs}). */
   softmaxBackward(args: SoftmaxBackwardArgs): void;
+  /** Runs `channel_copy` (see {@link ChannelCopyArgs}). */
+  channelCopy(args: ChannelCopyArgs): void;
+  /** Runs `layernorm_channels_forward` (see {@link LayernormChannelsForwardArgs}). */
+  layernormChannelsForward(args: LayernormChannelsForwardArgs): void;
+  /** Runs `layernorm_channels_backward` (see {@link LayernormChannelsBackwardArgs}). */
+  layernormChannelsBackward(args: LayernormChannelsBackwardArgs): void;
   /** Runs `aff_fuse_forward` (see {@link AffFuseForwardArgs}). */
   affFuseForward(args: AffFuseForwardArgs): void;
   /** Runs `aff_fuse_backward` (see {@link AffFuseBackwardArgs}). */

@@ -48,9 +48,11 @@ type ConvArgs = KernelArgs<"conv2d_forward" | "conv2d_backward_data" | "conv2d_b
 /**
  * The three convolution kernels (forward, backward data, backward weights) as one walk
  * over the outputs (n, k, p, q) and, for each, the taps inside the input (c, r, t), in the
- * order the sums are taken. `y` is out (forward) or dout; `x` is inp, or dinp (backward
- * data); `w` is weight, or dweight (backward weights); `b` is bias or dbias (nullable).
- * Gradient outputs must be zeroed by the caller.
+ * order the sums are taken. With G groups, output channel k reads the Cg = C/G input
+ * channels of its group g = ⌊k/(K/G)⌋, and the weight is (K, Cg, R, S). `y` is out
+ * (forward) or dout; `x` is inp, or dinp (backward data); `w` is weight, or dweight
+ * (backward weights); `b` is bias or dbias (nullable). Gradient outputs must be zeroed by
+ * the caller.
  */
 function convolve(
   kind: "forward" | "data" | "weights",
@@ -60,24 +62,27 @@ function convolve(
   w: Floats,
   b: Floats | null,
 ): void {
-  const { N, C, H, W, K, R, S, stride, pad } = s;
+  const { N, C, H, W, K, R, S, G, stride, pad } = s;
   const P = windowSize(H, R, stride, pad), Q = windowSize(W, S, stride, pad);
+  const Cg = C / G, Kg = K / G;
   for (let n = 0; n < N; n++) {
     for (let k = 0; k < K; k++) {
+      const c0 = Math.floor(k / Kg) * Cg;
       for (let p = 0; p < P; p++) {
         for (let q = 0; q < Q; q++) {
           const oi = ((n * K + k) * P + p) * Q + q;
           // forward: the accumulated output; backward: the output's gradient
           let acc = kind === "forward" ? (b ? b[k] : 0) : y[oi];
           if (kind === "weights" && b) b[k] += acc;
-          for (let c = 0; c < C; c++) {
+          for (let c = 0; c < Cg; c++) {
             for (let r = 0; r < R; r++) {
               const h = p * stride - pad + r;
               if (h < 0 || h >= H) continue;
               for (let t = 0; t < S; t++) {
                 const ww = q * stride - pad + t;
                 if (ww < 0 || ww >= W) continue;
-                const xi = ((n * C + c) * H + h) * W + ww, wi = ((k * C + c) * R + r) * S + t;
+                const xi = ((n * C + c0 + c) * H + h) * W + ww;
+                const wi = ((k * Cg + c) * R + r) * S + t;
                 if (kind === "forward") acc += x[xi] * w[wi];
                 else if (kind === "data") x[xi] += acc * w[wi];
                 else w[wi] += acc * x[xi];
@@ -93,10 +98,14 @@ function convolve(
 
 type PoolArgs = KernelArgs<"maxpool2d_forward" | "maxpool2d_backward">;
 
-/** Visits each output with the index of its window's first maximum (-1: all padding). */
+/**
+ * Visits each output with the index of its window's first maximum (-1: all padding). In
+ * ceil mode the last windows may extend past the input: only their in-bounds taps count.
+ */
 function maxpoolWalk(s: PoolArgs, x: Floats, visit: (oi: number, xi: number) => void): void {
-  const { N, C, H, W, kernel, stride, pad } = s;
-  const P = windowSize(H, kernel, stride, pad), Q = windowSize(W, kernel, stride, pad);
+  const { N, C, H, W, kernel, stride, pad, ceil } = s;
+  const P = windowSize(H, kernel, stride, pad, ceil);
+  const Q = windowSize(W, kernel, stride, pad, ceil);
   for (let nc = 0; nc < N * C; nc++) {
     for (let p = 0; p < P; p++) {
       for (let q = 0; q < Q; q++) {
@@ -229,7 +238,7 @@ export class ReferenceBackend implements Backend {
   conv2dBackwardWeights(a: KernelArgs<"conv2d_backward_weights">): void {
     if (!checkKernelArgs("conv2d_backward_weights", a)) return;
     const dw = d(a.dweight), db = dn(a.dbias);
-    dw.fill(0, 0, a.K * a.C * a.R * a.S);
+    dw.fill(0, 0, a.K * (a.C / a.G) * a.R * a.S);
     if (db) db.fill(0, 0, a.K);
     convolve("weights", a, d(a.dout), d(a.inp), dw, db);
   }
@@ -385,6 +394,23 @@ export class ReferenceBackend implements Backend {
         case "exp":
           o[i] = Math.exp(v);
           break;
+        case "silu":
+          o[i] = v / (1 + Math.exp(-v));
+          break;
+        case "hardswish":
+          o[i] = v * hard01(v);
+          break;
+        case "hardsigmoid":
+          o[i] = hard01(v);
+          break;
+        case "gelu":
+          o[i] = v * normalCdf(v);
+          break;
+        case "relu6": {
+          const r = v < 0 ? 0 : v; // NaN propagates
+          o[i] = r > 6 ? 6 : r;
+          break;
+        }
       }
     }
   }
@@ -408,6 +434,24 @@ export class ReferenceBackend implements Backend {
           break;
         case "exp":
           dx[i] = dy[i] * y[i];
+          break;
+        case "silu": {
+          const s = 1 / (1 + Math.exp(-x[i]));
+          dx[i] = dy[i] * s * (1 + x[i] * (1 - s));
+          break;
+        }
+        case "hardswish": // (2x + 3)/6 on [−3, 3): −0.5 at −3 as in PyTorch; 1 from 3
+          dx[i] = x[i] < -3 ? 0 : x[i] < 3 ? dy[i] * (x[i] / 3 + 0.5) : dy[i];
+          break;
+        case "hardsigmoid":
+          dx[i] = x[i] > -3 && x[i] < 3 ? dy[i] / 6 : 0;
+          break;
+        case "gelu": // Φ(x) + x·φ(x)
+          dx[i] = dy[i] *
+            (normalCdf(x[i]) + x[i] * Math.exp(-0.5 * x[i] * x[i]) / Math.sqrt(2 * Math.PI));
+          break;
+        case "relu6":
+          dx[i] = x[i] > 0 && x[i] < 6 ? dy[i] : 0;
           break;
       }
     }
@@ -480,6 +524,67 @@ export class ReferenceBackend implements Backend {
         dx[r * cols + c] = y[r * cols + c] * (dy[r * cols + c] - dot);
       }
     }
+  }
+
+  channelCopy(a: KernelArgs<"channel_copy">): void {
+    if (!checkKernelArgs("channel_copy", a)) return;
+    const { N, Co, Ci, HW, out_off, out_step, in_off, in_step, cn, accumulate } = a;
+    const o = d(a.out), x = d(a.inp);
+    for (let n = 0; n < N; n++) {
+      for (let j = 0; j < cn; j++) {
+        const oi = (n * Co + out_off + j * out_step) * HW;
+        const xi = (n * Ci + in_off + j * in_step) * HW;
+        for (let i = 0; i < HW; i++) o[oi + i] = accumulate ? o[oi + i] + x[xi + i] : x[xi + i];
+      }
+    }
+  }
+  layernormChannelsForward(a: KernelArgs<"layernorm_channels_forward">): void {
+    if (!checkKernelArgs("layernorm_channels_forward", a)) return;
+    const { N, C, HW, eps } = a;
+    const o = d(a.out), m = d(a.mean), r = d(a.rstd), x = d(a.inp), w = d(a.weight);
+    const b = d(a.bias);
+    for (let n = 0; n < N; n++) {
+      for (let i = 0; i < HW; i++) {
+        const at = (c: number) => (n * C + c) * HW + i;
+        let sum = 0;
+        for (let c = 0; c < C; c++) sum += x[at(c)];
+        const mu = sum / C;
+        let sq = 0;
+        for (let c = 0; c < C; c++) sq += (x[at(c)] - mu) ** 2;
+        const rs = 1 / Math.sqrt(sq / C + eps);
+        m[n * HW + i] = mu;
+        r[n * HW + i] = rs;
+        for (let c = 0; c < C; c++) o[at(c)] = (x[at(c)] - mu) * rs * w[c] + b[c];
+      }
+    }
+  }
+  layernormChannelsBackward(a: KernelArgs<"layernorm_channels_backward">): void {
+    if (!checkKernelArgs("layernorm_channels_backward", a)) return;
+    const { N, C, HW } = a;
+    const dx = d(a.dinp), dw = d(a.dweight), db = d(a.dbias), dy = d(a.dout), x = d(a.inp);
+    const m = d(a.mean), r = d(a.rstd), w = d(a.weight);
+    const sw = new Float64Array(C), sb = new Float64Array(C);
+    for (let n = 0; n < N; n++) {
+      for (let i = 0; i < HW; i++) {
+        const at = (c: number) => (n * C + c) * HW + i;
+        const mu = m[n * HW + i], rs = r[n * HW + i];
+        // dx = rstd·(g − mean_c(g) − x̂·mean_c(g·x̂)) with g = dy·w, x̂ = (x − mean)·rstd.
+        let sg = 0, sgx = 0;
+        for (let c = 0; c < C; c++) {
+          const xhat = (x[at(c)] - mu) * rs, g = dy[at(c)] * w[c];
+          sg += g;
+          sgx += g * xhat;
+          sw[c] += dy[at(c)] * xhat;
+          sb[c] += dy[at(c)];
+        }
+        for (let c = 0; c < C; c++) {
+          const xhat = (x[at(c)] - mu) * rs;
+          dx[at(c)] = rs * (dy[at(c)] * w[c] - sg / C - xhat * sgx / C);
+        }
+      }
+    }
+    dw.set(sw);
+    db.set(sb);
   }
 
   affFuseForward(a: KernelArgs<"aff_fuse_forward">): void {
@@ -572,6 +677,78 @@ export class ReferenceBackend implements Backend {
       w[i] -= lr * (mm[i] / c1) / (Math.sqrt(vv[i] / c2) + eps);
     }
   }
+}
+
+/** min(max(x + 3, 0), 6)/6, with NaN propagating (hardsigmoid, and hardswish's factor). */
+function hard01(x: number): number {
+  const t = x + 3 < 0 ? 0 : x + 3;
+  return (t > 6 ? 6 : t) / 6;
+}
+
+/** Φ(x), the standard normal CDF, as erfc(−x/√2)/2: accurate in both tails. */
+function normalCdf(x: number): number {
+  return 0.5 * erfc(-x * Math.SQRT1_2);
+}
+
+const SQRT_PI = 1.7724538509055160;
+/** Where erf/erfc switch from the series to the continued fraction. */
+const ERF_SPLIT = 2;
+
+/** e^(−x²) without the rounding of x²: x = hi + lo with hi of 24 bits, so hi² is exact. */
+function expMinusSquare(x: number): number {
+  const hi = Math.fround(x), lo = x - hi;
+  return Math.exp(-hi * hi) * Math.exp(-lo * (x + hi));
+}
+
+/** erf(x) = 2/√π·e^(−x²)·Σ 2ⁿx^(2n+1)/(1·3·…·(2n+1)): positive terms, no cancellation. */
+function erfSeries(x: number): number {
+  const x2 = 2 * x * x;
+  let term = x, sum = x;
+  for (let n = 0; Math.abs(term) > 1e-17 * Math.abs(sum); n++) {
+    term *= x2 / (2 * n + 3);
+    sum += term;
+  }
+  return (2 / SQRT_PI) * expMinusSquare(x) * sum;
+}
+
+/**
+ * erfc(x) for x ≥ ERF_SPLIT: e^(−x²)/√π · 1/(x + (1/2)/(x + 1/(x + (3/2)/(x + …)))), the
+ * continued fraction evaluated by the modified Lentz method (≤ 70 terms here).
+ */
+function erfcFraction(x: number): number {
+  if (x > 27.3) return 0; // below the smallest double
+  let f = x, c = x, dd = 0;
+  for (let k = 1; k < 1000; k++) {
+    dd = 1 / (x + (k / 2) * dd);
+    c = x + (k / 2) / c;
+    const delta = c * dd;
+    f *= delta;
+    if (Math.abs(delta - 1) < 1e-16) break;
+  }
+  return expMinusSquare(x) / (SQRT_PI * f);
+}
+
+/**
+ * The error function, to a relative error of about 1e-15 (JavaScript has no Math.erf): the
+ * series for |x| < 2, else 1 − erfc(|x|) with the sign of x.
+ */
+export function erf(x: number): number {
+  if (Math.abs(x) < ERF_SPLIT) return x === 0 ? x : erfSeries(x);
+  if (Number.isNaN(x)) return x;
+  const c = erfcFraction(Math.abs(x));
+  return x > 0 ? 1 - c : c - 1;
+}
+
+/**
+ * The complementary error function 1 − erf(x), to a relative error below 1e-12 where it
+ * does not underflow: 1 − erf(x) for |x| < 2, the continued fraction beyond (2 − that for
+ * x ≤ −2).
+ */
+export function erfc(x: number): number {
+  if (Number.isNaN(x)) return x;
+  if (Math.abs(x) < ERF_SPLIT) return 1 - erfSeries(x);
+  const c = erfcFraction(Math.abs(x));
+  return x > 0 ? c : 2 - c;
 }
 
 /** The class index of a cross-entropy target, or a RangeError (a data check C also makes). */

@@ -16,6 +16,8 @@
  */
 import denoJson from "../../deno.json" with { type: "json" };
 import type { MultiTaskNet } from "../models/network.ts";
+import type { BasicBlock } from "../models/basic_block.ts";
+import { ResNetBackbone } from "../models/archs/resnet.ts";
 import { blockName, BLOCKS, type TaskConfig } from "../models/config.ts";
 import { IMAGENET_MEAN, IMAGENET_STD } from "../data/augment.ts";
 import type { BatchNorm2d } from "../nn/batch_norm.ts";
@@ -187,10 +189,11 @@ export function networkToOnnx(net: MultiTaskNet, opts: OnnxExportOptions = {}): 
       );
     }
   }
+  const trunk = resnet18Trunk(net);
   const size = net.config.imageSize ?? 224;
   const policy = net.evalPolicy();
   const g = new GraphBuilder(net.stateDict());
-  const stem = g.conv(ONNX_INPUT, "conv1", net.conv1);
+  const stem = g.conv(ONNX_INPUT, "conv1", trunk.conv1);
   // Computed prefixes by path signature: BN copy, "/", then one 0/1 per block so far
   // (MultiTaskNet.forward's memo). The "/" (never in a name) keeps copy "d" after an executed
   // block apart from copy "d1". Shortcuts and pooled features are memoised the same way.
@@ -204,7 +207,7 @@ export function networkToOnnx(net: MultiTaskNet, opts: OnnxExportOptions = {}): 
     const key = net.bnKeyOf(task);
     let signature = `${key}/`;
     let x = once(signature, () => {
-      const bn = g.batchNorm(stem, `bn1.${key}`, net.bn1.get(key));
+      const bn = g.batchNorm(stem, `bn1.${key}`, trunk.bn1.get(key));
       const h = g.node("Relu", [bn], `bn1.${key}.relu`);
       // maxPool2d's defaults, as MultiTaskNet.forward calls it (a function, not a layer).
       return g.node("MaxPool", [h], "maxpool", {
@@ -274,9 +277,29 @@ export function networkToOnnx(net: MultiTaskNet, opts: OnnxExportOptions = {}): 
   };
 }
 
+/**
+ * The network's ResNet18 trunk (BasicBlocks, as the graph below writes them).
+ * @throws {Error} for any other architecture
+ */
+function resnet18Trunk(net: MultiTaskNet): ResNetBackbone {
+  const bb = net.backbone;
+  if (!(bb instanceof ResNetBackbone) || bb.units.length !== BLOCKS) {
+    throw new Error(
+      `Cannot export "${net.config.arch}" to ONNX: the export writes the method's ResNet18 ` +
+        `trunk only (BasicBlocks with DAB, AFF and the policy)`,
+    );
+  }
+  return bb;
+}
+
+/** ResNet18 block b (a BasicBlock). */
+function basicBlock(net: MultiTaskNet, b: number): BasicBlock {
+  return resnet18Trunk(net).units[b] as BasicBlock;
+}
+
 /** Block b's shortcut S of `x`: x itself, or its downsample through BN copy `key`. */
 function downsample(g: GraphBuilder, net: MultiTaskNet, b: number, x: string, key: string): string {
-  const ds = net.blocks[b].downsample;
+  const ds = basicBlock(net, b).downsample;
   if (!ds) return x;
   const p = `${blockName(b)}.downsample`;
   return g.batchNorm(g.conv(x, `${p}.0`, ds.conv), `${p}.1.${key}`, ds.bn.get(key));
@@ -291,7 +314,7 @@ function block(
   s: string,
   key: string,
 ): string {
-  const blk = net.blocks[b];
+  const blk = basicBlock(net, b);
   const p = blockName(b);
   const c1 = g.conv(x, `${p}.conv1`, blk.conv1);
   const h = g.node("Relu", [g.batchNorm(c1, `${p}.bn1.${key}`, blk.bn1.get(key))], `${p}.relu`);

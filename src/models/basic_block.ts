@@ -17,8 +17,8 @@ import { DatasetBatchNorm } from "../nn/batch_norm.ts";
 import { Conv2d } from "../nn/conv2d.ts";
 import { Module } from "../nn/module.ts";
 
-/** A block's execute/skip decision: hard, or soft weights (shape [1]) from the policy. */
-export type Gate = "execute" | "skip" | { exec: Tensor; skip: Tensor };
+import type { Gate } from "./backbone.ts";
+export type { Gate } from "./backbone.ts";
 
 /** The shortcut's 1×1 conv and batch norm, named as torchvision's `downsample.0` / `.1`. */
 export class Downsample extends Module {

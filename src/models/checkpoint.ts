@@ -271,7 +271,7 @@ function checkFinite(tensors: ReadonlyMap<string, HostTensor>, prefix: string): 
 }
 
 /** Reads a torchvision weights file: `.safetensors` by name, otherwise a `.pth` zip. */
-async function readTorchvisionFile(path: string): Promise<Map<string, HostTensor>> {
+export async function readTorchvisionFile(path: string): Promise<Map<string, HostTensor>> {
   const bytes = await readWeightsBytes(path, "pretrained weights");
   return path.endsWith(".safetensors")
     ? parseSafetensors(bytes, { source: path }).tensors

@@ -5,6 +5,8 @@
  * @module
  */
 import type { BnMode } from "../nn/batch_norm.ts";
+import { archFamily, archTable, isResNet } from "./archs/registry.ts";
+import type { ResNetConfig } from "./archs/resnet.ts";
 
 /** One task: a head of `classes` outputs trained on images of `database`. */
 export interface TaskConfig {
@@ -26,8 +28,18 @@ export interface TaskConfig {
 
 /** The network config (DESIGN.md §3). */
 export interface NetworkConfig {
-  /** Trunk architecture; only "resnet18". */
-  arch: "resnet18";
+  /** Trunk architecture, a torchvision builder name ("resnet18", "mobilenet_v3_small", …). */
+  arch: string;
+  /**
+   * The arch's own table when it is not the named variant's (e.g. a small one in tests);
+   * absent: the variant's (src/models/archs/).
+   */
+  archConfig?: unknown;
+  /**
+   * Names of the blocks AdaShare gates, in gate order (written by the network when built;
+   * absent in older checkpoints: ResNet18's layer1.0 … layer4.1).
+   */
+  gates?: string[];
   /** The tasks, one head each, in head order (names distinct, at least one). */
   tasks: TaskConfig[];
   /** Database names (default: those of the tasks, in order of first use). */
@@ -44,7 +56,10 @@ export interface NetworkConfig {
   policy?: Record<string, number[]>;
   /** Head dropout probability. */
   dropout: number;
-  /** Channel widths of the stem/layer1..layer4 (ResNet18: 64,128,256,512); tests narrow it. */
+  /**
+   * Channel widths of the stem/layer1..layer4 of a ResNet (64,128,256,512); tests narrow it.
+   * Other architectures ignore it.
+   */
   widths: [number, number, number, number];
   /** Input side the network was trained at (a writer's extra key; predict resizes to it). */
   imageSize?: number;
@@ -53,9 +68,23 @@ export interface NetworkConfig {
 /** Residual blocks of ResNet18 (layer1.0 … layer4.1). */
 export const BLOCKS = 8;
 
-/** Block b's dotted name, e.g. 3 → "layer2.1". */
+/** ResNet18's block b's dotted name, e.g. 3 → "layer2.1". */
 export function blockName(b: number): string {
   return `layer${(b >> 1) + 1}.${b & 1}`;
+}
+
+/** The name of gate `b` of a network config (its `gates`, else ResNet18's block name). */
+export function gateName(config: Pick<NetworkConfig, "gates">, b: number): string {
+  return config.gates?.[b] ?? blockName(b);
+}
+
+/**
+ * The number of gates of a config's trunk when it is known without building it (ResNet:
+ * one per block), else undefined (the network checks policies when it is built).
+ */
+export function knownGateCount(arch: string, table: unknown): number | undefined {
+  if (!isResNet(arch)) return undefined;
+  return (table as ResNetConfig).layers.reduce((a, b) => a + b, 0);
 }
 
 const NAME = /^[A-Za-z0-9_-]+$/;
@@ -71,7 +100,14 @@ export function parseNetworkConfig(raw: unknown, source = "model config"): Netwo
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) fail("expected a JSON object");
   const r = raw as Record<string, unknown>;
   const arch = r.arch ?? "resnet18";
-  if (arch !== "resnet18") fail(`unknown arch ${JSON.stringify(arch)}, expected "resnet18"`);
+  if (typeof arch !== "string") fail(`"arch" must be a string: got ${JSON.stringify(arch)}`);
+  try {
+    archFamily(arch as string);
+  } catch (e) {
+    fail((e as Error).message);
+  }
+  const table = archTable(arch as string, r.archConfig, `${source} "archConfig"`);
+  const gateCount = knownGateCount(arch as string, table);
   if (!Array.isArray(r.tasks) || r.tasks.length === 0) fail('"tasks" must be a non-empty array');
   const tasks: TaskConfig[] = (r.tasks as unknown[]).map((t, i) => {
     const o = (typeof t === "object" && t !== null ? t : {}) as Record<string, unknown>;
@@ -139,14 +175,30 @@ export function parseNetworkConfig(raw: unknown, source = "model config"): Netwo
     policy = {};
     for (const t of tasks) {
       const p = (r.policy as Record<string, unknown>)[t.name];
-      if (!Array.isArray(p) || p.length !== BLOCKS || p.some((v) => v !== 0 && v !== 1)) {
-        fail(`"policy.${t.name}" must be ${BLOCKS} values of 0 or 1: got ${JSON.stringify(p)}`);
+      if (
+        !Array.isArray(p) || (gateCount !== undefined && p.length !== gateCount) ||
+        p.some((v) => v !== 0 && v !== 1)
+      ) {
+        fail(
+          `"policy.${t.name}" must be ${gateCount ?? "one per gate:"} values of 0 or 1: got ${
+            JSON.stringify(p)
+          }`,
+        );
       }
       policy[t.name] = p as number[];
     }
   }
+  let gates: string[] | undefined;
+  if (r.gates !== undefined) {
+    if (!Array.isArray(r.gates) || r.gates.some((g) => typeof g !== "string")) {
+      fail(`"gates" must be an array of block names: got ${JSON.stringify(r.gates)}`);
+    }
+    gates = r.gates as string[];
+  }
   return {
-    arch: "resnet18",
+    arch: arch as string,
+    ...(r.archConfig !== undefined && r.archConfig !== null ? { archConfig: r.archConfig } : {}),
+    ...(gates ? { gates } : {}),
     tasks,
     databases: databases as string[],
     aff: Boolean(r.aff ?? true),

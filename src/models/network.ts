@@ -1,7 +1,8 @@
 /**
- * The multi-task network: a ResNet18 trunk whose convolutions are shared by every task,
- * with per-database batch norm (DAB), AFF at each block's skip connection, an AdaShare
- * gate per task and block, and one head per task (avg-pool → dropout → linear).
+ * The multi-task network: a trunk (ResNet18 by default, or any architecture of
+ * src/models/archs/) whose convolutions are shared by every task, with per-database batch
+ * norm (DAB), AFF at each ResNet block's skip connection, an AdaShare gate per task and
+ * residual block, and one head per task (the trunk's pooled features → dropout → linear).
  * A single-task plain ResNet18 is the same class with one task and all-execute gates.
  *
  * Forward computes each distinct path once: tasks that read the same images through the
@@ -12,15 +13,12 @@
 import type { Backend } from "../backend/backend.ts";
 import { Rng } from "../random/rng.ts";
 import { dropout } from "../ops/dropout.ts";
-import { relu } from "../ops/elementwise.ts";
-import { globalAvgPool, maxPool2d } from "../ops/pool.ts";
 import { formatShape, graphScope, type Tensor, tensor } from "../tensor/tensor.ts";
-import { DatasetBatchNorm } from "../nn/batch_norm.ts";
-import { Conv2d } from "../nn/conv2d.ts";
 import { Linear } from "../nn/linear.ts";
-import { Module, ModuleList } from "../nn/module.ts";
-import { BasicBlock, type Gate } from "./basic_block.ts";
-import { BLOCKS, type NetworkConfig, type TaskConfig } from "./config.ts";
+import { Module } from "../nn/module.ts";
+import type { Backbone, BackboneBlock, Gate, Pass } from "./backbone.ts";
+import { archTable, buildBackbone } from "./archs/registry.ts";
+import type { NetworkConfig, TaskConfig } from "./config.ts";
 import { allExecute, argmaxPolicy, executeProbabilities, fixedGates } from "./policy.ts";
 
 /** Options of a forward pass. */
@@ -52,27 +50,29 @@ export class Heads extends Module {
 export class Policy extends Module {
   /** (T, B, 2): column 0 = execute, 1 = skip. */
   readonly logits: Tensor;
-  /** Builds the logits of `tasks` tasks, every entry 0.5. */
-  constructor(tasks: number, backend?: Backend) {
+  /** Builds the logits of `tasks` tasks over `blocks` gated blocks, every entry 0.5. */
+  constructor(tasks: number, blocks: number, backend?: Backend) {
     super();
     // AdaShare initialises both logits equally (0.5): no block is favoured at first.
     this.logits = this.param(
       "logits",
-      tensor(new Float32Array(tasks * BLOCKS * 2).fill(0.5), [tasks, BLOCKS, 2], { backend }),
+      tensor(new Float32Array(tasks * blocks * 2).fill(0.5), [tasks, blocks, 2], { backend }),
     );
   }
 }
 
-/** ResNet18 + DAB + AFF + AdaShare over T tasks and D databases. */
+/** A trunk (ResNet18 by default) + DAB + AFF + AdaShare over T tasks and D databases. */
 export class MultiTaskNet extends Module {
   /** The config the network was built from (stored in its checkpoints). */
   readonly config: NetworkConfig;
-  /** The stem's 7×7 stride-2 convolution, 3 → widths[0] channels. */
-  readonly conv1: Conv2d;
-  /** The stem's batch norm, one copy per BN key. */
-  readonly bn1: DatasetBatchNorm;
-  /** The 8 residual blocks in order, layer1.0 … layer4.1 (gate index = block index). */
-  readonly blocks: BasicBlock[] = [];
+  /** The trunk; its modules are registered at the root, under torchvision's names. */
+  readonly backbone: Backbone;
+  /** The trunk's blocks in order; `gateIndex[b]` is block b's gate, or -1 (always runs). */
+  readonly blocks: readonly BackboneBlock[];
+  /** Gate index of each block (-1: not gateable). */
+  readonly gateIndex: readonly number[];
+  /** Names of the gated blocks, in gate order (the policy's columns). */
+  readonly gateNames: readonly string[];
   /** One linear head per task. */
   readonly heads: Heads;
   /** The AdaShare policy logits (trained only in the policy-learning stage). */
@@ -81,33 +81,47 @@ export class MultiTaskNet extends Module {
   /**
    * Builds a freshly initialised network (seeded: the same seed gives the same weights).
    * @param config a validated config (see parseNetworkConfig)
+   * @throws {Error} when a fixed policy does not have one value per gate
    */
   constructor(config: NetworkConfig, opts: { seed?: number; backend?: Backend } = {}) {
     super();
-    this.config = config;
     const rng = new Rng(opts.seed ?? 0, 0x1417);
     const backend = opts.backend;
-    const keys = this.bnKeys();
-    const [w1, w2, w3, w4] = config.widths;
-    this.conv1 = this.child(
-      "conv1",
-      new Conv2d(3, w1, rng, { kernel: 7, stride: 2, padding: 3, backend }),
-    );
-    this.bn1 = this.child("bn1", new DatasetBatchNorm(w1, keys, backend));
+    this.config = config;
     const aff = config.aff ? { reduction: config.affReduction, scale: config.affScale } : null;
-    const widths = [w1, w2, w3, w4];
-    let cin = w1;
-    for (let layer = 0; layer < 4; layer++) {
-      const layerModule = this.child(`layer${layer + 1}`, new ModuleList());
-      for (let j = 0; j < 2; j++) {
-        const stride = layer > 0 && j === 0 ? 2 : 1;
-        const block = new BasicBlock(cin, widths[layer], stride, keys, rng, { aff, backend });
-        this.blocks.push(layerModule.add(`${j}`, block));
-        cin = widths[layer];
+    const table = archTable(config.arch, config.archConfig, `the config of "${config.arch}"`);
+    this.backbone = this.adopt(
+      buildBackbone(config.arch, table, { keys: this.bnKeys(), rng, backend }, {
+        widths: config.widths,
+        aff,
+      }),
+    );
+    this.blocks = this.backbone.blocks;
+    let g = 0;
+    this.gateIndex = this.blocks.map((b) => (b.gateable ? g++ : -1));
+    this.gateNames = this.blocks.filter((b) => b.gateable).map((b) => b.name);
+    if (config.arch !== "resnet18") this.config = { ...config, gates: [...this.gateNames] };
+    for (const [task, p] of Object.entries(config.policy ?? {})) {
+      if (p.length !== this.gateNames.length) {
+        throw new Error(
+          `Cannot build the network: the policy of task "${task}" has ${p.length} values, ` +
+            `"${config.arch}" has ${this.gateNames.length} gated blocks`,
+        );
       }
     }
-    this.heads = this.child("heads", new Heads(config.tasks, w4, rng, backend));
-    this.policy = this.child("policy", new Policy(config.tasks.length, backend));
+    this.heads = this.child(
+      "heads",
+      new Heads(config.tasks, this.backbone.features, rng, backend),
+    );
+    this.policy = this.child(
+      "policy",
+      new Policy(config.tasks.length, this.gateNames.length, backend),
+    );
+  }
+
+  /** Number of gated blocks (the policy's B). */
+  get gateCount(): number {
+    return this.gateNames.length;
   }
 
   /** The BN copies every DatasetBatchNorm holds, by the config's `bn` mode. */
@@ -140,13 +154,17 @@ export class MultiTaskNet extends Module {
   /** The hard policy used for evaluation: the config's fixed policy, else argmax of the logits. */
   evalPolicy(): Record<string, number[]> {
     if (this.config.policy) return this.config.policy;
-    const p = argmaxPolicy(this.policy.logits.toArray(), this.config.tasks.length, BLOCKS);
+    const p = argmaxPolicy(this.policy.logits.toArray(), this.config.tasks.length, this.gateCount);
     return Object.fromEntries(this.config.tasks.map((t, i) => [t.name, p[i]]));
   }
 
   /** p(execute) per task and block from the policy logits (softmax over execute/skip). */
   policyProbabilities(): Record<string, number[]> {
-    const p = executeProbabilities(this.policy.logits.toArray(), this.config.tasks.length, BLOCKS);
+    const p = executeProbabilities(
+      this.policy.logits.toArray(),
+      this.config.tasks.length,
+      this.gateCount,
+    );
     return Object.fromEntries(this.config.tasks.map((t, i) => [t.name, p[i]]));
   }
 
@@ -157,7 +175,7 @@ export class MultiTaskNet extends Module {
 
   /** All-execute gates for every task (warm-up, baselines). */
   allExecuteGates(): Map<string, Gate[]> {
-    return new Map(this.config.tasks.map((t) => [t.name, allExecute(BLOCKS)]));
+    return new Map(this.config.tasks.map((t) => [t.name, allExecute(this.gateCount)]));
   }
 
   /** Network weights: every parameter except the policy logits. */
@@ -206,17 +224,17 @@ export class MultiTaskNet extends Module {
     for (const [ti, task] of tasks.entries()) {
       const key = this.bnKeyOf(task);
       const gates = opts.gates?.get(task.name) ?? fallback!.get(task.name)!;
+      const pass: Pass = { key, training, seed: opts.dropoutSeed ?? 0 };
       let signature = `${key}/`;
       let x = memo.get(signature);
       if (!x) {
         // graphScope: intermediates no backward rule reads are freed per stage, not per step.
-        x = graphScope(() =>
-          maxPool2d(relu(this.bn1.forward(this.conv1.forward(images), key, training)))
-        );
+        x = graphScope(() => this.backbone.stem(images, pass));
         memo.set(signature, x);
       }
-      for (let b = 0; b < BLOCKS; b++) {
-        const g = gates[b];
+      for (let b = 0; b < this.blocks.length; b++) {
+        const gi = this.gateIndex[b];
+        const g: Gate = gi < 0 ? "execute" : gates[gi];
         signature += typeof g === "string" ? (g === "execute" ? "1" : "0") : `|${task.name}:${b}`;
         const hit = memo.get(signature);
         if (hit) {
@@ -224,10 +242,11 @@ export class MultiTaskNet extends Module {
           continue;
         }
         const input: Tensor = x;
-        x = graphScope((): Tensor => this.blocks[b].forward(input, key, training, g));
+        x = graphScope((): Tensor => this.blocks[b].forward(input, pass, g));
         memo.set(signature, x);
       }
-      let features = globalAvgPool(x);
+      const last: Tensor = x;
+      let features = graphScope(() => this.backbone.tail(last, pass));
       const p = this.config.dropout;
       if (training && p > 0) {
         features = dropout(features, p, ((opts.dropoutSeed ?? 0) * 31 + ti) >>> 0);

@@ -31,11 +31,23 @@ export class Module {
     return m;
   }
 
+  /**
+   * Registers `m`'s parameters, buffers and children under this module's own names (no
+   * segment of its own): a wrapper that keeps torchvision's keys, e.g. a Sequential step
+   * holding a Conv2d whose keys are `<index>.weight`. Returns `m`.
+   */
+  protected adopt<M extends Module>(m: M): M {
+    this.#children.set("", m);
+    return m;
+  }
+
   /** Trainable parameters with their dotted names, in registration order. */
   namedParameters(prefix = ""): [string, Tensor][] {
     const out: [string, Tensor][] = [];
     for (const [k, t] of this.#params) out.push([prefix + k, t]);
-    for (const [k, m] of this.#children) out.push(...m.namedParameters(`${prefix}${k}.`));
+    for (const [k, m] of this.#children) {
+      out.push(...m.namedParameters(k ? `${prefix}${k}.` : prefix));
+    }
     return out;
   }
 
@@ -43,7 +55,14 @@ export class Module {
   namedBuffers(prefix = ""): [string, Tensor][] {
     const out: [string, Tensor][] = [];
     for (const [k, t] of this.#buffers) out.push([prefix + k, t]);
-    for (const [k, m] of this.#children) out.push(...m.namedBuffers(`${prefix}${k}.`));
+    for (const [k, m] of this.#children) out.push(...m.namedBuffers(k ? `${prefix}${k}.` : prefix));
+    return out;
+  }
+
+  /** Every module of the tree with its dotted name ("" for this one), parents first. */
+  namedModules(prefix = ""): [string, Module][] {
+    const out: [string, Module][] = [[prefix.replace(/\.$/, ""), this]];
+    for (const [k, m] of this.#children) out.push(...m.namedModules(k ? `${prefix}${k}.` : prefix));
     return out;
   }
 

@@ -1,6 +1,6 @@
 /**
- * 2-D convolution (NCHW input, (K, C, R, S) weight) with native forward and both
- * backward kernels.
+ * 2-D convolution (NCHW input, (K, C/groups, R, S) weight; groups = C = K is depthwise)
+ * with native forward and both backward kernels.
  * @module
  */
 import { empty, formatShape, type Tensor } from "../tensor/tensor.ts";
@@ -15,27 +15,44 @@ export interface Conv2dOptions {
   stride?: number;
   /** Zero padding on every side (default 0). */
   padding?: number;
+  /**
+   * Groups (default 1): C and K must be multiples of it; output channels k·K/groups … of
+   * group k read input channels k·C/groups …; groups = C = K is a depthwise convolution.
+   */
+  groups?: number;
 }
 
 /**
- * Convolves `x` (N, C, H, W) with `weight` (K, C, R, S).
+ * Convolves `x` (N, C, H, W) with `weight` (K, C/groups, R, S).
  * @returns (N, K, P, Q) with P = (H + 2·padding − R)/stride + 1
- * @throws {RangeError} on wrong ranks, channel mismatch, or an empty output
+ * @throws {RangeError} on wrong ranks, channel mismatch, C or K not multiples of groups, or
+ * an empty output
  */
 export function conv2d(x: Tensor, weight: Tensor, opts: Conv2dOptions = {}): Tensor {
   const op = "conv2d";
   const bias = opts.bias ?? null;
-  const stride = opts.stride ?? 1, pad = opts.padding ?? 0;
+  const stride = opts.stride ?? 1, pad = opts.padding ?? 0, G = opts.groups ?? 1;
   const be = sameBackend(op, x, weight, ...(bias ? [bias] : []));
   checkRank(op, "input", x, 4);
   checkRank(op, "weight", weight, 4);
   const [N, C, H, W] = x.shape;
   const [K, Cw, R, S] = weight.shape;
-  if (Cw !== C) {
+  if (!(Number.isInteger(G) && G >= 1)) {
+    throw new RangeError(`Cannot run conv2d: groups ${G} is not a whole number >= 1`);
+  }
+  if (C % G !== 0 || K % G !== 0) {
     throw new RangeError(
-      `Cannot run conv2d: weight ${formatShape(weight.shape)} expects ${Cw} input channels, input ${
-        formatShape(x.shape)
-      } has ${C}`,
+      `Cannot run conv2d: input ${formatShape(x.shape)} has ${C} channels and weight ${
+        formatShape(weight.shape)
+      } ${K} output channels; both must be multiples of groups ${G}`,
+    );
+  }
+  if (Cw * G !== C) {
+    const expects = G === 1 ? `${Cw}` : `${Cw}·${G} = ${Cw * G}`;
+    throw new RangeError(
+      `Cannot run conv2d: weight ${formatShape(weight.shape)} expects ${expects} input channels${
+        G === 1 ? "" : ` in ${G} groups`
+      }, input ${formatShape(x.shape)} has ${C}`,
     );
   }
   if (!(Number.isInteger(stride) && stride >= 1 && Number.isInteger(pad) && pad >= 0)) {
@@ -51,7 +68,7 @@ export function conv2d(x: Tensor, weight: Tensor, opts: Conv2dOptions = {}): Ten
       } is smaller than kernel ${R}×${S} with padding ${pad}`,
     );
   }
-  const s: ConvSizes = { N, C, H, W, K, R, S, stride, pad };
+  const s: ConvSizes = { N, C, H, W, K, R, S, G, stride, pad };
   const out = empty([N, K, P, Q], { backend: be });
   be.conv2dForward({
     out: out.storage,

@@ -144,7 +144,8 @@ function unary(op: UnaryOpName, x: Tensor): Tensor {
   return record(out, op, [x], (g) => {
     const dx = empty(x.shape, { backend: be });
     // Only the saved tensor is read (the other may be freed): each kernel reads either
-    // its `inp` (relu, log, abs) or its `out` (sigmoid, exp) argument, never both.
+    // its `inp` (relu, log, abs, silu, hardswish, hardsigmoid, gelu, relu6) or its `out`
+    // (sigmoid, exp) argument, never both.
     const src = fromOutput ? out.storage : x.storage;
     be.unaryBackward({ dinp: dx.storage, dout: g.storage, inp: src, out: src, n: x.size, op });
     return [dx];
@@ -174,6 +175,38 @@ export function exp(x: Tensor): Tensor {
 /** `|x|` (gradient 0 at 0). */
 export function abs(x: Tensor): Tensor {
   return unary("abs", x);
+}
+
+/** SiLU (swish): `x·sigmoid(x)`, PyTorch's `F.silu`. */
+export function silu(x: Tensor): Tensor {
+  return unary("silu", x);
+}
+
+/**
+ * Hard swish: `x·min(max(x + 3, 0), 6)/6`, PyTorch's `F.hardswish` (MobileNetV3). The
+ * gradient is (2x + 3)/6 on [−3, 3), 0 below −3 and 1 from 3 (PyTorch 1.13 takes 1.5 at
+ * exactly 3).
+ */
+export function hardswish(x: Tensor): Tensor {
+  return unary("hardswish", x);
+}
+
+/** Hard sigmoid: `min(max(x + 3, 0), 6)/6`, PyTorch's `F.hardsigmoid` (gradient 0 at ±3). */
+export function hardsigmoid(x: Tensor): Tensor {
+  return unary("hardsigmoid", x);
+}
+
+/**
+ * GELU in its exact form `x·Φ(x)` = `x·(1 + erf(x/√2))/2`, PyTorch's default `F.gelu`
+ * (not the tanh approximation).
+ */
+export function gelu(x: Tensor): Tensor {
+  return unary("gelu", x);
+}
+
+/** `min(max(x, 0), 6)`, PyTorch's `F.relu6` (gradient 0 at 0 and 6; NaN propagates). */
+export function relu6(x: Tensor): Tensor {
+  return unary("relu6", x);
 }
 
 /** Sum of all elements, as a tensor of shape [1]. */

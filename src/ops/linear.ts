@@ -3,6 +3,7 @@
  * @module
  */
 import { empty, formatShape, type Tensor } from "../tensor/tensor.ts";
+import { addMacs } from "./mac_meter.ts";
 import { checkRank, checkShape, record, sameBackend } from "./op.ts";
 
 /**
@@ -24,6 +25,7 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
   }
   if (bias) checkShape(op, "bias", bias, [O]);
   const out = empty([N, O], { backend: be });
+  addMacs(N * I * O);
   be.linearForward({
     out: out.storage,
     inp: x.storage,

@@ -12,4 +12,5 @@ export * from "./linear.ts";
 export * from "./softmax.ts";
 export * from "./dropout.ts";
 export * from "./aff.ts";
+export * from "./channels.ts";
 export * from "./losses.ts";

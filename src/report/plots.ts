@@ -258,15 +258,17 @@ function cellGridSpec(o: GridOptions): TopLevelSpec {
  * policy) a filled cell executes the block, a pale one skips.
  * @param policy task → 1 (execute) / 0 (skip) per block, blocks in network order
  * @param probabilities task → p(execute) per block, when the policy was learnt
+ * @param gates the gated blocks' names (default: ResNet18's layer1.0 …)
  * @returns SVG text
  */
 export function policyPlot(
   policy: Readonly<Record<string, readonly number[]>>,
   probabilities?: Readonly<Record<string, readonly number[]>>,
+  gates?: readonly string[],
 ): Promise<string> {
   const tasks = Object.keys(policy);
   const blocks = Math.max(0, ...tasks.map((t) => policy[t].length));
-  const names = Array.from({ length: blocks }, (_, b) => blockName(b));
+  const names = Array.from({ length: blocks }, (_, b) => gates?.[b] ?? blockName(b));
   const values = tasks.flatMap((task) =>
     policy[task].map((v, b): Record<string, string | number> => {
       const state = v === 1 ? "execute" : "skip";
@@ -311,11 +313,14 @@ export function policyPlot(
  * (from the history's policy-logits entries).
  * @returns SVG text, or null when the history has no policy epochs
  */
-export function policyPathPlot(history: readonly HistoryEntry[]): Promise<string> | null {
+export function policyPathPlot(
+  history: readonly HistoryEntry[],
+  gates?: readonly string[],
+): Promise<string> | null {
   const epochs = history.filter((h) => h.stage === "policy-logits" && h.policyProbabilities);
   if (epochs.length === 0) return null;
   const blocks = Math.max(...Object.values(epochs[0].policyProbabilities!).map((p) => p.length));
-  const names = Array.from({ length: blocks }, (_, b) => blockName(b));
+  const names = Array.from({ length: blocks }, (_, b) => gates?.[b] ?? blockName(b));
   const values = epochs.flatMap((h) =>
     Object.entries(h.policyProbabilities!).flatMap(([task, ps]) =>
       ps.map((p, b) => ({ task, block: names[b], epoch: h.epoch, p }))

@@ -53,7 +53,10 @@ function methodName(result: RunResult): string {
  * @param policy task → 1/0 per block
  * @returns Markdown list lines
  */
-function sharingLines(policy: Readonly<Record<string, readonly number[]>>): string[] {
+function sharingLines(
+  policy: Readonly<Record<string, readonly number[]>>,
+  gates?: readonly string[],
+): string[] {
   const tasks = Object.keys(policy);
   const blocks = Math.max(0, ...tasks.map((t) => policy[t].length));
   const groups = new Map<string, { users: string[]; blocks: string[] }>();
@@ -61,7 +64,7 @@ function sharingLines(policy: Readonly<Record<string, readonly number[]>>): stri
     const users = tasks.filter((t) => policy[t][b] === 1);
     const key = users.join("\u0000");
     if (!groups.has(key)) groups.set(key, { users, blocks: [] });
-    groups.get(key)!.blocks.push(blockName(b));
+    groups.get(key)!.blocks.push(gates?.[b] ?? blockName(b));
   }
   const describe = (users: string[]): string => {
     if (users.length === 0) return "Skipped by every task";
@@ -85,7 +88,7 @@ function policySection(result: RunResult, hasPath: boolean): string {
   const { policy, policyProbabilities: probs } = result;
   const tasks = Object.keys(policy);
   const blocks = Math.max(0, ...tasks.map((t) => policy[t].length));
-  const names = Array.from({ length: blocks }, (_, b) => blockName(b));
+  const names = Array.from({ length: blocks }, (_, b) => result.gates?.[b] ?? blockName(b));
   const table = markdownTable(
     ["Task", ...names, "Executed"],
     ["left", ...names.map(() => "center" as const), "right"],
@@ -105,7 +108,7 @@ function policySection(result: RunResult, hasPath: boolean): string {
     "● executes the block, · skips it (the block passes its shortcut)" +
     (probs ? "; the number is the learnt p(execute) the policy was drawn from." : "."),
     "",
-    ...sharingLines(policy),
+    ...sharingLines(policy, result.gates),
     "",
     "![policy heat-map](policy.svg)",
     ...(hasPath ? ["", "![p(execute) over the policy epochs](policy-path.svg)"] : []),
@@ -271,9 +274,9 @@ export async function renderReport(result: RunResult): Promise<RenderedReport> {
     svgs["accuracy.svg"] = await accuracyPlot(result.history);
   }
   if (hasPolicy) {
-    svgs["policy.svg"] = await policyPlot(result.policy, result.policyProbabilities);
+    svgs["policy.svg"] = await policyPlot(result.policy, result.policyProbabilities, result.gates);
   }
-  const path = hasPolicy ? policyPathPlot(result.history) : null;
+  const path = hasPolicy ? policyPathPlot(result.history, result.gates) : null;
   if (path) svgs["policy-path.svg"] = await path;
   const weights = taskWeightsPlot(result.history);
   if (weights) svgs["task-weights.svg"] = await weights;

@@ -156,7 +156,7 @@ export function meanStd(values: readonly number[]): MeanStd {
 }
 
 /** One row of a table: a run, or the runs repeating one cell. */
-interface Cell {
+export interface Cell {
   label: string;
   /** The repeated cell's name; undefined for a run that is a row of its own. */
   cell?: string;
@@ -164,7 +164,7 @@ interface Cell {
 }
 
 /** Groups runs into rows: those sharing a label and a cell, in order of first appearance. */
-function cellsOf(runs: readonly LabelledRun[]): Cell[] {
+export function cellsOf(runs: readonly LabelledRun[]): Cell[] {
   const out: Cell[] = [];
   const byKey = new Map<string, Cell>();
   for (const r of runs) {
@@ -209,7 +209,7 @@ function aggregate<K extends string>(
 }
 
 /** `63.24 ± 1.05` (a single run: `63.24`) with the given formatter. */
-function withStd(
+export function withStd(
   format: (v: number | undefined) => string,
   mean: number | undefined,
   std: number | undefined,
@@ -236,7 +236,7 @@ function numberList(values: Iterable<number>): string {
  * The footer under a table whose rows average repeated runs: what ± means and over what;
  * "" when every row is a single run.
  */
-function repeatsFooter(cells: readonly Cell[]): string {
+export function repeatsFooter(cells: readonly Cell[]): string {
   if (!cells.some((c) => c.runs.length > 1)) return "";
   const runs = cells.flatMap((c) => c.runs);
   const folds = runs.flatMap((r) => (r.fold === undefined ? [] : [r.fold]));

@@ -22,7 +22,6 @@
  */
 import { basename, dirname, join } from "node:path";
 import { BadImageError } from "../data/decode.ts";
-import { blockName, BLOCKS } from "../models/config.ts";
 import type { MultiTaskNet } from "../models/network.ts";
 import { predictImages } from "../train/predict.ts";
 import { PAGE_HTML } from "./page.ts";
@@ -184,7 +183,7 @@ export async function describeModel(
         ? classes[t.name]
         : Array.from({ length: t.classes }, (_, k) => String(k)),
     })),
-    blocks: Array.from({ length: BLOCKS }, (_, b) => blockName(b)),
+    blocks: [...net.gateNames],
     policy: net.evalPolicy(),
     aff: c.aff,
     bn: c.bn,

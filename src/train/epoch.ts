@@ -8,7 +8,6 @@
  */
 import type { Batch, BatchLoader } from "../data/loader.ts";
 import { saveCheckpoint } from "../models/checkpoint.ts";
-import { BLOCKS } from "../models/config.ts";
 import { curriculumWindow, temperature } from "../optim/schedule.ts";
 import { mix32 } from "../random/rng.ts";
 import type { PreparedDatabase } from "./data_setup.ts";
@@ -99,7 +98,7 @@ export async function runEpoch(ctx: RunContext, state: RunState, ep: PlannedEpoc
   const acc: EpochAccumulator = state.partial ??
     { loss: 0, steps: 0, images: 0, correct: {}, count: {}, taskLoss: {}, taskSteps: {} };
   const tau = temperature(config.tau, config.tauDecay, ep.policyEpochsBefore);
-  const window = curriculumWindow(BLOCKS, config.curriculumSpeed, ep.policyEpochsBefore);
+  const window = curriculumWindow(net.gateCount, config.curriculumSpeed, ep.policyEpochsBefore);
   // Which leaves learn: weight epochs freeze the logits; logit epochs freeze the weights.
   net.policy.logits.requiresGrad = rules.learnsLogits;
   for (const p of net.weightParameters()) p.requiresGrad = !rules.learnsLogits;
@@ -199,6 +198,7 @@ async function finishEpoch(
     stage: ep.kind,
     epoch: ep.epoch,
     loss: acc.loss / Math.max(1, acc.steps),
+    images: acc.images,
     tasks: Object.fromEntries(config.tasks.map((t) => [t.name, {
       trainAccuracy: acc.count[t.name] ? acc.correct[t.name] / acc.count[t.name] : undefined,
       valAccuracy: val[t.name].accuracy,

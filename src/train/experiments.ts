@@ -10,6 +10,7 @@
  * ({@link runAll}) or by any {@link RunExecutor}, several at once ({@link runPlanned}).
  * @module
  */
+import { archNames } from "../models/archs/registry.ts";
 import { join } from "node:path";
 import type { RunResult } from "./result.ts";
 import { configDifferences, type RunConfig } from "./run_config.ts";
@@ -351,6 +352,52 @@ export function planComparison(base: RunConfig, dir: string): PlannedRun[] {
       config: { ...base, name, out: join(dir, name), method: "adashare", aff },
     });
   }
+  return runs;
+}
+
+/**
+ * The paper's Table 11: each architecture of `archs` as a single-task baseline (no AFF, no
+ * policy) on `base`'s first task, and the method (AdaShare + DAB + AFF on ResNet18) on all
+ * of `base`'s tasks, as independent runs under `dir`.
+ * @throws {Error} naming an unknown architecture
+ */
+export function planArchComparison(
+  base: RunConfig,
+  dir: string,
+  archs: readonly string[],
+): PlannedRun[] {
+  const task = base.tasks[0];
+  const known = archNames();
+  const runs: PlannedRun[] = archs.map((arch) => {
+    if (!known.includes(arch)) {
+      throw new Error(`Unknown architecture "${arch}": expected one of ${known.join(", ")}`);
+    }
+    const name = `baseline-${arch}-${task.name}`;
+    return {
+      label: arch,
+      config: {
+        ...base,
+        name,
+        out: join(dir, name),
+        method: "baseline",
+        arch,
+        aff: false,
+        tasks: [task],
+        databases: base.databases.filter((d) => d.name === task.database),
+      },
+    };
+  });
+  runs.push({
+    label: "Ours (AdaShare + DAB + AFF, ResNet18)",
+    config: {
+      ...base,
+      name: "adashare-aff",
+      out: join(dir, "adashare-aff"),
+      method: "adashare",
+      arch: "resnet18",
+      aff: true,
+    },
+  });
   return runs;
 }
 

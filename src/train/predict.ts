@@ -36,6 +36,9 @@ export interface ImagePrediction {
  * Predicts every task of `net` for each image (batched by `batch`).
  * @param paths image files (JPEG or PNG)
  * @param opts.batch images per forward pass (default 16)
+ * @param opts.size the network's input side (default: the checkpoint's, else 224)
+ * @param opts.resize the side images are resized to before the centre crop of `size`
+ *   (default `size`: an image of that size is used as is)
  * @returns one prediction per path, in order
  * @throws {BadImageError} naming the file when an image cannot be decoded
  * @example Predict two images with a trained run's checkpoint
@@ -53,9 +56,10 @@ export interface ImagePrediction {
 export async function predictImages(
   net: MultiTaskNet,
   paths: readonly string[],
-  opts: { batch?: number } = {},
+  opts: { batch?: number; size?: number; resize?: number } = {},
 ): Promise<ImagePrediction[]> {
-  const size = net.config.imageSize ?? 224;
+  const size = opts.size ?? net.config.imageSize ?? 224;
+  const resize = opts.resize ?? size;
   const batch = opts.batch ?? 16;
   const gates = net.evalGates();
   const out: ImagePrediction[] = paths.map((image) => ({ image, tasks: {} }));
@@ -64,7 +68,7 @@ export async function predictImages(
     const chunk = paths.slice(start, start + batch);
     const images = new Float32Array(chunk.length * 3 * size * size);
     for (const [i, path] of chunk.entries()) {
-      images.set(await prepareImage({ path, resize: size, size, crop: {} }), i * 3 * size * size);
+      images.set(await prepareImage({ path, resize, size, crop: {} }), i * 3 * size * size);
     }
     for (const db of net.config.databases) {
       const tasks = net.config.tasks.filter((t) => t.database === db).map((t) => t.name);

@@ -3,6 +3,7 @@
  * reports, sweeps and comparisons read. Accuracies and F1 scores are fractions 0–1.
  * @module
  */
+import type { ModelSummary } from "../models/summary.ts";
 
 /** Classification metrics of one task on one split. */
 export interface TaskMetrics {
@@ -58,6 +59,8 @@ export interface HistoryEntry {
   epoch: number;
   /** Mean training loss of the epoch (task loss, without regularisers). */
   loss: number;
+  /** Images the epoch trained on, every database's (absent in older results). */
+  images?: number;
   /**
    * Per task: training accuracy over the epoch's batches, validation accuracy, and
    * (optional) the task's mean training loss, which the loss plot draws when present.
@@ -101,6 +104,17 @@ export interface RunResult {
   out: string;
   /** "adashare" (the method) or "baseline" (single task, no policy). */
   method: "adashare" | "baseline";
+  /** The trunk architecture (absent in results written before `--arch`: "resnet18"). */
+  arch?: string;
+  /** Names of the gated blocks, the policy's columns (absent: ResNet18's layer1.0 …). */
+  gates?: string[];
+  /** Parameters and GFLOPs (multiply-adds) per image of the trained network. */
+  model?: ModelSummary;
+  /**
+   * Training throughput: images trained per second of training steps, over the whole
+   * run (absent in results written before it was recorded).
+   */
+  trainImagesPerSecond?: number;
   /** Whether AFF was on. */
   aff: boolean;
   /**

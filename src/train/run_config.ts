@@ -4,6 +4,7 @@
  * is refused with a message that names the field.
  * @module
  */
+import { archIsGateable, archNames, isResNet } from "../models/archs/registry.ts";
 import type { BnMode } from "../nn/batch_norm.ts";
 import {
   type Balance,
@@ -79,7 +80,12 @@ export interface RunConfig {
   tasks: TaskSpec[];
   /** "adashare": warm-up → policy → re-train; "baseline": plain training, all blocks. */
   method: "adashare" | "baseline";
-  /** AFF at every block's skip connection (default true). */
+  /**
+   * The trunk, a torchvision builder name (default "resnet18", the paper's); others are
+   * the Table 11 backbones (src/models/archs/). AdaShare needs one with residual blocks.
+   */
+  arch: string;
+  /** AFF at every block's skip connection (default true; ResNet trunks only). */
   aff: boolean;
   /** AFF fusion scale s > 0 (default 2, the authors' code; 1 = the paper's formula). */
   affScale: number;
@@ -194,6 +200,7 @@ export const PRE_TASK_WEIGHT_FIELDS: Pick<
 /** Defaults of the paper's method (DESIGN.md §4). */
 export const RUN_DEFAULTS: Omit<RunConfig, "name" | "out" | "databases" | "tasks"> = {
   method: "adashare",
+  arch: "resnet18",
   aff: true,
   affScale: 2,
   affReduction: 4,
@@ -321,6 +328,21 @@ export function validateRunConfig(c: RunConfig): void {
   }
   if (c.method === "baseline" && c.tasks.length !== 1) {
     fail(`the baseline trains a single task: ${c.tasks.length} tasks given`);
+  }
+  if (!archNames().includes(c.arch)) {
+    fail(`arch "${c.arch}" is unknown: expected one of ${archNames().join(", ")}`);
+  }
+  if (c.method === "adashare" && !archIsGateable(c.arch)) {
+    fail(
+      `AdaShare gates residual blocks, and "${c.arch}" has none (no block with a skip ` +
+        `path): train it as a single-task baseline (--policy none)`,
+    );
+  }
+  if (c.aff && !isResNet(c.arch)) {
+    fail(
+      `AFF replaces the addition at a ResNet block's skip connection: "${c.arch}" is not a ` +
+        `ResNet; turn it off (--no-aff)`,
+    );
   }
   const positiveInt = (v: number, what: string) => {
     if (!(Number.isInteger(v) && v >= 1)) {

@@ -7,8 +7,9 @@
  * @module
  */
 import type { NetworkConfig } from "../models/config.ts";
-import { importTorchvisionResnet18 } from "../models/checkpoint.ts";
+import { importTorchvisionResnet18, readTorchvisionFile } from "../models/checkpoint.ts";
 import { MultiTaskNet } from "../models/network.ts";
+import { importTorchvisionWeights } from "../models/torchvision_import.ts";
 import { AdamW } from "../optim/adamw.ts";
 import type { HistoryEntry, StageTime } from "./result.ts";
 import { resolveBnMode, type RunConfig } from "./run_config.ts";
@@ -65,7 +66,7 @@ export interface RunState extends RunProgress {
 function networkConfig(inputs: RunInputs, policy?: Record<string, number[]>): NetworkConfig {
   const c = inputs.config;
   return {
-    arch: "resnet18",
+    arch: c.arch,
     tasks: c.tasks.map((t) => ({
       name: t.name,
       // A score head has 1 output, a dist head 5; a class head one per class.
@@ -95,7 +96,12 @@ export async function buildNet(
     seed: c.seed,
     backend: inputs.opts.backend,
   });
-  if (c.pretrained) await importTorchvisionResnet18(net, c.pretrained, inputs.pretrained);
+  if (c.pretrained && c.arch === "resnet18") {
+    await importTorchvisionResnet18(net, c.pretrained, inputs.pretrained);
+  } else if (c.pretrained) {
+    const tensors = inputs.pretrained ?? await readTorchvisionFile(c.pretrained);
+    importTorchvisionWeights(net, tensors, { source: c.pretrained });
+  }
   return net;
 }
 

@@ -7,7 +7,6 @@
  *   re-training: the initial weights again, in a network that executes the fixed policy.
  * @module
  */
-import { BLOCKS } from "../models/config.ts";
 import type { MultiTaskNet } from "../models/network.ts";
 import {
   argmaxPolicy,
@@ -92,9 +91,10 @@ async function fixPolicy(ctx: RunContext, state: RunState): Promise<void> {
   const { config } = ctx;
   const logits = state.net.policy.logits.toArray();
   const T = config.tasks.length;
+  const B = state.net.gateCount;
   const p = config.finalPolicy === "argmax"
-    ? argmaxPolicy(logits, T, BLOCKS)
-    : samplePolicy(logits, T, BLOCKS, new Rng(config.seed, 0xf1a1));
+    ? argmaxPolicy(logits, T, B)
+    : samplePolicy(logits, T, B, new Rng(config.seed, 0xf1a1));
   state.finalPolicy = Object.fromEntries(config.tasks.map((t, i) => [t.name, p[i]]));
   const fresh = await buildNet(ctx, state.finalPolicy);
   const carried = fresh.policy.logits;

@@ -50,6 +50,8 @@
 import { backward, gradientAt } from "../autograd/tape.ts";
 import type { Backend } from "../backend/backend.ts";
 import type { MultiTaskNet } from "../models/network.ts";
+import { ResNetBackbone } from "../models/archs/resnet.ts";
+import type { Downsample } from "../models/basic_block.ts";
 import { add, exp, mul, neg } from "../ops/elementwise.ts";
 import { AdamW } from "../optim/adamw.ts";
 import { keep, type Tensor, tensor } from "../tensor/tensor.ts";
@@ -159,13 +161,25 @@ export function gradNormGradient(
  * Σ w_t·L_t that the step runs anyway.
  */
 export function sharedLayer(net: MultiTaskNet): Tensor {
-  const ds = net.blocks[6]?.downsample;
-  if (!ds) {
-    throw new Error(
-      "Cannot find GradNorm's shared layer: layer4.0 of the network has no downsample",
-    );
+  const bb = net.backbone;
+  if (bb instanceof ResNetBackbone) {
+    // The last projection shortcut: layer4.0's in ResNet18, run under every policy.
+    const ds = bb.units.findLast((u) => (u as { downsample?: Downsample | null }).downsample);
+    const conv = (ds as { downsample?: Downsample | null } | undefined)?.downsample?.conv;
+    if (!conv) {
+      throw new Error("Cannot find GradNorm's shared layer: the ResNet has no projection shortcut");
+    }
+    return conv.weight;
   }
-  return ds.conv.weight;
+  // Elsewhere: the deepest convolution outside every gated block (no policy can skip it).
+  const gated = net.blocks.filter((b) => b.gateable).map((b) => `${b.name}.`);
+  const convs = bb.namedParameters().filter(([k, t]) =>
+    t.rank === 4 && !gated.some((p) => k.startsWith(p))
+  );
+  if (convs.length === 0) {
+    throw new Error(`Cannot find GradNorm's shared layer in "${net.config.arch}"`);
+  }
+  return convs[convs.length - 1][1];
 }
 
 /** The scheme's state in the resume file (`resume.taskWeights`), JSON numbers. */

@@ -13,9 +13,15 @@
  * as an uninterrupted one.
  * @module
  */
+import { modelSummary } from "../models/summary.ts";
 import { join } from "node:path";
 import type { Backend } from "../backend/backend.ts";
-import { type HostTensor, loadState, readPretrainedWeights } from "../models/checkpoint.ts";
+import {
+  type HostTensor,
+  loadState,
+  readPretrainedWeights,
+  readTorchvisionFile,
+} from "../models/checkpoint.ts";
 import { parseSafetensors } from "../io/safetensors.ts";
 import {
   prepareData,
@@ -26,7 +32,7 @@ import {
 } from "./data_setup.ts";
 import { runEpoch } from "./epoch.ts";
 import { planEpochs } from "./plan.ts";
-import type { RunResult, TaskWeightsResult } from "./result.ts";
+import type { HistoryEntry, RunResult, TaskWeightsResult } from "./result.ts";
 import { finishedRun, readResume, readRunConfig, type Resume, resumeChanges } from "./resume.ts";
 import {
   checkRunFolder,
@@ -117,7 +123,10 @@ export async function train(config: RunConfig, opts: TrainOptions): Promise<RunR
   }
   // A bad --pretrained file fails now, before the run folder is touched or data is read.
   const pretrained = config.pretrained
-    ? opts.pretrained ?? await readPretrainedWeights(config.pretrained, config.widths)
+    ? opts.pretrained ??
+      (config.arch === "resnet18"
+        ? await readPretrainedWeights(config.pretrained, config.widths)
+        : await readTorchvisionFile(config.pretrained))
     : undefined;
   checkRunMemory(config, availableMemory(opts.backend.name));
   const data = await prepareData(config);
@@ -294,6 +303,7 @@ async function finalResult(
     name: config.name,
     out: config.out,
     method: config.method,
+    ...(config.arch !== "resnet18" ? { arch: config.arch, gates: [...net.gateNames] } : {}),
     aff: config.aff,
     bn: resolveBnMode(config),
     device: { backend: backend.name, ...backend.math },
@@ -310,6 +320,9 @@ async function finalResult(
     ...(config.method === "adashare" && !config.fixedPolicy
       ? { policyProbabilities: net.policyProbabilities() }
       : {}),
+    model: modelSummary(net, config.imageSize),
+    trainImagesPerSecond: trainImages(state.history) /
+      Math.max(1e-9, state.stages.reduce((a, s) => a + s.seconds, 0)),
     stages: state.stages,
     trainSeconds: state.stages.reduce((a, s) => a + s.seconds, 0),
     validationSeconds: state.stages.reduce((a, s) => a + (s.validationSeconds ?? 0), 0),
@@ -318,4 +331,9 @@ async function finalResult(
   const metricsPath = join(config.out, "metrics.json");
   await writeRunFile(metricsPath, "metrics", () => writeJsonAtomic(metricsPath, result));
   return result;
+}
+
+/** Images trained over a run's epochs (a policy epoch's logit half counts as training). */
+function trainImages(history: readonly HistoryEntry[]): number {
+  return history.reduce((a, h) => a + (h.images ?? 0), 0);
 }

@@ -221,8 +221,12 @@ function checks(name: string, spec: KernelSpec): string[] {
   for (const rule of spec.rules ?? []) {
     switch (rule[0]) {
       case "window": {
-        const [, o, x, k, stride, pad] = rule;
-        s.push(`  const int64_t ${o} = fbp_out_size(${x}, ${k}, ${stride}, ${pad});`);
+        const [, o, x, k, stride, pad, ceil] = rule;
+        s.push(
+          ceil
+            ? `  const int64_t ${o} = fbp_out_size_ceil(${x}, ${k}, ${stride}, ${pad}, ${ceil});`
+            : `  const int64_t ${o} = fbp_out_size(${x}, ${k}, ${stride}, ${pad});`,
+        );
         fail(
           `${o} < 1`,
           `output size '${o}' is %lld < 1 (${x} %d, ${k} %d, stride %d, pad %d)`,
@@ -237,6 +241,30 @@ function checks(name: string, spec: KernelSpec): string[] {
       case "max":
         s.push(`  const int64_t ${rule[1]} = ${rule[2]} > ${rule[3]} ? ${rule[2]} : ${rule[3]};`);
         break;
+      case "groups": {
+        const [, cg, c, k, g] = rule;
+        fail(
+          `${c} % ${g} != 0 || ${k} % ${g} != 0`,
+          `${c} (%d) and ${k} (%d) must be multiples of groups ${g} (%d)`,
+          c,
+          k,
+          g,
+        );
+        s.push(`  const int64_t ${cg} = ${c} / ${g};`);
+        break;
+      }
+      case "strided": {
+        const [, off, step, n, c] = rule;
+        fail(
+          `${n} > 0 && ${off} + (${n} - 1) * (int64_t)${step} >= ${c}`,
+          `channels ${off} %lld + (${n} %lld − 1)·${step} %d pass ${c} (%d)`,
+          `(long long)${off}`,
+          `(long long)${n}`,
+          step,
+          c,
+        );
+        break;
+      }
       case "broadcast":
         for (let k = 0; k < 4; k++) {
           const a = `${rule[1]}${k}`, b = `${rule[2]}${k}`;
@@ -399,7 +427,15 @@ import type { Shape4, Storage } from "./kernel_spec.ts";
     out.push(`/** Arguments of \`${name}\`: ${spec.doc.replace(/\n\s*/g, " ")} */`);
     out.push(`export interface ${pascal(name)}Args {`);
     for (const [arg, a] of Object.entries(spec.args)) {
-      out.push(`  /** ${argDoc(a)} */`, `  readonly ${arg}: ${tsType(a)};`);
+      const field = `  readonly ${arg}: ${tsType(a)};`;
+      // A union past deno fmt's line width goes one member per line, as deno fmt writes it.
+      const long = a.kind === "enum" && field.length > 100;
+      out.push(
+        `  /** ${argDoc(a)} */`,
+        long
+          ? `  readonly ${arg}:\n${Object.keys(a.values).map((v) => `    | "${v}"`).join("\n")};`
+          : field,
+      );
     }
     out.push("}", "");
   }

@@ -16,6 +16,7 @@ import {
   type TaskSpec,
 } from "../../src/train/run_config.ts";
 import { numberFlag, stringOptions } from "./options.ts";
+import { isResNet } from "../../src/models/archs/registry.ts";
 import { BALANCES, DIST_LABEL, SCORE_LABEL, SCORE_LOSSES } from "../../src/train/option_names.ts";
 
 /** node:util parseArgs option table of the run flags. */
@@ -26,6 +27,7 @@ export const RUN_OPTIONS = {
   aff: { type: "boolean" },
   "no-aff": { type: "boolean" },
   ...stringOptions(
+    "arch",
     "policy",
     "pretrained",
     "warmup-epochs",
@@ -102,6 +104,11 @@ export const RUN_HELP = `Data and tasks (default: the built-in synthetic two-dat
                            training draws for the first class task of each database) |
                            focal (focal loss, --focal-gamma G, default 2)
 Method:
+  --arch NAME              the trunk (default resnet18, the paper's): resnet18|34|50,
+                           googlenet, mobilenet_v2, mobilenet_v3_small|large,
+                           shufflenet_v2_x0_5…x2_0, densenet121|161|169|201,
+                           efficientnet_b0…b7, regnet_{x,y}_400mf…, convnext_tiny…large
+                           (AFF is off by default on the non-ResNet ones)
   --policy adashare|none   AdaShare (default) or the single-task baseline
   --aff / --no-aff         attentional feature fusion at every skip connection (default on)
   --aff-scale S            AFF fusion scale: 2 (AFF authors' code, default) or 1 (paper formula)
@@ -306,6 +313,11 @@ export function runConfigFromArgs(values: Values, runsDir = "runs"): RunConfig {
   if (values.aff && values["no-aff"]) {
     throw new Error("Cannot parse flags: --aff and --no-aff both given");
   }
+  if (values.arch !== undefined) {
+    c.arch = String(values.arch);
+    // AFF belongs to ResNet's skip connection: other trunks train without it unless asked.
+    if (!isResNet(c.arch)) c.aff = false;
+  }
   if (values.aff) c.aff = true;
   if (values["no-aff"]) c.aff = false;
   const set = <K extends keyof typeof c>(key: K, v: (typeof c)[K] | undefined) => {
@@ -445,6 +457,7 @@ function defaultRunName(
   const data = samePreset ? preset : c.tasks.map((t) => t.name).join("+");
   return [
     c.method === "baseline" ? "baseline" : "adashare",
+    ...(c.arch !== "resnet18" ? [c.arch] : []),
     ...(c.aff ? ["aff"] : []),
     data,
     ...(c.balance !== "none"
@@ -468,6 +481,7 @@ const FLAG_FIELDS: Record<string, readonly string[]> = {
   db: ["databases"],
   task: ["tasks"],
   aff: ["aff"],
+  arch: ["arch", "aff"],
   "no-aff": ["aff"],
   policy: ["method"],
   pretrained: ["pretrained"],

@@ -8,7 +8,7 @@ import type { Backend } from "../../src/backend/backend.ts";
 /** Runs the bad calls on `b`, with scratch buffers it allocates and frees. */
 export function assertBadSizesRefused(b: Backend): void {
   const x = b.alloc(16), w = b.alloc(25), y = b.alloc(16);
-  const s = { N: 1, C: 1, H: 4, W: 4, K: 1, R: 5, S: 5, stride: 1, pad: 0 };
+  const s = { N: 1, C: 1, H: 4, W: 4, K: 1, R: 5, S: 5, G: 1, stride: 1, pad: 0 };
   assert.throws(
     () => b.conv2dForward({ out: y, inp: x, weight: w, bias: null, ...s }),
     /^Error: Cannot run kernel "conv2d_forward": abi\.inc:\d+: conv2d_forward: output size 'P' is 0 < 1/,

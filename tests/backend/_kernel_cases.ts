@@ -21,6 +21,7 @@ import type {
   Storage,
 } from "../../src/backend/backend.ts";
 import { ReferenceBackend } from "../../src/backend/reference.ts";
+import { windowSize } from "../../src/backend/check_args.ts";
 
 const ref = new ReferenceBackend();
 
@@ -140,11 +141,19 @@ export interface KernelTest {
 export const convCases: [string, ConvSizes, boolean][] = [
   [
     "batch 1 and 1x1 spatial",
-    { N: 1, C: 3, H: 1, W: 1, K: 5, R: 1, S: 1, stride: 1, pad: 0 },
+    { N: 1, C: 3, H: 1, W: 1, K: 5, R: 1, S: 1, G: 1, stride: 1, pad: 0 },
     true,
   ],
-  ["stride 2 odd sizes", { N: 2, C: 3, H: 9, W: 7, K: 10, R: 3, S: 3, stride: 2, pad: 1 }, false],
-  ["7x7 stride 2 stem", { N: 2, C: 3, H: 15, W: 13, K: 12, R: 7, S: 7, stride: 2, pad: 3 }, true],
+  [
+    "stride 2 odd sizes",
+    { N: 2, C: 3, H: 9, W: 7, K: 10, R: 3, S: 3, G: 1, stride: 2, pad: 1 },
+    false,
+  ],
+  [
+    "7x7 stride 2 stem",
+    { N: 2, C: 3, H: 15, W: 13, K: 12, R: 7, S: 7, G: 1, stride: 2, pad: 3 },
+    true,
+  ],
   ["channels not a multiple of 8", {
     N: 3,
     C: 13,
@@ -153,21 +162,53 @@ export const convCases: [string, ConvSizes, boolean][] = [
     K: 11,
     R: 3,
     S: 3,
+    G: 1,
     stride: 1,
     pad: 1,
   }, true],
   [
     "1x1 stride 2 downsample",
-    { N: 2, C: 12, H: 7, W: 9, K: 20, R: 1, S: 1, stride: 2, pad: 0 },
+    { N: 2, C: 12, H: 7, W: 9, K: 20, R: 1, S: 1, G: 1, stride: 2, pad: 0 },
     false,
   ],
-  ["non-square kernel", { N: 2, C: 4, H: 6, W: 5, K: 6, R: 3, S: 1, stride: 1, pad: 0 }, true],
+  [
+    "non-square kernel",
+    { N: 2, C: 4, H: 6, W: 5, K: 6, R: 3, S: 1, G: 1, stride: 1, pad: 0 },
+    true,
+  ],
   [
     "kernel covering the input",
-    { N: 2, C: 16, H: 3, W: 3, K: 9, R: 3, S: 3, stride: 1, pad: 0 },
+    { N: 2, C: 16, H: 3, W: 3, K: 9, R: 3, S: 3, G: 1, stride: 1, pad: 0 },
     false,
   ],
-  ["64 channels 3x3", { N: 2, C: 64, H: 8, W: 8, K: 64, R: 3, S: 3, stride: 1, pad: 1 }, true],
+  [
+    "64 channels 3x3",
+    { N: 2, C: 64, H: 8, W: 8, K: 64, R: 3, S: 3, G: 1, stride: 1, pad: 1 },
+    true,
+  ],
+  // Grouped convolutions: weight (K, C/G, R, S); G = C = K is depthwise.
+  ["2 groups", { N: 2, C: 4, H: 7, W: 6, K: 6, R: 3, S: 3, G: 2, stride: 1, pad: 1 }, true],
+  [
+    "depthwise 3x3 stride 2 pad 1",
+    { N: 2, C: 5, H: 9, W: 8, K: 5, R: 3, S: 3, G: 5, stride: 2, pad: 1 },
+    true,
+  ],
+  [
+    "depthwise 7x7 pad 3 on 9x9",
+    { N: 2, C: 20, H: 9, W: 9, K: 20, R: 7, S: 7, G: 20, stride: 1, pad: 3 },
+    false,
+  ],
+  [
+    "depthwise 3x3 32 channels",
+    { N: 2, C: 32, H: 10, W: 10, K: 32, R: 3, S: 3, G: 32, stride: 1, pad: 1 },
+    true,
+  ],
+  [
+    "depthwise with channel multiplier 2",
+    { N: 2, C: 4, H: 6, W: 7, K: 8, R: 3, S: 3, G: 4, stride: 1, pad: 1 },
+    false,
+  ],
+  ["1x1 3 groups", { N: 2, C: 9, H: 5, W: 7, K: 12, R: 1, S: 1, G: 3, stride: 1, pad: 0 }, true],
 ];
 
 export function convTests(
@@ -179,7 +220,7 @@ export function convTests(
 ) {
   const compare = comparer(target);
   const P = outSize(s.H, s.R, s.stride, s.pad), Q = outSize(s.W, s.S, s.stride, s.pad);
-  const nx = s.N * s.C * s.H * s.W, nw = s.K * s.C * s.R * s.S, ny = s.N * s.K * P * Q;
+  const nx = s.N * s.C * s.H * s.W, nw = s.K * (s.C / s.G) * s.R * s.S, ny = s.N * s.K * P * Q;
   return {
     forward: () =>
       compare(
@@ -376,18 +417,39 @@ export function kernelTests(
 
   // ---- pooling -----------------------------------------------------------------------------
 
+  // (N, C, H, W, kernel, stride, pad, ceil mode)
+  const pool = (
+    N: number,
+    C: number,
+    H: number,
+    W: number,
+    kernel: number,
+    stride: number,
+    pad: number,
+    ceil = false,
+  ): PoolSizes => ({ N, C, H, W, kernel, stride, pad, ceil });
   const poolCases: [string, PoolSizes][] = [
-    ["3x3 stride 2 pad 1 odd sizes", { N: 2, C: 3, H: 7, W: 9, kernel: 3, stride: 2, pad: 1 }],
-    ["1x1 spatial", { N: 1, C: 5, H: 1, W: 1, kernel: 1, stride: 1, pad: 0 }],
-    ["2x2 stride 2", { N: 2, C: 2, H: 6, W: 5, kernel: 2, stride: 2, pad: 0 }],
-    ["3x3 stride 1 pad 1 (overlapping)", { N: 1, C: 11, H: 5, W: 8, kernel: 3, stride: 1, pad: 1 }],
-    ["windows of only padding", { N: 1, C: 2, H: 3, W: 3, kernel: 2, stride: 1, pad: 2 }],
-    ["stem-sized", { N: 2, C: 16, H: 56, W: 56, kernel: 3, stride: 2, pad: 1 }],
+    ["3x3 stride 2 pad 1 odd sizes", pool(2, 3, 7, 9, 3, 2, 1)],
+    ["1x1 spatial", pool(1, 5, 1, 1, 1, 1, 0)],
+    ["2x2 stride 2", pool(2, 2, 6, 5, 2, 2, 0)],
+    ["3x3 stride 1 pad 1 (overlapping)", pool(1, 11, 5, 8, 3, 1, 1)],
+    ["windows of only padding", pool(1, 2, 3, 3, 2, 1, 2)],
+    ["stem-sized", pool(2, 16, 56, 56, 3, 2, 1)],
+    // Ceil mode (PyTorch's ceil_mode): the last windows extend past the input.
+    ["3x3 stride 2 ceil on 10x10", pool(2, 3, 10, 10, 3, 2, 0, true)],
+    ["3x3 stride 2 ceil on 7x9 (as floor)", pool(2, 3, 7, 9, 3, 2, 0, true)],
+    ["3x3 stride 2 ceil on 8x11", pool(1, 4, 8, 11, 3, 2, 0, true)],
+    ["2x2 stride 2 ceil on 5x5", pool(2, 3, 5, 5, 2, 2, 0, true)],
+    ["3x3 stride 1 pad 1 ceil", pool(1, 5, 5, 8, 3, 1, 1, true)],
+    ["3x3 stride 2 pad 1 ceil on 6x8", pool(2, 3, 6, 8, 3, 2, 1, true)],
+    ["3x3 stride 3 pad 1 ceil (no window starts in the padding)", pool(1, 2, 5, 8, 3, 3, 1, true)],
+    ["stem-sized ceil", pool(2, 16, 56, 56, 3, 2, 0, true)],
   ];
 
   poolCases.forEach(([name, s], i) => {
     const n = s.N * s.C * s.H * s.W;
-    const P = outSize(s.H, s.kernel, s.stride, s.pad), Q = outSize(s.W, s.kernel, s.stride, s.pad);
+    const P = windowSize(s.H, s.kernel, s.stride, s.pad, s.ceil);
+    const Q = windowSize(s.W, s.kernel, s.stride, s.pad, s.ceil);
     // Few distinct values, so windows have ties and "first maximum wins" is exercised.
     const x = rand(n, 200 + i, -2, 2).map((v) => Math.round(v));
     add(`maxpool2d_forward matches reference for ${name}`, () => {
@@ -538,6 +600,160 @@ export function kernelTests(
       }
     });
   }
+
+  // ---- unary functions of the vision models (silu … relu6) ---------------------------------
+
+  // Values at and beside the kinks (−3, 0, 3, 6), silu's minimum, large |x|, NaN.
+  const f = Math.fround;
+  const SPECIAL = [-3, 3, 0, 6, f(-3 - 2.5e-7), f(-3 + 2.5e-7), f(3 - 2.5e-7), f(3 + 2.5e-7)]
+    .concat([f(-1e-7), f(1e-7), f(6 - 5e-7), f(6 + 5e-7), -1.2784645, -6, -8, 8, 10, -10])
+    .concat([20, -20, 50, -50, 88, -88, 100, -100, NaN]);
+  for (const op of ["silu", "hardswish", "hardsigmoid", "gelu", "relu6"] as const) {
+    const input = (n: number, seed: number) => {
+      const x = rand(n, seed, -8, 8);
+      if (n > SPECIAL.length) x.set(SPECIAL);
+      return x;
+    };
+    add(`unary_forward ${op} matches reference at kinks and large |x|`, () => {
+      for (const n of SIZES) {
+        compare(
+          {
+            inputs: { x: input(n, n + 5) },
+            outputs: { y: n },
+            run: (b, t) => b.unaryForward({ out: t.y, inp: t.x, n, op }),
+          },
+          1e-7,
+          2e-6,
+        );
+      }
+    });
+    add(`unary_backward ${op} matches reference at kinks and large |x|`, () => {
+      for (const n of SIZES) {
+        compare(
+          {
+            inputs: { x: input(n, n + 5), dy: rand(n, n + 6) },
+            outputs: { dx: n },
+            // These ops read inp only (out is optional for them).
+            run: (b, t) => b.unaryBackward({ dinp: t.dx, dout: t.dy, inp: t.x, out: null, n, op }),
+          },
+          2e-7,
+          2e-6,
+        );
+      }
+    });
+  }
+
+  // ---- channels: channel_copy and layernorm over channels ----------------------------------
+
+  // [label, N, Co, Ci, HW, out_off, out_step, in_off, in_step, cn, accumulate]
+  const copyCases: [string, ...number[], boolean][] = [
+    ["concat part at an offset", 2, 7, 3, 5, 4, 1, 0, 1, 3, false],
+    ["split part from an offset", 3, 2, 5, 1, 0, 1, 3, 1, 2, false],
+    ["shuffle group 1 of 3 (out step)", 2, 6, 6, 7, 1, 3, 2, 1, 2, false],
+    ["inverse shuffle (in step)", 2, 6, 6, 7, 2, 1, 1, 3, 2, false],
+    ["accumulate with both steps", 2, 6, 7, 3, 1, 2, 0, 3, 3, true],
+    ["nothing to copy (cn 0)", 2, 3, 3, 4, 0, 1, 0, 1, 0, false],
+    ["large, parallel", 4, 64, 32, 1000, 16, 1, 0, 1, 32, false],
+    ["large strided accumulate", 3, 48, 24, 999, 1, 2, 0, 1, 24, true],
+  ];
+  copyCases.forEach(([name, ...v], i) => {
+    const [N, Co, Ci, HW, out_off, out_step, in_off, in_step, cn] = v as number[];
+    const accumulate = v[9] as boolean;
+    add(`channel_copy matches reference exactly: ${name}`, () => {
+      compare(
+        {
+          inputs: { x: rand(N * Ci * HW, 1500 + i) },
+          // Prefilled: channels the call does not touch must keep their values.
+          inouts: { y: rand(N * Co * HW, 1550 + i) },
+          run: (b, t) =>
+            b.channelCopy({
+              out: t.y,
+              inp: t.x,
+              N,
+              Co,
+              Ci,
+              HW,
+              out_off,
+              out_step,
+              in_off,
+              in_step,
+              cn,
+              accumulate,
+            }),
+        },
+        0,
+        0,
+      );
+    });
+  });
+
+  // [label, N, C, HW, eps, input range, atol of out]: C = 1 (variance 0), odd C, positions
+  // across the CPU loops' 128-position blocks, a mean far from 0 (two-pass variance), a
+  // parallel size.
+  const lnCases: [string, number, number, number, number, [number, number], number?][] = [
+    ["C 1", 2, 1, 3, 1e-5, [-1, 1]],
+    ["C 3", 1, 3, 5, 1e-6, [-1, 1]],
+    ["C 7 HW 5 N 2", 2, 7, 5, 1e-6, [-2, 2]],
+    ["HW 1", 4, 5, 1, 1e-5, [-1, 1]],
+    ["HW 130 (two blocks)", 1, 64, 130, 1e-6, [-1, 1]],
+    // A float32 mean near 100 rounds by up to ulp(100)/2 ≈ 4e-6, times rstd ≈ 3.5 and w.
+    ["mean 100, std 0.3", 2, 9, 11, 1e-6, [99.5, 100.5], 5e-5],
+    ["parallel", 2, 96, 300, 1e-6, [-3, 3]],
+  ];
+  lnCases.forEach(([name, N, C, HW, eps, [lo, hi], atol = 1e-5], i) => {
+    const n = N * C * HW, seed = 1600 + 10 * i;
+    const inputs = {
+      x: rand(n, seed, lo, hi),
+      w: rand(C, seed + 1, 0.5, 1.5),
+      b: rand(C, seed + 2),
+    };
+    const forward: Case = {
+      inputs,
+      outputs: { y: n, mean: N * HW, rstd: N * HW },
+      run: (b, t) =>
+        b.layernormChannelsForward({
+          out: t.y,
+          mean: t.mean,
+          rstd: t.rstd,
+          inp: t.x,
+          weight: t.w,
+          bias: t.b,
+          N,
+          C,
+          HW,
+          eps,
+        }),
+    };
+    add(`layernorm_channels_forward matches reference: ${name}`, () => {
+      // float statistics over C values: rstd within ~C ulp; out of magnitude ~3.
+      compare(forward, 1e-5, 1e-5, ["mean"]);
+      compare(forward, 1e-5, 1e-4, ["rstd"]);
+      compare(forward, atol, 1e-4, ["y"]);
+    });
+    add(`layernorm_channels_backward matches reference: ${name}`, () => {
+      const stats = runOn(ref, forward);
+      const c: Case = {
+        inputs: { ...inputs, dy: rand(n, seed + 3), mean: stats.mean, rstd: stats.rstd },
+        outputs: { dx: n, dw: C, db: C },
+        run: (b, t) =>
+          b.layernormChannelsBackward({
+            dinp: t.dx,
+            dweight: t.dw,
+            dbias: t.db,
+            dout: t.dy,
+            inp: t.x,
+            mean: t.mean,
+            rstd: t.rstd,
+            weight: t.w,
+            N,
+            C,
+            HW,
+          }),
+      };
+      compare(c, 2e-5, 1e-4, ["dx"]);
+      compare(c, 1e-4, 1e-4, ["dw", "db"]); // sums over N·HW terms
+    });
+  });
 
   add("scale matches reference", () => {
     for (const n of SIZES) {

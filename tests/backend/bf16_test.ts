@@ -159,7 +159,7 @@ function outSize(x: number, k: number, stride: number, pad: number): number {
 /** The three convolution kernels of one case as products, with their inputs. */
 function convProducts(s: ConvSizes, bias: boolean, seed: number) {
   const P = outSize(s.H, s.R, s.stride, s.pad), Q = outSize(s.W, s.S, s.stride, s.pad);
-  const nx = s.N * s.C * s.H * s.W, nw = s.K * s.C * s.R * s.S, ny = s.N * s.K * P * Q;
+  const nx = s.N * s.C * s.H * s.W, nw = s.K * (s.C / s.G) * s.R * s.S, ny = s.N * s.K * P * Q;
   const x = rand(nx, seed), w = rand(nw, seed + 1), dy = rand(ny, seed + 2);
   const b = bias ? rand(s.K, seed + 3) : undefined;
   const forward: Product = {

@@ -36,6 +36,26 @@ Deno.test("conv2d kernels match reference with FBP_CONV_LAYOUT=plain", () => {
   }
 });
 
+Deno.test("grouped and depthwise conv2d kernels match reference in both layouts", () => {
+  // The rule runs depthwise blocked (oneDNN's jit_dw) and most small grouped shapes plain:
+  // each layout forced in turn covers the other path of every grouped case.
+  const before = Deno.env.get("FBP_CONV_LAYOUT");
+  try {
+    for (const layout of ["plain", "blocked"]) {
+      Deno.env.set("FBP_CONV_LAYOUT", layout);
+      for (const [, s, bias] of convCases.filter(([, s]) => s.G > 1)) {
+        const t = convTests(() => cpu, s, bias, 77);
+        t.forward();
+        t.backwardData();
+        t.backwardWeights();
+      }
+    }
+  } finally {
+    if (before === undefined) Deno.env.delete("FBP_CONV_LAYOUT");
+    else Deno.env.set("FBP_CONV_LAYOUT", before);
+  }
+});
+
 Deno.test("conv2d kernels meet the direct-convolution tolerance with FBP_CONV_ALGO=direct", () => {
   // The default runs 3×3 stride-1 forward/backward-data as Winograd (CPU_TOLERANCES.conv
   // allows for its rounding); direct convolution must meet the tighter bound.

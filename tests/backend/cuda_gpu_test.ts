@@ -117,7 +117,7 @@ function gradients(b: Backend): Record<string, Float32Array> {
     K = 64,
     H = 28,
     W = 28,
-    s = { N, C, H, W, K, R: 3, S: 3, stride: 1, pad: 1 };
+    s = { N, C, H, W, K, R: 3, S: 3, G: 1, stride: 1, pad: 1 };
   const x = rand(N * C * H * W, 1), dy = rand(N * K * H * W, 2);
   return runOn(b, {
     inputs: { x, dy, w: rand(C, 3, 0.5, 1.5), mean: rand(C, 4), var: rand(C, 5, 0.5, 2) },
@@ -223,7 +223,7 @@ test("fp32 convolutions are float32 FMA math (no TF32 rounding); bf16 is refused
     K = 32,
     H = 14,
     W = 14,
-    s = { N, C, H, W, K, R: 3, S: 3, stride: 1, pad: 1 };
+    s = { N, C, H, W, K, R: 3, S: 3, G: 1, stride: 1, pad: 1 };
   const x = rand(N * C * H * W, 7), w = rand(K * C * 9, 8, -0.05, 0.05);
   const conv = (xs: Float32Array, ws: Float32Array) => ({
     inputs: { x: xs, w: ws },
@@ -284,7 +284,7 @@ test("cuBLAS follows --precision: fp32 is FMA float32, tf32 rounds to TF32 (sm_8
 test("releaseCache also frees cuDNN's workspace; the next convolution takes it again", (b) => {
   // A timed search then a plan that keeps a workspace (a 3×3 conv of 64 channels at 56×56
   // picks one on every GPU we know; a plan needing none shows as no change, still passing).
-  const s = { N: 8, C: 64, H: 56, W: 56, K: 64, R: 3, S: 3, stride: 1, pad: 1 };
+  const s = { N: 8, C: 64, H: 56, W: 56, K: 64, R: 3, S: 3, G: 1, stride: 1, pad: 1 };
   const c = {
     inputs: { x: rand(8 * 64 * 56 * 56, 31), w: rand(64 * 64 * 9, 32, -0.1, 0.1) },
     outputs: { y: 8 * 64 * 56 * 56 },

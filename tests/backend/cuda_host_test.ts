@@ -5,7 +5,8 @@
  *   launch sizes and the reduction split counts;
  * - native/cuda/conv.cu's plans (conv_plan_harness.cu, nvcc): the file itself against a
  *   fake cuDNN that fails each call in turn (fault injection: no descriptor may leak), and
- *   the fp32 / tf32 / deterministic algorithm and math-type rules, plans keyed by them,
+ *   the fp32 / tf32 / deterministic algorithm and math-type rules, plans keyed by them and
+ *   by the groups (the filter's C/G and the group count),
  *   the shared workspace (grown by replacing, dropped by fbp_release_cache's hook) and a
  *   bad FBP_CUDNN_WORKSPACE_MIB.
  * Each harness prints "ok <case>" or "FAIL <case>: why" per case; a case missing from
@@ -117,6 +118,7 @@ Deno.test({
       "fp32 (not deterministic) uses the timed search",
       "tf32 runs a tensor-op algorithm under CUDNN_TENSOR_OP_MATH, never ALLOW_CONVERSION",
       "plans are cached per math setting (tf32, fp32, tf32 again: 2 plans, 2 searches)",
+      "groups: filter (K, C/G, R, S), group count set, one plan per G",
       "deterministic fp32 takes the heuristic's first deterministic FMA algorithm and its " +
       "workspace",
       "leaving deterministic mode builds a timed plan",

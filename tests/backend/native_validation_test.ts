@@ -44,7 +44,18 @@ function validValue(p: Param): unknown {
 
 const FNS: Fn[] = KERNEL_NAMES.map((name) => {
   const params = cParams(KERNELS[name]);
-  return { name, params, values: params.map(validValue) };
+  const values = params.map(validValue);
+  // A strided channel range (off + (n − 1)·step below a size of 1): offset 0, one channel.
+  const set = (arg: string, v: number) => {
+    const i = params.findIndex((p) => p.name === arg), a = params[i].spec;
+    values[i] = a.kind === "int" && a.c === "int64_t" ? BigInt(v) : v;
+  };
+  for (const rule of KERNELS[name].rules ?? []) {
+    if (rule[0] !== "strided") continue;
+    set(rule[1], 0);
+    set(rule[3], 1);
+  }
+  return { name, params, values };
 });
 
 const symbols: Record<string, Deno.ForeignFunction> = {

@@ -29,6 +29,32 @@ Deno.test("conv2d() refuses an input smaller than the kernel", () => {
   );
 });
 
+Deno.test("conv2d() names the shapes when channels are not multiples of groups", () => {
+  assert.throws(
+    () => ops.conv2d(zeros([1, 6, 5, 5]), zeros([4, 2, 3, 3]), { groups: 4 }),
+    /input \[1, 6, 5, 5\] has 6 channels and weight \[4, 2, 3, 3\] 4 output channels; both must be multiples of groups 4/,
+  );
+  assert.throws(
+    () => ops.conv2d(zeros([1, 6, 5, 5]), zeros([3, 3, 3, 3]), { groups: 3 }),
+    /weight \[3, 3, 3, 3\] expects 3·3 = 9 input channels in 3 groups, input \[1, 6, 5, 5\] has 6/,
+  );
+  assert.throws(
+    () => ops.conv2d(zeros([1, 2, 5, 5]), zeros([2, 1, 3, 3]), { groups: 0 }),
+    /groups 0/,
+  );
+});
+
+Deno.test("maxPool2d() in ceil mode and avgPool2d() refuse inputs smaller than the window", () => {
+  assert.throws(
+    () => ops.maxPool2d(zeros([1, 1, 2, 2]), { kernel: 3, stride: 2, padding: 0, ceilMode: true }),
+    /Cannot run maxPool2d: input \[1, 1, 2, 2\] is smaller than window 3/,
+  );
+  assert.throws(
+    () => ops.avgPool2d(zeros([1, 1, 1, 3]), { kernel: 2 }),
+    /Cannot run avgPool2d: input \[1, 1, 1, 3\] is smaller than window 2/,
+  );
+});
+
 Deno.test("add() refuses shapes that do not broadcast", () => {
   assert.throws(
     () => ops.add(zeros([2, 3]), zeros([4])),

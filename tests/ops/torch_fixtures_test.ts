@@ -29,6 +29,13 @@ interface FixtureCase {
 }
 const cases: FixtureCase[] = JSON.parse(file.metadata.cases);
 
+/** The part sizes of torch's `x.chunk(chunks, dim=1)`: ceil(C/chunks) each, the last less. */
+function chunkSizes(C: number, chunks: number): number[] {
+  const size = Math.ceil(C / chunks), sizes: number[] = [];
+  for (let left = C; left > 0; left -= size) sizes.push(Math.min(size, left));
+  return sizes;
+}
+
 function apply(
   c: FixtureCase,
   x: Tensor[],
@@ -41,6 +48,7 @@ function apply(
         bias: x[2] ?? null,
         stride: a.stride as number,
         padding: a.padding as number,
+        groups: (a.groups as number | undefined) ?? 1,
       });
     case "batchNorm":
       return a.training
@@ -55,7 +63,10 @@ function apply(
         kernel: a.kernel as number,
         stride: a.stride as number,
         padding: a.padding as number,
+        ceilMode: a.ceilMode === true,
       });
+    case "avgPool2d":
+      return ops.avgPool2d(x[0], { kernel: a.kernel as number, stride: a.stride as number });
     case "globalAvgPool":
       return ops.globalAvgPool(x[0]);
     case "linear":
@@ -66,6 +77,28 @@ function apply(
       return ops.softmax(x[0]);
     case "sigmoid":
       return ops.sigmoid(x[0]);
+    // Activations and channel ops (the block "activations of the vision models" of
+    // tasks/make_op_fixtures.py).
+    case "silu":
+      return ops.silu(x[0]);
+    case "hardswish":
+      return ops.hardswish(x[0]);
+    case "hardsigmoid":
+      return ops.hardsigmoid(x[0]);
+    case "gelu":
+      return ops.gelu(x[0]);
+    case "relu6":
+      return ops.relu6(x[0]);
+    case "concatChannels":
+      return ops.concatChannels(x);
+    case "chunk":
+      return ops.splitChannels(x[0], chunkSizes(x[0].shape[1], a.chunks as number))[
+        a.index as number
+      ];
+    case "channelShuffle":
+      return ops.channelShuffle(x[0], a.groups as number);
+    case "layerNormChannels":
+      return ops.layerNormChannels(x[0], x[1], x[2], a.eps as number);
   }
   throw new Error(`unknown fixture op ${c.op}`);
 }

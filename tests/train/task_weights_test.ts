@@ -5,6 +5,8 @@
  * gradients and Adam step, and GradNorm's norms, gradient and update against values worked
  * out by hand or by finite differences; the flags and config checks.
  */
+import type { ResNetBackbone } from "../../src/models/archs/resnet.ts";
+import type { BasicBlock } from "../../src/models/basic_block.ts";
 import assert from "node:assert/strict";
 import { backward, gradientAt } from "../../src/autograd/tape.ts";
 import type { Backend } from "../../src/backend/backend.ts";
@@ -350,7 +352,8 @@ function gradNormProblem() {
     { seed: 1, backend },
   );
   const W = sharedLayer(net);
-  assert.equal(W, net.blocks[6].downsample!.conv.weight, "layer4.0's downsample conv");
+  const layer4 = (net.backbone as ResNetBackbone).units[6] as BasicBlock;
+  assert.equal(W, layer4.downsample!.conv.weight, "layer4.0's downsample conv");
   const wv = W.toArray();
   const A = Float32Array.from(wv, (_, i) => (i % 3) - 1);
   const norm = (xs: Float32Array) => Math.sqrt(xs.reduce((a, x) => a + x * x, 0));

@@ -85,10 +85,15 @@ int fbp_sum_to(float *, const float *, const int *, const int *) { return 0; }
 static int g_calls, g_fail_at; /* the g_fail_at-th call (1-based) fails; 0: none */
 static int g_live_desc, g_find_calls, g_get_calls;
 static std::vector<cudnnConvolutionAlgoPerf_t> g_find_results, g_get_results;
-static int g_ran_algo = -1, g_ran_math = -1;
+static int g_ran_algo = -1, g_ran_math = -1, g_ran_groups = -1, g_ran_filter_c = -1;
 
 struct FakeConv {
   int math;
+  int groups;
+};
+
+struct FakeFilter {
+  int k, c;
 };
 
 static cudnnStatus_t step(void) { return ++g_calls == g_fail_at ? 3 /* BAD_PARAM */ : 0; }
@@ -106,18 +111,18 @@ static cudnnStatus_t destroy_tensor(cudnnTensorDescriptor_t d) {
 }
 static cudnnStatus_t create_filter(cudnnFilterDescriptor_t *d) {
   if (cudnnStatus_t s = step()) return s;
-  *d = (cudnnFilterDescriptor_t) new int(0);
+  *d = (cudnnFilterDescriptor_t) new FakeFilter{-1, -1};
   g_live_desc++;
   return 0;
 }
 static cudnnStatus_t destroy_filter(cudnnFilterDescriptor_t d) {
-  delete (int *)d;
+  delete (FakeFilter *)d;
   g_live_desc--;
   return 0;
 }
 static cudnnStatus_t create_conv(cudnnConvolutionDescriptor_t *d) {
   if (cudnnStatus_t s = step()) return s;
-  *d = (cudnnConvolutionDescriptor_t) new FakeConv{-1};
+  *d = (cudnnConvolutionDescriptor_t) new FakeConv{-1, -1};
   g_live_desc++;
   return 0;
 }
@@ -129,12 +134,19 @@ static cudnnStatus_t destroy_conv(cudnnConvolutionDescriptor_t d) {
 static cudnnStatus_t set_tensor(cudnnTensorDescriptor_t, int, int, int, int, int, int) {
   return step();
 }
-static cudnnStatus_t set_filter(cudnnFilterDescriptor_t, int, int, int, int, int, int) {
-  return step();
+static cudnnStatus_t set_filter(cudnnFilterDescriptor_t d, int, int, int k, int c, int, int) {
+  if (cudnnStatus_t s = step()) return s;
+  *(FakeFilter *)d = FakeFilter{k, c};
+  return 0;
 }
 static cudnnStatus_t set_conv(cudnnConvolutionDescriptor_t, int, int, int, int, int, int, int,
                               int) {
   return step();
+}
+static cudnnStatus_t set_groups(cudnnConvolutionDescriptor_t d, int groups) {
+  if (cudnnStatus_t s = step()) return s;
+  ((FakeConv *)d)->groups = groups;
+  return 0;
 }
 static cudnnStatus_t set_math(cudnnConvolutionDescriptor_t d, int math) {
   if (cudnnStatus_t s = step()) return s;
@@ -165,12 +177,14 @@ static cudnnStatus_t get_fwd(cudnnHandle_t, cudnnTensorDescriptor_t, cudnnFilter
   return results(g_get_results, requested, returned, perf);
 }
 static cudnnStatus_t run_fwd(cudnnHandle_t, const void *, cudnnTensorDescriptor_t, const void *,
-                             cudnnFilterDescriptor_t, const void *,
+                             cudnnFilterDescriptor_t w, const void *,
                              cudnnConvolutionDescriptor_t conv, int algo, void *, size_t ws,
                              const void *, cudnnTensorDescriptor_t, void *) {
   if (cudnnStatus_t s = step()) return s;
   g_ran_algo = algo;
   g_ran_math = ((FakeConv *)conv)->math;
+  g_ran_groups = ((FakeConv *)conv)->groups;
+  g_ran_filter_c = ((FakeFilter *)w)->c;
   (void)ws;
   return 0;
 }
@@ -188,6 +202,7 @@ static void install_fake(void) {
   fbp_dl.cudnnSetTensor4dDescriptor = set_tensor;
   fbp_dl.cudnnSetFilter4dDescriptor = set_filter;
   fbp_dl.cudnnSetConvolution2dDescriptor = set_conv;
+  fbp_dl.cudnnSetConvolutionGroupCount = set_groups;
   fbp_dl.cudnnSetConvolutionMathType = set_math;
   fbp_dl.cudnnFindConvolutionForwardAlgorithmEx = find_fwd;
   fbp_dl.cudnnGetConvolutionForwardAlgorithm_v7 = get_fwd;
@@ -215,7 +230,7 @@ static void reset(void) {
   g_ws = NULL;
   g_ws_bytes = g_ws_need = 0;
   g_calls = g_fail_at = g_find_calls = g_get_calls = g_released = g_cached_frees = 0;
-  g_ran_algo = g_ran_math = -1;
+  g_ran_algo = g_ran_math = g_ran_groups = g_ran_filter_c = -1;
   g_harness_tf32 = g_harness_det = 0;
   g_error[0] = '\0';
 }
@@ -230,10 +245,11 @@ static void check(bool ok, const char *name, const std::string &why) {
   }
 }
 
-/* One forward of a fixed 3×3 shape (fake buffers: the fake cuDNN never reads them). */
-static int forward(int N = 2) {
+/* One forward of a fixed 3×3 shape, 4 → 4 channels in G groups (fake buffers: the fake
+ * cuDNN never reads them). */
+static int forward(int N = 2, int G = 1) {
   static float dummy[1];
-  return impl_conv2d_forward(dummy, dummy, dummy, NULL, N, 4, 8, 8, 4, 3, 3, 1, 1);
+  return impl_conv2d_forward(dummy, dummy, dummy, NULL, N, 4, 8, 8, 4, 3, 3, G, 1, 1);
 }
 
 static std::string state(int rc) {
@@ -269,8 +285,9 @@ int main(void) {
         detail += "step " + std::to_string(k) + ": " + state(rc) + "; ";
       }
     }
-    /* 4 creates, 3 shape sets, the conv set, the math type, the search and the run. */
-    check(steps == 11, "every cuDNN call of a first forward is a fault point",
+    /* 4 creates, 3 shape sets, the conv set, the group count, the math type, the search
+     * and the run. */
+    check(steps == 12, "every cuDNN call of a first forward is a fault point",
           std::to_string(steps) + " failing steps");
     check(leaks == 0, "a failed plan destroys the descriptors it created", detail);
     check(unnamed == 0, "a failed step is reported by name and status", detail);
@@ -322,6 +339,25 @@ int main(void) {
           "plans are cached per math setting (tf32, fp32, tf32 again: 2 plans, 2 searches)",
           state(rc3) + ", plans " + std::to_string(g_plans.size()) + ", finds " +
               std::to_string(g_find_calls));
+  }
+
+  /* Groups: the filter holds C/G input channels, the descriptor G groups, and plans are
+   * keyed by G. */
+  {
+    reset();
+    g_find_results = {perf(1, CUDNN_FMA_MATH, 1, MiB)};
+    int rc1 = forward(2, 1);
+    int g1 = g_ran_groups, c1 = g_ran_filter_c;
+    int rc2 = forward(2, 4);
+    int g4 = g_ran_groups, c4 = g_ran_filter_c;
+    int rc3 = forward(2, 2);
+    check(rc1 == 0 && rc2 == 0 && rc3 == 0 && g1 == 1 && c1 == 4 && g4 == 4 && c4 == 1 &&
+              g_ran_groups == 2 && g_ran_filter_c == 2 && g_plans.size() == 3 &&
+              g_find_calls == 3,
+          "groups: filter (K, C/G, R, S), group count set, one plan per G",
+          state(rc3) + ", groups " + std::to_string(g1) + "/" + std::to_string(g4) +
+              ", filter C " + std::to_string(c1) + "/" + std::to_string(c4) + ", plans " +
+              std::to_string(g_plans.size()));
   }
 
   /* Deterministic: the heuristic, deterministic results only. */
