@@ -150,8 +150,8 @@ export {
   archIsGateable,
   archNames,
   archTable,
-  buildBackbone,
   type BackboneOptions,
+  buildBackbone,
 } from "./src/models/archs/registry.ts";
 export {
   CLASSIFIER_TASK,
@@ -163,15 +163,15 @@ export {
   type TorchvisionImportOptions,
   torchvisionKeys,
 } from "./src/models/torchvision_import.ts";
-export { modelSummary, type ModelSummary } from "./src/models/summary.ts";
+export { type ModelSummary, modelSummary } from "./src/models/summary.ts";
 export { countMacs } from "./src/ops/mac_meter.ts";
 export {
   checkpointConfig,
   type HostTensor,
   importTorchvisionResnet18,
-  readTorchvisionFile,
   loadCheckpoint,
   loadState,
+  readTorchvisionFile,
   saveCheckpoint,
   stateToHost,
 } from "./src/models/checkpoint.ts";

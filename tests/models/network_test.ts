@@ -207,7 +207,10 @@ Deno.test("loadCheckpoint() rejects broken and mismatched files with the reason"
     `${dir}/arch.safetensors`,
     serializeSafetensors(state, { metadata: { fbp: JSON.stringify({ ...cfg, arch: "vgg16" }) } }),
   );
-  await assert.rejects(loadCheckpoint(`${dir}/arch.safetensors`), /Unknown architecture "vgg16": expected one of resnet18, resnet34/);
+  await assert.rejects(
+    loadCheckpoint(`${dir}/arch.safetensors`),
+    /Unknown architecture "vgg16": expected one of resnet18, resnet34/,
+  );
   await Deno.writeFile(`${dir}/plain.safetensors`, serializeSafetensors(state));
   await assert.rejects(loadCheckpoint(`${dir}/plain.safetensors`), /no "fbp" metadata entry/);
   net.dispose();
