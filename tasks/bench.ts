@@ -39,6 +39,8 @@ interface Context {
   precision: string;
   /** The `--device` backend (default cpu) that the network sections run on, loaded once. */
   device(): Promise<Backend>;
+  /** The `--device` flag as given. */
+  deviceName: string;
 }
 
 /** A named benchmark section. */
@@ -653,6 +655,7 @@ async function main(): Promise<void> {
   let device: Promise<Backend> | undefined;
   const ctx: Context = {
     reps,
+    deviceName: values.device,
     log: (line) => console.log(line),
     precision: "fp32",
     cpu: () =>
@@ -721,6 +724,12 @@ async function benchArchs(
     }
   }
   if (archs.length === 0) throw new Error("Cannot parse --arch: no architecture given");
+  if (vsTorch && ctx.deviceName !== "cpu") {
+    throw new Error(
+      "Cannot compare --arch with PyTorch on --device " + ctx.deviceName +
+        ": tasks/torch_arch_bench.py runs on the CPU; use --device cpu",
+    );
+  }
   const backend = await ctx.device();
   const size = 224;
   const fbp: Record<string, ArchFigures> = {};

@@ -80,11 +80,19 @@ await runNetworkCli(
       if (!values.archs) {
         throw new Error("Cannot run Table 11: --archs A,B,… is required (see --help)");
       }
-      const archs = String(values.archs).split(",").map((a) => a.trim()).filter((a) => a);
+      const archs = String(values.archs).split(",").map((a) => a.trim());
+      if (archs.some((a) => !a) || new Set(archs).size !== archs.length) {
+        throw new Error(
+          `Cannot parse --archs "${values.archs}": expected distinct architecture names, ` +
+            "comma-separated",
+        );
+      }
       const base = runConfigFromArgs(values);
       const dir = values.dir ?? join("runs", `table11-${values.preset ?? "default"}`);
       // Pretrained files are ResNet18 weights; other backbones start from their own init.
-      const planned = planArchComparison(base, dir, archs).map((run) =>
+      const planned = planArchComparison(base, dir, archs, values.dropout !== undefined).map((
+        run,
+      ) =>
         run.config.arch === "resnet18"
           ? run
           : { ...run, config: { ...run.config, pretrained: undefined } }

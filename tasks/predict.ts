@@ -87,8 +87,8 @@ await runNetworkCli({
     archFamily(arch);
     // The file is read and checked before the backend is loaded.
     const tensors = await readTorchvisionFile(String(values.weights));
-    const backend = await useDevice(values);
     const classes = classifierClasses(arch, tensors, String(values.weights));
+    const backend = await useDevice(values);
     net = classifierNetwork(arch, { classes, backend });
     importTorchvisionWeights(net, tensors, { source: String(values.weights), bare: true });
   } else {
@@ -129,10 +129,7 @@ function classifierClasses(
   tensors: ReadonlyMap<string, { shape: readonly number[] }>,
   file: string,
 ): number {
-  // The classifier's name is the backbone's; a 2-class probe network tells it cheaply.
-  const probe = classifierNetwork(arch, { classes: 2 });
-  const key = `${probe.backbone.classifier}.weight`;
-  probe.dispose();
+  const key = `${archFamily(arch).classifier}.weight`;
   const w = tensors.get(key);
   if (!w || w.shape.length !== 2) {
     throw new Error(

@@ -16,7 +16,7 @@
  */
 import denoJson from "../../deno.json" with { type: "json" };
 import type { MultiTaskNet } from "../models/network.ts";
-import type { BasicBlock } from "../models/basic_block.ts";
+import { BasicBlock } from "../models/basic_block.ts";
 import { ResNetBackbone } from "../models/archs/resnet.ts";
 import { blockName, BLOCKS, type TaskConfig } from "../models/config.ts";
 import { IMAGENET_MEAN, IMAGENET_STD } from "../data/augment.ts";
@@ -283,7 +283,10 @@ export function networkToOnnx(net: MultiTaskNet, opts: OnnxExportOptions = {}): 
  */
 function resnet18Trunk(net: MultiTaskNet): ResNetBackbone {
   const bb = net.backbone;
-  if (!(bb instanceof ResNetBackbone) || bb.units.length !== BLOCKS) {
+  if (
+    !(bb instanceof ResNetBackbone) || bb.units.length !== BLOCKS ||
+    !bb.units.every((u) => u instanceof BasicBlock)
+  ) {
     throw new Error(
       `Cannot export "${net.config.arch}" to ONNX: the export writes the method's ResNet18 ` +
         `trunk only (BasicBlocks with DAB, AFF and the policy)`,

@@ -94,6 +94,8 @@ export function blockSeed(pass: Pass, index: number): number {
 export interface ArchFamily<C> {
   /** The variants by torchvision's builder name, e.g. `{ mobilenet_v3_small: {...} }`. */
   readonly variants: Readonly<Record<string, C>>;
+  /** The torchvision name of its classifier's last Linear (its backbones' `classifier`). */
+  readonly classifier: string;
   /**
    * Whether its blocks have residual paths that AdaShare can gate (otherwise
    * `--policy adashare` is refused).
@@ -106,4 +108,11 @@ export interface ArchFamily<C> {
   parse(raw: unknown, source: string): C;
   /** Builds the backbone of variant `arch` (a name of `variants`) with config `config`. */
   build(arch: string, config: C, ctx: BuildContext): Backbone;
+  /**
+   * Re-initialises a freshly built backbone for training from scratch as torchvision's
+   * constructor does (its init loop over the modules), drawing from `rng`; absent: the
+   * values `build` drew are kept. `buildBackbone` (archs/registry.ts) calls it after `build`; the
+   * task heads are not part of the backbone and keep their own initialisation.
+   */
+  init?(backbone: Backbone, rng: Rng): void;
 }

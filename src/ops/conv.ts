@@ -5,6 +5,7 @@
  */
 import { empty, formatShape, type Tensor } from "../tensor/tensor.ts";
 import type { ConvSizes } from "../backend/backend.ts";
+import { addMacs } from "./mac_meter.ts";
 import { checkRank, checkShape, record, sameBackend } from "./op.ts";
 
 /** Options of conv2d. */
@@ -70,6 +71,7 @@ export function conv2d(x: Tensor, weight: Tensor, opts: Conv2dOptions = {}): Ten
   }
   const s: ConvSizes = { N, C, H, W, K, R, S, G, stride, pad };
   const out = empty([N, K, P, Q], { backend: be });
+  addMacs(N * K * P * Q * (C / s.G) * R * S);
   be.conv2dForward({
     out: out.storage,
     inp: x.storage,

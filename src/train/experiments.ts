@@ -10,7 +10,7 @@
  * ({@link runAll}) or by any {@link RunExecutor}, several at once ({@link runPlanned}).
  * @module
  */
-import { archNames } from "../models/archs/registry.ts";
+import { archNames, torchvisionDropout } from "../models/archs/registry.ts";
 import { join } from "node:path";
 import type { RunResult } from "./result.ts";
 import { configDifferences, type RunConfig } from "./run_config.ts";
@@ -358,13 +358,15 @@ export function planComparison(base: RunConfig, dir: string): PlannedRun[] {
 /**
  * The paper's Table 11: each architecture of `archs` as a single-task baseline (no AFF, no
  * policy) on `base`'s first task, and the method (AdaShare + DAB + AFF on ResNet18) on all
- * of `base`'s tasks, as independent runs under `dir`.
+ * of `base`'s tasks, as independent runs under `dir`. A baseline's head dropout is
+ * torchvision's for its arch unless `keepDropout` (the user set `--dropout`).
  * @throws {Error} naming an unknown architecture
  */
 export function planArchComparison(
   base: RunConfig,
   dir: string,
   archs: readonly string[],
+  keepDropout = false,
 ): PlannedRun[] {
   const task = base.tasks[0];
   const known = archNames();
@@ -382,6 +384,7 @@ export function planArchComparison(
         method: "baseline",
         arch,
         aff: false,
+        dropout: keepDropout ? base.dropout : torchvisionDropout(arch) ?? base.dropout,
         tasks: [task],
         databases: base.databases.filter((d) => d.name === task.database),
       },

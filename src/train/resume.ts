@@ -187,8 +187,17 @@ export async function readRunConfig(dir: string): Promise<RunConfig> {
     throw new Error(`Cannot resume run "${dir}": "${path}" is not the config of a run`);
   }
   // Fields added since a run's config.json was written take the value the run had then.
-  return { ...PRE_RECIPE_FIELDS, ...PRE_TASK_KIND_FIELDS, ...PRE_TASK_WEIGHT_FIELDS, ...config };
+  return {
+    ...PRE_RECIPE_FIELDS,
+    ...PRE_TASK_KIND_FIELDS,
+    ...PRE_TASK_WEIGHT_FIELDS,
+    ...PRE_ARCH_FIELDS,
+    ...config,
+  };
 }
+
+/** What a run whose config.json predates `--arch` trained: the paper's ResNet18. */
+const PRE_ARCH_FIELDS: Pick<RunConfig, "arch"> = { arch: "resnet18" };
 
 /**
  * What a run whose config.json predates the recipe options did: it always flipped and

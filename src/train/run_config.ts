@@ -4,7 +4,8 @@
  * is refused with a message that names the field.
  * @module
  */
-import { archIsGateable, archNames, isResNet } from "../models/archs/registry.ts";
+import { archIsGateable, archNames, archTable, isResNet } from "../models/archs/registry.ts";
+import { knownGateCount } from "../models/config.ts";
 import type { BnMode } from "../nn/batch_norm.ts";
 import {
   type Balance,
@@ -435,10 +436,17 @@ export function validateRunConfig(c: RunConfig): void {
         }`,
       );
     }
+    // ResNets' gate count is known from the table; other archs check it when built.
+    const gates = knownGateCount(c.arch, archTable(c.arch, undefined, "the arch"));
     for (const [t, bits] of Object.entries(c.fixedPolicy)) {
-      if (!Array.isArray(bits) || bits.length !== 8 || bits.some((b) => b !== 0 && b !== 1)) {
+      if (
+        !Array.isArray(bits) || (gates !== undefined && bits.length !== gates) ||
+        bits.length === 0 || bits.some((b) => b !== 0 && b !== 1)
+      ) {
         fail(
-          `the fixed policy of task "${t}" must be 8 values 0 or 1 (one per residual block): ` +
+          `the fixed policy of task "${t}" must be ${
+            gates ?? "one per gated block:"
+          } values 0 or 1 (one per ${c.arch} block with a residual path): ` +
             `current value is ${JSON.stringify(bits)}`,
         );
       }
@@ -614,10 +622,14 @@ export function availableMemory(backend: string): number {
 }
 
 /**
- * Refuses a run whose estimated memory (estimateRunMemory) exceeds `available` bytes.
+ * Refuses a ResNet18 run whose estimated memory (estimateRunMemory) exceeds `available`
+ * bytes; runs of other architectures are not checked.
  * @throws {Error} naming the estimate, what is available and the options that drive it
  */
 export function checkRunMemory(c: RunConfig, available: number): void {
+  // The estimate models ResNet18's activations; other trunks are not estimated (their
+  // allocation fails with its own error when memory runs out).
+  if (c.arch !== "resnet18") return;
   const need = estimateRunMemory(c);
   if (need > available) {
     throw new Error(

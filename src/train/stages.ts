@@ -7,6 +7,7 @@
  *   re-training: the initial weights again, in a network that executes the fixed policy.
  * @module
  */
+import { curriculumWindow } from "../optim/schedule.ts";
 import type { MultiTaskNet } from "../models/network.ts";
 import {
   argmaxPolicy,
@@ -95,6 +96,12 @@ async function fixPolicy(ctx: RunContext, state: RunState): Promise<void> {
   const p = config.finalPolicy === "argmax"
     ? argmaxPolicy(logits, T, B)
     : samplePolicy(logits, T, B, new Rng(config.seed, 0xf1a1));
+  // Blocks the curriculum never opened (a trunk with more gates than policy epochs reach)
+  // executed throughout (the window of the last policy epoch): their logits were never
+  // trained, so they keep executing.
+  const lastEpoch = Math.max(0, config.epochs.policy - 1);
+  const window = curriculumWindow(B, config.curriculumSpeed, lastEpoch);
+  for (const row of p) row.fill(1, 0, B - window);
   state.finalPolicy = Object.fromEntries(config.tasks.map((t, i) => [t.name, p[i]]));
   const fresh = await buildNet(ctx, state.finalPolicy);
   const carried = fresh.policy.logits;

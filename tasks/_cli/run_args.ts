@@ -16,7 +16,7 @@ import {
   type TaskSpec,
 } from "../../src/train/run_config.ts";
 import { numberFlag, stringOptions } from "./options.ts";
-import { isResNet } from "../../src/models/archs/registry.ts";
+import { isResNet, torchvisionDropout } from "../../src/models/archs/registry.ts";
 import { BALANCES, DIST_LABEL, SCORE_LABEL, SCORE_LOSSES } from "../../src/train/option_names.ts";
 
 /** node:util parseArgs option table of the run flags. */
@@ -315,8 +315,10 @@ export function runConfigFromArgs(values: Values, runsDir = "runs"): RunConfig {
   }
   if (values.arch !== undefined) {
     c.arch = String(values.arch);
-    // AFF belongs to ResNet's skip connection: other trunks train without it unless asked.
+    // AFF belongs to ResNet's skip connection: other trunks train without it unless asked;
+    // their head dropout is torchvision's unless --dropout says otherwise.
     if (!isResNet(c.arch)) c.aff = false;
+    c.dropout = torchvisionDropout(c.arch) ?? c.dropout;
   }
   if (values.aff) c.aff = true;
   if (values["no-aff"]) c.aff = false;
@@ -423,15 +425,18 @@ export function runConfigFromArgs(values: Values, runsDir = "runs"): RunConfig {
   return { ...c, name, out: (values.out as string | undefined) ?? join(runsDir, name) };
 }
 
-/** Parses `--fixed-policy beauty=11011010,gender=11110000` (8 blocks, 1 = execute). */
+/**
+ * Parses `--fixed-policy beauty=11011010,gender=11110000` (one bit per gated block, 1 =
+ * execute: 8 for ResNet18; the run config checks the count against the arch).
+ */
 export function parseFixedPolicy(v: string): Record<string, number[]> {
   const out: Record<string, number[]> = {};
   for (const part of v.split(",")) {
-    const m = /^([A-Za-z0-9_-]+)=([01]{8})$/.exec(part.trim());
+    const m = /^([A-Za-z0-9_-]+)=([01]+)$/.exec(part.trim());
     if (!m) {
       throw new Error(
-        `Cannot parse --fixed-policy "${v}": expected TASK=BITS[,TASK=BITS…] with 8 bits 0/1 ` +
-          `per task (one per residual block, 1 = execute): "${part}" is not`,
+        `Cannot parse --fixed-policy "${v}": expected TASK=BITS[,TASK=BITS…] with bits 0/1 ` +
+          `per task (one per gated block, 8 for ResNet18, 1 = execute): "${part}" is not`,
       );
     }
     if (m[1] in out) throw new Error(`Cannot parse --fixed-policy "${v}": task "${m[1]}" twice`);
@@ -481,7 +486,7 @@ const FLAG_FIELDS: Record<string, readonly string[]> = {
   db: ["databases"],
   task: ["tasks"],
   aff: ["aff"],
-  arch: ["arch", "aff"],
+  arch: ["arch", "aff", "dropout"],
   "no-aff": ["aff"],
   policy: ["method"],
   pretrained: ["pretrained"],

@@ -148,6 +148,9 @@ Deno.test("train --arch: a baseline, AdaShare on a residual arch, and the refusa
   assert.equal(am.gates.length, 10, "MobileNetV2 has 10 inverted residuals with a skip path");
   assert.ok(am.gates.every((g: string) => /^features\.\d+$/.test(g)), am.gates.join(","));
   assert.equal(am.policy.beauty.length, am.gates.length);
+  // One policy epoch opens only the last gate (curriculum): the nine blocks whose logits
+  // never trained keep executing in the final policy instead of being drawn at 50 %.
+  assert.deepEqual(am.policy.beauty.slice(0, 9), [1, 1, 1, 1, 1, 1, 1, 1, 1]);
 
   const plain = await runTask("train", [
     "--arch",

@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { readSafetensors } from "../../src/io/safetensors.ts";
 import { classifierNetwork } from "../../src/models/classifier.ts";
+import { archFamily } from "../../src/models/archs/registry.ts";
 import { importTorchvisionWeights } from "../../src/models/torchvision_import.ts";
 import { softmax } from "../../src/ops/softmax.ts";
 import { scope, setDefaultBackend, tensor } from "../../src/tensor/tensor.ts";
@@ -42,6 +43,7 @@ for (const { name: backendName, backend } of await testBackends()) {
           backend: backend!,
         });
         try {
+          assert.equal(net.backbone.classifier, archFamily(meta.arch).classifier);
           const weights = formulaWeights(JSON.parse(meta.keys));
           importTorchvisionWeights(net, weights, { source: file, bare: true });
           const images = fx.tensors.get("images")!;

@@ -49,7 +49,7 @@ Deno.test("the curriculum opens several blocks an epoch below speed 1, and all 8
   );
 });
 
-Deno.test("a fixed policy is only re-trained, and must give 8 bits for every task", () => {
+Deno.test("a fixed policy is only re-trained, and must give ResNet18 8 bits for every task", () => {
   const fixedPolicy = { beauty: [1, 1, 0, 1, 0, 1, 1, 0], gender: [1, 0, 0, 0, 1, 1, 1, 1] };
   const plan = planEpochs({ ...base, fixedPolicy });
   assert.deepEqual(new Set(plan.map((e) => e.kind)), new Set(["retrain"]));
@@ -71,7 +71,12 @@ Deno.test("a fixed policy is only re-trained, and must give 8 bits for every tas
     beauty: [1, 1, 0, 1, 0, 1, 1, 0],
     gender: [0, 0, 0, 0, 1, 1, 1, 1],
   });
-  assert.throws(() => parseFixedPolicy("beauty=1101"), /8 bits 0\/1 per task.*"beauty=1101"/);
+  assert.throws(() => parseFixedPolicy("beauty=11x1"), /bits 0\/1 per task.*"beauty=11x1"/);
+  // Any number of bits parses; the run config wants one per gated block (ResNet18: 8).
+  assert.throws(
+    () => validateRunConfig({ ...base, fixedPolicy: { ...fixedPolicy, beauty: [1, 1, 0, 1] } }),
+    /fixed policy of task "beauty" must be 8 values 0 or 1/,
+  );
   assert.throws(() => parseFixedPolicy("a=11111111,a=00000000"), /task "a" twice/);
 });
 

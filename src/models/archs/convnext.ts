@@ -31,6 +31,7 @@ import {
   type Pass,
 } from "../backbone.ts";
 import { Conv, type Layer, LayerNorm2d, Seq } from "./layers.ts";
+import { initBackbone, truncNormal, zeros } from "./init.ts";
 
 /** One stage: `[inputChannels, outChannels | null, numLayers]` (torchvision's CNBlockConfig). */
 export type ConvNeXtStage = [number, number | null, number];
@@ -203,7 +204,18 @@ export const CONVNEXT: ArchFamily<ConvNeXtConfig> = {
       layerScale: 1e-6,
     },
   },
+  classifier: "classifier.2",
   gateable: true,
+  /** torchvision: trunc_normal_(std 0.02, bounds ±2) for Conv2d and Linear weights, zero biases. */
+  init(backbone, rng) {
+    const w = truncNormal(0.02, 0, -2, 2);
+    initBackbone(backbone, rng, {
+      convWeight: w,
+      convBias: zeros,
+      linearWeight: w,
+      linearBias: zeros,
+    });
+  },
   parse(raw: unknown, source: string): ConvNeXtConfig {
     if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
       fail(source, `the ConvNeXt config must be an object: got ${JSON.stringify(raw)}`);

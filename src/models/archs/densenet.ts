@@ -21,6 +21,7 @@ import type { Tensor } from "../../tensor/tensor.ts";
 import { Module, ModuleList } from "../../nn/module.ts";
 import type { ArchFamily, Backbone, BackboneBlock, BuildContext, Pass } from "../backbone.ts";
 import { Conv, Norm } from "./layers.ts";
+import { initBackbone, kaimingNormal, zeros } from "./init.ts";
 
 /** A DenseNet table. */
 export interface DenseNetConfig {
@@ -146,7 +147,12 @@ export const DENSENET: ArchFamily<DenseNetConfig> = {
     densenet169: { growthRate: 32, blockConfig: [6, 12, 32, 32], numInitFeatures: 64, bnSize: 4 },
     densenet201: { growthRate: 32, blockConfig: [6, 12, 48, 32], numInitFeatures: 64, bnSize: 4 },
   },
+  classifier: "classifier",
   gateable: false,
+  /** torchvision: kaiming_normal_ (fan-in, ReLU gain) for convs, Linear bias 0. */
+  init(backbone, rng) {
+    initBackbone(backbone, rng, { convWeight: kaimingNormal("fan_in"), linearBias: zeros });
+  },
   parse(raw: unknown, source: string): DenseNetConfig {
     if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
       fail(source, `the DenseNet config must be an object: got ${JSON.stringify(raw)}`);

@@ -28,6 +28,7 @@ import {
   type Pass,
 } from "../backbone.ts";
 import { ConvNormAct, makeDivisible, type NormOptions, Seq, SqueezeExcitation } from "./layers.ts";
+import { initBackbone, kaimingNormal, uniform, zeros } from "./init.ts";
 
 /**
  * One stage of the table (torchvision's MBConvConfig after the width and depth
@@ -226,7 +227,17 @@ export const EFFICIENTNET: ArchFamily<EfficientNetConfig> = {
     efficientnet_b6: efficientNetTable(1.8, 2.6),
     efficientnet_b7: efficientNetTable(2.0, 3.1),
   },
+  classifier: "classifier.1",
   gateable: true,
+  /** torchvision: convs Kaiming fan-out (bias 0), Linear uniform(±1/√out_features) (bias 0). */
+  init(backbone, rng) {
+    initBackbone(backbone, rng, {
+      convWeight: kaimingNormal("fan_out"),
+      convBias: zeros,
+      linearWeight: uniform((l) => 1 / Math.sqrt(l[0])),
+      linearBias: zeros,
+    });
+  },
   parse(raw: unknown, source: string): EfficientNetConfig {
     const fail = (msg: string): never => {
       throw new Error(`Cannot read ${source}: ${msg}`);

@@ -21,6 +21,7 @@ import { type Tensor, tensor } from "../../tensor/tensor.ts";
 import { Module } from "../../nn/module.ts";
 import type { ArchFamily, Backbone, BackboneBlock, BuildContext, Pass } from "../backbone.ts";
 import { Conv, type Layer, Norm, Seq } from "./layers.ts";
+import { initBackbone, truncNormal } from "./init.ts";
 
 /** GoogLeNet's settings (its table is fixed). */
 export interface GoogLeNetConfig {
@@ -170,7 +171,13 @@ export class GoogLeNetBackbone extends Module implements Backbone {
 /** GoogLeNet (torchvision's table; transform_input switchable). */
 export const GOOGLENET: ArchFamily<GoogLeNetConfig> = {
   variants: { googlenet: { transformInput: true } },
+  classifier: "fc",
   gateable: false,
+  /** torchvision: trunc_normal_(0, 0.01, a −2, b 2) for conv and Linear weights. */
+  init(backbone, rng) {
+    const w = truncNormal(0.01, 0, -2, 2);
+    initBackbone(backbone, rng, { convWeight: w, linearWeight: w });
+  },
   parse(raw: unknown, source: string): GoogLeNetConfig {
     if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
       throw new Error(

@@ -39,6 +39,7 @@ import {
   Seq,
   SqueezeExcitation,
 } from "./layers.ts";
+import { initBackbone, type InitRules, kaimingNormal, normal, zeros } from "./init.ts";
 
 // ---------------------------------------------------------------------------------------
 // Shared helpers
@@ -200,12 +201,25 @@ const V2_SETTING: MobileNetV2Row[] = [
   [6, 320, 1, 1],
 ];
 
+/** torchvision's MobileNetV2/V3 init: convs Kaiming fan-out, Linear Normal(0, 0.01), biases 0. */
+const MOBILENET_INIT: InitRules = {
+  convWeight: kaimingNormal("fan_out"),
+  convBias: zeros,
+  linearWeight: normal(0.01),
+  linearBias: zeros,
+};
+
 /** MobileNetV2 (torchvision's `mobilenet_v2`; a custom table through `archConfig`). */
 export const MOBILENET_V2: ArchFamily<MobileNetV2Config> = {
   variants: {
     mobilenet_v2: { widthMult: 1.0, roundNearest: 8, setting: V2_SETTING, lastChannel: 1280 },
   },
+  classifier: "classifier.1",
   gateable: true,
+  /** torchvision: convs Kaiming fan-out (bias 0), Linear Normal(0, 0.01) (bias 0). */
+  init(backbone, rng) {
+    initBackbone(backbone, rng, MOBILENET_INIT);
+  },
   parse(raw: unknown, source: string): MobileNetV2Config {
     const fail = failer(source);
     const r = asObject(raw, fail);
@@ -434,7 +448,12 @@ export const MOBILENET_V3: ArchFamily<MobileNetV3Config> = {
     mobilenet_v3_large: mobilenetV3Table("mobilenet_v3_large"),
     mobilenet_v3_small: mobilenetV3Table("mobilenet_v3_small"),
   },
+  classifier: "classifier.3",
   gateable: true,
+  /** torchvision: convs Kaiming fan-out (bias 0), Linear Normal(0, 0.01) (bias 0). */
+  init(backbone, rng) {
+    initBackbone(backbone, rng, MOBILENET_INIT);
+  },
   parse(raw: unknown, source: string): MobileNetV3Config {
     const fail = failer(source);
     const r = asObject(raw, fail);

@@ -88,7 +88,8 @@ export function buildBackbone(
 ): Backbone {
   if (isResNet(arch)) {
     const t = table as ResNetConfig;
-    return RESNET.buildWith(arch, { ...t, widths: opts.widths ?? t.widths }, ctx, {
+    // A table's own widths (a custom ResNet) win over the network's default ones.
+    return RESNET.buildWith(arch, { ...t, widths: t.widths ?? opts.widths }, ctx, {
       aff: opts.aff ?? null,
     });
   }
@@ -98,5 +99,20 @@ export function buildBackbone(
         `connection (the paper's method); use a resnet arch or turn AFF off (--aff off)`,
     );
   }
-  return archFamily(arch).build(arch, table, ctx);
+  const family = archFamily(arch);
+  const backbone = family.build(arch, table, ctx);
+  family.init?.(backbone, ctx.rng);
+  return backbone;
+}
+
+/**
+ * The dropout torchvision's classifier of `arch` applies before its last Linear (none:
+ * 0), the default of a baseline trained with `--arch`; ResNets keep the paper's head
+ * dropout (undefined here).
+ */
+export function torchvisionDropout(arch: string): number | undefined {
+  if (isResNet(arch)) return undefined;
+  const b = /^efficientnet_b(\d)$/.exec(arch);
+  if (b) return [0.2, 0.2, 0.3, 0.3, 0.4, 0.4, 0.5, 0.5][Number(b[1])];
+  return /^(googlenet|mobilenet_)/.test(arch) ? 0.2 : 0;
 }

@@ -24,6 +24,7 @@ import {
   type Pass,
 } from "../backbone.ts";
 import { ConvNormAct, type Layer, makeDivisible, SqueezeExcitation } from "./layers.ts";
+import { fanOut, initBackbone, normal, pytorchDefault, zeros } from "./init.ts";
 
 /** A RegNet's per-stage table (torchvision's BlockParams after quantisation). */
 export interface RegNetConfig {
@@ -280,7 +281,20 @@ export const REGNET: ArchFamily<RegNetConfig> = {
   variants: Object.fromEntries(
     Object.entries(REGNET_INIT_PARAMS).map(([name, p]) => [name, regnetBlockParams(p)]),
   ),
+  classifier: "fc",
   gateable: true,
+  /**
+   * torchvision: convs Normal(0, √(2/fan_out)), Linear Normal(0, 0.01) with bias 0; the SE
+   * convs' biases keep PyTorch's default, uniform(±1/√fan_in).
+   */
+  init(backbone, rng) {
+    initBackbone(backbone, rng, {
+      convWeight: normal((l) => Math.sqrt(2 / fanOut(l))),
+      convBias: pytorchDefault,
+      linearWeight: normal(0.01),
+      linearBias: zeros,
+    });
+  },
   parse(raw: unknown, source: string): RegNetConfig {
     const fail = (msg: string): never => {
       throw new Error(`Cannot read ${source}: ${msg}`);

@@ -161,6 +161,7 @@ export const RESNET: ArchFamily<ResNetConfig> & {
     resnet34: { block: "basic", layers: [3, 4, 6, 3] },
     resnet50: { block: "bottleneck", layers: [3, 4, 6, 3] },
   },
+  classifier: "fc",
   gateable: true,
   parse(raw: unknown, source: string): ResNetConfig {
     const fail = (msg: string): never => {

@@ -14,6 +14,7 @@ import type { Tensor } from "../../tensor/tensor.ts";
 import { Module, ModuleList } from "../../nn/module.ts";
 import type { ArchFamily, Backbone, BackboneBlock, BuildContext, Pass } from "../backbone.ts";
 import { Conv, Norm, Seq } from "./layers.ts";
+import { initBackbone, pytorchDefault } from "./init.ts";
 
 /** A ShuffleNetV2 table. */
 export interface ShuffleNetV2Config {
@@ -144,7 +145,17 @@ export const SHUFFLENET_V2: ArchFamily<ShuffleNetV2Config> = {
       stagesOutChannels: [24, 244, 488, 976, 2048],
     },
   },
+  classifier: "fc",
   gateable: false,
+  /** torchvision: PyTorch's defaults, uniform(±1/√fan_in) for every weight and bias. */
+  init(backbone, rng) {
+    initBackbone(backbone, rng, {
+      convWeight: pytorchDefault,
+      convBias: pytorchDefault,
+      linearWeight: pytorchDefault,
+      linearBias: pytorchDefault,
+    });
+  },
   parse(raw: unknown, source: string): ShuffleNetV2Config {
     if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
       fail(source, `the ShuffleNetV2 config must be an object: got ${JSON.stringify(raw)}`);
