@@ -730,8 +730,13 @@ async function benchArchs(
         ": tasks/torch_arch_bench.py runs on the CPU; use --device cpu",
     );
   }
-  const backend = await ctx.device();
   const size = 224;
+  // PyTorch first: its process ends before fbp allocates (both sides of regnet_y_128gf
+  // training hold ~12 GiB, and the two together do not fit a 24 GiB machine).
+  const torch = vsTorch
+    ? await torchArchFigures(archs, { batch, size, reps: Math.min(ctx.reps, 3), threads: 2 })
+    : null;
+  const backend = await ctx.device();
   const fbp: Record<string, ArchFigures> = {};
   for (const arch of archs) {
     fbp[arch] = benchArch(backend, arch, { batch, size, reps: ctx.reps });
@@ -741,9 +746,6 @@ async function benchArchs(
       } img/s, infer ${fbp[arch].infer.toFixed(1)} img/s`,
     );
   }
-  const torch = vsTorch
-    ? await torchArchFigures(archs, { batch, size, reps: Math.min(ctx.reps, 3), threads: 2 })
-    : null;
   if (torch) {
     const header = [
       "arch",

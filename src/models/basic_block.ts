@@ -32,6 +32,24 @@ export class Downsample extends Module {
     this.conv = this.child("0", conv);
     this.bn = this.child("1", bn);
   }
+  /**
+   * A ResNet block's projection shortcut (1×1 conv with the block's stride, then BN) when the
+   * stride or the width changes, else null (the shortcut is the identity).
+   */
+  static projection(
+    cin: number,
+    cout: number,
+    stride: number,
+    keys: readonly string[],
+    rng: Rng,
+    backend?: Backend,
+  ): Downsample | null {
+    if (stride === 1 && cin === cout) return null;
+    return new Downsample(
+      new Conv2d(cin, cout, rng, { kernel: 1, stride, backend }),
+      new DatasetBatchNorm(cout, keys, backend),
+    );
+  }
   /** bn(conv(x)) with BN copy `key` (batch statistics when `training`). */
   forward(x: Tensor, key: string, training: boolean): Tensor {
     return this.bn.forward(this.conv.forward(x), key, training);
@@ -88,15 +106,8 @@ export class BasicBlock extends Module {
       new Conv2d(cout, cout, rng, { kernel: 3, padding: 1, backend }),
     );
     this.bn2 = this.child("bn2", new DatasetBatchNorm(cout, keys, backend));
-    this.downsample = stride !== 1 || cin !== cout
-      ? this.child(
-        "downsample",
-        new Downsample(
-          new Conv2d(cin, cout, rng, { kernel: 1, stride, backend }),
-          new DatasetBatchNorm(cout, keys, backend),
-        ),
-      )
-      : null;
+    const projection = Downsample.projection(cin, cout, stride, keys, rng, backend);
+    this.downsample = projection ? this.child("downsample", projection) : null;
     this.aff = opts.aff
       ? this.child("aff", new Aff(cout, keys, rng, { ...opts.aff, backend }))
       : null;

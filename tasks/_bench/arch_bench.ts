@@ -79,6 +79,8 @@ export function benchArch(
     return { train, infer: inferRate };
   } finally {
     net.dispose();
+    // Cached blocks of this architecture's sizes would otherwise stay with the next one.
+    backend.releaseCache();
   }
 }
 

@@ -5,45 +5,20 @@
  * ConvNeXt's skipped block (identity), stochastic-depth schedule and gradients.
  */
 import assert from "node:assert/strict";
-import { ReferenceBackend } from "../../src/backend/reference.ts";
 import { backward } from "../../src/autograd/tape.ts";
 import { add, mul, sum } from "../../src/ops/elementwise.ts";
 import { readSafetensors } from "../../src/io/safetensors.ts";
 import { Rng } from "../../src/random/rng.ts";
-import { scope, setDefaultBackend, type Tensor, tensor } from "../../src/tensor/tensor.ts";
+import { scope, tensor } from "../../src/tensor/tensor.ts";
 import { DatasetBatchNorm } from "../../src/nn/batch_norm.ts";
 import type { ArchFamily, Backbone, Pass } from "../../src/models/backbone.ts";
 import { CNBlock, CONVNEXT, type ConvNeXtConfig } from "../../src/models/archs/convnext.ts";
 import { SHUFFLENET_V2 } from "../../src/models/archs/shufflenet.ts";
 import { DENSENET } from "../../src/models/archs/densenet.ts";
 import { GOOGLENET } from "../../src/models/archs/googlenet.ts";
-
-const backend = new ReferenceBackend();
-setDefaultBackend(backend);
+import { build, EVAL, maxAbsDiff, randomImages } from "./_arch_helpers.ts";
 
 const FAMILIES = [CONVNEXT, SHUFFLENET_V2, DENSENET, GOOGLENET] as ArchFamily<unknown>[];
-const EVAL: Pass = { key: "a", training: false, seed: 1 };
-
-function build<C>(family: ArchFamily<C>, arch: string, config: C, seed = 1): Backbone {
-  return family.build(arch, config, { keys: ["a", "b"], rng: new Rng(seed), backend });
-}
-
-function randomImages(n: number, side: number, seed: number): Tensor {
-  const rng = new Rng(seed);
-  return tensor(Float32Array.from({ length: n * 3 * side * side }, () => rng.normal()), [
-    n,
-    3,
-    side,
-    side,
-  ]);
-}
-
-function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
 
 const SMALL_CONVNEXT: ConvNeXtConfig = {
   stages: [[16, 32, 1], [32, 64, 1], [64, 128, 2], [128, null, 1]],

@@ -6,13 +6,11 @@
  * validation.
  */
 import assert from "node:assert/strict";
-import { ReferenceBackend } from "../../src/backend/reference.ts";
 import { add, mul } from "../../src/ops/elementwise.ts";
 import { readSafetensors } from "../../src/io/safetensors.ts";
-import { Rng } from "../../src/random/rng.ts";
-import { scope, setDefaultBackend, type Tensor, tensor } from "../../src/tensor/tensor.ts";
+import { scope, tensor } from "../../src/tensor/tensor.ts";
 import { BatchNorm2d, DatasetBatchNorm } from "../../src/nn/batch_norm.ts";
-import type { ArchFamily, Backbone, Gate, Pass } from "../../src/models/backbone.ts";
+import type { ArchFamily, Gate, Pass } from "../../src/models/backbone.ts";
 import {
   MOBILENET_V2,
   MOBILENET_V3,
@@ -24,33 +22,9 @@ import {
   type MBConv,
 } from "../../src/models/archs/efficientnet.ts";
 import { REGNET, type RegNetConfig, ResBottleneckBlock } from "../../src/models/archs/regnet.ts";
-
-const backend = new ReferenceBackend();
-setDefaultBackend(backend);
+import { build, EVAL, maxAbsDiff, randomImages } from "./_arch_helpers.ts";
 
 const FAMILIES = [MOBILENET_V2, MOBILENET_V3, EFFICIENTNET, REGNET] as ArchFamily<unknown>[];
-const EVAL: Pass = { key: "a", training: false, seed: 1 };
-
-function build<C>(family: ArchFamily<C>, arch: string, config: C, seed = 1): Backbone {
-  return family.build(arch, config, { keys: ["a", "b"], rng: new Rng(seed), backend });
-}
-
-function randomImages(n: number, side: number, seed: number): Tensor {
-  const rng = new Rng(seed);
-  return tensor(Float32Array.from({ length: n * 3 * side * side }, () => rng.normal()), [
-    n,
-    3,
-    side,
-    side,
-  ]);
-}
-
-function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
 
 // Small tables of the fixtures (tasks/make_arch_fixtures.py).
 const V3_SMALL: MobileNetV3Config = {

@@ -67,15 +67,8 @@ export class Bottleneck extends Module implements ResidualUnit {
     this.bn2 = this.child("bn2", new DatasetBatchNorm(width, keys, backend));
     this.conv3 = this.child("conv3", new Conv2d(width, cout, rng, { kernel: 1, backend }));
     this.bn3 = this.child("bn3", new DatasetBatchNorm(cout, keys, backend));
-    this.downsample = stride !== 1 || cin !== cout
-      ? this.child(
-        "downsample",
-        new Downsample(
-          new Conv2d(cin, cout, rng, { kernel: 1, stride, backend }),
-          new DatasetBatchNorm(cout, keys, backend),
-        ),
-      )
-      : null;
+    const projection = Downsample.projection(cin, cout, stride, keys, rng, backend);
+    this.downsample = projection ? this.child("downsample", projection) : null;
     this.aff = aff ? this.child("aff", new Aff(cout, keys, rng, { ...aff, backend })) : null;
   }
 
