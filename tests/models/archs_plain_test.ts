@@ -7,16 +7,14 @@
 import assert from "node:assert/strict";
 import { backward } from "../../src/autograd/tape.ts";
 import { add, mul, sum } from "../../src/ops/elementwise.ts";
-import { readSafetensors } from "../../src/io/safetensors.ts";
 import { Rng } from "../../src/random/rng.ts";
 import { scope, tensor } from "../../src/tensor/tensor.ts";
-import { DatasetBatchNorm } from "../../src/nn/batch_norm.ts";
 import type { ArchFamily, Backbone, Pass } from "../../src/models/backbone.ts";
 import { CNBlock, CONVNEXT, type ConvNeXtConfig } from "../../src/models/archs/convnext.ts";
 import { SHUFFLENET_V2 } from "../../src/models/archs/shufflenet.ts";
 import { DENSENET } from "../../src/models/archs/densenet.ts";
 import { GOOGLENET } from "../../src/models/archs/googlenet.ts";
-import { build, EVAL, maxAbsDiff, randomImages } from "./_arch_helpers.ts";
+import { assertTorchvisionKeys, build, EVAL, maxAbsDiff, randomImages } from "./_arch_helpers.ts";
 
 const FAMILIES = [CONVNEXT, SHUFFLENET_V2, DENSENET, GOOGLENET] as ArchFamily<unknown>[];
 
@@ -119,34 +117,8 @@ for (
     "densenet_custom",
   ]
 ) {
-  Deno.test(`${cas}: torchvision's state-dict keys and shapes`, async () => {
-    const fx = await readSafetensors(
-      new URL(`../testdata/archs/${cas}.safetensors`, import.meta.url).pathname,
-    );
-    const family = FAMILIES.find((f) => fx.metadata.arch in f.variants)!;
-    const bb = build(
-      family,
-      fx.metadata.arch,
-      family.parse(JSON.parse(fx.metadata.archConfig), cas),
-    );
-    try {
-      const dab = new Set<string>();
-      for (const [name, m] of bb.namedModules()) if (m instanceof DatasetBatchNorm) dab.add(name);
-      const ours = new Map<string, string>();
-      for (const [key, t] of bb.stateDict()) {
-        const m = /^(.*)\.([^.]+)\.([^.]+)$/.exec(key);
-        ours.set(m && dab.has(m[1]) ? `${m[1]}.${m[3]}` : key, t.shape.join(","));
-      }
-      const theirs = new Map<string, string>(
-        (JSON.parse(fx.metadata.keys) as [string, number[]][])
-          .filter(([k]) => !k.startsWith(`${bb.classifier}.`))
-          .map(([k, s]) => [k, s.join(",")]),
-      );
-      assert.deepEqual(new Map([...ours].sort()), new Map([...theirs].sort()));
-    } finally {
-      bb.dispose();
-    }
-  });
+  Deno.test(`${cas}: torchvision's state-dict keys and shapes`, () =>
+    assertTorchvisionKeys(cas, FAMILIES));
 }
 
 Deno.test("GoogLeNet: transform_input maps ImageNet normalisation to [-1, 1]", () => {

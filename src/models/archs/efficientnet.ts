@@ -8,8 +8,8 @@
  * An MBConv with torchvision's residual connection (stride 1, same width) is gateable and
  * in training drops its residual branch per sample (stochastic depth, "row" mode) with
  * probability stochasticDepthProb · blockIndex / blocks, as torchvision does. Batch norms
- * follow torchvision's builders: eps 1e-5, momentum 0.1 for B0–B4; eps 1e-3, momentum 0.01
- * for efficientnet_b5, _b6 and _b7 (chosen by the arch name, for its custom tables too).
+ * follow torchvision's eps: 1e-5 for B0–B4, 1e-3 for efficientnet_b5, _b6 and _b7 (chosen by
+ * the arch name, for its custom tables too); momentum 0.1 (layers.ts dabNorm).
  * @module
  */
 import { add } from "../../ops/elementwise.ts";
@@ -176,9 +176,9 @@ export class EfficientNetBackbone extends Module implements Backbone {
   }
 }
 
-/** torchvision's BatchNorm settings of `arch`: B5–B7 use eps 1e-3, momentum 0.01. */
+/** torchvision's BatchNorm eps of `arch`: B5–B7 use 1e-3 (momentum: see layers.ts dabNorm). */
 export function efficientNetNorm(arch: string): NormOptions {
-  return /^efficientnet_b[567]$/.test(arch) ? { eps: 1e-3, momentum: 0.01 } : {};
+  return /^efficientnet_b[567]$/.test(arch) ? { eps: 1e-3 } : {};
 }
 
 /** The B0 table before the multipliers (torchvision's `_efficientnet_conf`). */

@@ -63,22 +63,22 @@ export interface Layer {
   run(x: Tensor, pass: Pass): Tensor;
 }
 
-/** BatchNorm2d settings torchvision varies per family (EfficientNet: eps 1e-3). */
+/** BatchNorm2d settings torchvision varies per family (MobileNetV3, EfficientNet-B5+: 1e-3). */
 export interface NormOptions {
-  /** Added to the variance (default 1e-5). */
+  /** Added to the variance (default 1e-5): part of the eval-mode function, torchvision's. */
   eps?: number;
-  /** Running-statistics momentum (default 0.1). */
-  momentum?: number;
 }
 
-/** A DAB batch norm (one copy per key of `ctx`) with torchvision's eps and momentum. */
+/**
+ * A DAB batch norm (one copy per key of `ctx`) with torchvision's eps. The running-statistics
+ * momentum is PyTorch's default 0.1 in every family: torchvision's 0.01 (MobileNetV3,
+ * EfficientNet-B5–B7) suits ImageNet's long schedules, and over this toolkit's short ones
+ * the running statistics lag the weights (mobilenet_v3_small on the default data: test
+ * ACC 37.2 % with 0.01, always the largest grade; 65.4 % with 0.1).
+ */
 export function dabNorm(channels: number, ctx: BuildContext, opts: NormOptions = {}) {
   const bn = new DatasetBatchNorm(channels, ctx.keys, ctx.backend);
-  for (const k of ctx.keys) {
-    const copy = bn.get(k);
-    copy.eps = opts.eps ?? 1e-5;
-    copy.momentum = opts.momentum ?? 0.1;
-  }
+  for (const k of ctx.keys) bn.get(k).eps = opts.eps ?? 1e-5;
   return bn;
 }
 

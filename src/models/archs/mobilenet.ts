@@ -10,7 +10,7 @@
  * - V3: `features.0` stem (3×3 stride 2, Hardswish), one block per row, the last 1×1
  *   ConvNormAct (6 × the last block's width, Hardswish) in the tail, avgpool →
  *   `classifier.0` Linear → Hardswish (both in the tail) → Dropout → `classifier.3`. Batch
- *   norms use eps 0.001, momentum 0.01 (torchvision's MobileNetV3).
+ *   norms use eps 0.001 (torchvision's MobileNetV3; momentum: see layers.ts dabNorm).
  *
  * A block is gateable where torchvision has a residual connection (stride 1, same width).
  * @module
@@ -287,7 +287,7 @@ export interface MobileNetV3Config {
 }
 
 /** MobileNetV3's batch norm settings. */
-const V3_NORM: NormOptions = { eps: 0.001, momentum: 0.01 };
+const V3_NORM: NormOptions = { eps: 0.001 };
 
 /**
  * torchvision's MobileNetV3 InvertedResidual: `block` = [expand 1×1], dw k×k, [SE], project
