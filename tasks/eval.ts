@@ -10,6 +10,7 @@ import { readSource } from "../src/data/source.ts";
 import { trainingSplit } from "../src/data/split.ts";
 import { DecodePool } from "../src/data/worker_pool.ts";
 import { loadCheckpoint } from "../src/models/checkpoint.ts";
+import { archFamily } from "../src/models/archs/registry.ts";
 import { type EvalPart, evaluateParts } from "../src/train/evaluate.ts";
 import { addGradeLabels } from "../src/train/data_setup.ts";
 import { isScoreMetrics } from "../src/train/result.ts";
@@ -33,6 +34,8 @@ split named after the source as in train's --db (SOURCE@official, @cv3, @manifes
 split without validation gets it carved out of its train list, @cv3:val=0.15).
 
   --checkpoint FILE        a checkpoint.safetensors written by deno task train
+  --arch NAME              the architecture the checkpoint must be (it names its own;
+                           e.g. mobilenet_v3_small, see deno task train --help)
   --split PART             test (default) | val | train | all; official and cv1..cv5 are
                            the test part of that shipped split (as SOURCE@official)
   --seed N                 seed of the stratified split, 0–4294967295 (the training seed;
@@ -53,6 +56,7 @@ await runNetworkCli({
   positionals: true,
   options: {
     checkpoint: { type: "string" },
+    arch: { type: "string" },
     split: { type: "string" },
     seed: { type: "string" },
     label: { type: "string", multiple: true },
@@ -68,6 +72,7 @@ await runNetworkCli({
     );
   }
   const seed = numberFlag(values.seed, "seed", SEED_RANGE) ?? 0;
+  if (values.arch !== undefined) archFamily(values.arch);
   const labels = new Map<string, string>();
   for (const l of values.label ?? []) {
     const m = /^([^=]+)=(.+)$/.exec(l);
@@ -76,6 +81,11 @@ await runNetworkCli({
   }
   const backend = await useDevice(values);
   const net = await loadCheckpoint(checkpoint, { backend });
+  if (values.arch !== undefined && values.arch !== net.config.arch) {
+    throw new Error(
+      `Cannot evaluate: "${checkpoint}" is a ${net.config.arch} network, --arch says ${values.arch}`,
+    );
+  }
   const dbs = net.config.databases;
   if (positionals.length !== dbs.length) {
     throw new Error(

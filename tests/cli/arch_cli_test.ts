@@ -123,6 +123,26 @@ Deno.test("train --arch: a baseline, AdaShare on a residual arch, and the refusa
     image,
   ]);
   assert.match(mismatch.stderr, /is a mobilenet_v3_small network, --arch says resnet18/);
+  const evalArch = await runTask("eval", [
+    "--checkpoint",
+    checkpoint,
+    "--arch",
+    "resnet34",
+    `f=${faces}`,
+  ]);
+  assert.notEqual(evalArch.code, 0);
+  assert.match(
+    evalArch.stderr,
+    /Cannot evaluate: .* is a mobilenet_v3_small network, --arch says resnet34/,
+  );
+  const evalOk = await runTask("eval", [
+    "--checkpoint",
+    checkpoint,
+    "--arch",
+    "mobilenet_v3_small",
+    `f=${faces}`,
+  ]);
+  assert.equal(evalOk.code, 0, evalOk.stderr);
 
   // AdaShare on MobileNetV2: one gate per inverted residual with a skip path.
   const ada = join(root, "mbv2-ada");
