@@ -119,6 +119,11 @@ export class MultiTaskNet extends Module {
     );
   }
 
+  /** The backend the network's parameters live on. */
+  get backend(): Backend {
+    return this.policy.logits.backend;
+  }
+
   /** Number of gated blocks (the policy's B). */
   get gateCount(): number {
     return this.gateNames.length;

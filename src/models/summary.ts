@@ -25,7 +25,7 @@ export interface ModelSummary {
 /** Counts `net`'s parameters and the multiply-adds of one image at `imageSize`. */
 export function modelSummary(net: MultiTaskNet, imageSize: number): ModelSummary {
   const params = net.weightParameters().reduce((a, t) => a + t.size, 0);
-  const backend = net.heads.parameters()[0].backend;
+  const backend = net.backend;
   const db = net.config.databases[0];
   const macs = countMacs(() =>
     noGrad(() =>

@@ -221,7 +221,7 @@ export function trainStep(
   opts: TrainStepOptions,
 ): StepStats {
   return scope(() => {
-    const backend = net.heads.parameters()[0].backend;
+    const backend = net.backend;
     const tasks: Record<string, TaskStepStats> = {};
     const lossTensors: [string, Tensor][] = [];
     const sizes = batches.map((b) => checkBatch(b, opts.losses));
@@ -295,7 +295,7 @@ export function predictBatch(
   return noGrad(() =>
     scope(() => {
       const n = images.length / (3 * size * size);
-      const x = tensor(images, [n, 3, size, size], { backend: net.heads.parameters()[0].backend });
+      const x = tensor(images, [n, 3, size, size], { backend: net.backend });
       const out = new Map<string, BatchPrediction>();
       for (
         const [task, logits] of net.forward(x, database, { gates: opts.gates, tasks: opts.tasks })

@@ -108,7 +108,7 @@ export class CNBlock extends Module {
 export class ConvNeXtBackbone extends Module implements Backbone {
   readonly arch: string;
   readonly features: number;
-  readonly classifier = "classifier.2";
+  readonly classifier: string = CONVNEXT.classifier;
   readonly blocks: BackboneBlock[] = [];
   /** features.0: Conv2dNormActivation(3, C₀, 4, stride 4, LayerNorm2d, no activation). */
   readonly stemLayers: Seq;

@@ -76,7 +76,7 @@ export class Transition extends Module {
 export class DenseNetBackbone extends Module implements Backbone {
   readonly arch: string;
   readonly features: number;
-  readonly classifier = "classifier";
+  readonly classifier: string = DENSENET.classifier;
   readonly blocks: BackboneBlock[] = [];
   readonly conv0: Conv;
   readonly norm0: Norm;

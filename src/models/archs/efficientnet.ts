@@ -123,7 +123,7 @@ export class MBConv extends Module implements BackboneBlock {
 export class EfficientNetBackbone extends Module implements Backbone {
   readonly arch: string;
   readonly features: number;
-  readonly classifier = "classifier.1";
+  readonly classifier: string = EFFICIENTNET.classifier;
   readonly blocks: MBConv[] = [];
   /** `features.0`: 3×3 stride-2 ConvNormAct, SiLU. */
   readonly first: ConvNormAct;

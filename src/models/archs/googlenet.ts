@@ -113,7 +113,7 @@ const STD = [0.229, 0.224, 0.225];
 export class GoogLeNetBackbone extends Module implements Backbone {
   readonly arch: string;
   readonly features = 1024;
-  readonly classifier = "fc";
+  readonly classifier: string = GOOGLENET.classifier;
   readonly blocks: BackboneBlock[] = [];
   readonly transformInput: boolean;
   readonly conv1: BasicConv2d;

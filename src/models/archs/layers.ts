@@ -237,11 +237,6 @@ export class Seq extends Module implements Layer {
   }
 }
 
-/** Flattens (N, C, 1, 1) after a global pool: (N, C, H, W) → (N, C) mean. */
-export function poolFlat(x: Tensor): Tensor {
-  return globalAvgPool(x);
-}
-
 /**
  * torchvision's `_make_divisible`: rounds `v` to the nearest multiple of `divisor` (at
  * least `minValue`), never more than 10 % below `v` (MobileNet and EfficientNet widths).

@@ -145,7 +145,7 @@ export class InvertedResidualV2 extends Module implements BackboneBlock {
 export class MobileNetV2Backbone extends Module implements Backbone {
   readonly arch: string;
   readonly features: number;
-  readonly classifier = "classifier.1";
+  readonly classifier: string = MOBILENET_V2.classifier;
   readonly blocks: InvertedResidualV2[] = [];
   /** `features.0`: 3×3 stride-2 ConvNormAct, ReLU6. */
   readonly first: ConvNormAct;
@@ -339,7 +339,7 @@ export class InvertedResidualV3 extends Module implements BackboneBlock {
 export class MobileNetV3Backbone extends Module implements Backbone {
   readonly arch: string;
   readonly features: number;
-  readonly classifier = "classifier.3";
+  readonly classifier: string = MOBILENET_V3.classifier;
   readonly blocks: InvertedResidualV3[] = [];
   /** `features.0`: 3×3 stride-2 ConvNormAct, Hardswish. */
   readonly first: ConvNormAct;

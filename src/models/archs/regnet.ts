@@ -205,7 +205,7 @@ export class ResBottleneckBlock extends Module implements BackboneBlock {
 export class RegNetBackbone extends Module implements Backbone {
   readonly arch: string;
   readonly features: number;
-  readonly classifier = "fc";
+  readonly classifier: string = REGNET.classifier;
   readonly blocks: ResBottleneckBlock[] = [];
   /** `stem`: 3×3 stride-2 ConvNormAct, ReLU. */
   readonly first: ConvNormAct;

@@ -89,7 +89,7 @@ export class Bottleneck extends Module implements ResidualUnit {
 export class ResNetBackbone extends Module implements Backbone {
   readonly arch: string;
   readonly features: number;
-  readonly classifier = "fc";
+  readonly classifier: string = RESNET.classifier;
   /** The stem's 7×7 stride-2 convolution. */
   readonly conv1: Conv2d;
   /** The stem's batch norm (DAB). */

@@ -71,7 +71,7 @@ export class InvertedResidual extends Module {
 export class ShuffleNetV2Backbone extends Module implements Backbone {
   readonly arch: string;
   readonly features: number;
-  readonly classifier = "fc";
+  readonly classifier: string = SHUFFLENET_V2.classifier;
   readonly blocks: BackboneBlock[] = [];
   readonly conv1: Seq;
   readonly conv5: Seq;
